@@ -1,0 +1,3 @@
+from pyc.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `pyc` command: docker's nouns, verbs and flags over pyc.engine."""

@@ -1,0 +1,22 @@
+"""The typer app: top-level verbs as docker has them, and the `image` / `container` groups."""
+
+import typer
+
+from pyc.cli import containers, images, run
+
+app = typer.Typer(
+    name="pyc",
+    help="pyc: a daemonless container engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+image_app = typer.Typer(help="Manage images.", no_args_is_help=True)
+container_app = typer.Typer(help="Manage containers.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+app.add_typer(container_app, name="container")
+
+run.register(app)
+run.register(container_app)
+images.register(app, image_app)
+containers.register(app, container_app)

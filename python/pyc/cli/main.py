@@ -1,0 +1,56 @@
+"""Entry point. `pyc run` is the hot path: it is parsed by a small parser (run.py) without
+importing typer, which alone costs more than a container start. Everything else, and any run
+line the small parser does not fully understand (--help, a bad flag), goes to the typer app."""
+
+import sys
+
+
+def fail(message: str, code: int = 125) -> int:
+    sys.stderr.write(f"pyc: {message}\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(dispatch(sys.argv[1:] if argv is None else argv))
+
+
+def dispatch(argv: list[str]) -> int:
+    from pyc.errors import PycError
+
+    try:
+        if argv[:1] == ["run"] or argv[:2] == ["container", "run"]:
+            from pyc.cli.run import fast_parse, run_container
+
+            parsed = fast_parse(argv[1:] if argv[0] == "run" else argv[2:])
+            if parsed is not None:
+                return run_container(*parsed)
+        return _typer(argv)
+    except PycError as e:
+        return fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _typer(argv: list[str]) -> int:
+    import click
+
+    from pyc.cli.app import app
+
+    try:
+        rv = app(args=argv, prog_name="pyc", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.ctx.command.get_help(e.ctx) if e.ctx else None
+        sys.stdout.write(e.ctx.get_help() + "\n" if e.ctx else "")
+        return 0
+    except click.UsageError as e:
+        hint = f" (see 'pyc {e.ctx.command_path.partition(' ')[2]} --help')".replace("pyc  ", "pyc ") if e.ctx else ""
+        return fail(f"{e.format_message()}{hint}")
+    except click.ClickException as e:
+        return fail(e.format_message())
+    except click.exceptions.Abort:
+        return 130
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    return rv if isinstance(rv, int) else 0

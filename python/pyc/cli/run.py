@@ -1,0 +1,124 @@
+"""`pyc run`: the typer command (help, errors) and the fast parser that handles the same flags
+without importing typer. tests/unit/test_cli_run.py keeps the two in step."""
+
+import sys
+from typing import Any
+
+from pyc.runtime.spec import RunOptions
+
+# flag -> (RunOptions field, takes a value, repeatable)
+FLAGS: dict[str, tuple[str, bool, bool]] = {
+    "--rm": ("remove", False, False),
+    "-i": ("interactive", False, False),
+    "--interactive": ("interactive", False, False),
+    "--read-only": ("read_only", False, False),
+    "-e": ("env", True, True),
+    "--env": ("env", True, True),
+    "--env-file": ("env_files", True, True),
+    "-w": ("workdir", True, False),
+    "--workdir": ("workdir", True, False),
+    "-u": ("user", True, False),
+    "--user": ("user", True, False),
+    "-h": ("hostname", True, False),
+    "--hostname": ("hostname", True, False),
+    "--name": ("name", True, False),
+    "--entrypoint": ("entrypoint", True, False),
+    "-v": ("volumes", True, True),
+    "--volume": ("volumes", True, True),
+    "--tmpfs": ("tmpfs", True, True),
+}
+
+
+def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
+    """(image, options), or None when the line needs the full parser (help, errors, ...)."""
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        pairs: list[tuple[str, str | None]]
+        if arg.startswith("--"):
+            flag, eq, value = arg.partition("=")
+            pairs = [(flag, value if eq else None)]
+        elif all(FLAGS.get(f"-{c}", ("", True, False))[1] is False for c in arg[1:]):
+            pairs = [(f"-{c}", None) for c in arg[1:]]  # -i, or bundled booleans
+        else:
+            pairs = [(arg[:2], arg[2:] or None)]  # -eK=V or -e K=V
+        for flag, value in pairs:
+            spec = FLAGS.get(flag)
+            if spec is None:
+                return None
+            field, takes_value, repeat = spec
+            if not takes_value:
+                if value is not None:
+                    return None
+                values[field] = True
+                continue
+            if value is None:
+                i += 1
+                if i >= len(args):
+                    return None
+                value = args[i]
+            if repeat:
+                values.setdefault(field, []).append(value)
+            else:
+                values[field] = value
+        i += 1
+    if i >= len(args):
+        return None
+    return args[i], RunOptions(args[i + 1 :], **values)
+
+
+def run_container(image: str, opts: RunOptions) -> int:
+    """Run in the foreground: stdio passed through, the container's exit code returned."""
+    from pyc.engine import CommandFailed, Engine
+
+    try:
+        sys.stdout.flush()
+        result = Engine().run(image, opts, stdin=0 if opts.interactive else None, stdout=1, stderr=2)
+    except CommandFailed as e:
+        sys.stderr.write(f"pyc: {e}\n")
+        return e.exit_code
+    return result.status
+
+
+def register(app: Any) -> None:
+    import typer
+
+    @app.command(context_settings={"allow_interspersed_args": False}, help="Run a command in a new container.")
+    def run(
+        image: str = typer.Argument(..., help="Image name, name:tag or ID."),
+        command: list[str] | None = typer.Argument(None, help="Command and arguments (default: the image's)."),
+        rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
+        interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep stdin open and pass it in."),
+        read_only: bool = typer.Option(False, "--read-only", help="Mount the container's root read-only."),
+        env: list[str] = typer.Option([], "-e", "--env", help="Set an environment variable (K=V, or K to pass pyc's)."),
+        env_file: list[str] = typer.Option([], "--env-file", help="Read environment variables from a file."),
+        workdir: str | None = typer.Option(None, "-w", "--workdir", help="Working directory inside the container."),
+        user: str | None = typer.Option(None, "-u", "--user", help="UID[:GID] or user[:group] of the image."),
+        hostname: str | None = typer.Option(None, "-h", "--hostname", help="Container host name."),
+        name: str | None = typer.Option(None, "--name", help="Assign a name to the container."),
+        entrypoint: str | None = typer.Option(None, "--entrypoint", help="Override the image's entrypoint."),
+        volume: list[str] = typer.Option([], "-v", "--volume", help="Bind mount HOST:CONTAINER[:ro|rw]."),
+        tmpfs: list[str] = typer.Option([], "--tmpfs", help="Mount a tmpfs at PATH[:options]."),
+    ) -> None:
+        opts = RunOptions(
+            command or [],
+            entrypoint=entrypoint,
+            env=env,
+            env_files=env_file,
+            workdir=workdir,
+            user=user,
+            hostname=hostname,
+            name=name,
+            read_only=read_only,
+            volumes=volume,
+            tmpfs=tmpfs,
+            interactive=interactive,
+            remove=rm,
+        )
+        raise typer.Exit(run_container(image, opts))

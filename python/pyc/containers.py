@@ -1,0 +1,173 @@
+"""Container records: containers/<id>/ holds container.json (what `ps` and `inspect` show),
+the upper and work dirs of the overlay, the mount point, and the files pyc bind-mounts into
+/etc. A name is a file names/<name> made with O_EXCL, so two commands never share one."""
+
+import json
+import os
+import time
+from typing import Any
+
+from pyc.errors import Conflict, ContainerNotFound, InvalidArgument
+from pyc.paths import Paths
+from pyc.store import atomic
+
+_ADJECTIVES = "brave calm eager fond gentle happy jolly keen lucid merry nifty proud quiet sharp sunny swift tender vivid witty zen".split()
+_NOUNS = "ada babbage curie darwin euler fermi gauss hopper jobs knuth lovelace mccarthy noether pascal ritchie shannon turing wozniak".split()
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot): tells a live pid from a reused one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+class Container:
+    __slots__ = ("data", "dir")
+
+    def __init__(self, data: dict[str, Any], directory: str) -> None:
+        self.data = data
+        self.dir = directory
+
+    @property
+    def id(self) -> str:
+        return str(self.data["Id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.data["Name"])
+
+    @property
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = self.data["State"]
+        return state
+
+    @property
+    def status(self) -> str:
+        """created, running or exited; a `running` container whose pyc process died is exited."""
+        st = self.state
+        if st["Status"] == "running":
+            pid = st.get("MonitorPid") or 0
+            if not pid or _start_time(pid) != st.get("MonitorStart"):
+                return "exited"
+        return str(st["Status"])
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.dir, *parts)
+
+    @property
+    def cgroup(self) -> str:
+        return f"pyc/{self.id}"
+
+
+class ContainerStore:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+
+    def _reserve_name(self, name: str, cid: str) -> None:
+        path = os.path.join(self.paths.names, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise Conflict(f'the container name "{name}" is already in use') from None
+        with os.fdopen(fd, "w") as f:
+            f.write(cid)
+
+    def create(self, name: str | None, record: dict[str, Any]) -> Container:
+        cid = os.urandom(32).hex()
+        if name is None:
+            pick = os.urandom(2)
+            name = f"{_ADJECTIVES[pick[0] % len(_ADJECTIVES)]}_{_NOUNS[pick[1] % len(_NOUNS)]}_{cid[:4]}"
+        elif not name or not (name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
+            raise InvalidArgument(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        os.makedirs(self.paths.names, exist_ok=True)
+        self._reserve_name(name, cid)
+        directory = self.paths.container(cid)
+        try:
+            os.makedirs(directory)
+            for sub in ("upper", "work", "rootfs"):
+                os.mkdir(os.path.join(directory, sub))
+            data = {"Id": cid, "Name": name, "Created": _now(), **record, "State": {"Status": "created", "ExitCode": 0}}
+            c = Container(data, directory)
+            self.save(c)
+        except BaseException:
+            self._forget(cid, name)
+            raise
+        return c
+
+    def save(self, c: Container) -> None:
+        atomic.write_file(c.path("container.json"), json.dumps(c.data).encode(), durable=False)
+
+    def mark_running(self, c: Container) -> None:
+        pid = os.getpid()
+        c.state.update(Status="running", StartedAt=_now(), MonitorPid=pid, MonitorStart=_start_time(pid))
+        self.save(c)
+
+    def mark_exited(self, c: Container, code: int) -> None:
+        c.state.update(Status="exited", ExitCode=code, FinishedAt=_now(), MonitorPid=None)
+        self.save(c)
+
+    def get(self, ref: str) -> Container:
+        """By name, full id or a unique id prefix."""
+        try:
+            with open(os.path.join(self.paths.names, ref)) as f:
+                return self._load(f.read().strip())
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            pass
+        if ref and all(c in "0123456789abcdef" for c in ref):
+            matches = [cid for cid in self._ids() if cid.startswith(ref)]
+            if len(matches) == 1:
+                return self._load(matches[0])
+            if len(matches) > 1:
+                raise InvalidArgument(f"container id prefix {ref} is ambiguous")
+        raise ContainerNotFound(f"no such container: {ref}")
+
+    def _ids(self) -> list[str]:
+        try:
+            return os.listdir(self.paths.containers)
+        except FileNotFoundError:
+            return []
+
+    def _load(self, cid: str) -> Container:
+        directory = self.paths.container(cid)
+        try:
+            with open(os.path.join(directory, "container.json"), "rb") as f:
+                return Container(json.loads(f.read()), directory)
+        except (FileNotFoundError, ValueError):
+            raise ContainerNotFound(f"no such container: {cid}") from None
+
+    def all(self) -> list[Container]:
+        out = []
+        for cid in self._ids():
+            try:
+                out.append(self._load(cid))
+            except ContainerNotFound:
+                continue
+        out.sort(key=lambda c: str(c.data.get("Created", "")), reverse=True)
+        return out
+
+    def remove(self, c: Container, force: bool = False) -> None:
+        import pyc_core
+
+        if c.status == "running" and not force:
+            raise Conflict(f"container {c.name} is running: stop it first, or use -f")
+        # Whatever still runs in the container's cgroup is killed with it.
+        pyc_core.remove_cgroup(c.cgroup)
+        self._forget(c.id, c.name)
+
+    def _forget(self, cid: str, name: str) -> None:
+        import pyc_core
+
+        pyc_core.remove_tree(self.paths.container(cid))
+        try:
+            os.unlink(os.path.join(self.paths.names, name))
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,191 @@
+"""The engine: what the CLI does, as a Python API. The CLI is a thin client of this module.
+
+    import pyc
+    e = pyc.Engine()
+    r = e.run("busybox", pyc.RunOptions(["echo", "hi"], remove=True))
+    assert r.status == 0 and r.stdout == b"hi\\n"
+"""
+
+import os
+from typing import Any
+
+import msgpack
+import pyc_core
+
+from pyc.containers import Container, ContainerStore
+from pyc.errors import ImageNotFound, InvalidArgument, PycError
+from pyc.paths import Paths
+from pyc.runtime.spec import RunOptions, build
+from pyc.store.images import Image, ImageStore, chain_ids
+from pyc.store.layers import lower_dirs
+
+BUILTIN_IMAGES = ("busybox", "debian")
+
+
+class RunResult:
+    """How a container ended. `stdout` / `stderr` are bytes when they were captured."""
+
+    __slots__ = ("container_id", "status", "signal", "stdout", "stderr")
+
+    def __init__(self, container_id: str, status: int, signal: int | None, stdout: bytes | None, stderr: bytes | None) -> None:
+        self.container_id = container_id
+        self.status = status
+        self.signal = signal
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __repr__(self) -> str:
+        return f"RunResult(container_id={self.container_id[:12]!r}, status={self.status})"
+
+
+class CommandFailed(PycError):
+    """The command could not be started: 127 when not found, 126 when not executable."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _hosts(hostname: str) -> str:
+    return f"127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def _resolv_conf() -> str:
+    """The host's, without loopback resolvers: the container's loopback is its own."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    keep = [ln for ln in lines if not (ln.startswith("nameserver") and ln.split()[1:2] and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
+    return "\n".join(keep) + "\n"
+
+
+class Engine:
+    def __init__(self, root: str | None = None) -> None:
+        self.paths = Paths(root)
+        self.images = ImageStore(self.paths)
+        self.containers = ContainerStore(self.paths)
+
+    # -- images ---------------------------------------------------------------------------
+
+    def image(self, ref: str) -> Image:
+        return self.images.lookup(ref)
+
+    def image_for_run(self, ref: str) -> Image:
+        """The image, bootstrapped first when it is a missing built-in (busybox, debian)."""
+        try:
+            return self.images.lookup(ref)
+        except ImageNotFound:
+            name = ref.removesuffix(":latest")
+            if name not in BUILTIN_IMAGES:
+                raise ImageNotFound(f"no such image: {ref} (built-in images: {', '.join(BUILTIN_IMAGES)}; or pyc import)") from None
+            return self.bootstrap(name)
+
+    def bootstrap(self, name: str, **kwargs: Any) -> Image:
+        from pyc.bootstrap import bootstrap
+
+        return bootstrap(self.images, name, **kwargs)
+
+    def import_image(self, source: str | int, ref: str | None, changes: dict[str, Any] | None = None) -> Image:
+        from pyc.store.importer import default_config, import_rootfs
+
+        config = default_config()
+        if changes:
+            config["config"].update(changes)
+        return import_rootfs(self.images, source, ref, config)
+
+    def tag(self, src: str, dst: str) -> None:
+        self.images.tag(src, dst)
+
+    def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        from pyc.store.gc import collect
+
+        in_use = {str(c.data.get("ImageId")) for c in self.containers.all()}
+        lines = self.images.untag_or_remove(ref, in_use, force)
+        collect(self.images, self._container_layers())
+        return lines
+
+    def _container_layers(self) -> set[str]:
+        return {layer for c in self.containers.all() for layer in c.data.get("Layers", [])}
+
+    # -- containers -----------------------------------------------------------------------
+
+    def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
+        """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
+        /dev/null (docker without -i), None for stdout/stderr captures them."""
+        img = self.image_for_run(image)
+        lowers = lower_dirs(self.images, img)
+        record = {
+            "Image": image,
+            "ImageId": img.id,
+            "Layers": chain_ids(img.diff_ids),
+            "Config": {},
+            "HostConfig": {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs},
+        }
+        c = self.containers.create(opts.name, record)
+        try:
+            return self._start(c, img, lowers, opts, stdin, stdout, stderr)
+        finally:
+            if opts.remove:
+                self.containers.remove(c, force=True)
+
+    def _start(self, c: Container, img: Image, lowers: list[str], opts: RunOptions, stdin: int | None, stdout: int | None, stderr: int | None) -> RunResult:
+        hostname = opts.hostname or c.id[:12]
+        etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
+        for name, content in etc.items():
+            with open(c.path(name), "w") as f:
+                f.write(content)
+        spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
+        c.data["Config"] = {"Cmd": spec["process"]["args"], "Env": spec["process"]["env"], "WorkingDir": spec["process"]["cwd"], "Hostname": hostname}
+        config = msgpack.packb(
+            {
+                "spec": spec,
+                "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
+                "cgroup": {"path": c.cgroup},
+            }
+        )
+        self.containers.mark_running(c)
+        code = 125
+        try:
+            r = pyc_core.run(config, stdin, stdout, stderr)
+            code = r.status
+            return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
+        except pyc_core.CommandNotFound as e:
+            code = 127
+            raise CommandFailed(str(e), 127) from None
+        except pyc_core.CommandNotExecutable as e:
+            code = 126
+            raise CommandFailed(str(e), 126) from None
+        except pyc_core.PycCoreError as e:
+            raise PycError(str(e)) from None
+        finally:
+            if not opts.remove:
+                self.containers.mark_exited(c, code)
+
+    def container(self, ref: str) -> Container:
+        return self.containers.get(ref)
+
+    def list_containers(self, all: bool = False) -> list[Container]:
+        return [c for c in self.containers.all() if all or c.status == "running"]
+
+    def remove_container(self, ref: str, force: bool = False) -> str:
+        c = self.containers.get(ref)
+        self.containers.remove(c, force)
+        return c.id
+
+    def export(self, ref: str, out_fd: int) -> None:
+        """Write the container's filesystem (image plus its changes) as a tar to `out_fd`."""
+        c = self.containers.get(ref)
+        lowers = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
+        missing = [d for d in lowers if not os.path.isdir(d)]
+        if missing:
+            raise InvalidArgument(f"container {c.name}: its files are incomplete ({missing[0]} is missing)")
+        mountpoint = os.path.join(self.paths.tmp, f"{os.getpid()}-export-{os.urandom(4).hex()}")
+        os.makedirs(mountpoint)
+        try:
+            pyc_core.export_overlay(lowers, mountpoint, out_fd)
+        except pyc_core.PycCoreError as e:
+            raise PycError(f"export {c.name}: {e}") from None
+        finally:
+            os.rmdir(mountpoint)

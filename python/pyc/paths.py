@@ -1,0 +1,30 @@
+"""Where pyc keeps things: $PYC_ROOT (the store, default /var/lib/pyc)."""
+
+import os
+
+
+class Paths:
+    __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp")
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = os.path.abspath(root or os.environ.get("PYC_ROOT") or "/var/lib/pyc")
+        self.oci = os.path.join(self.root, "oci")
+        self.blobs = os.path.join(self.oci, "blobs", "sha256")
+        self.layers = os.path.join(self.root, "layers")
+        self.containers = os.path.join(self.root, "containers")
+        self.names = os.path.join(self.root, "names")
+        self.tmp = os.path.join(self.root, "tmp")
+
+    def blob(self, digest: str) -> str:
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            from pyc.errors import BadImage
+
+            raise BadImage(f"invalid digest {digest!r}")
+        return os.path.join(self.blobs, hexpart)
+
+    def layer(self, chain_id: str) -> str:
+        return os.path.join(self.layers, chain_id.partition(":")[2])
+
+    def container(self, cid: str) -> str:
+        return os.path.join(self.containers, cid)

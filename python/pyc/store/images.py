@@ -1,0 +1,231 @@
+"""Images in the OCI layout: index.json names manifests (annotation ref.name = `name:tag`),
+each manifest names a config and its layers. The image ID is the config digest, as in docker."""
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pyc.errors import BadImage, Conflict, ImageNotFound
+from pyc.paths import Paths
+from pyc.store import atomic
+from pyc.store.refs import normalize, with_tag
+
+REF_NAME = "org.opencontainers.image.ref.name"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+class Image:
+    """A resolved image: its manifest and config, read from blobs."""
+
+    __slots__ = ("manifest_digest", "manifest", "config_digest", "config", "refs")
+
+    def __init__(self, manifest_digest: str, manifest: dict[str, Any], config: dict[str, Any], refs: list[str]) -> None:
+        self.manifest_digest = manifest_digest
+        self.manifest = manifest
+        self.config_digest: str = manifest["config"]["digest"]
+        self.config = config
+        self.refs = refs
+
+    @property
+    def id(self) -> str:
+        return self.config_digest
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list(self.config.get("rootfs", {}).get("diff_ids", []))
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("layers", []))
+
+    @property
+    def size(self) -> int:
+        return sum(int(layer.get("size", 0)) for layer in self.layers)
+
+    @property
+    def run_config(self) -> dict[str, Any]:
+        """The `config` part of the image config: Env, Cmd, Entrypoint, WorkingDir, User."""
+        return dict(self.config.get("config") or {})
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """OCI chain ids: a layer's identity together with everything under it."""
+    import hashlib
+
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out
+
+
+class ImageStore:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.index_path = os.path.join(paths.oci, "index.json")
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def ensure_layout(self) -> None:
+        for d in (self.paths.blobs, self.paths.layers, self.paths.containers, self.paths.names, self.paths.tmp):
+            os.makedirs(d, exist_ok=True)
+        layout = os.path.join(self.paths.oci, "oci-layout")
+        if not os.path.exists(layout):
+            atomic.write_file(layout, b'{"imageLayoutVersion":"1.0.0"}')
+        if not os.path.exists(self.index_path):
+            self._write_index({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []})
+
+    def lock(self) -> Any:
+        os.makedirs(self.paths.oci, exist_ok=True)
+        return atomic.locked(os.path.join(self.paths.root, "store.lock"))
+
+    def _read_index(self) -> dict[str, Any]:
+        try:
+            with open(self.index_path, "rb") as f:
+                index: dict[str, Any] = json.loads(f.read())
+        except FileNotFoundError:
+            return {"schemaVersion": 2, "manifests": []}
+        except ValueError as e:
+            raise BadImage(f"store index {self.index_path} is corrupt: {e}") from None
+        return index
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        atomic.write_file(self.index_path, json.dumps(index, indent=None, separators=(",", ":")).encode())
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            with open(self.paths.blob(digest), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise BadImage(f"blob {digest} is missing from the store") from None
+
+    def read_json_blob(self, digest: str) -> dict[str, Any]:
+        try:
+            value: dict[str, Any] = json.loads(self.read_blob(digest))
+        except ValueError as e:
+            raise BadImage(f"blob {digest} is not valid JSON: {e}") from None
+        return value
+
+    def write_blob(self, data: bytes) -> tuple[str, int]:
+        import hashlib
+
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        path = self.paths.blob(digest)
+        if not os.path.exists(path):
+            atomic.write_file(path, data)
+        return digest, len(data)
+
+    def has_blob(self, digest: str) -> bool:
+        return os.path.exists(self.paths.blob(digest))
+
+    # -- names ----------------------------------------------------------------------------
+
+    def _manifest_entries(self) -> list[dict[str, Any]]:
+        return list(self._read_index().get("manifests", []))
+
+    def lookup(self, ref: str) -> Image:
+        """An image by `name[:tag]`, by ID (config digest, or a prefix of 12+ hex digits) or by
+        manifest digest."""
+        entries = self._manifest_entries()
+        wanted = with_tag(ref)
+        for e in entries:
+            if e.get("annotations", {}).get(REF_NAME) == wanted:
+                return self._load(e["digest"], entries)
+        hexpart = ref.removeprefix("sha256:")
+        if len(hexpart) >= 12 and all(c in "0123456789abcdef" for c in hexpart):
+            for e in entries:
+                if e["digest"].removeprefix("sha256:").startswith(hexpart):
+                    return self._load(e["digest"], entries)
+                img = self._load(e["digest"], entries)
+                if img.id.removeprefix("sha256:").startswith(hexpart):
+                    return img
+        raise ImageNotFound(f"no such image: {ref}")
+
+    def _load(self, manifest_digest: str, entries: list[dict[str, Any]]) -> Image:
+        manifest = self.read_json_blob(manifest_digest)
+        try:
+            config = self.read_json_blob(manifest["config"]["digest"])
+        except (KeyError, TypeError):
+            raise BadImage(f"manifest {manifest_digest} has no config") from None
+        refs = [e["annotations"][REF_NAME] for e in entries if e["digest"] == manifest_digest and REF_NAME in e.get("annotations", {})]
+        return Image(manifest_digest, manifest, config, refs)
+
+    def all(self) -> Iterator[Image]:
+        entries = self._manifest_entries()
+        seen: set[str] = set()
+        for e in entries:
+            if e["digest"] not in seen:
+                seen.add(e["digest"])
+                yield self._load(e["digest"], entries)
+
+    def add(self, config: dict[str, Any], layers: list[tuple[str, int]], ref: str | None) -> Image:
+        """Write config and manifest for layers already in the store (digest, size), and name it.
+        Under the store lock, so a concurrent collection never sees blobs without their index."""
+        with self.lock():
+            cfg_digest, cfg_size = self.write_blob(json.dumps(config, separators=(",", ":")).encode())
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": {"mediaType": CONFIG, "digest": cfg_digest, "size": cfg_size},
+                "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": s} for d, s in layers],
+            }
+            m_digest, m_size = self.write_blob(json.dumps(manifest, separators=(",", ":")).encode())
+            index = self._read_index()
+            entries = index.setdefault("manifests", [])
+            full = normalize(ref) if ref else None
+            if full:
+                self._drop_ref(entries, full)
+            entry: dict[str, Any] = {"mediaType": MANIFEST, "digest": m_digest, "size": m_size}
+            if full:
+                entry["annotations"] = {REF_NAME: full}
+            if full or not any(e["digest"] == m_digest for e in entries):
+                entries.append(entry)
+            self._write_index(index)
+        return self._load(m_digest, self._manifest_entries())
+
+    @staticmethod
+    def _drop_ref(entries: list[dict[str, Any]], full: str) -> None:
+        entries[:] = [e for e in entries if e.get("annotations", {}).get(REF_NAME) != full]
+
+    def tag(self, src: str, dst: str) -> None:
+        img = self.lookup(src)
+        full = normalize(dst)
+        with self.lock():
+            index = self._read_index()
+            entries = index.setdefault("manifests", [])
+            self._drop_ref(entries, full)
+            size = len(self.read_blob(img.manifest_digest))
+            entries.append({"mediaType": MANIFEST, "digest": img.manifest_digest, "size": size, "annotations": {REF_NAME: full}})
+            self._write_index(index)
+
+    def untag_or_remove(self, ref: str, in_use: set[str], force: bool = False) -> list[str]:
+        """Remove one name; when it was the image's last name (or `ref` is an ID), remove the
+        image. Returns lines like docker's `Untagged: ...` / `Deleted: ...`."""
+        img = self.lookup(ref)
+        wanted = with_tag(ref)
+        out: list[str] = []
+        with self.lock():
+            index = self._read_index()
+            entries = index.setdefault("manifests", [])
+            by_name = wanted in img.refs
+            if by_name and len(img.refs) > 1:
+                self._drop_ref(entries, wanted)
+                self._write_index(index)
+                return [f"Untagged: {wanted}"]
+            if not by_name and len(img.refs) > 1 and not force:
+                raise Conflict(f"image {ref} is referenced by several names ({', '.join(img.refs)}): remove them by name, or use -f")
+            if img.id in in_use and not force:
+                raise Conflict(f"image {ref} is in use by a container: remove the container first, or use -f")
+            out += [f"Untagged: {r}" for r in img.refs]
+            entries[:] = [e for e in entries if e["digest"] != img.manifest_digest]
+            self._write_index(index)
+            out.append(f"Deleted: {img.id}")
+        return out
+
+    def now(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,59 @@
+"""`pyc import`: a rootfs tarball (plain, gzip, zstd), a directory, or stdin into a one-layer image."""
+
+import os
+import platform
+from typing import Any
+
+from pyc.errors import InvalidArgument
+from pyc.store.images import Image, ImageStore
+from pyc.store.layers import commit_layer, temp_dir
+from pyc.store.refs import normalize
+
+
+def default_config(run_config: dict[str, Any] | None = None, created_by: str = "pyc import") -> dict[str, Any]:
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return {
+        "architecture": arch,
+        "os": "linux",
+        "config": run_config or {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": [{"created_by": created_by}],
+    }
+
+
+def import_rootfs(store: ImageStore, source: str | int, ref: str | None, config: dict[str, Any] | None = None, deterministic: bool = False) -> Image:
+    """Import `source` (a path to a tar or a directory, or an fd to read a tar from) as a new
+    image named `ref`. Nothing lands in the store unless all of it checks out."""
+    import pyc_core
+
+    if ref is not None:
+        ref = normalize(ref)
+    if isinstance(source, str) and not os.path.exists(source):
+        raise InvalidArgument(f"{source}: no such file or directory")
+    store.ensure_layout()
+    with temp_dir(store) as tmp:
+        layer_dir = os.path.join(tmp, "layer")
+        blob = os.path.join(tmp, "blob")
+        os.mkdir(layer_dir)
+        if isinstance(source, str) and os.path.isdir(source):
+            # A directory is written as the layer tar first, then unpacked from it like any tar.
+            pyc_core.tar_directory(source, blob, deterministic)
+            diff_id, size = pyc_core.unpack_layer(blob, layer_dir)
+        else:
+            try:
+                diff_id, size = pyc_core.unpack_layer(source, layer_dir, blob)
+            except pyc_core.ArchiveError as e:
+                raise InvalidArgument(f"cannot import {_name(source)}: {e}") from None
+        cfg = config if config is not None else default_config()
+        cfg["rootfs"] = {"type": "layers", "diff_ids": [diff_id]}
+        cfg.setdefault("created", store.now())
+        with store.lock():
+            target = store.paths.blob(diff_id)
+            if not os.path.exists(target):
+                os.rename(blob, target)
+            commit_layer(store, layer_dir, diff_id)
+            return store.add(cfg, [(diff_id, size)], ref)
+
+
+def _name(source: str | int) -> str:
+    return "standard input" if isinstance(source, int) else source

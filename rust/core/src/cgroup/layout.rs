@@ -1,0 +1,46 @@
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    V2 { root: PathBuf },
+    /// One directory per v1 hierarchy (cpu, memory, pids, name=systemd, ...).
+    V1 { hierarchies: Vec<PathBuf> },
+}
+
+fn fs_magic(p: &Path) -> Option<i64> {
+    nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type().0 as i64)
+}
+
+impl Layout {
+    pub fn detect(root: &Path) -> Result<Layout> {
+        if fs_magic(root) == Some(CGROUP2_SUPER_MAGIC) {
+            return Ok(Layout::V2 { root: root.to_path_buf() });
+        }
+        let mut hierarchies = Vec::new();
+        let entries = std::fs::read_dir(root).map_err(|e| Error::io("read", root, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Co-mounted controllers show up twice (cpu -> cpu,cpuacct): skip the links.
+            if entry.file_type().map(|t| t.is_symlink()).unwrap_or(true) {
+                continue;
+            }
+            if fs_magic(&path) == Some(CGROUP_SUPER_MAGIC) {
+                hierarchies.push(path);
+            }
+        }
+        if hierarchies.is_empty() {
+            return Err(Error::Cgroup { path: root.to_path_buf(), message: "no cgroup v1 or v2 mount found".into() });
+        }
+        hierarchies.sort();
+        Ok(Layout::V1 { hierarchies })
+    }
+
+    pub fn is_v2(&self) -> bool {
+        matches!(self, Layout::V2 { .. })
+    }
+}

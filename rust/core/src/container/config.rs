@@ -1,0 +1,47 @@
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Everything one container start needs, as Python sends it (msgpack): an OCI runtime spec
+/// (config.json shape) plus what the spec has no words for, the overlay and the cgroup.
+#[derive(Debug, Deserialize)]
+pub struct RunConfig {
+    pub spec: oci_spec::runtime::Spec,
+    pub rootfs: Overlay,
+    #[serde(default)]
+    pub cgroup: Option<CgroupConfig>,
+}
+
+/// The union mount of the container: read-only image layers under a private upper dir.
+/// It is mounted on `spec.root.path` inside the container's own mount namespace.
+#[derive(Debug, Deserialize)]
+pub struct Overlay {
+    /// Top-most layer first, as overlayfs wants them.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// Skip syncs of the upper dir: for containers that are thrown away (`--rm`).
+    #[serde(default)]
+    pub volatile: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CgroupConfig {
+    /// Where cgroupfs is mounted; a parameter so tests can use a plain directory tree.
+    #[serde(default = "default_cgroup_root")]
+    pub root: PathBuf,
+    /// Relative to each hierarchy, e.g. `pyc/<id>`.
+    pub path: String,
+}
+
+fn default_cgroup_root() -> PathBuf {
+    PathBuf::from("/sys/fs/cgroup")
+}
+
+impl RunConfig {
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Self> {
+        rmp_serde::from_slice(bytes).map_err(|e| Error::InvalidConfig(e.to_string()))
+    }
+}

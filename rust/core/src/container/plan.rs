@@ -1,0 +1,295 @@
+//! The plan: a container's spec turned, in the parent, into ready-made syscall arguments, so
+//! the child side allocates nothing and only makes calls (see child.rs for why).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::mount::MsFlags;
+use nix::sys::stat::SFlag;
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+
+use super::caps;
+use super::config::{Overlay, RunConfig};
+use super::mount_opts;
+use super::target::{InRoot, Leaf};
+use crate::error::{Error, Result};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug)]
+pub struct MountStep {
+    pub target: InRoot,
+    pub leaf: Leaf,
+    pub source: CString,
+    pub fstype: CString,
+    pub flags: MsFlags,
+    pub data: CString,
+    pub remount: Option<MsFlags>,
+    pub propagation: MsFlags,
+}
+
+#[derive(Debug)]
+pub struct Caps {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub last_cap: u32,
+}
+
+#[derive(Debug)]
+pub struct Exec {
+    /// The command as the user wrote it, for messages.
+    pub name: String,
+    /// Where to look for it: the name itself if it has a `/`, else each `$PATH` entry.
+    pub candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    /// Namespaces created by clone itself.
+    pub clone_flags: u64,
+    /// The cgroup namespace is made after the parent put the child in its cgroup, so that the
+    /// container sees that cgroup as its root.
+    pub cgroup_ns: bool,
+    pub net_ns: bool,
+    pub rootfs: CString,
+    pub overlay: CString,
+    pub mounts: Vec<MountStep>,
+    pub links: Vec<(CString, InRoot)>,
+    pub cwd: CString,
+    pub cwd_in_root: InRoot,
+    pub masked: Vec<CString>,
+    pub readonly: Vec<CString>,
+    pub readonly_root: bool,
+    pub hostname: Option<CString>,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    pub caps: Option<Caps>,
+    pub no_new_privs: bool,
+    pub exec: Exec,
+}
+
+fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::InvalidConfig(format!("{what} contains a NUL byte")))
+}
+
+fn path_cstring(what: &str, p: &Path) -> Result<CString> {
+    cstring(what, p.as_os_str().as_bytes())
+}
+
+fn in_root(p: &str) -> Result<InRoot> {
+    InRoot::new(p).map_err(Error::InvalidConfig)
+}
+
+/// overlayfs mount data; lower dirs top-most first.
+pub fn overlay_data(o: &Overlay) -> Result<CString> {
+    if o.lower.is_empty() {
+        return Err(Error::InvalidConfig("the image has no layers".into()));
+    }
+    let mut data = b"lowerdir=".to_vec();
+    for (i, l) in o.lower.iter().enumerate() {
+        let bytes = l.as_os_str().as_bytes();
+        if bytes.iter().any(|b| matches!(b, b':' | b',')) {
+            return Err(Error::InvalidConfig(format!("layer path {} contains ':' or ','", l.display())));
+        }
+        if i > 0 {
+            data.push(b':');
+        }
+        data.extend_from_slice(bytes);
+    }
+    data.extend_from_slice(b",upperdir=");
+    data.extend_from_slice(o.upper.as_os_str().as_bytes());
+    data.extend_from_slice(b",workdir=");
+    data.extend_from_slice(o.work.as_os_str().as_bytes());
+    if o.volatile {
+        data.extend_from_slice(b",volatile");
+    }
+    // The kernel takes at most one page of mount data.
+    if data.len() >= 4096 {
+        return Err(Error::InvalidConfig("too many layers for one overlay mount".into()));
+    }
+    cstring("overlay options", data)
+}
+
+fn namespace_flags(spec: &Spec) -> Result<(u64, bool, bool)> {
+    let mut flags = 0u64;
+    let (mut cgroup_ns, mut net_ns) = (false, false);
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    for ns in namespaces {
+        if ns.path().is_some() {
+            return Err(Error::InvalidConfig("joining an existing namespace is not supported by run".into()));
+        }
+        flags |= match ns.typ() {
+            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => {
+                net_ns = true;
+                libc::CLONE_NEWNET
+            }
+            LinuxNamespaceType::Cgroup => {
+                cgroup_ns = true;
+                0
+            }
+            other => return Err(Error::InvalidConfig(format!("{other:?} namespaces are not supported yet"))),
+        } as u64;
+    }
+    if flags & libc::CLONE_NEWNS as u64 == 0 {
+        return Err(Error::InvalidConfig("a container needs its own mount namespace".into()));
+    }
+    Ok((flags, cgroup_ns, net_ns))
+}
+
+fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<(CString, InRoot)>)> {
+    let mut steps = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let dest = m.destination().to_string_lossy().into_owned();
+        let fstype = m.typ().clone().unwrap_or_default();
+        let opts = mount_opts::parse(m.options().as_deref().unwrap_or_default());
+        let source = m.source().as_ref().map(|s| s.as_os_str().as_bytes().to_vec()).unwrap_or_else(|| fstype.clone().into_bytes());
+        let bind = opts.is_bind() || fstype == "bind";
+        // A bind mount of a file needs a file to mount on; every other mount, a directory.
+        let leaf = if bind && std::fs::metadata(std::ffi::OsStr::from_bytes(&source)).map(|md| !md.is_dir()).unwrap_or(false) {
+            Leaf::File
+        } else {
+            Leaf::Dir
+        };
+        let mut flags = opts.flags;
+        if bind {
+            flags |= MsFlags::MS_BIND;
+        }
+        steps.push(MountStep {
+            target: in_root(&dest)?,
+            leaf,
+            source: cstring("mount source", source)?,
+            fstype: cstring("mount type", if bind { String::new() } else { fstype })?,
+            remount: if bind { opts.bind_remount_flags() } else { None },
+            flags: if bind { MsFlags::MS_BIND | (flags & MsFlags::MS_REC) } else { flags },
+            data: cstring("mount options", opts.data)?,
+            propagation: opts.propagation,
+        });
+    }
+
+    let mut links = Vec::new();
+    let devices = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
+    for d in devices {
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            LinuxDeviceType::A => return Err(Error::InvalidConfig("device type 'a' cannot be created".into())),
+        };
+        let dev = libc::makedev(d.major() as u32, d.minor() as u32);
+        let perm = d.file_mode().unwrap_or(0o666);
+        // Devices are steps without a mount: ensure() makes the node and nothing is mounted.
+        steps.push(MountStep {
+            target: in_root(&d.path().to_string_lossy())?,
+            leaf: Leaf::Node { kind, perm, dev },
+            source: CString::default(),
+            fstype: CString::default(),
+            flags: MsFlags::empty(),
+            data: CString::default(),
+            remount: None,
+            propagation: MsFlags::empty(),
+        });
+    }
+    // What every /dev has; not devices, so the OCI spec leaves them to the runtime.
+    for (target, link) in [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx")] {
+        links.push((cstring("link", target)?, in_root(link)?));
+    }
+    Ok((steps, links))
+}
+
+fn exec_of(spec: &Spec) -> Result<(Exec, u32, u32, Vec<u32>, CString, InRoot, Option<Caps>, bool)> {
+    let process = spec.process().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no process".into()))?;
+    let args = process.args().clone().unwrap_or_default();
+    let name = args.first().cloned().ok_or_else(|| Error::InvalidConfig("no command given and the image has none".into()))?;
+    let env = process.env().clone().unwrap_or_default();
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let candidates = if name.contains('/') {
+        vec![cstring("command", name.as_str())?]
+    } else if name.is_empty() {
+        vec![]
+    } else {
+        path.split(':').filter(|d| !d.is_empty()).map(|d| cstring("command", format!("{}/{name}", d.trim_end_matches('/')))).collect::<Result<_>>()?
+    };
+    if process.rlimits().as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(Error::InvalidConfig("rlimits are not supported yet".into()));
+    }
+    let caps = match process.capabilities() {
+        None => None,
+        Some(c) => {
+            let set = |s: &Option<oci_spec::runtime::Capabilities>| -> Result<u64> {
+                let names: Vec<String> = s.iter().flatten().map(|c| c.to_string()).collect();
+                caps::mask(&names).map_err(Error::InvalidConfig)
+            };
+            Some(Caps {
+                bounding: set(c.bounding())?,
+                effective: set(c.effective())?,
+                permitted: set(c.permitted())?,
+                inheritable: set(c.inheritable())?,
+                last_cap: caps::last_cap(),
+            })
+        }
+    };
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    if !cwd.starts_with('/') {
+        return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
+    }
+    let user = process.user();
+    let exec = Exec {
+        name,
+        candidates,
+        argv: args.into_iter().map(|a| cstring("argument", a)).collect::<Result<_>>()?,
+        env: env.into_iter().map(|e| cstring("environment", e)).collect::<Result<_>>()?,
+    };
+    Ok((
+        exec,
+        user.uid(),
+        user.gid(),
+        user.additional_gids().clone().unwrap_or_default(),
+        cstring("working directory", cwd.as_str())?,
+        in_root(&cwd)?,
+        caps,
+        process.no_new_privileges().unwrap_or(false),
+    ))
+}
+
+impl Plan {
+    pub fn build(cfg: &RunConfig) -> Result<Plan> {
+        let spec = &cfg.spec;
+        let root = spec.root().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no root".into()))?;
+        let (clone_flags, cgroup_ns, net_ns) = namespace_flags(spec)?;
+        let (mounts, links) = mount_steps(spec)?;
+        let (exec, uid, gid, groups, cwd, cwd_in_root, caps, no_new_privs) = exec_of(spec)?;
+        let linux = spec.linux().as_ref();
+        let paths = |v: Option<&Vec<String>>| -> Result<Vec<CString>> { v.into_iter().flatten().map(|p| cstring("path", p.as_str())).collect() };
+        Ok(Plan {
+            clone_flags,
+            cgroup_ns,
+            net_ns,
+            rootfs: path_cstring("root path", root.path())?,
+            overlay: overlay_data(&cfg.rootfs)?,
+            mounts,
+            links,
+            cwd,
+            cwd_in_root,
+            masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
+            readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
+            readonly_root: root.readonly().unwrap_or(false),
+            hostname: spec.hostname().as_deref().map(|h| cstring("hostname", h)).transpose()?,
+            uid,
+            gid,
+            groups,
+            caps,
+            no_new_privs,
+            exec,
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! The parent's side of a container start: cgroup, clone, release the child, report a failed
+//! start, then wait while forwarding signals and, if asked, collecting output.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, pthread_sigmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{pipe2, Pid};
+
+use super::child::{child_main, ChildFds, Failure, Step};
+use super::config::RunConfig;
+use super::plan::Plan;
+use crate::cgroup::Cgroup;
+use crate::error::{Error, Result};
+use crate::sys::{clone_fork, Forked};
+
+/// Where a container's stdout or stderr goes.
+pub enum Output {
+    /// An fd of the caller's, passed through as it is.
+    Fd(RawFd),
+    /// Collected and returned in the Outcome.
+    Capture,
+}
+
+pub struct Stdio {
+    /// None: /dev/null, as docker does without `-i`.
+    pub stdin: Option<RawFd>,
+    pub stdout: Output,
+    pub stderr: Output,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub pid: i32,
+    /// The exit code as a shell reports it: the code, or 128 + the signal that killed it.
+    pub status: i32,
+    pub signal: Option<i32>,
+    pub stdout: Option<Vec<u8>>,
+    pub stderr: Option<Vec<u8>>,
+}
+
+/// Signals a user sends to pyc that belong to the container.
+const FORWARDED: [Signal; 7] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
+
+fn forwarded_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))
+}
+
+/// Restores the caller's signal mask however run() ends.
+struct MaskGuard(SigSet);
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
+    }
+}
+
+/// Start the container and wait for it. Blocking: the binding releases the GIL around it.
+pub fn run(cfg: &RunConfig, stdio: Stdio) -> Result<Outcome> {
+    let plan = Plan::build(cfg)?;
+    let cgroup = match &cfg.cgroup {
+        Some(c) => Some(Cgroup::create(&c.root, &c.path)?),
+        None => None,
+    };
+    let result = start_and_wait(&plan, cgroup.as_ref(), stdio);
+    if let Some(cg) = cgroup {
+        let removed = cg.remove();
+        if result.is_ok() {
+            removed?;
+        }
+    }
+    result
+}
+
+fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<Outcome> {
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let devnull;
+    let stdin = match stdio.stdin {
+        Some(fd) => fd,
+        None => {
+            devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| Error::sys("open /dev/null", e))?;
+            devnull.as_raw_fd()
+        }
+    };
+    let mut captures: Vec<(usize, OwnedFd)> = Vec::new();
+    let mut child_ends: Vec<OwnedFd> = Vec::new();
+    let mut out_fds = [-1; 2];
+    for (i, out) in [&stdio.stdout, &stdio.stderr].into_iter().enumerate() {
+        out_fds[i] = match out {
+            Output::Fd(fd) => *fd,
+            Output::Capture => {
+                let (r, w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| Error::sys("pipe", e))?;
+                // The write end must block in the container: only our end is non-blocking.
+                nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| Error::sys("fcntl", e))?;
+                let raw = w.as_raw_fd();
+                captures.push((i, r));
+                child_ends.push(w);
+                raw
+            }
+        };
+    }
+
+    // Block the forwarded signals before the clone so none is lost between clone and wait;
+    // the child unblocks them right before exec.
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), Some(&mut old)).map_err(|e| Error::sys("sigprocmask", e))?;
+    let _mask = MaskGuard(old);
+    let sigfd = SignalFd::with_flags(&forwarded_set(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| Error::sys("signalfd", e))?;
+
+    let fds = ChildFds {
+        sync_read: sync_r.as_raw_fd(),
+        error_write: err_w.as_raw_fd(),
+        close: [sync_w.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), -1],
+        stdio: [stdin, out_fds[0], out_fds[1]],
+    };
+    let cgroup_fd = cgroup.and_then(|c| c.clone_fd());
+    let (forked, joined) = unsafe { clone_fork(plan.clone_flags, cgroup_fd) }.map_err(|e| Error::sys("clone", e))?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => child_main(plan, &fds),
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop((sync_r, err_w, child_ends));
+    let child = Pid::from_raw(pid);
+
+    let released = (|| -> Result<()> {
+        if let (Some(cg), false) = (cgroup, joined) {
+            cg.add(pid)?;
+        }
+        nix::unistd::write(&sync_w, &[1u8]).map_err(|e| Error::sys("release container", e))?;
+        Ok(())
+    })();
+    if let Err(e) = released {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        return Err(e);
+    }
+    drop(sync_w);
+
+    // The error pipe is close-on-exec: EOF means the command started, data means it did not.
+    let mut buf = [0u8; Failure::SIZE];
+    let n = read_full(err_r.as_raw_fd(), &mut buf);
+    drop(err_r);
+    if n == Failure::SIZE {
+        let _ = waitpid(child, None);
+        return Err(failure_error(plan, Failure::decode(&buf)));
+    }
+
+    wait(child, &pidfd, &sigfd, captures)
+}
+
+fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, OwnedFd)>) -> Result<Outcome> {
+    let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
+    let mut open: Vec<(usize, OwnedFd)> = captures;
+    for (i, _) in &open {
+        outputs[*i] = Some(Vec::new());
+    }
+    let mut status: Option<WaitStatus> = None;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while status.is_none() || !open.is_empty() {
+        let mut pfds = Vec::with_capacity(2 + open.len());
+        if status.is_none() {
+            pfds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+            pfds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+        }
+        for (_, fd) in &open {
+            pfds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut pfds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        let ready: Vec<bool> = pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
+        drop(pfds);
+        let mut k = 0;
+        if status.is_none() {
+            if ready[1] {
+                while let Ok(Some(info)) = sigfd.read_signal() {
+                    let _ = nix::sys::signal::kill(child, Signal::try_from(info.ssi_signo as i32).ok());
+                }
+            }
+            if ready[0] {
+                status = Some(waitpid(child, None).map_err(|e| Error::sys("wait", e))?);
+            }
+            k = 2;
+        }
+        let mut still = Vec::with_capacity(open.len());
+        for (j, (i, fd)) in open.into_iter().enumerate() {
+            if !ready[k + j] {
+                still.push((i, fd));
+                continue;
+            }
+            match nix::unistd::read(&fd, &mut chunk) {
+                Ok(0) => {}
+                Ok(n) => {
+                    outputs[i].as_mut().unwrap().extend_from_slice(&chunk[..n]);
+                    still.push((i, fd));
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => still.push((i, fd)),
+                Err(e) => return Err(Error::sys("read output", e)),
+            }
+        }
+        open = still;
+    }
+    let (status, signal) = match status.unwrap() {
+        WaitStatus::Exited(_, code) => (code, None),
+        WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
+        other => return Err(Error::Sys(format!("unexpected wait status {other:?}"))),
+    };
+    let [stdout, stderr] = outputs;
+    Ok(Outcome { pid: child.as_raw(), status, signal, stdout, stderr })
+}
+
+fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
+    let Some(f) = f else { return Error::Start("the container reported an unknown failure".into()) };
+    let errno = Errno::from_raw(f.errno).desc().to_lowercase();
+    let i = f.index as usize;
+    let mount_name = || plan.mounts.get(i).map(|m| m.target.display.clone()).unwrap_or_default();
+    let what = match f.step {
+        Step::NotFound => return Error::CommandNotFound(plan.exec.name.clone()),
+        Step::NotExecutable => return Error::CommandNotExecutable(plan.exec.name.clone()),
+        Step::Exec => format!("exec {}", plan.exec.name),
+        Step::Overlay => "mount the image (overlay)".to_string(),
+        Step::MountTarget => format!("create mount point {}", mount_name()),
+        Step::Mount | Step::Remount | Step::MountPropagation => format!("mount {}", mount_name()),
+        Step::Workdir => format!("create working directory {}", plan.cwd_in_root.display),
+        Step::Chdir => format!("change to working directory {}", plan.cwd_in_root.display),
+        Step::Masked => format!("mask {}", plan.masked.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
+        Step::Readonly => format!("make {} read-only", plan.readonly.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
+        Step::Uid => format!("set user {}", plan.uid),
+        Step::Gid | Step::Groups => format!("set group {}", plan.gid),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    Error::Start(format!("{what}: {errno}"))
+}
+
+impl From<RawFd> for Output {
+    fn from(fd: RawFd) -> Self {
+        Output::Fd(fd)
+    }
+}
+

@@ -1,0 +1,153 @@
+//! The `pyc_core` Python module: thin wrappers over the pyc-core crate. Every blocking call goes
+//! through `blocking`, which releases the GIL; every error becomes one Python exception class.
+
+mod errors;
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use errors::{blocking, into_py};
+use pyc_core::container::{self, Output, RunConfig, Stdio};
+use pyc_core::layer;
+
+/// What a container left when it ended.
+#[pyclass(frozen, get_all, module = "pyc_core")]
+struct RunResult {
+    pid: i32,
+    /// The exit code as a shell shows it: the code, or 128 + the signal that killed it.
+    status: i32,
+    signal: Option<i32>,
+    stdout: Option<Py<PyBytes>>,
+    stderr: Option<Py<PyBytes>>,
+}
+
+#[pymethods]
+impl RunResult {
+    fn __repr__(&self) -> String {
+        format!("RunResult(pid={}, status={}, signal={:?})", self.pid, self.status, self.signal)
+    }
+}
+
+fn output(fd: Option<RawFd>) -> Output {
+    fd.map(Output::Fd).unwrap_or(Output::Capture)
+}
+
+/// Start a container from a msgpack run config and wait for it. `stdin` None is /dev/null;
+/// `stdout` / `stderr` None are captured and returned.
+#[pyfunction]
+#[pyo3(signature = (config, stdin=None, stdout=None, stderr=None))]
+fn run(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<RawFd>, stderr: Option<RawFd>) -> PyResult<RunResult> {
+    let cfg = RunConfig::from_msgpack(config).map_err(into_py)?;
+    let stdio = Stdio { stdin, stdout: output(stdout), stderr: output(stderr) };
+    let out = blocking(py, || container::run(&cfg, stdio))?;
+    Ok(RunResult {
+        pid: out.pid,
+        status: out.status,
+        signal: out.signal,
+        stdout: out.stdout.map(|b| PyBytes::new(py, &b).unbind()),
+        stderr: out.stderr.map(|b| PyBytes::new(py, &b).unbind()),
+    })
+}
+
+/// Open a source given as a path or as a file descriptor (which stays the caller's).
+fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
+    if let Ok(fd) = source.extract::<RawFd>() {
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        return Ok(unsafe { File::from_raw_fd(dup) });
+    }
+    let path: PathBuf = source.extract()?;
+    File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", path, e)))
+}
+
+/// Unpack a layer tar (plain, gzip or zstd) from a path or fd into the empty directory `dest`;
+/// with `blob`, keep the uncompressed tar there. Returns (diff_id, size of the tar).
+#[pyfunction]
+#[pyo3(signature = (source, dest, blob=None))]
+fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: Option<PathBuf>) -> PyResult<(String, u64)> {
+    let input = open_source(source)?;
+    let u = blocking(py, || layer::unpack(input, &dest, blob.as_deref()))?;
+    Ok((u.diff_id, u.size))
+}
+
+/// Write the directory `src` as a tar file `out`. Returns (digest, size).
+#[pyfunction]
+#[pyo3(signature = (src, out, deterministic=false))]
+fn tar_directory(py: Python<'_>, src: PathBuf, out: PathBuf, deterministic: bool) -> PyResult<(String, u64)> {
+    blocking(py, || {
+        let f = File::create(&out).map_err(|e| pyc_core::Error::io("create", &out, e))?;
+        let r = layer::tar_directory(&src, &f, deterministic)?;
+        f.sync_all().map_err(|e| pyc_core::Error::io("sync", &out, e))?;
+        Ok(r)
+    })
+}
+
+/// Write the merged view of `lowers` (top-most first) as a tar to the fd `out`, mounting it on
+/// `mountpoint` in a mount namespace that lives only as long as the call.
+#[pyfunction]
+fn export_overlay(py: Python<'_>, lowers: Vec<PathBuf>, mountpoint: PathBuf, out: RawFd) -> PyResult<()> {
+    let dup = unsafe { libc::fcntl(out, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    let file = unsafe { File::from_raw_fd(dup) };
+    blocking(py, || layer::export_overlay(lowers, mountpoint, file))
+}
+
+/// (digest, size) of a file, streamed.
+#[pyfunction]
+fn sha256_file(py: Python<'_>, path: PathBuf) -> PyResult<(String, u64)> {
+    blocking(py, || layer::sha256_file(&path))
+}
+
+/// 2 on a pure cgroup v2 host, 1 on v1 and hybrid hosts.
+#[pyfunction]
+#[pyo3(signature = (root=PathBuf::from("/sys/fs/cgroup")))]
+fn cgroup_version(root: PathBuf) -> PyResult<u8> {
+    let layout = pyc_core::cgroup::Layout::detect(&root).map_err(into_py)?;
+    Ok(if layout.is_v2() { 2 } else { 1 })
+}
+
+/// Remove a container's cgroup (`path` under every hierarchy), killing what is left in it.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn remove_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
+    blocking(py, || {
+        let layout = pyc_core::cgroup::Layout::detect(&root)?;
+        let dirs: Vec<PathBuf> = match &layout {
+            pyc_core::cgroup::Layout::V2 { root } => vec![root.join(&path)],
+            pyc_core::cgroup::Layout::V1 { hierarchies } => hierarchies.iter().map(|h| h.join(&path)).collect(),
+        };
+        pyc_core::cgroup::Cgroup::from_dirs(dirs).remove()
+    })
+}
+
+/// Remove a directory tree (a container's files); a missing path is not an error.
+#[pyfunction]
+fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    blocking(py, || match std::fs::remove_dir_all(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(pyc_core::Error::io("remove", &path, e)),
+        _ => Ok(()),
+    })
+}
+
+#[pymodule]
+fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<RunResult>()?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
+    m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
+    m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
+    m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
+    m.add_function(wrap_pyfunction!(cgroup_version, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_cgroup, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
+    Ok(())
+}
