@@ -2,14 +2,19 @@
 the upper and work dirs of the overlay, the mount point, and the files pyc bind-mounts into
 /etc. A name is a file names/<name> made with O_EXCL, so two commands never share one."""
 
+from __future__ import annotations
+
 import json
 import os
 import time
-from typing import Any
 
 from pyc.errors import Conflict, ContainerNotFound, InvalidArgument
 from pyc.paths import Paths
 from pyc.store import atomic
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 _ADJECTIVES = "brave calm eager fond gentle happy jolly keen lucid merry nifty proud quiet sharp sunny swift tender vivid witty zen".split()
 _NOUNS = "ada babbage curie darwin euler fermi gauss hopper jobs knuth lovelace mccarthy noether pascal ritchie shannon turing wozniak".split()

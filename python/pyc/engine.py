@@ -6,8 +6,9 @@
     assert r.status == 0 and r.stdout == b"hi\\n"
 """
 
+from __future__ import annotations
+
 import os
-from typing import Any
 
 import msgpack
 import pyc_core
@@ -18,6 +19,10 @@ from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
 from pyc.store.images import Image, ImageStore, chain_ids
 from pyc.store.layers import lower_dirs
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 BUILTIN_IMAGES = ("busybox", "debian")
 

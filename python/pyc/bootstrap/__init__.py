@@ -1,9 +1,14 @@
 """Built-in images, made on this machine from Debian's packages: no registry needed."""
 
-from typing import Any
+from __future__ import annotations
+
 
 from pyc.errors import InvalidArgument
 from pyc.store.images import Image, ImageStore
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def bootstrap(store: ImageStore, name: str, **kwargs: Any) -> Image:

@@ -1,15 +1,20 @@
 """busybox:latest from Debian's busybox-static: the static binary, a link for every applet, the
 few files in /etc a shell expects. Deterministic: the same package gives the same image ID."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import time
-from typing import Any
 
 from pyc.errors import PycError
 from pyc.store.images import Image, ImageStore
 from pyc.store.importer import default_config, import_rootfs
 from pyc.store.layers import temp_dir
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 BUSYBOX = "/bin/busybox"
 

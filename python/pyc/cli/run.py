@@ -1,10 +1,15 @@
 """`pyc run`: the typer command (help, errors) and the fast parser that handles the same flags
 without importing typer. tests/unit/test_cli_run.py keeps the two in step."""
 
+from __future__ import annotations
+
 import sys
-from typing import Any
 
 from pyc.runtime.spec import RunOptions
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 # flag -> (RunOptions field, takes a value, repeatable)
 FLAGS: dict[str, tuple[str, bool, bool]] = {

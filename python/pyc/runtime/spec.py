@@ -1,9 +1,14 @@
 """Image config + run options -> an OCI runtime spec (config.json's shape), docker's defaults."""
 
+from __future__ import annotations
+
 import os
-from typing import Any
 
 from pyc.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

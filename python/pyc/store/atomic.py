@@ -1,9 +1,13 @@
 """Atomic, durable writes: a temp file beside the target, fsync, rename, fsync the directory."""
 
+from __future__ import annotations
+
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def write_file(path: str, data: bytes, durable: bool = True) -> None:
@@ -35,18 +39,28 @@ def sync_dir(path: str) -> None:
 _held: dict[str, int] = {}
 
 
-@contextmanager
-def locked(path: str) -> Iterator[None]:
+class locked:
     """An exclusive flock on `path`, held for the block: how concurrent pyc commands take turns.
-    Re-entrant within the process, so a step that takes the lock can run inside another."""
-    if path in _held:
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        _held[path] = fd
-        yield
-    finally:
-        _held.pop(path, None)
-        os.close(fd)
+    Re-entrant within the process, so a step that takes the lock can run inside another.
+    A class, not @contextmanager: contextlib is not worth its import time on the run path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.owner = False
+
+    def __enter__(self) -> None:
+        if self.path in _held:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        _held[self.path] = fd
+        self.owner = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owner:
+            os.close(_held.pop(self.path))
+            self.owner = False

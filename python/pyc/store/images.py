@@ -1,16 +1,21 @@
 """Images in the OCI layout: index.json names manifests (annotation ref.name = `name:tag`),
 each manifest names a config and its layers. The image ID is the config digest, as in docker."""
 
+from __future__ import annotations
+
 import json
 import os
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from pyc.errors import BadImage, Conflict, ImageNotFound
 from pyc.paths import Paths
 from pyc.store import atomic
 from pyc.store.refs import normalize, with_tag
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
 
 REF_NAME = "org.opencontainers.image.ref.name"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"

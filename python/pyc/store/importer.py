@@ -1,13 +1,18 @@
 """`pyc import`: a rootfs tarball (plain, gzip, zstd), a directory, or stdin into a one-layer image."""
 
+from __future__ import annotations
+
 import os
 import platform
-from typing import Any
 
 from pyc.errors import InvalidArgument
 from pyc.store.images import Image, ImageStore
 from pyc.store.layers import commit_layer, temp_dir
 from pyc.store.refs import normalize
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def default_config(run_config: dict[str, Any] | None = None, created_by: str = "pyc import") -> dict[str, Any]:

@@ -1,27 +1,35 @@
 """Unpacked layers: layers/<chain id>/, each written under a temp name and renamed into place,
 so a layer dir that exists is complete. Every image and container using a layer shares it."""
 
+from __future__ import annotations
+
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from pyc.errors import BadImage
 from pyc.store.images import Image, ImageStore, chain_ids
 
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
 
-@contextmanager
-def temp_dir(store: ImageStore) -> Iterator[str]:
-    """A scratch dir under tmp/, named after our pid so a crashed run's leftovers are found."""
-    import pyc_core
 
-    os.makedirs(store.paths.tmp, exist_ok=True)
-    path = os.path.join(store.paths.tmp, f"{os.getpid()}-{os.urandom(6).hex()}")
-    os.mkdir(path)
-    try:
-        yield path
-    finally:
-        pyc_core.remove_tree(path)
+class temp_dir:
+    """A scratch dir under tmp/, named after our pid so a crashed run's leftovers are found
+    (gc.collect_tmp), removed when the block ends."""
+
+    def __init__(self, store: ImageStore) -> None:
+        os.makedirs(store.paths.tmp, exist_ok=True)
+        self.path = os.path.join(store.paths.tmp, f"{os.getpid()}-{os.urandom(6).hex()}")
+
+    def __enter__(self) -> str:
+        os.mkdir(self.path)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        import pyc_core
+
+        pyc_core.remove_tree(self.path)
 
 
 def lower_dirs(store: ImageStore, image: Image) -> list[str]:
