@@ -86,35 +86,44 @@ class ContainerStore:
         with os.fdopen(fd, "w") as f:
             f.write(cid)
 
-    def create(self, name: str | None, record: dict[str, Any]) -> Container:
+    def new(self, name: str | None, record: dict[str, Any]) -> Container:
+        """A container in memory only: its id, name and paths, to validate a run against
+        before anything is written."""
         cid = os.urandom(32).hex()
         if name is None:
             pick = os.urandom(2)
             name = f"{_ADJECTIVES[pick[0] % len(_ADJECTIVES)]}_{_NOUNS[pick[1] % len(_NOUNS)]}_{cid[:4]}"
-        elif not name or not (name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
+        elif not (name[:1].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
             raise InvalidArgument(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        data = {"Id": cid, "Name": name, "Created": _now(), **record, "State": {"Status": "created", "ExitCode": 0}}
+        return Container(data, self.paths.container(cid))
+
+    def create(self, c: Container, files: dict[str, str], running: bool = False) -> None:
+        """Write the container: its name, directories, `files` in its directory, its record
+        (already marked running when it is about to start, to save a write)."""
         os.makedirs(self.paths.names, exist_ok=True)
-        self._reserve_name(name, cid)
-        directory = self.paths.container(cid)
+        self._reserve_name(c.name, c.id)
         try:
-            os.makedirs(directory)
+            os.makedirs(c.dir)
             for sub in ("upper", "work", "rootfs"):
-                os.mkdir(os.path.join(directory, sub))
-            data = {"Id": cid, "Name": name, "Created": _now(), **record, "State": {"Status": "created", "ExitCode": 0}}
-            c = Container(data, directory)
+                os.mkdir(c.path(sub))
+            for name, content in files.items():
+                with open(c.path(name), "w") as f:
+                    f.write(content)
+            if running:
+                self._set_running(c)
             self.save(c)
         except BaseException:
-            self._forget(cid, name)
+            self._forget(c.id, c.name)
             raise
-        return c
 
     def save(self, c: Container) -> None:
         atomic.write_file(c.path("container.json"), json.dumps(c.data).encode(), durable=False)
 
-    def mark_running(self, c: Container) -> None:
+    @staticmethod
+    def _set_running(c: Container) -> None:
         pid = os.getpid()
         c.state.update(Status="running", StartedAt=_now(), MonitorPid=pid, MonitorStart=_start_time(pid))
-        self.save(c)
 
     def mark_exited(self, c: Container, code: int) -> None:
         c.state.update(Status="exited", ExitCode=code, FinishedAt=_now(), MonitorPid=None)

@@ -128,19 +128,10 @@ class Engine:
             "Config": {},
             "HostConfig": {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs},
         }
-        c = self.containers.create(opts.name, record)
-        try:
-            return self._start(c, img, lowers, opts, stdin, stdout, stderr)
-        finally:
-            if opts.remove:
-                self.containers.remove(c, force=True)
-
-    def _start(self, c: Container, img: Image, lowers: list[str], opts: RunOptions, stdin: int | None, stdout: int | None, stderr: int | None) -> RunResult:
+        c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        for name, content in etc.items():
-            with open(c.path(name), "w") as f:
-                f.write(content)
+        # Everything is checked before anything is written: a bad flag leaves no container.
         spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
         c.data["Config"] = {"Cmd": spec["process"]["args"], "Env": spec["process"]["env"], "WorkingDir": spec["process"]["cwd"], "Hostname": hostname}
         config = msgpack.packb(
@@ -150,7 +141,7 @@ class Engine:
                 "cgroup": {"path": c.cgroup},
             }
         )
-        self.containers.mark_running(c)
+        self.containers.create(c, etc, running=True)
         code = 125
         try:
             r = pyc_core.run(config, stdin, stdout, stderr)
@@ -165,7 +156,9 @@ class Engine:
         except pyc_core.PycCoreError as e:
             raise PycError(str(e)) from None
         finally:
-            if not opts.remove:
+            if opts.remove:
+                self.containers.remove(c, force=True)
+            elif os.path.isdir(c.dir):  # unless `pyc rm -f` removed it meanwhile
                 self.containers.mark_exited(c, code)
 
     def container(self, ref: str) -> Container:

@@ -40,10 +40,6 @@ def _typer(argv: list[str]) -> int:
 
     try:
         rv = app(args=argv, prog_name="pyc", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:
-        e.ctx.command.get_help(e.ctx) if e.ctx else None
-        sys.stdout.write(e.ctx.get_help() + "\n" if e.ctx else "")
-        return 0
     except click.UsageError as e:
         hint = f" (see 'pyc {e.ctx.command_path.partition(' ')[2]} --help')".replace("pyc  ", "pyc ") if e.ctx else ""
         return fail(f"{e.format_message()}{hint}")

@@ -11,6 +11,8 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips
 if TYPE_CHECKING:
     from typing import Any
 
+    import typer
+
 # flag -> (RunOptions field, takes a value, repeatable)
 FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--rm": ("remove", False, False),
@@ -47,31 +49,31 @@ def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
             break
         pairs: list[tuple[str, str | None]]
         if arg.startswith("--"):
-            flag, eq, value = arg.partition("=")
-            pairs = [(flag, value if eq else None)]
+            flag, eq, inline = arg.partition("=")
+            pairs = [(flag, inline if eq else None)]
         elif all(FLAGS.get(f"-{c}", ("", True, False))[1] is False for c in arg[1:]):
             pairs = [(f"-{c}", None) for c in arg[1:]]  # -i, or bundled booleans
         else:
             pairs = [(arg[:2], arg[2:] or None)]  # -eK=V or -e K=V
-        for flag, value in pairs:
+        for flag, given in pairs:
             spec = FLAGS.get(flag)
             if spec is None:
                 return None
             field, takes_value, repeat = spec
             if not takes_value:
-                if value is not None:
+                if given is not None:
                     return None
                 values[field] = True
                 continue
-            if value is None:
+            if given is None:
                 i += 1
                 if i >= len(args):
                     return None
-                value = args[i]
+                given = args[i]
             if repeat:
-                values.setdefault(field, []).append(value)
+                values.setdefault(field, []).append(given)
             else:
-                values[field] = value
+                values[field] = given
         i += 1
     if i >= len(args):
         return None
@@ -91,7 +93,7 @@ def run_container(image: str, opts: RunOptions) -> int:
     return result.status
 
 
-def register(app: Any) -> None:
+def register(app: typer.Typer) -> None:
     import typer
 
     @app.command(context_settings={"allow_interspersed_args": False}, help="Run a command in a new container.")

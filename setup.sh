@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for pyc, as root, then run a container on the built-in busybox
+# image. Safe to run again: every step is idempotent.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: run as root (containers need namespaces, mounts and cgroups)" >&2
+  exit 1
+fi
+
+# busybox-static and debootstrap make the built-in images; zstd, runc, crun, podman, skopeo,
+# umoci and hyperfine are the tools tests and benchmarks compare against.
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup.sh: cargo (Rust) is needed: https://rustup.rs" >&2; exit 1; }
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# Builds the Rust core (release) through maturin and installs pyc with its dev tools.
+.venv/bin/pip install -q -e '.[dev]'
+# Installed packages ship bytecode; do the same here so `pyc` starts as fast as it would.
+PYTHONDONTWRITEBYTECODE= .venv/bin/python -m compileall -q python >/dev/null
+ln -sf "$PWD/.venv/bin/pyc" /usr/local/bin/pyc
+
+pyc run --rm busybox echo "hello from a pyc container: $(uname -n) is not my hostname"

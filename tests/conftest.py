@@ -1,0 +1,89 @@
+"""Shared fixtures. Integration tests run real containers and need root; they share one store
+(one busybox bootstrap per session) and each test checks that it leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PYC = str(Path(sys.executable).parent / "pyc")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root: real namespaces, overlayfs mounts and cgroups")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def store_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="pyc-test-", dir="/var/tmp"))
+    old = os.environ.get("PYC_ROOT")
+    os.environ["PYC_ROOT"] = str(root)
+    try:
+        yield root
+    finally:
+        if old is None:
+            os.environ.pop("PYC_ROOT", None)
+        else:
+            os.environ["PYC_ROOT"] = old
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox(store_root: Path) -> str:
+    proc = subprocess.run([PYC, "image", "bootstrap", "busybox"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return "busybox"
+
+
+def pyc(*args: str, input: bytes | str | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the pyc CLI as a user would; text output."""
+    if isinstance(input, bytes):
+        input = input.decode()
+    return subprocess.run([PYC, *args], capture_output=True, text=True, input=input, timeout=timeout, env=env)
+
+
+def store_snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under the store with its size and mtime: to show a command changed nothing."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns if not os.path.isdir(p) else 0)
+    return out
+
+
+def leftovers(cid: str) -> list[str]:
+    """Mounts, cgroups and directories a container could leave behind."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        found += [line.split()[4] for line in f if cid in line]
+    for ctrl in Path("/sys/fs/cgroup").iterdir():
+        if (ctrl / "pyc" / cid).exists():
+            found.append(str(ctrl / "pyc" / cid))
+    root = Path(os.environ["PYC_ROOT"])
+    if (root / "containers" / cid).exists():
+        found.append(str(root / "containers" / cid))
+    return found
+
+
+@pytest.fixture
+def clean_containers(store_root: Path) -> Iterator[None]:
+    """Removes the containers a test left (stopped ones it kept on purpose) after it."""
+    before = set(os.listdir(store_root / "containers")) if (store_root / "containers").exists() else set()
+    yield
+    after = set(os.listdir(store_root / "containers")) if (store_root / "containers").exists() else set()
+    for cid in after - before:
+        pyc("rm", "-f", cid)

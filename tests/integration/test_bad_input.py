@@ -1,0 +1,107 @@
+"""Bad input: one clear line, exit code 125, and nothing in the store changes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import pyc, store_snapshot
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
+
+
+def assert_refused(root: Path, *args: str, says: str, input: bytes | None = None) -> None:
+    before = store_snapshot(root)
+    r = pyc(*args, input=input)
+    assert r.returncode == 125, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyc: "), r.stderr
+    assert says in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+    assert store_snapshot(root) == before
+
+
+def test_unknown_image(store_root: Path) -> None:
+    assert_refused(store_root, "run", "--rm", "no-such-image", "true", says="no such image: no-such-image")
+
+
+def test_unknown_flag(store_root: Path) -> None:
+    assert_refused(store_root, "run", "--bogus", "busybox", "true", says="--bogus")
+    assert_refused(store_root, "--bogus", says="--bogus")
+    assert_refused(store_root, "frobnicate", says="frobnicate")
+
+
+def test_missing_image_argument(store_root: Path) -> None:
+    assert_refused(store_root, "run", says="IMAGE")
+
+
+def test_volume_source_missing(store_root: Path) -> None:
+    assert_refused(store_root, "run", "--rm", "-v", "/no/such/dir:/mnt", "busybox", "true", says="bind source path does not exist: /no/such/dir")
+    assert_refused(store_root, "run", "-v", "relative:/mnt", "busybox", "true", says="absolute")
+
+
+@pytest.mark.parametrize("user", ["nosuchuser", "1000:nosuchgroup", "abc:", "99999999999"])
+def test_invalid_user(store_root: Path, user: str) -> None:
+    assert_refused(store_root, "run", "--rm", "-u", user, "busybox", "true", says="invalid user")
+
+
+def test_relative_workdir(store_root: Path) -> None:
+    assert_refused(store_root, "run", "-w", "relative/dir", "busybox", "true", says="not an absolute path")
+
+
+def test_name_in_use(store_root: Path) -> None:
+    assert pyc("run", "--name", "taken", "busybox", "true").returncode == 0
+    try:
+        assert_refused(store_root, "run", "--name", "taken", "busybox", "true", says='"taken" is already in use')
+    finally:
+        assert pyc("rm", "taken").returncode == 0
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_import_garbage(store_root: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive, not even close" * 20)
+    assert_refused(store_root, "import", str(bad), "bad:1", says="cannot import")
+
+
+def test_import_truncated(store_root: Path, tmp_path: Path) -> None:
+    data = _tar({"bin/big": b"x" * 100_000, "etc/other": b"y"})
+    (tmp_path / "cut.tar").write_bytes(data[: len(data) // 2])
+    assert_refused(store_root, "import", str(tmp_path / "cut.tar"), "cut:1", says="truncated")
+    gz = gzip.compress(data)
+    (tmp_path / "cut.tar.gz").write_bytes(gz[: len(gz) // 2])
+    assert_refused(store_root, "import", str(tmp_path / "cut.tar.gz"), "cut:2", says="cannot import")
+    assert_refused(store_root, "import", "-", "cut:3", input=data[:700], says="cannot import")
+
+
+def test_import_escaping_tar(store_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "evil.tar").write_bytes(_tar({"../../escaped": b"boom"}))
+    assert_refused(store_root, "import", str(tmp_path / "evil.tar"), "evil:1", says="unsafe path")
+    assert not Path("/var/escaped").exists() and not (store_root.parent / "escaped").exists()
+
+
+def test_import_missing_file(store_root: Path) -> None:
+    assert_refused(store_root, "import", "/no/such.tar", "x:1", says="no such file")
+
+
+def test_bad_image_name(store_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "ok.tar").write_bytes(_tar({"f": b"1"}))
+    assert_refused(store_root, "import", str(tmp_path / "ok.tar"), "Bad_Name", says="invalid reference format")
+
+
+def test_rm_of_unknown_container(store_root: Path) -> None:
+    r = pyc("rm", "no-such-container")
+    assert r.returncode == 1 and r.stderr.strip() == "pyc: no such container: no-such-container"

@@ -1,0 +1,161 @@
+"""Images: built-in bootstrap, import from tar / gzip / zstd / directory / stdin, export,
+names, removal that frees what nothing else uses."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYC, pyc
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
+
+
+def image_id(ref: str) -> str:
+    r = pyc("image", "inspect", ref)
+    assert r.returncode == 0, r.stderr
+    return str(json.loads(r.stdout)[0]["Id"])
+
+
+def busybox_tar(store_root: Path) -> bytes:
+    """busybox's layer blob: the uncompressed tar its diff id names."""
+    return (store_root / "oci" / "blobs" / "sha256" / image_layer(store_root, "busybox")).read_bytes()
+
+
+def image_layer(store_root: Path, ref: str) -> str:
+    diff_ids = json.loads(pyc("image", "inspect", ref).stdout)[0]["RootFS"]["Layers"]
+    return str(diff_ids[0]).removeprefix("sha256:")
+
+
+def test_busybox_image_is_a_proper_oci_image(store_root: Path) -> None:
+    info = json.loads(pyc("image", "inspect", "busybox").stdout)[0]
+    assert info["RepoTags"] == ["busybox:latest"]
+    assert info["Config"]["Cmd"] == ["sh"]
+    assert any(e.startswith("PATH=") for e in info["Config"]["Env"])
+    index = json.loads((store_root / "oci" / "index.json").read_text())
+    entry = next(m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "busybox:latest")
+    manifest = json.loads((store_root / "oci" / "blobs" / "sha256" / entry["digest"][7:]).read_text())
+    layer_blob = store_root / "oci" / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]
+    assert layer_blob.stat().st_size == manifest["layers"][0]["size"]
+    with tarfile.open(layer_blob) as t:
+        names = t.getnames()
+    assert "bin/busybox" in names and "bin/sh" in names and "usr/bin/awk" in names
+    # Every applet is linked: the default command runs, and so do the applets.
+    r = pyc("run", "--rm", "-i", "busybox", input="echo $((6*7)) | awk '{print $1}'\n")
+    assert r.stdout == "42\n"
+
+
+def test_bootstrap_is_deterministic() -> None:
+    before = image_id("busybox")
+    r = pyc("image", "bootstrap", "busybox")
+    assert r.returncode == 0 and image_id("busybox") == before
+
+
+@pytest.mark.parametrize("compression", ["plain", "gzip", "zstd"])
+def test_import_tarball(store_root: Path, tmp_path: Path, compression: str) -> None:
+    data = busybox_tar(store_root)
+    path = tmp_path / "rootfs.tar"
+    if compression == "gzip":
+        data = gzip.compress(data, compresslevel=1)
+    elif compression == "zstd":
+        data = subprocess.run(["zstd", "-q", "-c"], input=data, check=True, capture_output=True).stdout
+    path.write_bytes(data)
+    r = pyc("import", str(path), f"imported:{compression}")
+    assert r.returncode == 0, r.stderr
+    # Same content as busybox: the unpacked layer is shared, not stored twice.
+    assert image_layer(store_root, f"imported:{compression}") == image_layer(store_root, "busybox")
+    r = pyc("run", "--rm", f"imported:{compression}", "sh", "-c", "echo ok")
+    assert r.stdout == "ok\n"
+    assert pyc("rmi", f"imported:{compression}").returncode == 0
+
+
+def test_import_from_stdin_with_changes(store_root: Path) -> None:
+    r = pyc("import", "-c", 'CMD ["echo", "from cmd"]', "-c", "ENV GREETING=hi", "-", "stdin:1", input=None)
+    assert r.returncode == 125  # no input at all is refused
+    proc = subprocess.run([PYC, "import", "-c", 'CMD ["sh", "-c", "echo $GREETING from cmd"]', "-c", "ENV GREETING=hi", "-", "stdin:1"], input=busybox_tar(store_root), capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert pyc("run", "--rm", "stdin:1").stdout == "hi from cmd\n"
+    assert pyc("rmi", "stdin:1").returncode == 0
+
+
+def test_import_directory_keeps_owners_and_modes(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "data" / "file").write_text("content\n")
+    os.chown(root / "data" / "file", 1234, 5678)
+    os.chmod(root / "data" / "file", 0o640)
+    os.symlink("/bin/busybox", root / "bin" / "sh")
+    assert pyc("import", str(root), "dirimage:1").returncode == 0
+    # The image has no busybox of its own: run it with busybox's binary bound in.
+    r = pyc("run", "--rm", "-v", "/bin/busybox:/bin/busybox:ro", "dirimage:1", "/bin/busybox", "stat", "-c", "%u %g %a %s", "/data/file")
+    assert r.stdout == "1234 5678 640 8\n", r.stderr
+    assert pyc("rmi", "dirimage:1").returncode == 0
+
+
+def test_export_is_the_containers_view(store_root: Path, tmp_path: Path) -> None:
+    assert pyc("run", "--name", "exp", "busybox", "sh", "-c", "echo new > /etc/new; rm /bin/vi; mkdir -p /srv/a").returncode == 0
+    out = tmp_path / "exp.tar"
+    r = pyc("export", "exp", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(out) as t:
+        names = set(t.getnames())
+        assert "etc/new" in names and "srv/a" in names and "bin/sh" in names
+        assert "bin/vi" not in names
+        member = t.extractfile("etc/new")
+        assert member is not None and member.read() == b"new\n"
+    # What export writes, import reads back: the round trip runs.
+    assert pyc("import", str(out), "roundtrip:1").returncode == 0
+    assert pyc("run", "--rm", "roundtrip:1", "cat", "/etc/new").stdout == "new\n"
+    assert pyc("run", "--rm", "roundtrip:1", "ls", "/bin/vi").returncode == 1
+    assert pyc("rm", "exp").returncode == 0
+    assert pyc("rmi", "roundtrip:1").returncode == 0
+    # Exporting leaves no mount behind.
+    assert "export" not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_tag_images_rmi(store_root: Path) -> None:
+    assert pyc("tag", "busybox", "mybox:v1").returncode == 0
+    listing = pyc("images").stdout
+    bid = image_id("busybox")[7:19]
+    assert any(line.split()[:3] == ["mybox", "v1", bid] for line in listing.splitlines())
+    assert pyc("run", "--rm", "mybox:v1", "true").returncode == 0
+    r = pyc("rmi", "mybox:v1")
+    assert r.stdout.strip() == "Untagged: mybox:v1"
+    assert "mybox" not in pyc("images").stdout
+    assert pyc("run", "--rm", "busybox", "true").returncode == 0
+
+
+def test_rmi_refuses_an_image_in_use_and_frees_layers(store_root: Path, tmp_path: Path) -> None:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as t:
+        info = tarfile.TarInfo("only-here.txt")
+        info.size = 4
+        t.addfile(info, io.BytesIO(b"uniq"))
+    (tmp_path / "u.tar").write_bytes(data.getvalue())
+    assert pyc("import", str(tmp_path / "u.tar"), "unique:1").returncode == 0
+    layer = store_root / "layers" / image_layer(store_root, "unique:1")
+    blob = store_root / "oci" / "blobs" / "sha256" / layer.name
+    assert layer.is_dir() and blob.is_file()
+    assert pyc("run", "--name", "user", "-v", "/bin/busybox:/bin/true:ro", "unique:1", "/bin/true").returncode == 0
+    r = pyc("rmi", "unique:1")
+    assert r.returncode == 125 and "in use" in r.stderr
+    assert pyc("rm", "user").returncode == 0
+    r = pyc("rmi", "unique:1")
+    assert r.returncode == 0 and "Deleted: sha256:" in r.stdout
+    assert not layer.exists() and not blob.exists()
+    assert "unique" not in pyc("images").stdout
+
+
+def test_images_quiet_and_inspect_fields() -> None:
+    ids = pyc("images", "-q").stdout.split()
+    assert image_id("busybox")[7:19] in ids
+    info = json.loads(pyc("image", "inspect", "busybox").stdout)[0]
+    assert set(info) >= {"Id", "RepoTags", "Created", "Config", "RootFS", "Size", "Architecture", "Os"}

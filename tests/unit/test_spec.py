@@ -1,0 +1,64 @@
+"""Image config + options -> OCI spec, without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyc.errors import InvalidArgument
+from pyc.runtime.spec import RunOptions, build, command_of, merge_env, parse_user, volume_mounts
+
+
+def test_command_follows_docker_rules() -> None:
+    cfg = {"Entrypoint": ["/entry"], "Cmd": ["default"]}
+    assert command_of(cfg, RunOptions()) == ["/entry", "default"]
+    assert command_of(cfg, RunOptions(["given"])) == ["/entry", "given"]
+    assert command_of(cfg, RunOptions(entrypoint="/other")) == ["/other"]
+    assert command_of({"Cmd": ["sh"]}, RunOptions(["ls", "-l"])) == ["ls", "-l"]
+    with pytest.raises(InvalidArgument):
+        command_of({}, RunOptions())
+
+
+def test_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "env"
+    f.write_text("A=file\nB=file\n# no\n")
+    monkeypatch.setenv("FROM_HOST", "h")
+    env = merge_env(["A=image", "PATH=/bin"], RunOptions(env=["B=flag", "FROM_HOST", "UNSET_ANYWHERE"], env_files=[str(f)]))
+    assert env == ["A=file", "PATH=/bin", "B=flag", "FROM_HOST=h"]
+    with pytest.raises(InvalidArgument):
+        merge_env([], RunOptions(env=["=x"]))
+
+
+def test_user_parsing(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("app:x:1500:1600::/home/app:/bin/sh\n")
+    (tmp_path / "etc" / "group").write_text("staff:x:50:\n")
+    layers = [str(tmp_path)]
+    assert parse_user(None, layers) == (0, 0)
+    assert parse_user("1000", layers) == (1000, 0)
+    assert parse_user("1000:2000", layers) == (1000, 2000)
+    assert parse_user("app", layers) == (1500, 1600)
+    assert parse_user("app:staff", layers) == (1500, 50)
+    for bad in ("ghost", "1000:ghosts", "1000:", "-1"):
+        with pytest.raises(InvalidArgument):
+            parse_user(bad, layers)
+
+
+def test_volumes_are_checked(tmp_path: Path) -> None:
+    (m,) = volume_mounts([f"{tmp_path}:/data:ro"])
+    assert m == {"destination": "/data", "type": "bind", "source": str(tmp_path), "options": ["rbind", "rprivate", "ro"]}
+    for bad in ("only-one", f"{tmp_path}:relative", f"{tmp_path}:/x:rx", "/does/not/exist:/x", f"{tmp_path}::"):
+        with pytest.raises(InvalidArgument):
+            volume_mounts([bad])
+
+
+def test_spec_has_isolation_defaults(tmp_path: Path) -> None:
+    spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"]}, RunOptions(read_only=True, tmpfs=["/run"]), "/c/rootfs", {"hosts": "/c/hosts"}, [str(tmp_path)], "h1")
+    assert {n["type"] for n in spec["linux"]["namespaces"]} == {"pid", "network", "ipc", "uts", "mount", "cgroup"}
+    assert spec["root"] == {"path": "/c/rootfs", "readonly": True}
+    assert spec["hostname"] == "h1" and "HOSTNAME=h1" in spec["process"]["env"]
+    dests = [m["destination"] for m in spec["mounts"]]
+    assert dests[:6] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]
+    assert "/etc/hosts" in dests and dests[-1] == "/run"
+    assert "CAP_SYS_ADMIN" not in spec["process"]["capabilities"]["bounding"]
