@@ -14,34 +14,38 @@ imported into podman, so every tool starts the same files. pyc, runc and podman 
 hyperfine invocation (side by side). crun refuses to run on this hybrid-cgroup host while
 /sys/fs/cgroup/unified/cgroup.controllers exists, so it runs in a second hyperfine invocation in a
 private mount namespace where that file is hidden by /dev/null; runc is measured again there and
-crun's ratio is against that runc. Also reported: peak RSS of the pyc CLI during a run.
+crun's ratio is against that runc. The API row is timed in-process with perf_counter (its ratio is
+against the first runc). Also reported: peak RSS of the pyc CLI during a run.
 
-Nothing touches the network. Everything made is removed at the end, on failure too: the temp
-store and bundle, the podman image (and any container of it), the runc/crun containers.
+Nothing touches the network. Everything made is removed at the end, also on failure, Ctrl-C or
+SIGTERM: the temp store and bundle, pyc's containers (and their cgroups), the podman image and
+any container of it, the runc/crun containers.
 
 Run as root, from the repository, after building the venv:
 
     PYTHONDONTWRITEBYTECODE= .venv/bin/python -m compileall -q python   # imports from bytecode
     .venv/bin/python benches/startup.py [--runs N]
 
-Needs hyperfine, runc; crun and podman rows are skipped with a note when they are missing.
+Needs hyperfine and runc; the crun and podman rows are skipped with a note when they are missing.
 """
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYC = os.path.join(REPO, ".venv", "bin", "pyc")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 PODMAN_IMAGE = "localhost/pycbench:latest"
+RUNC_IDS = ("pycbench-runc", "pycbench-runc2")
+CRUN_ID = "pycbench-crun"
 CGROUP_CONTROLLERS = "/sys/fs/cgroup/unified/cgroup.controllers"
 CONTAINERS_CONF = """\
 [containers]
@@ -74,8 +78,29 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
-def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, **kw)
+def sh(*cmd, stdin=None, capture=False, interruptible=False):
+    """Run cmd in a process group of its own; its stdout when capture.
+
+    If we are interrupted (Ctrl-C, SIGTERM, an error), an interruptible cmd (hyperfine) is killed
+    but what it is timing is let finish: a podman cut short leaves mounts, netns, temp files. Then
+    we wait until the whole group has gone, so that the clean-up does not race with it."""
+    p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE if capture else None, text=True, process_group=0)
+    try:
+        out, _ = p.communicate()
+    except BaseException:
+        if interruptible:
+            p.kill()
+        deadline = time.monotonic() + 60
+        with contextlib.suppress(ProcessLookupError):
+            while time.monotonic() < deadline:
+                p.poll()  # reap the leader, else it stays in the group as a zombie
+                os.killpg(p.pid, 0)
+                time.sleep(0.05)
+            os.killpg(p.pid, signal.SIGKILL)
+        raise
+    if p.returncode:
+        raise subprocess.CalledProcessError(p.returncode, cmd)
+    return out
 
 
 def hyperfine(runs, commands, json_path, wrap=()):
@@ -83,7 +108,7 @@ def hyperfine(runs, commands, json_path, wrap=()):
     argv = ["hyperfine", "-N", "--style", "basic", "--warmup", "5", "--runs", str(runs), "--export-json", json_path]
     for name, command in commands.items():
         argv += ["-n", name, command]
-    sh(*wrap, *argv)
+    sh(*wrap, *argv, interruptible=True)
     with open(json_path) as f:
         results = json.load(f)["results"]
     return {r["command"]: (r["median"] * 1000, r["mean"] * 1000) for r in results}
@@ -92,6 +117,7 @@ def hyperfine(runs, commands, json_path, wrap=()):
 def make_bundle(layers, bundle):
     """The store's one layer as an OCI bundle running `true`."""
     (layer,) = os.listdir(layers)
+    os.mkdir(bundle)
     sh("cp", "-a", os.path.join(layers, layer), os.path.join(bundle, "rootfs"))
     sh("runc", "spec", "--bundle", bundle)
     path = os.path.join(bundle, "config.json")
@@ -103,22 +129,48 @@ def make_bundle(layers, bundle):
         json.dump(config, f, indent=2)
 
 
-def unmount_under(path):
-    """Lazily unmount anything left mounted below path (deepest first), so rmtree stays inside it."""
+def podman_import(podman, rootfs):
+    tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+    try:
+        sh(podman, "import", "-q", "-", PODMAN_IMAGE, stdin=tar.stdout, capture=True)
+    finally:
+        tar.stdout.close()
+        tar.wait()
+
+
+def clean_up(tmp, podman, crun):
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
+    if os.path.isdir(os.environ["PYC_ROOT"]):  # a run cut short leaves its container, and cgroup
+        ids = subprocess.run([PYC, "ps", "-aq"], capture_output=True, text=True, check=False).stdout.split()
+        if ids:
+            subprocess.run([PYC, "rm", "-f", *ids], **quiet)
+    for cid in RUNC_IDS:
+        subprocess.run(["runc", "delete", "-f", cid], **quiet)
+    if crun:
+        subprocess.run([crun, "delete", "-f", CRUN_ID], **quiet)
+    for attempt in range(3 if podman else 0):  # -f removes any container of the image too; a
+        last = attempt == 2  # podman cut short can leave a busy mount that a second try clears
+        rmi = [podman, "rmi", "-f", "--ignore", PODMAN_IMAGE]
+        if subprocess.run(rmi, stdout=subprocess.DEVNULL, stderr=None if last else subprocess.DEVNULL).returncode == 0:
+            break
+        time.sleep(1)
+    # Nothing should be mounted below tmp (pyc mounts in the container's namespace); if something
+    # is, detach it so that rmtree stays inside tmp.
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
-    for point in sorted((p for p in points if p.startswith(path + "/")), reverse=True):
+    for point in sorted((p for p in points if p.startswith(tmp + "/")), reverse=True):
         subprocess.run(["umount", "-l", point], check=False)
+    shutil.rmtree(tmp)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100, help="timed runs per command (default 100)")
     args = ap.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)  # keep our lines in order with hyperfine's
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up when killed, too
     if os.geteuid() != 0:
         sys.exit("startup.py: run as root")
+    sys.stdout.reconfigure(line_buffering=True)  # keep our lines in order with hyperfine's
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up when killed, too
     podman = shutil.which("podman")
     crun = shutil.which("crun")
 
@@ -126,26 +178,18 @@ def main():
     # Inherited by every command, hyperfine's included.
     os.environ["PYC_ROOT"] = os.path.join(tmp, "store")
     os.environ["CONTAINERS_CONF"] = os.path.join(tmp, "containers.conf")
+    with open(os.environ["CONTAINERS_CONF"], "w") as f:
+        f.write(CONTAINERS_CONF)
     bundle = os.path.join(tmp, "bundle")
-    runc_ids = ["pycbench-runc", "pycbench-runc2"]
-    podman_image_made = False
-    rows = {}  # name: (median ms, mean ms, reference name)
+    rows = {}  # name: (median ms, mean ms, name of its runc)
     try:
-        sh(PYC, "image", "bootstrap", "busybox", stdout=subprocess.DEVNULL)
-        os.mkdir(bundle)
+        sh(PYC, "image", "bootstrap", "busybox", capture=True)
         make_bundle(os.path.join(os.environ["PYC_ROOT"], "layers"), bundle)
 
-        commands = {"pyc CLI": f"{PYC} run --rm busybox true", "runc": f"runc run --bundle {bundle} {runc_ids[0]}"}
+        commands = {"pyc CLI": f"{PYC} run --rm busybox true", "runc": f"runc run --bundle {bundle} {RUNC_IDS[0]}"}
         if podman:
-            with open(os.environ["CONTAINERS_CONF"], "w") as f:
-                f.write(CONTAINERS_CONF)
-            podman_image_made = True
-            tar = subprocess.Popen(["tar", "-C", os.path.join(bundle, "rootfs"), "-c", "."], stdout=subprocess.PIPE)
-            sh(podman, "import", "-q", "-", PODMAN_IMAGE, stdin=tar.stdout, stdout=subprocess.DEVNULL)
-            tar.stdout.close()
-            if tar.wait():
-                raise RuntimeError("tar of the rootfs failed")
-            commands["podman"] = f"{podman} run --rm --pull=never {PODMAN_IMAGE} true"
+            podman_import(podman, os.path.join(bundle, "rootfs"))
+            commands["podman"] = f"{podman} run --rm --pull=never --network=none {PODMAN_IMAGE} true"
         else:
             print("note: podman not found, skipping its row")
         for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "main.json")).items():
@@ -154,30 +198,19 @@ def main():
         if crun:
             wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                     f'mount --bind /dev/null {CGROUP_CONTROLLERS} && exec "$@"', "sh"]  # fmt: skip
-            commands = {"crun": f"{crun} run --bundle {bundle} pycbench-crun",
-                        "runc (crun group)": f"runc run --bundle {bundle} {runc_ids[1]}"}  # fmt: skip
+            commands = {"crun": f"{crun} run --bundle {bundle} {CRUN_ID}",
+                        "runc (crun group)": f"runc run --bundle {bundle} {RUNC_IDS[1]}"}  # fmt: skip
             for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "crun.json"), wrap).items():
                 rows[name] = (*times, "runc (crun group)")
         else:
             print("note: crun not found, skipping its row")
 
-        out = sh(PYTHON, "-c", API_SCRIPT, str(args.runs), stdout=subprocess.PIPE, text=True).stdout
-        api = json.loads(out.splitlines()[-1])
+        api = json.loads(sh(PYTHON, "-c", API_SCRIPT, str(args.runs), capture=True, interruptible=True).splitlines()[-1])
         rows["pyc API (warm python)"] = (api["median"], api["mean"], "runc")
 
-        rss_kib = max(
-            int(sh(sys.executable, "-c", RSS_SCRIPT, PYC, "run", "--rm", "busybox", "true", stdout=subprocess.PIPE, text=True).stdout)
-            for _ in range(5)
-        )
+        rss_kib = max(int(sh(PYTHON, "-c", RSS_SCRIPT, PYC, "run", "--rm", "busybox", "true", capture=True)) for _ in range(5))
     finally:
-        for cid in runc_ids:
-            subprocess.run(["runc", "delete", "-f", cid], stderr=subprocess.DEVNULL, check=False)
-        if crun:
-            subprocess.run([crun, "delete", "-f", "pycbench-crun"], stderr=subprocess.DEVNULL, check=False)
-        if podman_image_made:  # -f also removes any container left of the image
-            subprocess.run([podman, "rmi", "-f", PODMAN_IMAGE], stdout=subprocess.DEVNULL, check=False)
-        unmount_under(tmp)
-        shutil.rmtree(tmp)
+        clean_up(tmp, podman, crun)
 
     print(f"\n{args.runs} runs each (hyperfine -N, 5 warm-up runs); ratio = median / median of the runc run alongside\n")
     print("| tool | median ms | mean ms | ratio to runc |")
@@ -195,8 +228,8 @@ def main():
     if "podman" in med:
         target(f"pyc CLI at least 4x faster than podman: {med['podman'] / med['pyc CLI']:.1f}x", med["podman"] >= 4 * med["pyc CLI"])
     if "crun" in med:
-        api, crun_med = med["pyc API (warm python)"], med["crun"]
-        target(f"pyc API faster than crun: {api:.1f} ms vs {crun_med:.1f} ms", api < crun_med)
+        api_med, crun_med = med["pyc API (warm python)"], med["crun"]
+        target(f"pyc API faster than crun: {api_med:.1f} ms vs {crun_med:.1f} ms", api_med < crun_med)
 
 
 if __name__ == "__main__":

@@ -141,3 +141,37 @@ def test_stdin_is_piped_with_i() -> None:
 def test_output_streams_are_separate() -> None:
     r = pyc("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert (r.stdout, r.stderr) == ("out\n", "err\n")
+
+
+def test_no_device_can_be_made_or_smuggled_in(tmp_path: Path) -> None:
+    r = pyc("run", "--rm", "busybox", "mknod", "/tmp/disk", "b", "8", "0")
+    assert r.returncode == 1 and "Operation not permitted" in r.stderr
+    # A device node that comes in an image opens nothing: the root is mounted nodev.
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        node = tarfile.TarInfo("null-copy")
+        node.type, node.devmajor, node.devminor, node.mode = tarfile.CHRTYPE, 1, 3, 0o666
+        t.addfile(node)
+    (tmp_path / "dev.tar").write_bytes(buf.getvalue())
+    assert pyc("import", str(tmp_path / "dev.tar"), "devimage:1").returncode == 0
+    try:
+        r = pyc("run", "--rm", "-v", "/bin/busybox:/bin/sh:ro", "devimage:1", "/bin/sh", "-c", "echo x > /null-copy")
+        assert r.returncode != 0 and "Permission denied" in r.stderr
+    finally:
+        pyc("rmi", "devimage:1")
+
+
+def test_clone_without_clone3_works_too() -> None:
+    env = dict(os.environ, PYC_CLONE="clone")
+    r = pyc("run", "--rm", "busybox", "sh", "-c", "echo $$; hostname; cat /proc/self/cgroup | head -1", env=env)
+    assert r.returncode == 0, r.stderr
+    pid, _, cgroup = r.stdout.splitlines()
+    assert pid == "1" and cgroup.endswith(":/")
+
+
+def test_cgroups_are_gone_when_no_container_runs() -> None:
+    assert sh("true") == ""
+    assert not list(Path("/sys/fs/cgroup").glob("*/pyc"))

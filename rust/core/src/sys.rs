@@ -37,7 +37,10 @@ pub enum Forked {
 /// # Safety
 /// The child shares nothing with the parent but a copy of its memory; it must only make
 /// async-signal-safe calls and leave through `_exit` or `execve`.
-pub unsafe fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<(Forked, bool), Errno> {
+pub unsafe fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>, use_clone3: bool) -> Result<(Forked, bool), Errno> {
+    if !use_clone3 {
+        return clone_legacy(flags);
+    }
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -60,6 +63,10 @@ pub unsafe fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<(Forked
         Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => {}
         Err(e) => return Err(e),
     }
+    clone_legacy(flags)
+}
+
+unsafe fn clone_legacy(flags: u64) -> Result<(Forked, bool), Errno> {
     let ret = libc::syscall(libc::SYS_clone, flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize);
     match Errno::result(ret)? {
         0 => Ok((Forked::Child, false)),

@@ -35,14 +35,14 @@ impl Cgroup {
         }
         match layout {
             Layout::V2 { root } => {
-                let dir = v2::create(root, path)?;
+                let dir = retry_vanished_parent(|| v2::create(root, path))?;
                 let f = File::open(&dir).ctx("open", &dir)?;
                 Ok(Cgroup { dirs: vec![dir], v2_dir: Some(f) })
             }
             Layout::V1 { hierarchies } => {
                 let mut cg = Cgroup { dirs: Vec::new(), v2_dir: None };
                 for h in hierarchies {
-                    match v1::create(h, path) {
+                    match retry_vanished_parent(|| v1::create(h, path)) {
                         Ok(dir) => cg.dirs.push(dir),
                         Err(e) => {
                             let _ = cg.remove();
@@ -93,9 +93,25 @@ impl Cgroup {
                     Err(e) => return Err(Error::io("remove cgroup", d, e)),
                 }
             }
+            // The shared parent (`pyc`) goes with its last child, so an idle host keeps no trace;
+            // it is busy (and stays) while other containers run.
+            if let Some(parent) = d.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
         Ok(())
     }
+}
+
+/// Another pyc may remove the shared parent between our mkdir of it and of our leaf.
+fn retry_vanished_parent<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    for _ in 0..3 {
+        match f() {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            other => return other,
+        }
+    }
+    f()
 }
 
 fn kill_all(dir: &Path) {

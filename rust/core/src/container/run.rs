@@ -127,7 +127,9 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
         stdio: [stdin, out_fds[0], out_fds[1]],
     };
     let cgroup_fd = cgroup.and_then(|c| c.clone_fd());
-    let (forked, joined) = unsafe { clone_fork(plan.clone_flags, cgroup_fd) }.map_err(|e| Error::sys("clone", e))?;
+    // PYC_CLONE=clone takes the path of kernels without clone3, so tests can cover it here.
+    let use_clone3 = std::env::var_os("PYC_CLONE").is_none_or(|v| v != "clone");
+    let (forked, joined) = unsafe { clone_fork(plan.clone_flags, cgroup_fd, use_clone3) }.map_err(|e| Error::sys("clone", e))?;
     let (pid, pidfd) = match forked {
         Forked::Child => child_main(plan, &fds),
         Forked::Parent { pid, pidfd } => (pid, pidfd),

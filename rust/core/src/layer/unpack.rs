@@ -93,6 +93,11 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
                 continue;
             }
         }
+        let kind = entry.header().entry_type();
+        if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+            special_file(&entry, &path, dest)?;
+            continue;
+        }
         let unpacked = entry.unpack_in(dest).map_err(|e| Error::BadArchive(format!("unpack {}: {}", path.display(), error_chain(&e))))?;
         if !unpacked {
             return Err(Error::BadArchive(format!("unsafe path in archive: {}", path.display())));
@@ -110,6 +115,38 @@ fn error_chain(e: &io::Error) -> String {
         cur = inner.source();
     }
     msg
+}
+
+/// Device nodes and fifos, which the tar crate would write as plain files.
+fn special_file<R: Read>(entry: &tar::Entry<'_, R>, path: &Path, dest: &Path) -> Result<()> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    let h = entry.header();
+    let bad = |what: &str| Error::BadArchive(format!("{what} of {} is malformed", path.display()));
+    let kind = match h.entry_type() {
+        t if t.is_character_special() => SFlag::S_IFCHR,
+        t if t.is_block_special() => SFlag::S_IFBLK,
+        _ => SFlag::S_IFIFO,
+    };
+    let dev = match kind {
+        SFlag::S_IFIFO => 0,
+        _ => libc::makedev(h.device_major().map_err(|_| bad("device number"))?.unwrap_or(0), h.device_minor().map_err(|_| bad("device number"))?.unwrap_or(0)),
+    };
+    let mode = h.mode().map_err(|_| bad("mode"))? & 0o7777;
+    let target = dest.join(path);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).ctx("create", parent)?;
+        // The same check unpack_in makes: no symlinked parent may lead outside the layer.
+        let real = parent.canonicalize().ctx("resolve", parent)?;
+        if !real.starts_with(dest.canonicalize().ctx("resolve", dest)?) {
+            return Err(Error::BadArchive(format!("unsafe path in archive: {}", path.display())));
+        }
+    }
+    let _ = std::fs::remove_file(&target);
+    mknod(&target, kind, Mode::from_bits_truncate(mode), dev).map_err(|e| Error::sys(format!("create {}", target.display()), e))?;
+    let (uid, gid) = (h.uid().map_err(|_| bad("owner"))?, h.gid().map_err(|_| bad("group"))?);
+    nix::unistd::chown(&target, Some(nix::unistd::Uid::from_raw(uid as u32)), Some(nix::unistd::Gid::from_raw(gid as u32))).map_err(|e| Error::sys(format!("chown {}", target.display()), e))?;
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode)).ctx("chmod", &target)?;
+    Ok(())
 }
 
 /// overlayfs' mark of a deleted file: a 0/0 character device.
