@@ -4,17 +4,19 @@ Each tool starts a container that runs `true` and waits for it to exit:
 
     pyc CLI                `pyc run --rm busybox true`
     runc                   `runc run --bundle BUNDLE ...`   (the OCI runtime alone: the floor)
-    podman                 `podman run --rm localhost/pycbench:latest true`   (runtime = runc)
+    podman                 `podman run --rm --network=none localhost/pycbench:latest true`
     crun                   `crun run --bundle BUNDLE ...`
     pyc API (warm python)  `Engine().run("busybox", ...)` in an already warm Python process
 
-The busybox image is made with `pyc image bootstrap busybox` in a private store
-($PYC_ROOT = a temp dir); its single layer is copied into the OCI bundle for runc/crun and
-imported into podman, so every tool starts the same files. pyc, runc and podman are timed by one
-hyperfine invocation (side by side). crun refuses to run on this hybrid-cgroup host while
+The busybox image is made with `pyc image bootstrap busybox` in a private store ($PYC_ROOT = a
+temp dir); its single layer is copied into the OCI bundle for runc/crun and imported into podman,
+so every tool starts the same files. podman runs runc and, like pyc and runc, gives the container
+a network namespace with only lo (--network=none: no bridge, veth or firewall rules on the host,
+nothing left behind if it is cut short). pyc, runc and podman are timed by one hyperfine
+invocation, side by side. crun refuses to run on this hybrid-cgroup host while
 /sys/fs/cgroup/unified/cgroup.controllers exists, so it runs in a second hyperfine invocation in a
-private mount namespace where that file is hidden by /dev/null; runc is measured again there and
-crun's ratio is against that runc. The API row is timed in-process with perf_counter (its ratio is
+private mount namespace where /dev/null hides that file; runc is measured again there and crun's
+ratio is against that runc. The API row is timed in-process with perf_counter (its ratio is
 against the first runc). Also reported: peak RSS of the pyc CLI during a run.
 
 Nothing touches the network. Everything made is removed at the end, also on failure, Ctrl-C or

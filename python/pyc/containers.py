@@ -1,12 +1,13 @@
-"""Container records: containers/<id>/ holds container.json (what `ps` and `inspect` show),
+"""Container records: containers/<id>/ holds container.msgpack (what `ps` and `inspect` show),
 the upper and work dirs of the overlay, the mount point, and the files pyc bind-mounts into
 /etc. A name is a file names/<name> made with O_EXCL, so two commands never share one."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+import msgpack
 
 from pyc.errors import Conflict, ContainerNotFound, InvalidArgument
 from pyc.paths import Paths
@@ -15,6 +16,8 @@ from pyc.store import atomic
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
     from typing import Any
+
+RECORD = "container.msgpack"
 
 _ADJECTIVES = "brave calm eager fond gentle happy jolly keen lucid merry nifty proud quiet sharp sunny swift tender vivid witty zen".split()
 _NOUNS = "ada babbage curie darwin euler fermi gauss hopper jobs knuth lovelace mccarthy noether pascal ritchie shannon turing wozniak".split()
@@ -118,7 +121,7 @@ class ContainerStore:
             raise
 
     def save(self, c: Container) -> None:
-        atomic.write_file(c.path("container.json"), json.dumps(c.data).encode(), durable=False)
+        atomic.write_file(c.path(RECORD), msgpack.packb(c.data), durable=False)
 
     @staticmethod
     def _set_running(c: Container) -> None:
@@ -153,9 +156,9 @@ class ContainerStore:
     def _load(self, cid: str) -> Container:
         directory = self.paths.container(cid)
         try:
-            with open(os.path.join(directory, "container.json"), "rb") as f:
-                return Container(json.loads(f.read()), directory)
-        except (FileNotFoundError, ValueError):
+            with open(os.path.join(directory, RECORD), "rb") as f:
+                return Container(msgpack.unpackb(f.read()), directory)
+        except (FileNotFoundError, ValueError, msgpack.UnpackException):
             raise ContainerNotFound(f"no such container: {cid}") from None
 
     def all(self) -> list[Container]:

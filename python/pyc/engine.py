@@ -17,7 +17,7 @@ from pyc.containers import Container, ContainerStore
 from pyc.errors import ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
-from pyc.store.images import Image, ImageStore, chain_ids
+from pyc.store.images import Image, ImageStore
 from pyc.store.layers import lower_dirs
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -124,7 +124,7 @@ class Engine:
         record = {
             "Image": image,
             "ImageId": img.id,
-            "Layers": chain_ids(img.diff_ids),
+            "Layers": img.chain_ids,
             "Config": {},
             "HostConfig": {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs},
         }

@@ -3,7 +3,6 @@ each manifest names a config and its layers. The image ID is the config digest, 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -26,14 +25,21 @@ LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 class Image:
     """A resolved image: its manifest and config, read from blobs."""
 
-    __slots__ = ("manifest_digest", "manifest", "config_digest", "config", "refs")
+    __slots__ = ("manifest_digest", "manifest", "config_digest", "config", "refs", "_chains")
 
-    def __init__(self, manifest_digest: str, manifest: dict[str, Any], config: dict[str, Any], refs: list[str]) -> None:
+    def __init__(self, manifest_digest: str, manifest: dict[str, Any], config: dict[str, Any], refs: list[str], chains: list[str] | None = None) -> None:
         self.manifest_digest = manifest_digest
         self.manifest = manifest
         self.config_digest: str = manifest["config"]["digest"]
         self.config = config
         self.refs = refs
+        self._chains = chains
+
+    @property
+    def chain_ids(self) -> list[str]:
+        if self._chains is None:
+            self._chains = chain_ids(self.diff_ids)
+        return self._chains
 
     @property
     def id(self) -> str:
@@ -88,6 +94,8 @@ class ImageStore:
         return atomic.locked(os.path.join(self.paths.root, "store.lock"))
 
     def _read_index(self) -> dict[str, Any]:
+        import json
+
         try:
             with open(self.index_path, "rb") as f:
                 index: dict[str, Any] = json.loads(f.read())
@@ -98,6 +106,8 @@ class ImageStore:
         return index
 
     def _write_index(self, index: dict[str, Any]) -> None:
+        import json
+
         atomic.write_file(self.index_path, json.dumps(index, indent=None, separators=(",", ":")).encode())
 
     # -- blobs ----------------------------------------------------------------------------
@@ -110,6 +120,8 @@ class ImageStore:
             raise BadImage(f"blob {digest} is missing from the store") from None
 
     def read_json_blob(self, digest: str) -> dict[str, Any]:
+        import json
+
         try:
             value: dict[str, Any] = json.loads(self.read_blob(digest))
         except ValueError as e:
@@ -136,6 +148,11 @@ class ImageStore:
     def lookup(self, ref: str) -> Image:
         """An image by `name[:tag]`, by ID (config digest, or a prefix of 12+ hex digits) or by
         manifest digest."""
+        from pyc.store import cache
+
+        found = cache.find(self, ref)
+        if found is not None:
+            return found
         entries = self._manifest_entries()
         wanted = with_tag(ref)
         for e in entries:
@@ -171,6 +188,8 @@ class ImageStore:
     def add(self, config: dict[str, Any], layers: list[tuple[str, int]], ref: str | None) -> Image:
         """Write config and manifest for layers already in the store (digest, size), and name it.
         Under the store lock, so a concurrent collection never sees blobs without their index."""
+        import json
+
         with self.lock():
             cfg_digest, cfg_size = self.write_blob(json.dumps(config, separators=(",", ":")).encode())
             manifest = {

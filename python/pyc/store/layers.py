@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from pyc.errors import BadImage
-from pyc.store.images import Image, ImageStore, chain_ids
+from pyc.store.images import Image, ImageStore
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class temp_dir:
 
 def lower_dirs(store: ImageStore, image: Image) -> list[str]:
     """The image's layer dirs, top-most first (overlayfs' order), unpacking any that are missing."""
-    chains = chain_ids(image.diff_ids)
+    chains = image.chain_ids
     if len(chains) != len(image.layers):
         raise BadImage(f"image {image.id[7:19]} has {len(image.layers)} layers but {len(chains)} diff ids")
     dirs = [store.paths.layer(c) for c in chains]

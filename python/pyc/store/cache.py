@@ -1,0 +1,67 @@
+"""The run path's view of the index: every name with its manifest, config and chain ids, in one
+msgpack file. `pyc run` reads it instead of parsing index.json, a manifest and a config (and
+importing json); it is rebuilt whenever index.json changes (index writes are atomic renames, so
+the index's inode, mtime and size tell)."""
+
+from __future__ import annotations
+
+import os
+
+import msgpack
+
+from pyc.store import atomic
+from pyc.store.refs import with_tag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyc.store.images import Image, ImageStore
+
+
+def _path(store: ImageStore) -> str:
+    return os.path.join(store.paths.root, "images.cache")
+
+
+def find(store: ImageStore, ref: str) -> Image | None:
+    """The image named `ref` (name[:tag]), or None when no image has that name."""
+    from pyc.store.images import Image
+
+    try:
+        st = os.stat(store.index_path)
+    except FileNotFoundError:
+        return None
+    key = [st.st_ino, st.st_mtime_ns, st.st_size]
+    data = _read(store)
+    if data is None or data.get("key") != key:
+        data = _rebuild(store, key)
+    digest = data["refs"].get(with_tag(ref))
+    if digest is None:
+        return None
+    e = data["images"][digest]
+    return Image(digest, e["manifest"], e["config"], e["refs"], e["chains"])
+
+
+def _read(store: ImageStore) -> dict[str, Any] | None:
+    try:
+        with open(_path(store), "rb") as f:
+            data: dict[str, Any] = msgpack.unpackb(f.read())
+    except (OSError, ValueError, msgpack.UnpackException):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _rebuild(store: ImageStore, key: list[int]) -> dict[str, Any]:
+    # `key` was taken before the index is read: if it changes meanwhile, the next look-up sees a
+    # newer key than the one stored here and rebuilds again.
+    images: dict[str, Any] = {}
+    refs: dict[str, str] = {}
+    for img in store.all():
+        images[img.manifest_digest] = {"manifest": img.manifest, "config": img.config, "refs": img.refs, "chains": img.chain_ids}
+        refs.update((r, img.manifest_digest) for r in img.refs)
+    data = {"key": key, "images": images, "refs": refs}
+    try:
+        atomic.write_file(_path(store), msgpack.packb(data), durable=False)
+    except OSError:
+        pass  # a cache that cannot be written is only slower
+    return data
