@@ -197,7 +197,9 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         mount(Some(m.source.as_c_str()), path.as_cstr(), Some(m.fstype.as_c_str()).filter(|t| !t.is_empty()), m.flags, Some(m.data.as_c_str()).filter(|d| !d.is_empty()))
             .map_err(at(Step::Mount, i))?;
         drop(target);
-        if m.remount.is_none() && m.propagation.is_empty() {
+        // Every mount here is private already (the whole tree was made private first).
+        let propagation = m.propagation - (MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        if m.remount.is_none() && propagation.is_empty() {
             continue;
         }
         // The fd above names what is under the new mount; open again to reach the mount itself.
@@ -206,7 +208,7 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         if let Some(flags) = m.remount {
             mount(None::<&CStr>, path.as_cstr(), None::<&CStr>, flags, None::<&CStr>).map_err(at(Step::Remount, i))?;
         }
-        if !m.propagation.is_empty() {
+        if !propagation.is_empty() {
             mount(None::<&CStr>, path.as_cstr(), None::<&CStr>, m.propagation, None::<&CStr>).map_err(at(Step::MountPropagation, i))?;
         }
     }
