@@ -159,3 +159,23 @@ def test_images_quiet_and_inspect_fields() -> None:
     assert image_id("busybox")[7:19] in ids
     info = json.loads(pyc("image", "inspect", "busybox").stdout)[0]
     assert set(info) >= {"Id", "RepoTags", "Created", "Config", "RootFS", "Size", "Architecture", "Os"}
+
+
+def test_import_directory_keeps_special_files_and_hardlinks(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a").write_text("same\n")
+    os.link(root / "a", root / "b")
+    os.mkfifo(root / "fifo")
+    os.mknod(root / "nul", 0o620 | 0o020000, os.makedev(1, 3))
+    os.chmod(root / "nul", 0o620)
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(root / "sock"))  # tar cannot hold a socket: it is left out
+    assert pyc("import", str(root), "special:1").returncode == 0
+    r = pyc("run", "--rm", "-v", "/bin/busybox:/bin/busybox:ro", "special:1", "/bin/busybox", "sh", "-c", "cd /; /bin/busybox stat -c '%n %F %h %t:%T %a' a b fifo nul; /bin/busybox ls sock 2>&1")
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["a regular file 2 0:0 644", "b regular file 2 0:0 644", "fifo fifo 1 0:0 644", "nul character special file 1 1:3 620"], r.stdout + r.stderr
+    assert "No such file" in lines[4]
+    assert pyc("rmi", "special:1").returncode == 0

@@ -37,6 +37,16 @@ def _apt_source() -> tuple[str, str]:
     return mirror, suite
 
 
+def _drop_apt_caches(root: str) -> None:
+    """What Debian's own container images leave out: downloaded packages and package lists
+    (80 MB of a 200 MB minbase tree); `apt-get update` brings the lists back when needed."""
+    import glob
+
+    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*"):
+        for path in glob.glob(os.path.join(root, pattern)):
+            os.unlink(path)
+
+
 def make_debian(store: ImageStore, ref: str = "debian:latest", suite: str | None = None, mirror: str | None = None) -> Image:
     if not os.path.exists("/usr/sbin/debootstrap"):
         raise PycError("debootstrap is not installed (apt-get install debootstrap)")
@@ -49,5 +59,6 @@ def make_debian(store: ImageStore, ref: str = "debian:latest", suite: str | None
         if proc.returncode != 0:
             last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise PycError(f"debootstrap {suite} failed: {last[0]}")
+        _drop_apt_caches(root)
         run_config = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["bash"]}
         return import_rootfs(store, root, ref, default_config(run_config, created_by=f"debootstrap --variant=minbase {suite}"))

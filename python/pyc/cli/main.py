@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def dispatch(argv: list[str]) -> int:
+    import pyc_core
+
     from pyc.errors import PycError
 
     try:
@@ -27,6 +29,11 @@ def dispatch(argv: list[str]) -> int:
         return _typer(argv)
     except PycError as e:
         return fail(str(e), e.exit_code)
+    except OSError as e:
+        # A full disk, a permission, a file that vanished: the system's words, on one line.
+        return fail(f"{e.filename}: {e.strerror}" if e.filename else e.strerror or str(e))
+    except pyc_core.PycCoreError as e:
+        return fail(str(e))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

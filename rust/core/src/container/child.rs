@@ -123,17 +123,6 @@ fn unreachable_exec() -> Failure {
 }
 
 fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
-    // Wait until the parent has put us in our cgroup; EOF means it is gone.
-    let mut byte = 0u8;
-    let n = unsafe { libc::read(fds.sync_read, (&mut byte as *mut u8).cast(), 1) };
-    if n != 1 {
-        unsafe { libc::_exit(1) };
-    }
-    unsafe { libc::close(fds.sync_read) };
-    if plan.cgroup_ns {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(at(Step::CgroupNs, 0))?;
-    }
-
     // Modes in the spec are exact (devices 0666); the command gets docker's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     mount(None::<&CStr>, c"/", None::<&CStr>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&CStr>).map_err(at(Step::Propagation, 0))?;
@@ -179,6 +168,17 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     }
     for (i, fd) in fds.stdio.iter().enumerate() {
         Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
+    }
+    // Moving a process between v1 cgroups waits for an RCU grace period (milliseconds), so the
+    // parent does it while the mounts above are made; the command itself must start inside.
+    let mut byte = 0u8;
+    let n = unsafe { libc::read(fds.sync_read, (&mut byte as *mut u8).cast(), 1) };
+    if n != 1 {
+        unsafe { libc::_exit(1) }; // EOF: the parent is gone
+    }
+    unsafe { libc::close(fds.sync_read) };
+    if plan.cgroup_ns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(at(Step::CgroupNs, 0))?;
     }
     become_user(plan)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));

@@ -137,27 +137,30 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
     drop((sync_r, err_w, child_ends));
     let child = Pid::from_raw(pid);
 
-    let released = (|| -> Result<()> {
-        if let (Some(cg), false) = (cgroup, joined) {
-            cg.add(pid)?;
-        }
-        nix::unistd::write(&sync_w, &[1u8]).map_err(|e| Error::sys("release container", e))?;
-        Ok(())
-    })();
-    if let Err(e) = released {
-        let _ = kill(child, Signal::SIGKILL);
-        let _ = waitpid(child, None);
-        return Err(e);
+    // The child makes its mounts meanwhile, and waits for this before it execs.
+    let joined = match (cgroup, joined) {
+        (Some(cg), false) => cg.add(pid),
+        _ => Ok(()),
+    };
+    if joined.is_ok() {
+        // EPIPE here means the child failed already; its report below says why.
+        let _ = nix::unistd::write(&sync_w, &[1u8]);
     }
     drop(sync_w);
 
     // The error pipe is close-on-exec: EOF means the command started, data means it did not.
+    // A failure the child reports comes first: it is the cause of any error in joining.
     let mut buf = [0u8; Failure::SIZE];
     let n = read_full(err_r.as_raw_fd(), &mut buf);
     drop(err_r);
     if n == Failure::SIZE {
         let _ = waitpid(child, None);
         return Err(failure_error(plan, Failure::decode(&buf)));
+    }
+    if let Err(e) = joined {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        return Err(e);
     }
 
     wait(child, &pidfd, &sigfd, captures)

@@ -21,8 +21,14 @@ pub fn tar_directory(dir: &Path, out: impl Write, deterministic: bool) -> Result
     Ok((digest, size))
 }
 
-/// Entries sorted by name, so the same tree always gives the same tar.
+/// Entries sorted by name, so the same tree always gives the same tar. A file with several
+/// names is stored once and linked after; device nodes and fifos are kept as such; sockets,
+/// which tar cannot hold, are left out.
 fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path) -> Result<()> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    let mut first_name: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let full = root.join(&rel);
@@ -33,16 +39,61 @@ fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path) -> Result<()> {
             let r = rel.join(&name);
             let p = root.join(&r);
             let md = std::fs::symlink_metadata(&p).ctx("stat", &p)?;
-            if md.is_dir() {
+            let ft = md.file_type();
+            if ft.is_dir() {
                 b.append_dir(&r, &p).ctx("add", &p)?;
                 dirs.push(r);
+            } else if ft.is_socket() {
+                continue;
+            } else if md.nlink() > 1 && !ft.is_symlink() {
+                match first_name.get(&(md.dev(), md.ino())) {
+                    Some(target) => {
+                        let mut h = header_of(&md, tar::EntryType::Link);
+                        b.append_link(&mut h, &r, target).ctx("add", &p)?;
+                    }
+                    None => {
+                        first_name.insert((md.dev(), md.ino()), r.clone());
+                        append_entry(b, &p, &r, &md)?;
+                    }
+                }
             } else {
-                b.append_path_with_name(&p, &r).ctx("add", &p)?;
+                append_entry(b, &p, &r, &md)?;
             }
         }
         stack.extend(dirs.into_iter().rev());
     }
     Ok(())
+}
+
+fn header_of(md: &std::fs::Metadata, kind: tar::EntryType) -> tar::Header {
+    use std::os::unix::fs::MetadataExt;
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(md.mode() & 0o7777);
+    h.set_uid(md.uid() as u64);
+    h.set_gid(md.gid() as u64);
+    h.set_mtime(md.mtime().max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+fn append_entry<W: Write>(b: &mut tar::Builder<W>, p: &Path, r: &Path, md: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let ft = md.file_type();
+    let kind = if ft.is_char_device() {
+        tar::EntryType::Char
+    } else if ft.is_block_device() {
+        tar::EntryType::Block
+    } else if ft.is_fifo() {
+        tar::EntryType::Fifo
+    } else {
+        return b.append_path_with_name(p, r).ctx("add", p);
+    };
+    let mut h = header_of(md, kind);
+    let rdev = md.rdev();
+    h.set_device_major(libc::major(rdev)).ctx("add", p)?;
+    h.set_device_minor(libc::minor(rdev)).ctx("add", p)?;
+    b.append_data(&mut h, r, std::io::empty()).ctx("add", p)
 }
 
 /// Tar the merged view of an overlay (lowers top-most first) to `out`, mounting it read-only on
