@@ -64,6 +64,15 @@ impl Cgroup {
         &self.dirs
     }
 
+    /// Files a process writes "0" to in order to move itself in: v1's per-thread `tasks`. Empty
+    /// on v2, where a domain cgroup takes whole processes only (clone3 places the child there).
+    pub fn self_join_files(&self) -> Vec<PathBuf> {
+        if self.v2_dir.is_some() {
+            return Vec::new();
+        }
+        self.dirs.iter().map(|d| d.join("tasks")).collect()
+    }
+
     pub fn clone_fd(&self) -> Option<RawFd> {
         self.v2_dir.as_ref().map(|f| f.as_raw_fd())
     }

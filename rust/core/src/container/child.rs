@@ -22,6 +22,7 @@ use crate::sys::cloexec_from;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
     Sync = 1,
+    Cgroup,
     CgroupNs,
     Propagation,
     Overlay,
@@ -54,8 +55,8 @@ pub enum Step {
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 28] = [
-            Sync, CgroupNs, Propagation, Overlay, RootFd, MountTarget, Mount, Remount, MountPropagation, Link, Workdir,
+        const ALL: [Step; 29] = [
+            Sync, Cgroup, CgroupNs, Propagation, Overlay, RootFd, MountTarget, Mount, Remount, MountPropagation, Link, Workdir,
             PivotRoot, Masked, Readonly, ReadonlyRoot, Hostname, Loopback, Chdir, NoNewPrivs, Stdio, Groups, Gid, Uid,
             Caps, Signals, NotFound, NotExecutable, Exec,
         ];
@@ -123,6 +124,9 @@ fn unreachable_exec() -> Failure {
 }
 
 fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
+    for (i, tasks) in plan.cgroup_tasks.iter().enumerate() {
+        join_cgroup(tasks).map_err(at(Step::Cgroup, i))?;
+    }
     // Modes in the spec are exact (devices 0666); the command gets docker's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     mount(None::<&CStr>, c"/", None::<&CStr>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&CStr>).map_err(at(Step::Propagation, 0))?;
@@ -169,8 +173,8 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     for (i, fd) in fds.stdio.iter().enumerate() {
         Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
     }
-    // Moving a process between v1 cgroups waits for an RCU grace period (milliseconds), so the
-    // parent does it while the mounts above are made; the command itself must start inside.
+    // Where the parent moves us into our cgroup (v2 without clone3), it does so while the mounts
+    // above are made; the command itself must start inside.
     let mut byte = 0u8;
     let n = unsafe { libc::read(fds.sync_read, (&mut byte as *mut u8).cast(), 1) };
     if n != 1 {
@@ -213,6 +217,11 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         }
     }
     Ok(())
+}
+
+fn join_cgroup(tasks: &CStr) -> Result<(), Errno> {
+    let fd = nix::fcntl::open(tasks, nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    nix::unistd::write(&fd, b"0").map(drop)
 }
 
 fn symlink_in_root(root: RawFd, target: &CStr, link: &super::target::InRoot) -> Result<(), Errno> {

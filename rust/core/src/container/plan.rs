@@ -50,6 +50,10 @@ pub struct Exec {
 
 #[derive(Debug)]
 pub struct Plan {
+    /// v1 `tasks` files the child writes "0" to, joining its cgroups by itself: moving one's own
+    /// thread skips the global lock (and its RCU grace period, milliseconds) that moving another
+    /// process through `cgroup.procs` takes.
+    pub cgroup_tasks: Vec<CString>,
     /// Namespaces created by clone itself.
     pub clone_flags: u64,
     /// The cgroup namespace is made after the parent put the child in its cgroup, so that the
@@ -262,6 +266,12 @@ fn exec_of(spec: &Spec) -> Result<(Exec, u32, u32, Vec<u32>, CString, InRoot, Op
 }
 
 impl Plan {
+    /// Have the child join `cg` by itself where the hierarchy allows it (v1).
+    pub fn join_cgroup(&mut self, cg: &crate::cgroup::Cgroup) -> Result<()> {
+        self.cgroup_tasks = cg.self_join_files().iter().map(|p| path_cstring("cgroup path", p)).collect::<Result<_>>()?;
+        Ok(())
+    }
+
     pub fn build(cfg: &RunConfig) -> Result<Plan> {
         let spec = &cfg.spec;
         let root = spec.root().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no root".into()))?;
@@ -271,6 +281,7 @@ impl Plan {
         let linux = spec.linux().as_ref();
         let paths = |v: Option<&Vec<String>>| -> Result<Vec<CString>> { v.into_iter().flatten().map(|p| cstring("path", p.as_str())).collect() };
         Ok(Plan {
+            cgroup_tasks: Vec::new(),
             clone_flags,
             cgroup_ns,
             net_ns,

@@ -69,11 +69,14 @@ impl Drop for MaskGuard {
 
 /// Start the container and wait for it. Blocking: the binding releases the GIL around it.
 pub fn run(cfg: &RunConfig, stdio: Stdio) -> Result<Outcome> {
-    let plan = Plan::build(cfg)?;
+    let mut plan = Plan::build(cfg)?;
     let cgroup = match &cfg.cgroup {
         Some(c) => Some(Cgroup::create(&c.root, &c.path)?),
         None => None,
     };
+    if let Some(cg) = &cgroup {
+        plan.join_cgroup(cg)?;
+    }
     let result = start_and_wait(&plan, cgroup.as_ref(), stdio);
     if let Some(cg) = cgroup {
         let removed = cg.remove();
@@ -138,7 +141,9 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
     let child = Pid::from_raw(pid);
 
     // The child makes its mounts meanwhile, and waits for this before it execs.
-    let joined = match (cgroup, joined) {
+    // On v1 the child joins by itself (plan.cgroup_tasks); on v2, clone3 put it there, or else
+    // (old kernels) it is moved now.
+    let joined = match (cgroup, joined || !plan.cgroup_tasks.is_empty()) {
         (Some(cg), false) => cg.add(pid),
         _ => Ok(()),
     };
@@ -258,6 +263,7 @@ fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
         Step::Masked => format!("mask {}", plan.masked.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
         Step::Readonly => format!("make {} read-only", plan.readonly.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
         Step::Uid => format!("set user {}", plan.uid),
+        Step::Cgroup => format!("join cgroup {}", plan.cgroup_tasks.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
         Step::Gid | Step::Groups => format!("set group {}", plan.gid),
         other => format!("{other:?}").to_lowercase(),
     };
