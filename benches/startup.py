@@ -43,7 +43,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYC = os.path.join(REPO, ".venv", "bin", "pyc")
+# The `pyc` users run: setup.sh's launcher on the PATH, else the venv's console script.
+PYC = "/usr/local/bin/pyc" if os.path.exists("/usr/local/bin/pyc") else os.path.join(REPO, ".venv", "bin", "pyc")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 PODMAN_IMAGE = "localhost/pycbench:latest"
 RUNC_IDS = ("pycbench-runc", "pycbench-runc2")

@@ -171,13 +171,15 @@ class ContainerStore:
         out.sort(key=lambda c: str(c.data.get("Created", "")), reverse=True)
         return out
 
-    def remove(self, c: Container, force: bool = False) -> None:
+    def remove(self, c: Container, force: bool = False, cgroup: bool = True) -> None:
+        """`cgroup=False` when the caller knows it is gone (a run that ended and removed it)."""
         import pyc_core
 
         if c.status == "running" and not force:
             raise Conflict(f"container {c.name} is running: stop it first, or use -f")
-        # Whatever still runs in the container's cgroup is killed with it.
-        pyc_core.remove_cgroup(c.cgroup)
+        if cgroup:
+            # Whatever still runs in the container's cgroup is killed with it.
+            pyc_core.remove_cgroup(c.cgroup)
         self._forget(c.id, c.name)
 
     def _forget(self, cid: str, name: str) -> None:

@@ -119,6 +119,8 @@ class Engine:
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
+        if os.geteuid() != 0:
+            raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
         record = {
@@ -143,9 +145,10 @@ class Engine:
         )
         self.containers.create(c, etc, running=True)
         code = 125
+        ended = False  # pyc_core.run returned: the container's cgroup is gone already
         try:
             r = pyc_core.run(config, stdin, stdout, stderr)
-            code = r.status
+            code, ended = r.status, True
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
         except pyc_core.CommandNotFound as e:
             code = 127
@@ -157,7 +160,7 @@ class Engine:
             raise PycError(str(e)) from None
         finally:
             if opts.remove:
-                self.containers.remove(c, force=True)
+                self.containers.remove(c, force=True, cgroup=not ended)
             elif os.path.isdir(c.dir):  # unless `pyc rm -f` removed it meanwhile
                 self.containers.mark_exited(c, code)
 

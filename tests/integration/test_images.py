@@ -179,3 +179,31 @@ def test_import_directory_keeps_special_files_and_hardlinks(tmp_path: Path) -> N
     assert lines[:4] == ["a regular file 2 0:0 644", "b regular file 2 0:0 644", "fifo fifo 1 0:0 644", "nul character special file 1 1:3 620"], r.stdout + r.stderr
     assert "No such file" in lines[4]
     assert pyc("rmi", "special:1").returncode == 0
+
+
+def test_an_import_killed_midway_leaves_nothing(store_root: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    before = {p for p in os.listdir(store_root / "layers")}
+    big = tmp_path / "big.tar"
+    with tarfile.open(big, "w") as t:
+        for i in range(400):
+            info = tarfile.TarInfo(f"f{i}")
+            info.size = 256 * 1024
+            t.addfile(info, io.BytesIO(os.urandom(256 * 1024)))
+    p = subprocess.Popen([PYC, "import", "-", "killed:1"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert p.stdin is not None
+    data = big.read_bytes()
+    p.stdin.write(data[: len(data) // 2])
+    p.stdin.flush()
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    p.stdin.close()
+    assert "killed" not in pyc("images").stdout
+    # The next import collects the dead one's temp dir; the store is as it was.
+    assert pyc("import", str(big), "whole:1").returncode == 0
+    assert os.listdir(store_root / "tmp") == []
+    assert pyc("rmi", "whole:1").returncode == 0
+    assert {p for p in os.listdir(store_root / "layers")} == before

@@ -175,3 +175,11 @@ def test_clone_without_clone3_works_too() -> None:
 def test_cgroups_are_gone_when_no_container_runs() -> None:
     assert sh("true") == ""
     assert not list(Path("/sys/fs/cgroup").glob("*/pyc"))
+
+
+def test_entrypoint_replaces_the_images_command() -> None:
+    assert sh("", "--entrypoint", "echo").strip() == ""
+    r = pyc("run", "--rm", "--entrypoint", "/bin/echo", "busybox", "a", "b")
+    assert r.stdout == "a b\n"
+    r = pyc("run", "--rm", "--entrypoint", "", "busybox", "echo", "plain")
+    assert r.stdout == "plain\n"

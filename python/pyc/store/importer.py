@@ -6,6 +6,7 @@ import os
 import platform
 
 from pyc.errors import InvalidArgument
+from pyc.store.gc import collect_tmp
 from pyc.store.images import Image, ImageStore
 from pyc.store.layers import commit_layer, temp_dir
 from pyc.store.refs import normalize
@@ -36,6 +37,7 @@ def import_rootfs(store: ImageStore, source: str | int, ref: str | None, config:
     if isinstance(source, str) and not os.path.exists(source):
         raise InvalidArgument(f"{source}: no such file or directory")
     store.ensure_layout()
+    collect_tmp(store)  # what an import killed midway left
     with temp_dir(store) as tmp:
         layer_dir = os.path.join(tmp, "layer")
         blob = os.path.join(tmp, "blob")

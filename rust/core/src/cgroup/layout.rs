@@ -5,10 +5,14 @@ use crate::error::{Error, Result};
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 
+/// The v1 controllers pyc limits or measures. Each hierarchy joined costs a directory made and
+/// removed per container, so the rest (devices, freezer, name=systemd, net_cls, ...) are left.
+pub const USED_V1: [&str; 6] = ["blkio", "cpu", "cpuacct", "cpuset", "memory", "pids"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layout {
     V2 { root: PathBuf },
-    /// One directory per v1 hierarchy (cpu, memory, pids, name=systemd, ...).
+    /// One directory per v1 hierarchy that holds a controller pyc uses (see USED_V1).
     V1 { hierarchies: Vec<PathBuf> },
 }
 
@@ -27,6 +31,10 @@ impl Layout {
             let path = entry.path();
             // Co-mounted controllers show up twice (cpu -> cpu,cpuacct): skip the links.
             if entry.file_type().map(|t| t.is_symlink()).unwrap_or(true) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.split(',').any(|c| USED_V1.contains(&c)) {
                 continue;
             }
             if fs_magic(&path) == Some(CGROUP_SUPER_MAGIC) {
