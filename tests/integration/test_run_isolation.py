@@ -178,7 +178,7 @@ def test_cgroups_are_gone_when_no_container_runs() -> None:
 
 
 def test_entrypoint_replaces_the_images_command() -> None:
-    assert sh("", "--entrypoint", "echo").strip() == ""
+    assert sh("x", "--entrypoint", "echo") == "sh -c x\n"
     r = pyc("run", "--rm", "--entrypoint", "/bin/echo", "busybox", "a", "b")
     assert r.stdout == "a b\n"
     r = pyc("run", "--rm", "--entrypoint", "", "busybox", "echo", "plain")
