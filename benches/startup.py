@@ -106,6 +106,12 @@ def sh(*cmd, stdin=None, capture=False, interruptible=False):
     return out
 
 
+def settle(seconds=5.0):
+    """Let the kernel finish tearing down the previous group's network namespaces (it does so
+    asynchronously, and a backlog slows every new namespace), so each group starts as the first."""
+    time.sleep(seconds)
+
+
 def hyperfine(runs, commands, json_path, wrap=()):
     """Time commands ({name: command line}) side by side; {name: (median ms, mean ms)}."""
     argv = ["hyperfine", "-N", "--style", "basic", "--warmup", "5", "--runs", str(runs), "--export-json", json_path]
@@ -195,6 +201,7 @@ def main():
             commands["podman"] = f"{podman} run --rm --pull=never --network=none {PODMAN_IMAGE} true"
         else:
             print("note: podman not found, skipping its row")
+        settle()
         for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "main.json")).items():
             rows[name] = (*times, "runc")
 
@@ -203,11 +210,13 @@ def main():
                     f'mount --bind /dev/null {CGROUP_CONTROLLERS} && exec "$@"', "sh"]  # fmt: skip
             commands = {"crun": f"{crun} run --bundle {bundle} {CRUN_ID}",
                         "runc (crun group)": f"runc run --bundle {bundle} {RUNC_IDS[1]}"}  # fmt: skip
+            settle()
             for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "crun.json"), wrap).items():
                 rows[name] = (*times, "runc (crun group)")
         else:
             print("note: crun not found, skipping its row")
 
+        settle()
         api = json.loads(sh(PYTHON, "-c", API_SCRIPT, str(args.runs), capture=True, interruptible=True).splitlines()[-1])
         rows["pyc API (warm python)"] = (api["median"], api["mean"], "runc")
 
