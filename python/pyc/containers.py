@@ -98,7 +98,7 @@ class ContainerStore:
             name = f"{_ADJECTIVES[pick[0] % len(_ADJECTIVES)]}_{_NOUNS[pick[1] % len(_NOUNS)]}_{cid[:4]}"
         elif not (name[:1].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
             raise InvalidArgument(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
-        data = {"Id": cid, "Name": name, "Created": _now(), **record, "State": {"Status": "created", "ExitCode": 0}}
+        data = {"Id": cid, "Name": name, "Created": _now(), **record, "State": {"Status": "created", "ExitCode": 0, "OOMKilled": False}}
         return Container(data, self.paths.container(cid))
 
     def create(self, c: Container, files: dict[str, str], running: bool = False) -> None:
@@ -128,8 +128,8 @@ class ContainerStore:
         pid = os.getpid()
         c.state.update(Status="running", StartedAt=_now(), MonitorPid=pid, MonitorStart=_start_time(pid))
 
-    def mark_exited(self, c: Container, code: int) -> None:
-        c.state.update(Status="exited", ExitCode=code, FinishedAt=_now(), MonitorPid=None)
+    def mark_exited(self, c: Container, code: int, oom_killed: bool = False) -> None:
+        c.state.update(Status="exited", ExitCode=code, OOMKilled=oom_killed, FinishedAt=_now(), MonitorPid=None)
         self.save(c)
 
     def get(self, ref: str) -> Container:

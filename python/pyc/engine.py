@@ -14,7 +14,7 @@ import msgpack
 import pyc_core
 
 from pyc.containers import Container, ContainerStore
-from pyc.errors import ImageNotFound, InvalidArgument, PycError
+from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
 from pyc.store.images import Image, ImageStore
@@ -64,6 +64,22 @@ def _resolv_conf() -> str:
         return ""
     keep = [ln for ln in lines if not (ln.startswith("nameserver") and ln.split()[1:2] and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
     return "\n".join(keep) + "\n"
+
+
+def host_config_limits(resources: dict[str, Any]) -> dict[str, Any]:
+    """docker inspect's names for the limits in an OCI `linux.resources` object."""
+    mem, cpu = resources.get("memory", {}), resources.get("cpu", {})
+    out = {
+        "Memory": mem.get("limit", 0),
+        "MemorySwap": mem.get("swap", 0),
+        "MemoryReservation": mem.get("reservation", 0),
+        "NanoCpus": cpu["quota"] * 1_000_000_000 // cpu["period"] if "quota" in cpu else 0,
+        "CpuShares": cpu.get("shares", 0),
+        "CpusetCpus": cpu.get("cpus", ""),
+        "PidsLimit": resources.get("pids", {}).get("limit", 0),
+        "BlkioWeight": resources.get("blockIO", {}).get("weight", 0),
+    }
+    return out
 
 
 class Engine:
@@ -123,13 +139,9 @@ class Engine:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
-        record = {
-            "Image": image,
-            "ImageId": img.id,
-            "Layers": img.chain_ids,
-            "Config": {},
-            "HostConfig": {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs},
-        }
+        host_config = {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs}
+        host_config.update(host_config_limits(opts.resources()))
+        record = {"Image": image, "ImageId": img.id, "Layers": img.chain_ids, "Config": {}, "HostConfig": host_config}
         c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
@@ -146,9 +158,10 @@ class Engine:
         self.containers.create(c, etc, running=True)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
+        oom = False
         try:
             r = pyc_core.run(config, stdin, stdout, stderr)
-            code, ended = r.status, True
+            code, ended, oom = r.status, True, r.oom_killed
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
         except pyc_core.CommandNotFound as e:
             code = 127
@@ -162,7 +175,43 @@ class Engine:
             if opts.remove:
                 self.containers.remove(c, force=True, cgroup=not ended)
             elif os.path.isdir(c.dir):  # unless `pyc rm -f` removed it meanwhile
-                self.containers.mark_exited(c, code)
+                self.containers.mark_exited(c, code, oom)
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        """What a running container uses now: cpu time, memory, pids, block I/O."""
+        c = self.containers.get(ref)
+        if c.status != "running":
+            raise Conflict(f"container {c.name} is not running")
+        try:
+            s = pyc_core.cgroup_stats(c.cgroup)
+        except pyc_core.PycCoreError as e:
+            raise PycError(f"stats of {c.name}: {e}") from None
+        return {
+            "id": c.id,
+            "name": c.name,
+            "cpu_usage_ns": s.cpu_usage_ns,
+            "memory_usage": s.memory_usage,
+            "memory_limit": s.memory_limit,
+            "pids": s.pids,
+            "pids_limit": s.pids_limit,
+            "io_read_bytes": s.io_read_bytes,
+            "io_write_bytes": s.io_write_bytes,
+        }
+
+    def update(self, ref: str, opts: RunOptions) -> None:
+        """Change the limits of a running container (the limit fields of `opts`)."""
+        c = self.containers.get(ref)
+        resources = opts.resources()
+        if not resources:
+            raise InvalidArgument("nothing to update: give at least one limit (--memory, --cpus, ...)")
+        if c.status != "running":
+            raise Conflict(f"container {c.name} is not running")
+        try:
+            pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources))
+        except pyc_core.PycCoreError as e:
+            raise PycError(f"update {c.name}: {e}") from None
+        c.data.setdefault("HostConfig", {}).update(host_config_limits(resources))
+        self.containers.save(c)
 
     def container(self, ref: str) -> Container:
         return self.containers.get(ref)

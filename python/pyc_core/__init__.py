@@ -3,12 +3,14 @@
 from pyc_core._pyc_core import (
     ArchiveError,
     CgroupError,
+    CgroupStats,
     CommandNotExecutable,
     CommandNotFound,
     ConfigError,
     PycCoreError,
     RunResult,
     StartError,
+    cgroup_stats,
     cgroup_version,
     export_overlay,
     remove_cgroup,
@@ -17,17 +19,20 @@ from pyc_core._pyc_core import (
     sha256_file,
     tar_directory,
     unpack_layer,
+    update_cgroup,
 )
 
 __all__ = [
     "ArchiveError",
     "CgroupError",
+    "CgroupStats",
     "CommandNotExecutable",
     "CommandNotFound",
     "ConfigError",
     "PycCoreError",
     "RunResult",
     "StartError",
+    "cgroup_stats",
     "cgroup_version",
     "export_overlay",
     "remove_cgroup",
@@ -36,4 +41,5 @@ __all__ = [
     "sha256_file",
     "tar_directory",
     "unpack_layer",
+    "update_cgroup",
 ]

@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import containers, images, run
+from pyc.cli import containers, images, limits, run
 
 app = typer.Typer(
     name="pyc",
@@ -20,3 +20,4 @@ run.register(app)
 run.register(container_app)
 images.register(app, image_app)
 containers.register(app, container_app)
+limits.register(app, container_app)

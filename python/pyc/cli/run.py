@@ -33,6 +33,18 @@ FLAGS: dict[str, tuple[str, bool, bool]] = {
     "-v": ("volumes", True, True),
     "--volume": ("volumes", True, True),
     "--tmpfs": ("tmpfs", True, True),
+    "-m": ("memory", True, False),
+    "--memory": ("memory", True, False),
+    "--memory-swap": ("memory_swap", True, False),
+    "--memory-reservation": ("memory_reservation", True, False),
+    "--cpus": ("cpus", True, False),
+    "-c": ("cpu_shares", True, False),
+    "--cpu-shares": ("cpu_shares", True, False),
+    "--cpuset-cpus": ("cpuset_cpus", True, False),
+    "--pids-limit": ("pids_limit", True, False),
+    "--blkio-weight": ("blkio_weight", True, False),
+    "--device-read-bps": ("device_read_bps", True, True),
+    "--device-write-bps": ("device_write_bps", True, True),
 }
 
 
@@ -112,6 +124,16 @@ def register(app: typer.Typer) -> None:
         entrypoint: str | None = typer.Option(None, "--entrypoint", help="Override the image's entrypoint."),
         volume: list[str] = typer.Option([], "-v", "--volume", help="Bind mount HOST:CONTAINER[:ro|rw]."),
         tmpfs: list[str] = typer.Option([], "--tmpfs", help="Mount a tmpfs at PATH[:options]."),
+        memory: str | None = typer.Option(None, "-m", "--memory", help="Memory limit (e.g. 64m, 1g)."),
+        memory_swap: str | None = typer.Option(None, "--memory-swap", help="Memory plus swap limit; -1: unlimited swap."),
+        memory_reservation: str | None = typer.Option(None, "--memory-reservation", help="Soft memory limit."),
+        cpus: str | None = typer.Option(None, "--cpus", help="Number of CPUs (e.g. 1.5)."),
+        cpu_shares: str | None = typer.Option(None, "-c", "--cpu-shares", help="Relative CPU weight (default 1024)."),
+        cpuset_cpus: str | None = typer.Option(None, "--cpuset-cpus", help="CPUs to run on (e.g. 0-2,4)."),
+        pids_limit: str | None = typer.Option(None, "--pids-limit", help="Most processes at once (-1: unlimited)."),
+        blkio_weight: str | None = typer.Option(None, "--blkio-weight", help="Relative block I/O weight, 10 to 1000."),
+        device_read_bps: list[str] = typer.Option([], "--device-read-bps", help="Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb)."),
+        device_write_bps: list[str] = typer.Option([], "--device-write-bps", help="Write rate limit: DEVICE:RATE."),
     ) -> None:
         opts = RunOptions(
             command or [],
@@ -127,5 +149,15 @@ def register(app: typer.Typer) -> None:
             tmpfs=tmpfs,
             interactive=interactive,
             remove=rm,
+            memory=memory,
+            memory_swap=memory_swap,
+            memory_reservation=memory_reservation,
+            cpus=cpus,
+            cpu_shares=cpu_shares,
+            cpuset_cpus=cpuset_cpus,
+            pids_limit=pids_limit,
+            blkio_weight=blkio_weight,
+            device_read_bps=device_read_bps,
+            device_write_bps=device_write_bps,
         )
         raise typer.Exit(run_container(image, opts))

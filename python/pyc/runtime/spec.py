@@ -60,6 +60,16 @@ class RunOptions:
         tmpfs: list[str] | None = None,
         interactive: bool = False,
         remove: bool = False,
+        memory: str | None = None,
+        memory_swap: str | None = None,
+        memory_reservation: str | None = None,
+        cpus: str | None = None,
+        cpu_shares: str | None = None,
+        cpuset_cpus: str | None = None,
+        pids_limit: str | None = None,
+        blkio_weight: str | None = None,
+        device_read_bps: list[str] | None = None,
+        device_write_bps: list[str] | None = None,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -74,6 +84,34 @@ class RunOptions:
         self.tmpfs = tmpfs or []
         self.interactive = interactive
         self.remove = remove
+        # Limits, as docker's flags write them (checked by runtime/resources.py).
+        self.memory = memory
+        self.memory_swap = memory_swap
+        self.memory_reservation = memory_reservation
+        self.cpus = cpus
+        self.cpu_shares = cpu_shares
+        self.cpuset_cpus = cpuset_cpus
+        self.pids_limit = pids_limit
+        self.blkio_weight = blkio_weight
+        self.device_read_bps = device_read_bps or []
+        self.device_write_bps = device_write_bps or []
+
+    def resources(self) -> dict[str, Any]:
+        """The OCI `linux.resources` object for the limits given."""
+        from pyc.runtime.resources import resources
+
+        return resources(
+            memory=self.memory,
+            memory_swap=self.memory_swap,
+            memory_reservation=self.memory_reservation,
+            cpus=self.cpus,
+            cpu_shares=self.cpu_shares,
+            cpuset_cpus=self.cpuset_cpus,
+            pids_limit=self.pids_limit,
+            blkio_weight=self.blkio_weight,
+            device_read_bps=self.device_read_bps,
+            device_write_bps=self.device_write_bps,
+        )
 
 
 def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
@@ -222,5 +260,6 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
             "devices": [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0} for p, ma, mi in DEVICES],
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
+            "resources": opts.resources(),
         },
     }

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use errors::{blocking, into_py};
+use pyc_core::cgroup::{Cgroup, Limits};
 use pyc_core::container::{self, Output, RunConfig, Stdio};
 use pyc_core::layer;
 
@@ -23,6 +24,7 @@ struct RunResult {
     signal: Option<i32>,
     stdout: Option<Py<PyBytes>>,
     stderr: Option<Py<PyBytes>>,
+    oom_killed: bool,
 }
 
 #[pymethods]
@@ -50,6 +52,7 @@ fn run(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<RawFd
         signal: out.signal,
         stdout: out.stdout.map(|b| PyBytes::new(py, &b).unbind()),
         stderr: out.stderr.map(|b| PyBytes::new(py, &b).unbind()),
+        oom_killed: out.oom_killed,
     })
 }
 
@@ -118,14 +121,51 @@ fn cgroup_version(root: PathBuf) -> PyResult<u8> {
 #[pyfunction]
 #[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
 fn remove_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
-    blocking(py, || {
-        let layout = pyc_core::cgroup::Layout::detect(&root)?;
-        let dirs: Vec<PathBuf> = match &layout {
-            pyc_core::cgroup::Layout::V2 { root } => vec![root.join(&path)],
-            pyc_core::cgroup::Layout::V1 { hierarchies } => hierarchies.iter().map(|h| h.join(&path)).collect(),
-        };
-        pyc_core::cgroup::Cgroup::from_dirs(dirs).remove()
+    blocking(py, || Cgroup::open(&root, &path)?.remove())
+}
+
+/// What a container's cgroup has used: cpu time, memory, pids, block I/O, OOM kills.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn cgroup_stats(py: Python<'_>, path: String, root: PathBuf) -> PyResult<CgroupStats> {
+    let s = blocking(py, || Cgroup::open(&root, &path)?.stats())?;
+    Ok(CgroupStats {
+        cpu_usage_ns: s.cpu_usage_ns,
+        memory_usage: s.memory_usage,
+        memory_limit: s.memory_limit,
+        pids: s.pids,
+        pids_limit: s.pids_limit,
+        io_read_bytes: s.io_read_bytes,
+        io_write_bytes: s.io_write_bytes,
+        oom_kills: s.oom_kills,
     })
+}
+
+/// Change the limits of a running container: `resources` is the OCI `linux.resources` object,
+/// msgpack-encoded.
+#[pyfunction]
+#[pyo3(signature = (path, resources, root=PathBuf::from("/sys/fs/cgroup")))]
+fn update_cgroup(py: Python<'_>, path: String, resources: &[u8], root: PathBuf) -> PyResult<()> {
+    let r: oci_spec::runtime::LinuxResources = rmp_serde::from_slice(resources).map_err(|e| into_py(pyc_core::Error::InvalidConfig(e.to_string())))?;
+    blocking(py, || {
+        let cg = Cgroup::open(&root, &path)?;
+        if !cg.dirs().any(|d| d.is_dir()) {
+            return Err(pyc_core::Error::Cgroup { path: root.join(&path), message: "no such cgroup (is the container running?)".into() });
+        }
+        cg.apply(&Limits::from_oci(&r))
+    })
+}
+
+#[pyclass(frozen, get_all, module = "pyc_core")]
+struct CgroupStats {
+    cpu_usage_ns: u64,
+    memory_usage: u64,
+    memory_limit: Option<u64>,
+    pids: u64,
+    pids_limit: Option<u64>,
+    io_read_bytes: u64,
+    io_write_bytes: u64,
+    oom_kills: u64,
 }
 
 /// Remove a directory tree (a container's files); a missing path is not an error.
@@ -141,6 +181,9 @@ fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
 fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<RunResult>()?;
+    m.add_class::<CgroupStats>()?;
+    m.add_function(wrap_pyfunction!(cgroup_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(update_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;

@@ -3,6 +3,8 @@
 //! holds no controllers worth joining). `root` is a parameter so tests run on a temp tree.
 
 mod layout;
+mod limits;
+mod stats;
 mod v1;
 mod v2;
 
@@ -12,15 +14,30 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use layout::Layout;
+pub use limits::Limits;
+pub use stats::Stats;
 
 use crate::error::{Error, IoContext, Result};
 
-/// One container's cgroup: a directory in each hierarchy (one on v2).
+/// One container's cgroup: a directory in each v1 hierarchy, or one on v2.
 #[derive(Debug)]
 pub struct Cgroup {
-    dirs: Vec<PathBuf>,
+    /// (hierarchy name such as `cpu,cpuacct`, directory); on v2 one entry named "".
+    dirs: Vec<(String, PathBuf)>,
+    v2: bool,
     /// On v2, the open directory, so clone3 can start the child inside it.
     v2_dir: Option<File>,
+}
+
+fn hierarchy_name(h: &Path) -> String {
+    h.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn check_path(path: &str) -> Result<()> {
+    if path.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(Error::InvalidConfig(format!("bad cgroup path {path:?}")));
+    }
+    Ok(())
 }
 
 impl Cgroup {
@@ -30,20 +47,18 @@ impl Cgroup {
     }
 
     pub fn create_in(layout: &Layout, path: &str) -> Result<Cgroup> {
-        if path.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(Error::InvalidConfig(format!("bad cgroup path {path:?}")));
-        }
+        check_path(path)?;
         match layout {
             Layout::V2 { root } => {
                 let dir = retry_vanished_parent(|| v2::create(root, path))?;
                 let f = File::open(&dir).ctx("open", &dir)?;
-                Ok(Cgroup { dirs: vec![dir], v2_dir: Some(f) })
+                Ok(Cgroup { dirs: vec![(String::new(), dir)], v2: true, v2_dir: Some(f) })
             }
             Layout::V1 { hierarchies } => {
-                let mut cg = Cgroup { dirs: Vec::new(), v2_dir: None };
+                let mut cg = Cgroup { dirs: Vec::new(), v2: false, v2_dir: None };
                 for h in hierarchies {
                     match retry_vanished_parent(|| v1::create(h, path)) {
-                        Ok(dir) => cg.dirs.push(dir),
+                        Ok(dir) => cg.dirs.push((hierarchy_name(h), dir)),
                         Err(e) => {
                             let _ = cg.remove();
                             return Err(e);
@@ -55,13 +70,55 @@ impl Cgroup {
         }
     }
 
-    /// The cgroup of a container made earlier, to remove it.
-    pub fn from_dirs(dirs: Vec<PathBuf>) -> Cgroup {
-        Cgroup { dirs, v2_dir: None }
+    /// A cgroup made earlier (by a run in another process), to measure, change or remove it.
+    pub fn open(root: &Path, path: &str) -> Result<Cgroup> {
+        check_path(path)?;
+        Ok(Self::open_in(&Layout::detect(root)?, path))
     }
 
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
+    pub fn open_in(layout: &Layout, path: &str) -> Cgroup {
+        match layout {
+            Layout::V2 { root } => Cgroup { dirs: vec![(String::new(), root.join(path))], v2: true, v2_dir: None },
+            Layout::V1 { hierarchies } => Cgroup { dirs: hierarchies.iter().map(|h| (hierarchy_name(h), h.join(path))).collect(), v2: false, v2_dir: None },
+        }
+    }
+
+    #[cfg(test)]
+    pub fn open_v2_for_test(dir: &Path) -> Cgroup {
+        Cgroup { dirs: vec![(String::new(), dir.to_path_buf())], v2: true, v2_dir: None }
+    }
+
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|(_, d)| d.as_path())
+    }
+
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// The directory that holds `controller`'s files (v1: its hierarchy; v2: the one dir).
+    pub fn dir_of(&self, controller: &str) -> Option<&Path> {
+        if self.v2 {
+            return self.dirs.first().map(|(_, d)| d.as_path());
+        }
+        self.dirs.iter().find(|(name, _)| name.split(',').any(|c| c == controller)).map(|(_, d)| d.as_path())
+    }
+
+    /// Set the limits; on v2 each controller a limit needs must have been enabled for it.
+    pub fn apply(&self, limits: &Limits) -> Result<()> {
+        if self.v2 {
+            v2::apply(self, limits)
+        } else {
+            v1::apply(self, limits)
+        }
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        if self.v2 {
+            stats::read_v2(self)
+        } else {
+            stats::read_v1(self)
+        }
     }
 
     /// Files a process writes "0" to in order to move itself in: v1's per-thread `tasks`. Empty
@@ -70,7 +127,7 @@ impl Cgroup {
         if self.v2_dir.is_some() {
             return Vec::new();
         }
-        self.dirs.iter().map(|d| d.join("tasks")).collect()
+        self.dirs.iter().map(|(_, d)| d.join("tasks")).collect()
     }
 
     pub fn clone_fd(&self) -> Option<RawFd> {
@@ -79,7 +136,7 @@ impl Cgroup {
 
     /// Move a process in (when clone could not start it there).
     pub fn add(&self, pid: i32) -> Result<()> {
-        for d in &self.dirs {
+        for (_, d) in &self.dirs {
             let procs = d.join("cgroup.procs");
             std::fs::write(&procs, pid.to_string()).ctx("write", &procs)?;
         }
@@ -90,7 +147,7 @@ impl Cgroup {
     /// leave after they die, so EBUSY is retried for a while.
     pub fn remove(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        for d in self.dirs.iter().rev() {
+        for (_, d) in self.dirs.iter().rev() {
             loop {
                 match std::fs::remove_dir(d) {
                     Ok(()) => break,
@@ -132,6 +189,12 @@ fn kill_all(dir: &Path) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+}
+
+/// Write one control file; the kernel's refusal (EINVAL, EBUSY, ...) names the file and value.
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(|e| Error::Cgroup { path, message: format!("cannot set {value:?}: {}", e.to_string().to_lowercase()) })
 }
 
 /// mkdir -p that reports which directories it made, top first.

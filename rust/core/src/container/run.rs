@@ -14,7 +14,7 @@ use nix::unistd::{pipe2, Pid};
 use super::child::{child_main, ChildFds, Failure, Step};
 use super::config::RunConfig;
 use super::plan::Plan;
-use crate::cgroup::Cgroup;
+use crate::cgroup::{Cgroup, Limits};
 use crate::error::{Error, Result};
 use crate::sys::{clone_fork, Forked};
 
@@ -41,6 +41,8 @@ pub struct Outcome {
     pub signal: Option<i32>,
     pub stdout: Option<Vec<u8>>,
     pub stderr: Option<Vec<u8>>,
+    /// The kernel killed a process of the container for exceeding its memory limit.
+    pub oom_killed: bool,
 }
 
 /// Signals a user sends to pyc that belong to the container.
@@ -75,10 +77,19 @@ pub fn run(cfg: &RunConfig, stdio: Stdio) -> Result<Outcome> {
         None => None,
     };
     if let Some(cg) = &cgroup {
-        plan.join_cgroup(cg)?;
+        let limits = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).map(Limits::from_oci).unwrap_or_default();
+        let ready = cg.apply(&limits).and_then(|()| plan.join_cgroup(cg));
+        if let Err(e) = ready {
+            let _ = cg.remove();
+            return Err(e);
+        }
     }
-    let result = start_and_wait(&plan, cgroup.as_ref(), stdio);
+    let mut result = start_and_wait(&plan, cgroup.as_ref(), stdio);
     if let Some(cg) = cgroup {
+        // Read before the cgroup goes: it is the only place the kernel says it killed for memory.
+        if let (Ok(out), Ok(stats)) = (&mut result, cg.stats()) {
+            out.oom_killed = stats.oom_kills > 0;
+        }
         let removed = cg.remove();
         if result.is_ok() {
             removed?;
@@ -243,7 +254,7 @@ fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, Own
         other => return Err(Error::Sys(format!("unexpected wait status {other:?}"))),
     };
     let [stdout, stderr] = outputs;
-    Ok(Outcome { pid: child.as_raw(), status, signal, stdout, stderr })
+    Ok(Outcome { pid: child.as_raw(), status, signal, stdout, stderr, oom_killed: false })
 }
 
 fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
