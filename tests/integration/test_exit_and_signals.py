@@ -24,6 +24,8 @@ def test_command_not_found_is_127() -> None:
     r = pyc("run", "--rm", "busybox", "no-such-command")
     assert r.returncode == 127
     assert r.stderr.strip().splitlines() == ['pyc: exec: no-such-command: executable file not found in $PATH']
+    # A failed start leaves no cgroup either.
+    assert not list(Path("/sys/fs/cgroup").glob("*/pyc")) and not Path("/sys/fs/cgroup/pyc").exists()
 
 
 def test_command_not_executable_is_126() -> None:
