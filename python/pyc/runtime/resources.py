@@ -11,6 +11,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# resources()'s parameters, which RunOptions carries as attributes of the same names.
+LIMIT_FLAGS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit", "blkio_weight", "device_read_bps", "device_write_bps")
 MIN_MEMORY = 6 * 1024 * 1024  # docker's floor: less cannot start a process
 CPU_PERIOD = 100_000
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}

@@ -98,20 +98,9 @@ class RunOptions:
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""
-        from pyc.runtime.resources import resources
+        from pyc.runtime.resources import LIMIT_FLAGS, resources
 
-        return resources(
-            memory=self.memory,
-            memory_swap=self.memory_swap,
-            memory_reservation=self.memory_reservation,
-            cpus=self.cpus,
-            cpu_shares=self.cpu_shares,
-            cpuset_cpus=self.cpuset_cpus,
-            pids_limit=self.pids_limit,
-            blkio_weight=self.blkio_weight,
-            device_read_bps=self.device_read_bps,
-            device_write_bps=self.device_write_bps,
-        )
+        return resources(**{name: getattr(self, name) for name in LIMIT_FLAGS})
 
 
 def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
