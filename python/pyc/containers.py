@@ -60,13 +60,18 @@ class Container:
 
     @property
     def status(self) -> str:
-        """created, running or exited; a `running` container whose pyc process died is exited."""
+        """created, running or exited."""
+        return str(self.current_state()["Status"])
+
+    def current_state(self) -> dict[str, Any]:
+        """The recorded state, corrected for a pyc process that died while the container ran:
+        the kernel killed the container with it (SIGKILL, exit code 137)."""
         st = self.state
         if st["Status"] == "running":
             pid = st.get("MonitorPid") or 0
             if not pid or _start_time(pid) != st.get("MonitorStart"):
-                return "exited"
-        return str(st["Status"])
+                return dict(st, Status="exited", ExitCode=137, Error="pyc, which held the container, was killed")
+        return st
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.dir, *parts)

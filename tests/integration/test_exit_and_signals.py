@@ -83,3 +83,23 @@ def test_pyc_waits_for_output_to_drain() -> None:
     start = time.monotonic()
     assert pyc("run", "--rm", "busybox", "true").returncode == 0
     assert time.monotonic() - start < 10
+
+
+def test_container_dies_with_a_killed_pyc_and_is_reported_so(store_root: Path) -> None:
+    p = subprocess.Popen([PYC, "run", "--name", "orphan", "busybox", "sh", "-c", "echo ready; sleep 30"], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    init = _container_init(p.pid)
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{init}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{init}").exists()
+    line = next(line for line in pyc("ps", "-a").stdout.splitlines() if line.endswith("orphan"))
+    assert "Exited (137)" in line
+    cid = pyc("inspect", "orphan").stdout.split('"Id": "')[1][:64]
+    assert pyc("rm", "orphan").returncode == 0
+    from tests.conftest import leftovers
+
+    assert leftovers(cid) == []

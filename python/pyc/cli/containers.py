@@ -33,7 +33,7 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
         for c in containers:
             cmd = " ".join(c.data.get("Config", {}).get("Cmd") or [])
             cmd = f'"{cmd[:20]}…"' if len(cmd) > 20 else f'"{cmd}"'
-            rows.append([c.id[:12], str(c.data.get("Image")), cmd, ago(str(c.data.get("Created"))), _status(c.state, c.status), c.name])
+            rows.append([c.id[:12], str(c.data.get("Image")), cmd, ago(str(c.data.get("Created"))), _status(c.current_state(), c.status), c.name])
         print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], rows))
 
     def rm(refs: list[str] = typer.Argument(...), force: bool = typer.Option(False, "-f", "--force", help="Kill it first if it runs.")) -> None:
@@ -75,7 +75,8 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
         for ref in refs:
             c = engine.container(ref)
             data = dict(c.data)
-            data["State"] = dict(c.state, Status=c.status, Running=c.status == "running")
+            state = c.current_state()
+            data["State"] = dict(state, Running=state["Status"] == "running")
             out.append(data)
         json.dump(out, sys.stdout, indent=4)
         print()

@@ -124,6 +124,10 @@ fn unreachable_exec() -> Failure {
 }
 
 fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
+    // No daemon holds the container: it lives as long as the pyc process that waits for it, so
+    // what `pyc ps` says of a container whose pyc died (exited) stays true. Should pyc die
+    // before this line, the sync read below sees EOF and the child leaves.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map_err(at(Step::Sync, 0))?;
     for (i, tasks) in plan.cgroup_tasks.iter().enumerate() {
         join_cgroup(tasks).map_err(at(Step::Cgroup, i))?;
     }
