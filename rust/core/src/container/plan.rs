@@ -7,7 +7,7 @@ use std::path::Path;
 
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Process, Spec};
 
 use super::caps;
 use super::config::{Overlay, RunConfig};
@@ -210,8 +210,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<(CString, InRoot)>)> 
     Ok((steps, links))
 }
 
-fn exec_of(spec: &Spec) -> Result<(Exec, u32, u32, Vec<u32>, CString, InRoot, Option<Caps>, bool)> {
-    let process = spec.process().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no process".into()))?;
+fn exec_of(process: &Process) -> Result<Exec> {
     let args = process.args().clone().unwrap_or_default();
     let name = args.first().cloned().ok_or_else(|| Error::InvalidConfig("no command given and the image has none".into()))?;
     let env = process.env().clone().unwrap_or_default();
@@ -223,46 +222,27 @@ fn exec_of(spec: &Spec) -> Result<(Exec, u32, u32, Vec<u32>, CString, InRoot, Op
     } else {
         path.split(':').filter(|d| !d.is_empty()).map(|d| cstring("command", format!("{}/{name}", d.trim_end_matches('/')))).collect::<Result<_>>()?
     };
-    if process.rlimits().as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(Error::InvalidConfig("rlimits are not supported yet".into()));
-    }
-    let caps = match process.capabilities() {
-        None => None,
-        Some(c) => {
-            let set = |s: &Option<oci_spec::runtime::Capabilities>| -> Result<u64> {
-                let names: Vec<String> = s.iter().flatten().map(|c| c.to_string()).collect();
-                caps::mask(&names).map_err(Error::InvalidConfig)
-            };
-            Some(Caps {
-                bounding: set(c.bounding())?,
-                effective: set(c.effective())?,
-                permitted: set(c.permitted())?,
-                inheritable: set(c.inheritable())?,
-                last_cap: caps::last_cap(),
-            })
-        }
-    };
-    let cwd = process.cwd().to_string_lossy().into_owned();
-    if !cwd.starts_with('/') {
-        return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
-    }
-    let user = process.user();
-    let exec = Exec {
+    Ok(Exec {
         name,
         candidates,
         argv: args.into_iter().map(|a| cstring("argument", a)).collect::<Result<_>>()?,
         env: env.into_iter().map(|e| cstring("environment", e)).collect::<Result<_>>()?,
+    })
+}
+
+fn caps_of(process: &Process) -> Result<Option<Caps>> {
+    let Some(c) = process.capabilities() else { return Ok(None) };
+    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> Result<u64> {
+        let names: Vec<String> = s.iter().flatten().map(|c| c.to_string()).collect();
+        caps::mask(&names).map_err(Error::InvalidConfig)
     };
-    Ok((
-        exec,
-        user.uid(),
-        user.gid(),
-        user.additional_gids().clone().unwrap_or_default(),
-        cstring("working directory", cwd.as_str())?,
-        in_root(&cwd)?,
-        caps,
-        process.no_new_privileges().unwrap_or(false),
-    ))
+    Ok(Some(Caps {
+        bounding: set(c.bounding())?,
+        effective: set(c.effective())?,
+        permitted: set(c.permitted())?,
+        inheritable: set(c.inheritable())?,
+        last_cap: caps::last_cap(),
+    }))
 }
 
 impl Plan {
@@ -277,7 +257,15 @@ impl Plan {
         let root = spec.root().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no root".into()))?;
         let (clone_flags, cgroup_ns, net_ns) = namespace_flags(spec)?;
         let (mounts, links) = mount_steps(spec)?;
-        let (exec, uid, gid, groups, cwd, cwd_in_root, caps, no_new_privs) = exec_of(spec)?;
+        let process = spec.process().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no process".into()))?;
+        if process.rlimits().as_ref().is_some_and(|r| !r.is_empty()) {
+            return Err(Error::InvalidConfig("rlimits are not supported yet".into()));
+        }
+        let cwd = process.cwd().to_string_lossy().into_owned();
+        if !cwd.starts_with('/') {
+            return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
+        }
+        let user = process.user();
         let linux = spec.linux().as_ref();
         let paths = |v: Option<&Vec<String>>| -> Result<Vec<CString>> { v.into_iter().flatten().map(|p| cstring("path", p.as_str())).collect() };
         Ok(Plan {
@@ -289,18 +277,69 @@ impl Plan {
             overlay: overlay_data(&cfg.rootfs)?,
             mounts,
             links,
-            cwd,
-            cwd_in_root,
+            cwd: cstring("working directory", cwd.as_str())?,
+            cwd_in_root: in_root(&cwd)?,
             masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
             readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
             readonly_root: root.readonly().unwrap_or(false),
             hostname: spec.hostname().as_deref().map(|h| cstring("hostname", h)).transpose()?,
-            uid,
-            gid,
-            groups,
-            caps,
-            no_new_privs,
-            exec,
+            uid: user.uid(),
+            gid: user.gid(),
+            groups: user.additional_gids().clone().unwrap_or_default(),
+            caps: caps_of(process)?,
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            exec: exec_of(process)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra_mounts: &str) -> RunConfig {
+        let json = format!(
+            r#"{{
+            "spec": {{
+                "ociVersion": "1.0.2",
+                "process": {{"user": {{"uid": 1000, "gid": 1000}}, "args": ["sh", "-c", "true"], "env": ["PATH=/usr/bin:/bin"], "cwd": "/work",
+                            "capabilities": {{"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}}}},
+                "root": {{"path": "/c/rootfs", "readonly": true}},
+                "hostname": "h",
+                "mounts": [{{"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid"]}}{extra_mounts}],
+                "linux": {{"namespaces": [{{"type": "mount"}}, {{"type": "pid"}}, {{"type": "network"}}, {{"type": "cgroup"}}],
+                          "devices": [{{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}}]}}
+            }},
+            "rootfs": {{"lower": ["/l/top", "/l/base"], "upper": "/c/upper", "work": "/c/work", "volatile": true}}
+        }}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn a_spec_becomes_syscall_arguments() {
+        let p = Plan::build(&config(r#", {"destination": "/data", "type": "bind", "source": "/etc/hostname", "options": ["rbind", "ro"]}"#)).unwrap();
+        assert_eq!(p.clone_flags, (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWNET) as u64);
+        assert!(p.cgroup_ns && p.net_ns && p.readonly_root);
+        assert_eq!(p.overlay.to_str().unwrap(), "lowerdir=/l/top:/l/base,upperdir=/c/upper,workdir=/c/work,volatile");
+        assert_eq!(p.exec.candidates, vec![c"/usr/bin/sh".to_owned(), c"/bin/sh".to_owned()]);
+        assert_eq!((p.uid, p.gid, p.cwd.to_str().unwrap()), (1000, 1000, "/work"));
+        assert_eq!(p.caps.as_ref().unwrap().bounding, 1 << 5);
+        // proc, the bind mount (a file: mounted on a file, made read-only by a remount), /dev/null.
+        assert_eq!(p.mounts.len(), 3);
+        let bind = &p.mounts[1];
+        assert!(matches!(bind.leaf, Leaf::File) && bind.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC));
+        assert_eq!(bind.remount, Some(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REMOUNT));
+        assert!(matches!(p.mounts[2].leaf, Leaf::Node { .. }));
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        let mut c = config("");
+        c.rootfs.lower.clear();
+        assert!(Plan::build(&c).unwrap_err().to_string().contains("no layers"));
+        let mut c = config("");
+        c.rootfs.lower = vec!["/a:b".into()];
+        assert!(Plan::build(&c).is_err());
     }
 }
