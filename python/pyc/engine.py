@@ -30,14 +30,15 @@ BUILTIN_IMAGES = ("busybox", "debian")
 class RunResult:
     """How a container ended. `stdout` / `stderr` are bytes when they were captured."""
 
-    __slots__ = ("container_id", "status", "signal", "stdout", "stderr")
+    __slots__ = ("container_id", "status", "signal", "stdout", "stderr", "oom_killed")
 
-    def __init__(self, container_id: str, status: int, signal: int | None, stdout: bytes | None, stderr: bytes | None) -> None:
+    def __init__(self, container_id: str, status: int, signal: int | None, stdout: bytes | None, stderr: bytes | None, oom_killed: bool = False) -> None:
         self.container_id = container_id
         self.status = status
         self.signal = signal
         self.stdout = stdout
         self.stderr = stderr
+        self.oom_killed = oom_killed
 
     def __repr__(self) -> str:
         return f"RunResult(container_id={self.container_id[:12]!r}, status={self.status})"
@@ -162,7 +163,7 @@ class Engine:
         try:
             r = pyc_core.run(config, stdin, stdout, stderr)
             code, ended, oom = r.status, True, r.oom_killed
-            return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
+            return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
         except pyc_core.CommandNotFound as e:
             code = 127
             raise CommandFailed(str(e), 127) from None

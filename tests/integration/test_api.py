@@ -87,3 +87,9 @@ def test_run_path_imports_no_cli_or_http_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "0 []\n"
+
+
+def test_oom_kill_is_reported() -> None:
+    hog = "x=$(head -c 64m /dev/zero | tr '\\0' a)"
+    r = pyc.Engine().run("busybox", pyc.RunOptions(["sh", "-c", hog], remove=True, memory="16m", memory_swap="16m"))
+    assert (r.status, r.oom_killed) == (137, True)
