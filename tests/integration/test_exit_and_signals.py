@@ -103,3 +103,18 @@ def test_container_dies_with_a_killed_pyc_and_is_reported_so(store_root: Path) -
     from tests.conftest import leftovers
 
     assert leftovers(cid) == []
+
+
+def test_rm_force_of_a_running_container() -> None:
+    p = subprocess.Popen([PYC, "run", "--name", "victim", "busybox", "sh", "-c", "echo ready; sleep 30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    cid = pyc("inspect", "victim").stdout.split('"Id": "')[1][:64]
+    r = pyc("rm", "victim")
+    assert r.returncode == 1 and "is running" in r.stderr
+    assert pyc("rm", "-f", "victim").returncode == 0
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 137 and err == ""
+    from tests.conftest import leftovers
+
+    assert leftovers(cid) == []
+    assert "victim" not in pyc("ps", "-a").stdout
