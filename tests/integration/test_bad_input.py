@@ -87,9 +87,37 @@ def test_import_truncated(store_root: Path, tmp_path: Path) -> None:
     assert_refused(store_root, "import", "-", "cut:3", input=data[:700], says="cannot import")
 
 
+def _links(entries: list[tuple[str, str, str]]) -> bytes:
+    """A tar of (kind, name, target) entries: sym, hard, or file (target = content)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for kind, name, target in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(target)
+                t.addfile(info, io.BytesIO(target.encode()))
+                continue
+            info.type, info.linkname = (tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE), target
+            t.addfile(info)
+    return buf.getvalue()
+
+
 def test_import_escaping_tar(store_root: Path, tmp_path: Path) -> None:
-    (tmp_path / "evil.tar").write_bytes(_tar({"../../escaped": b"boom"}))
-    assert_refused(store_root, "import", str(tmp_path / "evil.tar"), "evil:1", says="unsafe path")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    up = "../" * 12
+    archives = {
+        "dotdot": _tar({"../../escaped": b"boom"}),
+        "symlink-then-file": _links([("sym", "link", str(outside)), ("file", "link/pwned", "x")]),
+        "relative-symlink-then-file": _links([("sym", "link", up + str(outside)), ("file", "link/pwned", "x")]),
+        "symlink-chain": _links([("sym", "a", "."), ("sym", "a/b", str(outside)), ("file", "a/b/pwned", "x")]),
+        "hardlink-absolute": _links([("hard", "h", "/etc/passwd")]),
+        "hardlink-dotdot": _links([("hard", "h", up + "etc/passwd")]),
+    }
+    for name, data in archives.items():
+        (tmp_path / f"{name}.tar").write_bytes(data)
+        assert_refused(store_root, "import", str(tmp_path / f"{name}.tar"), f"evil:{name}", says="unsafe path")
+    assert list(outside.iterdir()) == []
     assert not Path("/var/escaped").exists() and not (store_root.parent / "escaped").exists()
 
 

@@ -75,8 +75,9 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.into_owned();
-        if path.components().any(|c| c == Component::ParentDir) {
-            return Err(Error::BadArchive(format!("unsafe path in archive: {}", path.display())));
+        let link = if entry.header().entry_type().is_hard_link() { entry.link_name().map_err(bad)?.map(|l| l.into_owned()) } else { None };
+        if path.components().chain(link.iter().flat_map(|l| l.components())).any(|c| c == Component::ParentDir) {
+            return Err(Error::BadArchive(format!("unsafe path in archive: {} leads outside the layer", path.display())));
         }
         count += 1;
         if let Some(name) = path.file_name().map(|n| n.as_bytes()) {
@@ -98,7 +99,7 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
             special_file(&entry, &path, dest)?;
             continue;
         }
-        let unpacked = entry.unpack_in(dest).map_err(|e| Error::BadArchive(format!("unpack {}: {}", path.display(), error_chain(&e))))?;
+        let unpacked = entry.unpack_in(dest).map_err(|e| unpack_error(&path, &e))?;
         if !unpacked {
             return Err(Error::BadArchive(format!("unsafe path in archive: {}", path.display())));
         }
@@ -107,14 +108,22 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
 }
 
 /// The tar crate wraps the OS error: show the innermost cause, which is what a user can act on.
-fn error_chain(e: &io::Error) -> String {
-    let mut msg = e.to_string();
+/// The tar crate refuses an entry that would land outside the layer (through `..`, a symlink or
+/// a hardlink) with a generic error: say what it means.
+fn unpack_error(path: &Path, e: &io::Error) -> Error {
+    let mut innermost = e.to_string();
+    let mut escapes = innermost.contains("outside of destination");
     let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(inner) = cur {
-        msg = inner.to_string();
+        innermost = inner.to_string();
+        escapes |= innermost.contains("outside of destination");
         cur = inner.source();
     }
-    msg
+    if escapes {
+        Error::BadArchive(format!("unsafe path in archive: {} leads outside the layer", path.display()))
+    } else {
+        Error::BadArchive(format!("unpack {}: {innermost}", path.display()))
+    }
 }
 
 /// Device nodes and fifos, which the tar crate would write as plain files.
