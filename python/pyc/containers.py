@@ -134,8 +134,13 @@ class ContainerStore:
         c.state.update(Status="running", StartedAt=_now(), MonitorPid=pid, MonitorStart=_start_time(pid))
 
     def mark_exited(self, c: Container, code: int, oom_killed: bool = False) -> None:
+        """Record the end; a container removed meanwhile (`pyc rm -f`) has nothing to record."""
         c.state.update(Status="exited", ExitCode=code, OOMKilled=oom_killed, FinishedAt=_now(), MonitorPid=None)
-        self.save(c)
+        try:
+            self.save(c)
+        except FileNotFoundError:
+            if os.path.isdir(c.dir):
+                raise
 
     def get(self, ref: str) -> Container:
         """By name, full id or a unique id prefix."""
@@ -190,7 +195,16 @@ class ContainerStore:
     def _forget(self, cid: str, name: str) -> None:
         import pyc_core
 
-        pyc_core.remove_tree(self.paths.container(cid))
+        # Moved aside first, in one step: the pyc process that ran the container may write its
+        # exit into the directory meanwhile, and must find it gone rather than half removed.
+        # A crash here leaves it in tmp/, which the next import or rmi collects.
+        doomed = os.path.join(self.paths.tmp, f"{os.getpid()}-rm-{cid}")
+        try:
+            os.makedirs(self.paths.tmp, exist_ok=True)
+            os.rename(self.paths.container(cid), doomed)
+        except FileNotFoundError:
+            doomed = self.paths.container(cid)
+        pyc_core.remove_tree(doomed)
         try:
             os.unlink(os.path.join(self.paths.names, name))
         except FileNotFoundError:

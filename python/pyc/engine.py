@@ -117,6 +117,19 @@ class Engine:
             config["config"].update(changes)
         return import_rootfs(self.images, source, ref, config)
 
+    def save(self, refs: list[str], out: str | int, format: str = "docker-archive") -> None:
+        """Write images to `out` (a path, or an fd for a tar stream): docker-archive, oci-archive or oci-dir."""
+        from pyc.store.archive import save
+
+        save(self.images, refs, out, format)
+
+    def load(self, source: str | int) -> list[str]:
+        """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir;
+        returns the names loaded (the image ID of one without a name)."""
+        from pyc.store.archive import load
+
+        return load(self.images, source)
+
     def tag(self, src: str, dst: str) -> None:
         self.images.tag(src, dst)
 
@@ -175,7 +188,7 @@ class Engine:
         finally:
             if opts.remove:
                 self.containers.remove(c, force=True, cgroup=not ended)
-            elif os.path.isdir(c.dir):  # unless `pyc rm -f` removed it meanwhile
+            else:
                 self.containers.mark_exited(c, code, oom)
 
     def stats(self, ref: str) -> dict[str, Any]:
@@ -240,3 +253,42 @@ class Engine:
             raise PycError(f"export {c.name}: {e}") from None
         finally:
             os.rmdir(mountpoint)
+
+    # -- changes: diff, commit, history ---------------------------------------------------
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        """The container's changes to its image: [(kind, path)], kind A(dded), C(hanged) or
+        D(eleted), sorted by path. Read from its upper dir; the image's files are only stat'ed."""
+        c = self.containers.get(ref)
+        lowers = [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
+        try:
+            return pyc_core.diff_upper(c.path("upper"), lowers)
+        except pyc_core.PycCoreError as e:
+            raise PycError(f"diff {c.name}: {e}") from None
+
+    def commit(self, ref: str, new_ref: str | None, changes: dict[str, Any] | None = None, message: str | None = None) -> Image:
+        """A new image: the container's image plus its changes as one more layer."""
+        from pyc.store.commit import commit_upper
+        from pyc.store.refs import normalize
+
+        if new_ref is not None:
+            normalize(new_ref)  # a bad name fails before anything is read
+        c = self.containers.get(ref)
+        if c.status == "running":
+            raise Conflict(f"container {c.name} is running: commit it once it has stopped")
+        try:
+            img = self.images.lookup(str(c.data.get("ImageId")))
+        except ImageNotFound:
+            raise ImageNotFound(f"the image of container {c.name} ({c.data.get('Image')}) was removed") from None
+        created_by = " ".join(c.data.get("Config", {}).get("Cmd") or [])
+        try:
+            return commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
+        except pyc_core.PycCoreError as e:
+            raise PycError(f"commit {c.name}: {e}") from None
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        """The image's history, newest first: created, created_by, size (None for entries that
+        made no layer), comment, and the image id on the top row."""
+        from pyc.store.commit import history
+
+        return history(self.images.lookup(ref))

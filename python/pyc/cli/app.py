@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import containers, images, limits, run
+from pyc.cli import archive, commit, containers, images, limits, run
 
 app = typer.Typer(
     name="pyc",
@@ -21,3 +21,5 @@ run.register(container_app)
 images.register(app, image_app)
 containers.register(app, container_app)
 limits.register(app, container_app)
+commit.register(app, image_app, container_app)
+archive.register(app, image_app)

@@ -2,36 +2,12 @@
 
 import json
 import sys
-from typing import Any
 
 import typer
 
 from pyc.cli.output import ago, size, table
 from pyc.engine import Engine
-from pyc.errors import InvalidArgument
-
-
-def _parse_changes(changes: list[str]) -> dict[str, Any]:
-    """`--change 'CMD ["sh"]'`-style Dockerfile instructions for import: CMD, ENTRYPOINT, ENV, WORKDIR, USER."""
-    out: dict[str, Any] = {}
-    for change in changes:
-        word, _, rest = change.strip().partition(" ")
-        word, rest = word.upper(), rest.strip()
-        if word in ("CMD", "ENTRYPOINT"):
-            try:
-                value = json.loads(rest) if rest.startswith("[") else ["/bin/sh", "-c", rest]
-            except ValueError:
-                raise InvalidArgument(f"invalid --change {change!r}: not a JSON array") from None
-            out["Cmd" if word == "CMD" else "Entrypoint"] = value
-        elif word == "ENV" and "=" in rest:
-            out.setdefault("Env", []).append(rest)
-        elif word == "WORKDIR" and rest:
-            out["WorkingDir"] = rest
-        elif word == "USER" and rest:
-            out["User"] = rest
-        else:
-            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR or USER")
-    return out
+from pyc.store.changes import parse_changes
 
 
 def register(app: typer.Typer, image_app: typer.Typer) -> None:
@@ -53,7 +29,7 @@ def register(app: typer.Typer, image_app: typer.Typer) -> None:
         change: list[str] = typer.Option([], "-c", "--change", help="Apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER."),
     ) -> None:
         """Import a rootfs tarball or directory as a one-layer image."""
-        img = Engine().import_image(0 if source == "-" else source, ref, _parse_changes(change))
+        img = Engine().import_image(0 if source == "-" else source, ref, parse_changes(change))
         print(img.id)
 
     def tag(source: str = typer.Argument(...), target: str = typer.Argument(...)) -> None:

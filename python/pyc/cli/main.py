@@ -26,6 +26,12 @@ def dispatch(argv: list[str]) -> int:
             parsed = fast_parse(argv[1:] if argv[0] == "run" else argv[2:])
             if parsed is not None:
                 return run_container(*parsed)
+        if argv[:1] == ["commit"] or argv[:2] == ["container", "commit"]:
+            from pyc.cli.commit import commit_container, fast_commit
+
+            committed = fast_commit(argv[1:] if argv[0] == "commit" else argv[2:])
+            if committed is not None:
+                return commit_container(*committed)
         return _typer(argv)
     except PycError as e:
         return fail(str(e), e.exit_code)

@@ -91,6 +91,25 @@ fn tar_directory(py: Python<'_>, src: PathBuf, out: PathBuf, deterministic: bool
     })
 }
 
+/// A container's changes from its upper dir, against its image's layer dirs (top-most first):
+/// [(kind, path)], kind "A", "C" or "D", sorted by path.
+#[pyfunction]
+fn diff_upper(py: Python<'_>, upper: PathBuf, lowers: Vec<PathBuf>) -> PyResult<Vec<(String, String)>> {
+    let changes = blocking(py, || layer::changes(&upper, &lowers))?;
+    Ok(changes.into_iter().map(|(k, p)| (k.to_string(), p.to_string_lossy().into_owned())).collect())
+}
+
+/// Write an overlayfs upper dir as an OCI layer tar file `out`, synced. Returns (digest, size).
+#[pyfunction]
+fn tar_upper(py: Python<'_>, upper: PathBuf, out: PathBuf) -> PyResult<(String, u64)> {
+    blocking(py, || {
+        let f = File::create(&out).map_err(|e| pyc_core::Error::io("create", &out, e))?;
+        let r = layer::upper_to_layer(&upper, &f)?;
+        f.sync_all().map_err(|e| pyc_core::Error::io("sync", &out, e))?;
+        Ok(r)
+    })
+}
+
 /// Write the merged view of `lowers` (top-most first) as a tar to the fd `out`, mounting it on
 /// `mountpoint` in a mount namespace that lives only as long as the call.
 #[pyfunction]
@@ -171,9 +190,16 @@ struct CgroupStats {
 /// Remove a directory tree (a container's files); a missing path is not an error.
 #[pyfunction]
 fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
-    blocking(py, || match std::fs::remove_dir_all(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(pyc_core::Error::io("remove", &path, e)),
-        _ => Ok(()),
+    blocking(py, || {
+        // A file added while the tree is being removed (a container's last record) is retried.
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir_all(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 3 => tries += 1,
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(pyc_core::Error::io("remove", &path, e)),
+                _ => return Ok(()),
+            }
+        }
     })
 }
 
@@ -192,5 +218,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cgroup_version, m)?)?;
     m.add_function(wrap_pyfunction!(remove_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(diff_upper, m)?)?;
+    m.add_function(wrap_pyfunction!(tar_upper, m)?)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ pub fn tar_directory(dir: &Path, out: impl Write, deterministic: bool) -> Result
     let mut b = tar::Builder::new(HashingWriter::new(BufWriter::with_capacity(1 << 20, out)));
     b.follow_symlinks(false);
     b.mode(if deterministic { tar::HeaderMode::Deterministic } else { tar::HeaderMode::Complete });
-    append_tree(&mut b, dir)?;
+    append_tree(&mut b, dir, false)?;
     let hw = b.into_inner().ctx("write tar of", dir)?;
     let (mut w, digest, size) = hw.finish();
     w.flush().ctx("write tar of", dir)?;
@@ -23,8 +23,10 @@ pub fn tar_directory(dir: &Path, out: impl Write, deterministic: bool) -> Result
 
 /// Entries sorted by name, so the same tree always gives the same tar. A file with several
 /// names is stored once and linked after; device nodes and fifos are kept as such; sockets,
-/// which tar cannot hold, are left out.
-fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path) -> Result<()> {
+/// which tar cannot hold, are left out. With `overlay_upper`, `root` is an overlayfs upper dir
+/// and its marks become OCI ones: a whiteout (0/0 char device) an empty `.wh.NAME`, an opaque
+/// directory the directory plus an empty `.wh..wh..opq` in it.
+pub(super) fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path, overlay_upper: bool) -> Result<()> {
     use std::collections::HashMap;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
@@ -35,11 +37,26 @@ fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path) -> Result<()> {
         let mut names: Vec<_> = std::fs::read_dir(&full).ctx("read", &full)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().ctx("read", &full)?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut dirs = Vec::new();
+        if overlay_upper && !rel.as_os_str().is_empty() && super::diff::is_opaque(&full)? {
+            let md = std::fs::symlink_metadata(&full).ctx("stat", &full)?;
+            let mut h = header_of(&md, tar::EntryType::Regular);
+            h.set_mode(0o600);
+            b.append_data(&mut h, rel.join(".wh..wh..opq"), std::io::empty()).ctx("add", &full)?;
+        }
         for name in names {
             let r = rel.join(&name);
             let p = root.join(&r);
             let md = std::fs::symlink_metadata(&p).ctx("stat", &p)?;
             let ft = md.file_type();
+            // Before the hardlink check: overlayfs links its whiteouts to one shared inode.
+            if overlay_upper && super::diff::is_whiteout(&md) {
+                let mut wh = std::ffi::OsString::from(".wh.");
+                wh.push(&name);
+                let mut h = header_of(&md, tar::EntryType::Regular);
+                h.set_mode(0o600);
+                b.append_data(&mut h, rel.join(wh), std::io::empty()).ctx("add", &p)?;
+                continue;
+            }
             if ft.is_dir() {
                 b.append_dir(&r, &p).ctx("add", &p)?;
                 dirs.push(r);

@@ -1,9 +1,11 @@
 //! Layers: a tar stream in, checked and unpacked once; a directory or a container's view out.
 
+mod diff;
 mod digest;
 mod export;
 mod unpack;
 
+pub use diff::{changes, upper_to_layer, Change};
 pub use digest::{sha256_file, HashingReader, HashingWriter};
 pub use export::{export_overlay, tar_directory};
 pub use unpack::{unpack, Unpacked};

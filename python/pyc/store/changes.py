@@ -1,0 +1,51 @@
+"""Dockerfile instructions given with `-c/--change` (import, commit): CMD, ENTRYPOINT, ENV,
+WORKDIR, USER, turned into image config fields."""
+
+from __future__ import annotations
+
+import json
+
+from pyc.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def parse_changes(changes: list[str]) -> dict[str, Any]:
+    """`--change 'CMD ["sh"]'`-style instructions to config fields (Env as a list of K=V)."""
+    out: dict[str, Any] = {}
+    for change in changes:
+        word, _, rest = change.strip().partition(" ")
+        word, rest = word.upper(), rest.strip()
+        if word in ("CMD", "ENTRYPOINT"):
+            try:
+                value = json.loads(rest) if rest.startswith("[") else ["/bin/sh", "-c", rest]
+            except ValueError:
+                raise InvalidArgument(f"invalid --change {change!r}: not a JSON array") from None
+            out["Cmd" if word == "CMD" else "Entrypoint"] = value
+        elif word == "ENV" and "=" in rest:
+            out.setdefault("Env", []).append(rest)
+        elif word == "WORKDIR" and rest:
+            out["WorkingDir"] = rest
+        elif word == "USER" and rest:
+            out["User"] = rest
+        else:
+            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR or USER")
+    return out
+
+
+def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`config` (an image's run config) with `changes` applied: ENV sets one variable and keeps
+    the others, as in a Dockerfile; the other fields replace what was there."""
+    out = dict(config)
+    for key, value in changes.items():
+        if key == "Env":
+            env = list(out.get("Env") or [])
+            for kv in value:
+                name = kv.split("=", 1)[0]
+                env = [e for e in env if e.split("=", 1)[0] != name] + [kv]
+            out["Env"] = env
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,72 @@
+"""`pyc commit`: a container's changes (its overlayfs upper dir, and only that) as a new layer
+on top of its image. The layer is stored like any other: blob, then unpacked from that blob."""
+
+from __future__ import annotations
+
+import os
+
+from pyc.errors import InvalidArgument
+from pyc.store.changes import apply_changes
+from pyc.store.gc import collect_tmp
+from pyc.store.images import Image, ImageStore, chain_ids
+from pyc.store.layers import commit_layer, temp_dir
+from pyc.store.refs import normalize
+
+TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def commit_upper(store: ImageStore, image: Image, upper: str, ref: str | None, changes: dict[str, Any], created_by: str, comment: str | None) -> Image:
+    """`image` plus the layer made of `upper`, with `changes` to its run config, named `ref`."""
+    import copy
+
+    import pyc_core
+
+    if ref is not None:
+        ref = normalize(ref)
+    if not os.path.isdir(upper):
+        raise InvalidArgument(f"{upper}: the container's files are missing")
+    collect_tmp(store)
+    with temp_dir(store) as tmp:
+        blob = os.path.join(tmp, "blob")
+        layer_dir = os.path.join(tmp, "layer")
+        os.mkdir(layer_dir)
+        diff_id, size = pyc_core.tar_upper(upper, blob)
+        # An unchanged container makes an empty layer, as in docker; unpack refuses empty tars.
+        if os.listdir(upper):
+            pyc_core.unpack_layer(blob, layer_dir)
+        now = store.now()
+        config = copy.deepcopy(image.config)
+        config["config"] = apply_changes(image.run_config, changes)
+        config["rootfs"] = {"type": "layers", "diff_ids": [*image.diff_ids, diff_id]}
+        entry = {"created": now, "created_by": created_by}
+        if comment:
+            entry["comment"] = comment
+        config["history"] = [*config.get("history", []), entry]
+        config["created"] = now
+        layers = [(str(layer["digest"]), int(layer["size"])) for layer in image.layers] + [(diff_id, size)]
+        with store.lock():
+            target = store.paths.blob(diff_id)
+            if not os.path.exists(target):
+                os.rename(blob, target)
+            commit_layer(store, layer_dir, chain_ids(config["rootfs"]["diff_ids"])[-1])
+            return store.add(config, layers, ref)
+
+
+def history(image: Image) -> list[dict[str, Any]]:
+    """One row per history entry, newest first, with the size of the layer it made (None for
+    entries that made none, `empty_layer`). Layers without an entry get a row of their own."""
+    layers = image.layers
+    rows: list[dict[str, Any]] = []
+    n = 0
+    for h in image.config.get("history") or []:
+        empty = bool(h.get("empty_layer"))
+        size = None if empty or n >= len(layers) else int(layers[n]["size"])
+        n += 0 if empty else 1
+        rows.append({"created": h.get("created"), "created_by": h.get("created_by", ""), "size": size, "comment": h.get("comment", ""), "empty_layer": empty})
+    rows += [{"created": None, "created_by": "", "size": int(layer["size"]), "comment": "", "empty_layer": False} for layer in layers[n:]]
+    rows.reverse()
+    for i, row in enumerate(rows):
+        row["id"] = image.id if i == 0 else None
+    return rows
