@@ -70,7 +70,7 @@ def _resolv_conf() -> str:
 def host_config_limits(resources: dict[str, Any]) -> dict[str, Any]:
     """docker inspect's names for the limits in an OCI `linux.resources` object."""
     mem, cpu = resources.get("memory", {}), resources.get("cpu", {})
-    out = {
+    return {
         "Memory": mem.get("limit", 0),
         "MemorySwap": mem.get("swap", 0),
         "MemoryReservation": mem.get("reservation", 0),
@@ -80,7 +80,6 @@ def host_config_limits(resources: dict[str, Any]) -> dict[str, Any]:
         "PidsLimit": resources.get("pids", {}).get("limit", 0),
         "BlkioWeight": resources.get("blockIO", {}).get("weight", 0),
     }
-    return out
 
 
 class Engine:
@@ -154,13 +153,13 @@ class Engine:
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
         host_config = {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs}
-        host_config.update(host_config_limits(opts.resources()))
         record = {"Image": image, "ImageId": img.id, "Layers": img.chain_ids, "Config": {}, "HostConfig": host_config}
         c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
         # Everything is checked before anything is written: a bad flag leaves no container.
         spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
+        host_config.update(host_config_limits(spec["linux"]["resources"]))
         c.data["Config"] = {"Cmd": spec["process"]["args"], "Env": spec["process"]["env"], "WorkingDir": spec["process"]["cwd"], "Hostname": hostname}
         config = msgpack.packb(
             {
