@@ -55,11 +55,14 @@ def pyc(*args: str, input: bytes | str | None = None, timeout: float = 60, env: 
 
 
 def store_snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path under the store with its size and mtime: to show a command changed nothing."""
+    """Every path under the store with its size and mtime: to show a command changed nothing.
+    images.cache is left out: any image look-up may refresh that cache of the index."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
+            if p == os.path.join(root, "images.cache"):
+                continue
             st = os.lstat(p)
             out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns if not os.path.isdir(p) else 0)
     return out

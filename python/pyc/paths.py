@@ -3,6 +3,17 @@
 import os
 
 
+def digest_hex(digest: str) -> str:
+    """The hex part of a `sha256:<64 hex>` digest; a BadImage for anything else (a digest read
+    from an image must not name a path outside blobs/)."""
+    algo, _, hexpart = str(digest).partition(":")
+    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+        from pyc.errors import BadImage
+
+        raise BadImage(f"invalid digest {digest!r}")
+    return hexpart
+
+
 class Paths:
     __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp")
 
@@ -16,12 +27,7 @@ class Paths:
         self.tmp = os.path.join(self.root, "tmp")
 
     def blob(self, digest: str) -> str:
-        algo, _, hexpart = digest.partition(":")
-        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
-            from pyc.errors import BadImage
-
-            raise BadImage(f"invalid digest {digest!r}")
-        return os.path.join(self.blobs, hexpart)
+        return os.path.join(self.blobs, digest_hex(digest))
 
     def layer(self, chain_id: str) -> str:
         return os.path.join(self.layers, chain_id.partition(":")[2])

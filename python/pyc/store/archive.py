@@ -12,6 +12,7 @@ import tarfile
 import threading
 
 from pyc.errors import BadImage, InvalidArgument
+from pyc.paths import digest_hex
 from pyc.store import atomic
 from pyc.store.gc import collect_tmp
 from pyc.store.images import CONFIG, MANIFEST, REF_NAME, Image, ImageStore, chain_ids
@@ -395,10 +396,7 @@ def _oci_manifests(src: _Source, index: Any, depth: int = 0) -> list[tuple[dict[
 
 
 def _blob_name(digest: str) -> str:
-    algo, _, hexpart = str(digest).partition(":")
-    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
-        raise BadImage(f"invalid digest {digest!r}")
-    return f"blobs/sha256/{hexpart}"
+    return f"blobs/sha256/{digest_hex(digest)}"
 
 
 def _load_oci(src: _Source, loader: _Loader) -> None:

@@ -9,7 +9,7 @@ from pyc.errors import InvalidArgument
 from pyc.store.changes import apply_changes
 from pyc.store.gc import collect_tmp
 from pyc.store.images import Image, ImageStore, chain_ids
-from pyc.store.layers import commit_layer, temp_dir
+from pyc.store.layers import adopt_layer, temp_dir
 from pyc.store.refs import normalize
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -47,10 +47,7 @@ def commit_upper(store: ImageStore, image: Image, upper: str, ref: str | None, c
         config["created"] = now
         layers = [(str(layer["digest"]), int(layer["size"])) for layer in image.layers] + [(diff_id, size)]
         with store.lock():
-            target = store.paths.blob(diff_id)
-            if not os.path.exists(target):
-                os.rename(blob, target)
-            commit_layer(store, layer_dir, chain_ids(config["rootfs"]["diff_ids"])[-1])
+            adopt_layer(store, blob, diff_id, layer_dir, chain_ids(config["rootfs"]["diff_ids"])[-1])
             return store.add(config, layers, ref)
 
 

@@ -8,7 +8,7 @@ import platform
 from pyc.errors import InvalidArgument
 from pyc.store.gc import collect_tmp
 from pyc.store.images import Image, ImageStore
-from pyc.store.layers import commit_layer, temp_dir
+from pyc.store.layers import adopt_layer, temp_dir
 from pyc.store.refs import normalize
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -55,10 +55,7 @@ def import_rootfs(store: ImageStore, source: str | int, ref: str | None, config:
         cfg["rootfs"] = {"type": "layers", "diff_ids": [diff_id]}
         cfg.setdefault("created", store.now())
         with store.lock():
-            target = store.paths.blob(diff_id)
-            if not os.path.exists(target):
-                os.rename(blob, target)
-            commit_layer(store, layer_dir, diff_id)
+            adopt_layer(store, blob, diff_id, layer_dir, diff_id)
             return store.add(cfg, [(diff_id, size)], ref)
 
 

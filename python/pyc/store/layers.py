@@ -55,6 +55,15 @@ def unpack_blob(store: ImageStore, layer: dict[str, Any], chain: str) -> None:
         commit_layer(store, dest, chain)
 
 
+def adopt_layer(store: ImageStore, blob: str, diff_id: str, unpacked: str, chain: str) -> None:
+    """Move a checked layer into the store: its blob, named by its diff id, and its unpacked
+    dir, by its chain id. Call it under the store lock, before store.add names them."""
+    target = store.paths.blob(diff_id)
+    if not os.path.exists(target):
+        os.rename(blob, target)
+    commit_layer(store, unpacked, chain)
+
+
 def commit_layer(store: ImageStore, unpacked: str, chain: str) -> None:
     """Move an unpacked layer into place; if another process got there first, keep theirs."""
     target = store.paths.layer(chain)
