@@ -31,8 +31,11 @@ def collect_tmp(store: ImageStore) -> None:
 
 
 def collect(store: ImageStore, container_layers: set[str]) -> int:
-    """Remove unreferenced blobs and layers; returns how many bytes of blobs were freed."""
+    """Remove unreferenced blobs and layers; returns how many bytes were freed (blobs and
+    unpacked layers)."""
     import pyc_core
+
+    from pyc.store.usage import tree_size
 
     freed = 0
     with store.lock():
@@ -50,6 +53,8 @@ def collect(store: ImageStore, container_layers: set[str]) -> int:
                 os.unlink(path)
         for name in os.listdir(store.paths.layers):
             if f"sha256:{name}" not in layers:
-                pyc_core.remove_tree(os.path.join(store.paths.layers, name))
+                path = os.path.join(store.paths.layers, name)
+                freed += tree_size(path)
+                pyc_core.remove_tree(path)
     collect_tmp(store)
     return freed
