@@ -152,7 +152,7 @@ class Engine:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
-        host_config = {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs}
+        host_config = {"AutoRemove": opts.remove, "Init": opts.init, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs}
         record = {"Image": image, "ImageId": img.id, "Layers": img.chain_ids, "Config": {}, "HostConfig": host_config}
         c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
@@ -166,6 +166,7 @@ class Engine:
                 "spec": spec,
                 "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
                 "cgroup": {"path": c.cgroup},
+                "init": opts.init,
             }
         )
         self.containers.create(c, etc, running=True)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # flag -> (RunOptions field, takes a value, repeatable)
 FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--rm": ("remove", False, False),
+    "--init": ("init", False, False),
     "-i": ("interactive", False, False),
     "--interactive": ("interactive", False, False),
     "--read-only": ("read_only", False, False),
@@ -113,6 +114,7 @@ def register(app: typer.Typer) -> None:
         image: str = typer.Argument(..., help="Image name, name:tag or ID."),
         command: list[str] | None = typer.Argument(None, help="Command and arguments (default: the image's)."),
         rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
+        init: bool = typer.Option(False, "--init", help="Run a reaper as pid 1 that forwards signals and reaps zombies."),
         interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep stdin open and pass it in."),
         read_only: bool = typer.Option(False, "--read-only", help="Mount the container's root read-only."),
         env: list[str] = typer.Option([], "-e", "--env", help="Set an environment variable (K=V, or K to pass pyc's)."),
@@ -149,6 +151,7 @@ def register(app: typer.Typer) -> None:
             tmpfs=tmpfs,
             interactive=interactive,
             remove=rm,
+            init=init,
             memory=memory,
             memory_swap=memory_swap,
             memory_reservation=memory_reservation,

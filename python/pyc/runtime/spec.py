@@ -60,6 +60,7 @@ class RunOptions:
         tmpfs: list[str] | None = None,
         interactive: bool = False,
         remove: bool = False,
+        init: bool = False,
         memory: str | None = None,
         memory_swap: str | None = None,
         memory_reservation: str | None = None,
@@ -84,6 +85,7 @@ class RunOptions:
         self.tmpfs = tmpfs or []
         self.interactive = interactive
         self.remove = remove
+        self.init = init
         # Limits, as docker's flags write them (checked by runtime/resources.py).
         self.memory = memory
         self.memory_swap = memory_swap

@@ -50,15 +50,16 @@ pub enum Step {
     NotFound,
     NotExecutable,
     Exec,
+    Init,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 29] = [
+        const ALL: [Step; 30] = [
             Sync, Cgroup, CgroupNs, Propagation, Overlay, RootFd, MountTarget, Mount, Remount, MountPropagation, Link, Workdir,
             PivotRoot, Masked, Readonly, ReadonlyRoot, Hostname, Loopback, Chdir, NoNewPrivs, Stdio, Groups, Gid, Uid,
-            Caps, Signals, NotFound, NotExecutable, Exec,
+            Caps, Signals, NotFound, NotExecutable, Exec, Init,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -190,6 +191,10 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     }
     become_user(plan)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    if plan.init {
+        // From here on this is the command's process; pid 1 stays in there as the reaper.
+        super::init::fork_command().map_err(at(Step::Init, 0))?;
+    }
     cloexec_from(3).map_err(at(Step::Stdio, 3))?;
     reset_signals().map_err(at(Step::Signals, 0))?;
     exec(plan)

@@ -3,6 +3,7 @@
 
 mod caps;
 mod child;
+mod init;
 pub mod config;
 mod mount_opts;
 pub mod plan;

@@ -76,6 +76,8 @@ pub struct Plan {
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
     pub exec: Exec,
+    /// `--init`: pid 1 forks the command and stays as a reaper (init.rs).
+    pub init: bool,
 }
 
 fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
@@ -289,6 +291,7 @@ impl Plan {
             caps: caps_of(process)?,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             exec: exec_of(process)?,
+            init: cfg.init,
         })
     }
 }
