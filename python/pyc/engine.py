@@ -24,7 +24,10 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyc.runtime.exec import ExecOptions
+
 BUILTIN_IMAGES = ("busybox", "debian")
+RUN_CONFIG = "run.msgpack"
 
 
 class RunResult:
@@ -170,6 +173,8 @@ class Engine:
             }
         )
         self.containers.create(c, etc, running=True)
+        with open(c.path(RUN_CONFIG), "wb") as f:
+            f.write(config)  # what exec reads the container's process and cgroup from
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
@@ -190,6 +195,34 @@ class Engine:
                 self.containers.remove(c, force=True, cgroup=not ended)
             else:
                 self.containers.mark_exited(c, code, oom)
+
+    def exec(self, ref: str, opts: ExecOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
+        """Run a command in a running container; with `opts.detach`, return once it started
+        (status 0). stdio as for run."""
+        from pyc.runtime.exec import exec_process
+
+        c = self.containers.get(ref)
+        if c.status != "running":
+            raise Conflict(f"container {c.name} is not running")
+        try:
+            with open(c.path(RUN_CONFIG), "rb") as f:
+                run_config = msgpack.unpackb(f.read())
+        except FileNotFoundError:
+            raise Conflict(f"container {c.name} is not running") from None
+        passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
+        process = exec_process(run_config["spec"]["process"], opts, passwd_dirs)
+        config = msgpack.packb({"process": process, "cgroup": {"path": c.cgroup}, "detach": opts.detach})
+        try:
+            r = pyc_core.exec_in(config, stdin, stdout, stderr)
+        except pyc_core.CommandNotFound as e:
+            raise CommandFailed(str(e), 127) from None
+        except pyc_core.CommandNotExecutable as e:
+            raise CommandFailed(str(e), 126) from None
+        except pyc_core.PycCoreError as e:
+            if c.status != "running":  # it ended meanwhile
+                raise Conflict(f"container {c.name} is not running") from None
+            raise CommandFailed(str(e), 126) from None
+        return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
 
     def stats(self, ref: str) -> dict[str, Any]:
         """What a running container uses now: cpu time, memory, pids, block I/O."""

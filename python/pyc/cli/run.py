@@ -51,6 +51,16 @@ FLAGS: dict[str, tuple[str, bool, bool]] = {
 
 def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
     """(image, options), or None when the line needs the full parser (help, errors, ...)."""
+    parsed = parse_flags(args, FLAGS)
+    if parsed is None:
+        return None
+    values, i = parsed
+    return args[i], RunOptions(args[i + 1 :], **values)
+
+
+def parse_flags(args: list[str], flags: dict[str, tuple[str, bool, bool]]) -> tuple[dict[str, Any], int] | None:
+    """docker-style flags up to the first positional argument: (field values, index of that
+    argument), or None when the line needs the full parser (help, errors, no positional)."""
     values: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -64,12 +74,12 @@ def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
         if arg.startswith("--"):
             flag, eq, inline = arg.partition("=")
             pairs = [(flag, inline if eq else None)]
-        elif all(FLAGS.get(f"-{c}", ("", True, False))[1] is False for c in arg[1:]):
+        elif all(flags.get(f"-{c}", ("", True, False))[1] is False for c in arg[1:]):
             pairs = [(f"-{c}", None) for c in arg[1:]]  # -i, or bundled booleans
         else:
             pairs = [(arg[:2], arg[2:] or None)]  # -eK=V or -e K=V
         for flag, given in pairs:
-            spec = FLAGS.get(flag)
+            spec = flags.get(flag)
             if spec is None:
                 return None
             field, takes_value, repeat = spec
@@ -90,7 +100,7 @@ def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
         i += 1
     if i >= len(args):
         return None
-    return args[i], RunOptions(args[i + 1 :], **values)
+    return values, i
 
 
 def run_container(image: str, opts: RunOptions) -> int:

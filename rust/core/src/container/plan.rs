@@ -80,7 +80,7 @@ pub struct Plan {
     pub init: bool,
 }
 
-fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
+pub(super) fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
     CString::new(s).map_err(|_| Error::InvalidConfig(format!("{what} contains a NUL byte")))
 }
 
@@ -212,7 +212,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<(CString, InRoot)>)> 
     Ok((steps, links))
 }
 
-fn exec_of(process: &Process) -> Result<Exec> {
+pub(super) fn exec_of(process: &Process) -> Result<Exec> {
     let args = process.args().clone().unwrap_or_default();
     let name = args.first().cloned().ok_or_else(|| Error::InvalidConfig("no command given and the image has none".into()))?;
     let env = process.env().clone().unwrap_or_default();
@@ -232,7 +232,7 @@ fn exec_of(process: &Process) -> Result<Exec> {
     })
 }
 
-fn caps_of(process: &Process) -> Result<Option<Caps>> {
+pub(super) fn caps_of(process: &Process) -> Result<Option<Caps>> {
     let Some(c) = process.capabilities() else { return Ok(None) };
     let set = |s: &Option<oci_spec::runtime::Capabilities>| -> Result<u64> {
         let names: Vec<String> = s.iter().flatten().map(|c| c.to_string()).collect();

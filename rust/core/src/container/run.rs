@@ -48,7 +48,7 @@ pub struct Outcome {
 /// Signals a user sends to pyc that belong to the container.
 const FORWARDED: [Signal; 7] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
 
-fn forwarded_set() -> SigSet {
+pub(super) fn forwarded_set() -> SigSet {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
@@ -56,12 +56,12 @@ fn forwarded_set() -> SigSet {
     set
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))
 }
 
 /// Restores the caller's signal mask however run() ends.
-struct MaskGuard(SigSet);
+pub(super) struct MaskGuard(pub(super) SigSet);
 
 impl Drop for MaskGuard {
     fn drop(&mut self) {
@@ -182,7 +182,7 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
     wait(child, &pidfd, &sigfd, captures)
 }
 
-fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
+pub(super) fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
     let mut got = 0;
     while got < buf.len() {
         match nix::unistd::read(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &mut buf[got..]) {
@@ -195,7 +195,7 @@ fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
     got
 }
 
-fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, OwnedFd)>) -> Result<Outcome> {
+pub(super) fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, OwnedFd)>) -> Result<Outcome> {
     let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
     let mut open: Vec<(usize, OwnedFd)> = captures;
     for (i, _) in &open {
