@@ -43,7 +43,10 @@ def exec_process(container_process: dict[str, Any], opts: ExecOptions, passwd_di
     if opts.workdir is not None and not opts.workdir.startswith("/"):
         raise InvalidArgument(f"the working directory {opts.workdir!r} is not an absolute path")
     process = dict(container_process)
+    if opts.detach and opts.tty:
+        raise InvalidArgument("exec -d -t is not supported yet: a detached terminal needs a monitor to hold it")
     process["args"] = opts.command
+    process["terminal"] = opts.tty
     process["env"] = merge_env(list(container_process.get("env") or []), RunOptions(env=opts.env))
     if opts.workdir is not None:
         process["cwd"] = opts.workdir

@@ -52,15 +52,16 @@ pub enum Step {
     Exec,
     Init,
     Setns,
+    Tty,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 31] = [
+        const ALL: [Step; 32] = [
             Sync, Cgroup, CgroupNs, Propagation, Overlay, RootFd, MountTarget, Mount, Remount, MountPropagation, Link, Workdir,
             PivotRoot, Masked, Readonly, ReadonlyRoot, Hostname, Loopback, Chdir, NoNewPrivs, Stdio, Groups, Gid, Uid,
-            Caps, Signals, NotFound, NotExecutable, Exec, Init, Setns,
+            Caps, Signals, NotFound, NotExecutable, Exec, Init, Setns, Tty,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -95,6 +96,8 @@ pub struct ChildFds {
     pub error_write: RawFd,
     pub close: [RawFd; 4],
     pub stdio: [RawFd; 3],
+    /// `-t`: stdio is a pty made inside instead (pty.rs).
+    pub tty: Option<crate::pty::Inside>,
 }
 
 type Res = Result<(), Failure>;
@@ -176,8 +179,15 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     if plan.no_new_privs {
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
     }
-    for (i, fd) in fds.stdio.iter().enumerate() {
+    let stdio = match &fds.tty {
+        Some(t) => [crate::pty::open_inside(t).map_err(at(Step::Tty, 0))?; 3],
+        None => fds.stdio,
+    };
+    for (i, fd) in stdio.iter().enumerate() {
         Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
+    }
+    if fds.tty.is_some() {
+        crate::pty::make_controlling().map_err(at(Step::Tty, 1))?;
     }
     // Where the parent moves us into our cgroup (v2 without clone3), it does so while the mounts
     // above are made; the command itself must start inside.
@@ -194,7 +204,7 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     if plan.init {
         // From here on this is the command's process; pid 1 stays in there as the reaper.
-        super::init::fork_command().map_err(at(Step::Init, 0))?;
+        super::init::fork_command(plan.tty).map_err(at(Step::Init, 0))?;
     }
     cloexec_from(3).map_err(at(Step::Stdio, 3))?;
     reset_signals().map_err(at(Step::Signals, 0))?;

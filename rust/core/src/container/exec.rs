@@ -30,9 +30,10 @@ use serde::Deserialize;
 use super::child::{at, become_user, exec, reset_signals, Failure, Step};
 use super::config::CgroupConfig;
 use super::plan::{caps_of, cstring, exec_of, Caps, Exec};
-use super::run::{forwarded_set, pipe, read_full, wait, MaskGuard, Outcome, Stdio};
+use super::run::{forwarded_set, pipe, read_full, terminal_output, wait, MaskGuard, Outcome, Stdio};
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
+use crate::pty::Terminal;
 use crate::sys::{clone_fork, pidfd_open, Forked};
 
 /// What Python sends for one exec (msgpack): the process as the OCI spec describes it (the
@@ -72,6 +73,7 @@ struct ExecPlan {
     no_new_privs: bool,
     exec: Exec,
     detach: bool,
+    tty: bool,
 }
 
 /// The pid (in our namespace) of the container's pid 1: the process of its cgroup that is
@@ -114,6 +116,9 @@ impl ExecPlan {
             false => None,
         };
         let p = &cfg.process;
+        if cfg.detach && p.terminal().unwrap_or(false) {
+            return Err(Error::InvalidConfig("a detached exec cannot have a terminal (-d with -t)".into()));
+        }
         let cwd = p.cwd().to_string_lossy().into_owned();
         if !cwd.starts_with('/') {
             return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
@@ -130,6 +135,7 @@ impl ExecPlan {
             no_new_privs: p.no_new_privileges().unwrap_or(false),
             exec: exec_of(p)?,
             detach: cfg.detach,
+            tty: p.terminal().unwrap_or(false),
         })
     }
 }
@@ -161,13 +167,14 @@ pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
             }
         };
     }
+    let mut term = if plan.tty { Some(Terminal::open(stdio.stdin, terminal_output(&stdio)?)?) } else { None };
     // As in run.rs: signals for the command are blocked before the fork so none is lost.
     let mut old = SigSet::empty();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), Some(&mut old)).map_err(|e| Error::sys("sigprocmask", e))?;
     let _mask = MaskGuard(old);
     let sigfd = SignalFd::with_flags(&forwarded_set(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| Error::sys("signalfd", e))?;
 
-    let fds = Fds { pid_write: pid_w.as_raw_fd(), error_write: err_w.as_raw_fd(), close: [pid_r.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd()], stdio: [stdin, out_fds[0], out_fds[1]] };
+    let fds = Fds { pid_write: pid_w.as_raw_fd(), error_write: err_w.as_raw_fd(), close: [pid_r.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), term.as_ref().map_or(-1, |t| t.socket_fd())], stdio: [stdin, out_fds[0], out_fds[1]], tty: term.as_ref().map(|t| t.inside()) };
     let cgroup_fd = plan.cgroup_dir.as_ref().map(|f| f.as_raw_fd());
     let use_clone3 = std::env::var_os("PYC_CLONE").is_none_or(|v| v != "clone");
     let (forked, joined) = unsafe { clone_fork(0, cgroup_fd, use_clone3) }.map_err(|e| Error::sys("clone", e))?;
@@ -200,14 +207,22 @@ pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
             return Err(Error::sys("pidfd_open", e));
         }
     };
-    wait(command, &pidfd, &sigfd, captures)
+    if let Some(t) = &mut term {
+        if let Err(e) = t.start() {
+            let _ = kill(command, Signal::SIGKILL);
+            let _ = waitpid(command, None);
+            return Err(e);
+        }
+    }
+    wait(command, &pidfd, &sigfd, captures, term.as_ref())
 }
 
 struct Fds {
     pid_write: RawFd,
     error_write: RawFd,
-    close: [RawFd; 3],
+    close: [RawFd; 4],
     stdio: [RawFd; 3],
+    tty: Option<crate::pty::Inside>,
 }
 
 fn report(fds: &Fds, f: Failure) -> ! {
@@ -220,7 +235,7 @@ fn report(fds: &Fds, f: Failure) -> ! {
 
 /// The process between the caller and the command: joins, forks the command, leaves.
 fn middle_main(plan: &ExecPlan, fds: &Fds, joined: bool) -> ! {
-    for fd in fds.close {
+    for fd in fds.close.into_iter().filter(|&fd| fd >= 0) {
         unsafe { libc::close(fd) };
     }
     if !joined {
@@ -263,8 +278,15 @@ fn command_main(plan: &ExecPlan, fds: &Fds) -> Result<(), Failure> {
     if plan.no_new_privs {
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
     }
-    for (i, fd) in fds.stdio.iter().enumerate() {
+    let stdio = match &fds.tty {
+        Some(t) => [crate::pty::open_inside(t).map_err(at(Step::Tty, 0))?; 3],
+        None => fds.stdio,
+    };
+    for (i, fd) in stdio.iter().enumerate() {
         Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
+    }
+    if fds.tty.is_some() {
+        crate::pty::make_controlling().map_err(at(Step::Tty, 1))?;
     }
     become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref())?;
     crate::sys::cloexec_from(3).map_err(at(Step::Stdio, 3))?;

@@ -15,12 +15,18 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 /// Fork the command off pid 1. Returns in the child, which goes on to exec the command; pid 1
 /// never returns from here. The caller's mask is all-blocked on return, and the child's
 /// signal reset before exec unblocks it, so no signal sent between the fork and the exec is lost.
-pub fn fork_command() -> Result<(), Errno> {
+pub fn fork_command(tty: bool) -> Result<(), Errno> {
     let all = SigSet::all();
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None)?;
     // A raw fork: libc's runs the fork handlers of the interpreter this memory was copied from.
     let pid = Errno::result(unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) })?;
     if pid == 0 {
+        if tty {
+            // The command, not the reaper, is the terminal's foreground group: a typed Ctrl-C
+            // reaches it once, not a second time through the reaper. (SIGTTOU is blocked.)
+            nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
+            nix::unistd::tcsetpgrp(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }, nix::unistd::getpid())?;
+        }
         return Ok(());
     }
     reap(pid as libc::pid_t)

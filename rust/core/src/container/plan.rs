@@ -76,6 +76,8 @@ pub struct Plan {
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
     pub exec: Exec,
+    /// `-t`: stdio is a pty slave, made the controlling terminal (pty.rs).
+    pub tty: bool,
     /// `--init`: pid 1 forks the command and stays as a reaper (init.rs).
     pub init: bool,
 }
@@ -292,6 +294,7 @@ impl Plan {
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             exec: exec_of(process)?,
             init: cfg.init,
+            tty: process.terminal().unwrap_or(false),
         })
     }
 }
