@@ -28,12 +28,18 @@ def _descendants(pid: int) -> list[tuple[int, str, str]]:
     todo = [pid]
     while todo:
         parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").iterdir():
-            for child in (task / "children").read_text().split():
+        try:
+            children = [c for task in Path(f"/proc/{parent}/task").iterdir() for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+        for child in children:
+            try:
                 stat = Path(f"/proc/{child}/stat").read_text()
-                comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-                out.append((int(child), stat[stat.rindex(")") + 2], comm))
-                todo.append(int(child))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            out.append((int(child), stat[stat.rindex(")") + 2], comm))
+            todo.append(int(child))
     return out
 
 
