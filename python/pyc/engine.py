@@ -24,7 +24,10 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyc.runtime.exec import ExecOptions
+
 BUILTIN_IMAGES = ("busybox", "debian")
+RUN_CONFIG = "run.msgpack"
 
 
 class RunResult:
@@ -160,7 +163,7 @@ class Engine:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
-        host_config = {"AutoRemove": opts.remove, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs}
+        host_config = {"AutoRemove": opts.remove, "Init": opts.init, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs}
         record = {"Image": image, "ImageId": img.id, "Layers": img.chain_ids, "Config": {}, "HostConfig": host_config}
         c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
@@ -174,9 +177,12 @@ class Engine:
                 "spec": spec,
                 "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
                 "cgroup": {"path": c.cgroup},
+                "init": opts.init,
             }
         )
         self.containers.create(c, etc, running=True)
+        with open(c.path(RUN_CONFIG), "wb") as f:
+            f.write(config)  # what exec reads the container's process and cgroup from
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
@@ -197,6 +203,34 @@ class Engine:
                 self.containers.remove(c, force=True, cgroup=not ended)
             else:
                 self.containers.mark_exited(c, code, oom)
+
+    def exec(self, ref: str, opts: ExecOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
+        """Run a command in a running container; with `opts.detach`, return once it started
+        (status 0). stdio as for run."""
+        from pyc.runtime.exec import exec_process
+
+        c = self.containers.get(ref)
+        if c.status != "running":
+            raise Conflict(f"container {c.name} is not running")
+        try:
+            with open(c.path(RUN_CONFIG), "rb") as f:
+                run_config = msgpack.unpackb(f.read())
+        except FileNotFoundError:
+            raise Conflict(f"container {c.name} is not running") from None
+        passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
+        process = exec_process(run_config["spec"]["process"], opts, passwd_dirs)
+        config = msgpack.packb({"process": process, "cgroup": {"path": c.cgroup}, "detach": opts.detach})
+        try:
+            r = pyc_core.exec_in(config, stdin, stdout, stderr)
+        except pyc_core.CommandNotFound as e:
+            raise CommandFailed(str(e), 127) from None
+        except pyc_core.CommandNotExecutable as e:
+            raise CommandFailed(str(e), 126) from None
+        except pyc_core.PycCoreError as e:
+            if c.status != "running":  # it ended meanwhile
+                raise Conflict(f"container {c.name} is not running") from None
+            raise CommandFailed(str(e), 126) from None
+        return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
 
     def stats(self, ref: str) -> dict[str, Any]:
         """What a running container uses now: cpu time, memory, pids, block I/O."""

@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import archive, commit, containers, images, limits, run, system
+from pyc.cli import archive, commit, containers, exec, images, limits, run, system
 
 app = typer.Typer(
     name="pyc",
@@ -26,3 +26,4 @@ limits.register(app, container_app)
 commit.register(app, image_app, container_app)
 archive.register(app, image_app)
 system.register(app, image_app, system_app)
+exec.register(app, container_app)

@@ -26,6 +26,12 @@ def dispatch(argv: list[str]) -> int:
             parsed = fast_parse(argv[1:] if argv[0] == "run" else argv[2:])
             if parsed is not None:
                 return run_container(*parsed)
+        if argv[:1] == ["exec"] or argv[:2] == ["container", "exec"]:
+            from pyc.cli.exec import exec_command, fast_parse as fast_exec
+
+            line = fast_exec(argv[1:] if argv[0] == "exec" else argv[2:])
+            if line is not None:
+                return exec_command(*line)
         if argv[:1] == ["commit"] or argv[:2] == ["container", "commit"]:
             from pyc.cli.commit import commit_container, fast_commit
 

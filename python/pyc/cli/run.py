@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 # flag -> (RunOptions field, takes a value, repeatable)
 FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--rm": ("remove", False, False),
+    "--init": ("init", False, False),
     "-i": ("interactive", False, False),
     "--interactive": ("interactive", False, False),
+    "-t": ("tty", False, False),
+    "--tty": ("tty", False, False),
     "--read-only": ("read_only", False, False),
     "-e": ("env", True, True),
     "--env": ("env", True, True),
@@ -50,6 +53,16 @@ FLAGS: dict[str, tuple[str, bool, bool]] = {
 
 def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
     """(image, options), or None when the line needs the full parser (help, errors, ...)."""
+    parsed = parse_flags(args, FLAGS)
+    if parsed is None:
+        return None
+    values, i = parsed
+    return args[i], RunOptions(args[i + 1 :], **values)
+
+
+def parse_flags(args: list[str], flags: dict[str, tuple[str, bool, bool]]) -> tuple[dict[str, Any], int] | None:
+    """docker-style flags up to the first positional argument: (field values, index of that
+    argument), or None when the line needs the full parser (help, errors, no positional)."""
     values: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -63,12 +76,12 @@ def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
         if arg.startswith("--"):
             flag, eq, inline = arg.partition("=")
             pairs = [(flag, inline if eq else None)]
-        elif all(FLAGS.get(f"-{c}", ("", True, False))[1] is False for c in arg[1:]):
+        elif all(flags.get(f"-{c}", ("", True, False))[1] is False for c in arg[1:]):
             pairs = [(f"-{c}", None) for c in arg[1:]]  # -i, or bundled booleans
         else:
             pairs = [(arg[:2], arg[2:] or None)]  # -eK=V or -e K=V
         for flag, given in pairs:
-            spec = FLAGS.get(flag)
+            spec = flags.get(flag)
             if spec is None:
                 return None
             field, takes_value, repeat = spec
@@ -89,7 +102,7 @@ def fast_parse(args: list[str]) -> tuple[str, RunOptions] | None:
         i += 1
     if i >= len(args):
         return None
-    return args[i], RunOptions(args[i + 1 :], **values)
+    return values, i
 
 
 def run_container(image: str, opts: RunOptions) -> int:
@@ -113,7 +126,9 @@ def register(app: typer.Typer) -> None:
         image: str = typer.Argument(..., help="Image name, name:tag or ID."),
         command: list[str] | None = typer.Argument(None, help="Command and arguments (default: the image's)."),
         rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
+        init: bool = typer.Option(False, "--init", help="Run a reaper as pid 1 that forwards signals and reaps zombies."),
         interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep stdin open and pass it in."),
+        tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-terminal."),
         read_only: bool = typer.Option(False, "--read-only", help="Mount the container's root read-only."),
         env: list[str] = typer.Option([], "-e", "--env", help="Set an environment variable (K=V, or K to pass pyc's)."),
         env_file: list[str] = typer.Option([], "--env-file", help="Read environment variables from a file."),
@@ -148,7 +163,9 @@ def register(app: typer.Typer) -> None:
             volumes=volume,
             tmpfs=tmpfs,
             interactive=interactive,
+            tty=tty,
             remove=rm,
+            init=init,
             memory=memory,
             memory_swap=memory_swap,
             memory_reservation=memory_reservation,

@@ -60,6 +60,8 @@ class RunOptions:
         tmpfs: list[str] | None = None,
         interactive: bool = False,
         remove: bool = False,
+        init: bool = False,
+        tty: bool = False,
         memory: str | None = None,
         memory_swap: str | None = None,
         memory_reservation: str | None = None,
@@ -84,6 +86,8 @@ class RunOptions:
         self.tmpfs = tmpfs or []
         self.interactive = interactive
         self.remove = remove
+        self.init = init
+        self.tty = tty
         # Limits, as docker's flags write them (checked by runtime/resources.py).
         self.memory = memory
         self.memory_swap = memory_swap
@@ -234,7 +238,7 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False,
+            "terminal": opts.tty,
             "user": {"uid": uid, "gid": gid},
             "args": command_of(image_config, opts),
             "env": env,

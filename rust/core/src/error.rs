@@ -35,6 +35,10 @@ pub enum Error {
     #[error("container start failed: {0}")]
     Start(String),
 
+    /// `exec` failed before its command started.
+    #[error("exec failed: {0}")]
+    Exec(String),
+
     #[error("cgroup {path}: {message}")]
     Cgroup { path: PathBuf, message: String },
 

@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod container;
 pub mod error;
 pub mod layer;
+pub mod pty;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -20,7 +20,7 @@ pub fn into_py(e: Error) -> PyErr {
         Error::InvalidConfig(_) => ConfigError::new_err(msg),
         Error::CommandNotFound(_) => CommandNotFound::new_err(msg),
         Error::CommandNotExecutable(_) => CommandNotExecutable::new_err(msg),
-        Error::Start(_) => StartError::new_err(msg),
+        Error::Start(_) | Error::Exec(_) => StartError::new_err(msg),
         Error::BadArchive(_) => ArchiveError::new_err(msg),
         Error::Cgroup { .. } => CgroupError::new_err(msg),
         // Keep errno so Python sees FileNotFoundError, PermissionError, OSError(ENOSPC), ...

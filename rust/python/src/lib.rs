@@ -12,7 +12,7 @@ use pyo3::types::PyBytes;
 
 use errors::{blocking, into_py};
 use pyc_core::cgroup::{Cgroup, Limits};
-use pyc_core::container::{self, Output, RunConfig, Stdio};
+use pyc_core::container::{self, ExecConfig, Output, RunConfig, Stdio};
 use pyc_core::layer;
 
 /// What a container left when it ended.
@@ -53,6 +53,24 @@ fn run(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<RawFd
         stdout: out.stdout.map(|b| PyBytes::new(py, &b).unbind()),
         stderr: out.stderr.map(|b| PyBytes::new(py, &b).unbind()),
         oom_killed: out.oom_killed,
+    })
+}
+
+/// Run a command in a running container (a msgpack exec config: the process and the
+/// container's cgroup) and wait for it, unless the config says detach. Stdio as for `run`.
+#[pyfunction]
+#[pyo3(signature = (config, stdin=None, stdout=None, stderr=None))]
+fn exec_in(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<RawFd>, stderr: Option<RawFd>) -> PyResult<RunResult> {
+    let cfg = ExecConfig::from_msgpack(config).map_err(into_py)?;
+    let stdio = Stdio { stdin, stdout: output(stdout), stderr: output(stderr) };
+    let out = blocking(py, || container::exec_in(&cfg, stdio))?;
+    Ok(RunResult {
+        pid: out.pid,
+        status: out.status,
+        signal: out.signal,
+        stdout: out.stdout.map(|b| PyBytes::new(py, &b).unbind()),
+        stderr: out.stderr.map(|b| PyBytes::new(py, &b).unbind()),
+        oom_killed: false,
     })
 }
 
@@ -211,6 +229,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cgroup_stats, m)?)?;
     m.add_function(wrap_pyfunction!(update_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(exec_in, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 
-use super::plan::{Caps, Plan};
+use super::plan::{Caps, Exec, Plan};
 use super::target::{FdPath, Leaf};
 use crate::sys::cloexec_from;
 
@@ -50,15 +50,18 @@ pub enum Step {
     NotFound,
     NotExecutable,
     Exec,
+    Init,
+    Setns,
+    Tty,
 }
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 29] = [
+        const ALL: [Step; 32] = [
             Sync, Cgroup, CgroupNs, Propagation, Overlay, RootFd, MountTarget, Mount, Remount, MountPropagation, Link, Workdir,
             PivotRoot, Masked, Readonly, ReadonlyRoot, Hostname, Loopback, Chdir, NoNewPrivs, Stdio, Groups, Gid, Uid,
-            Caps, Signals, NotFound, NotExecutable, Exec,
+            Caps, Signals, NotFound, NotExecutable, Exec, Init, Setns, Tty,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -93,11 +96,13 @@ pub struct ChildFds {
     pub error_write: RawFd,
     pub close: [RawFd; 4],
     pub stdio: [RawFd; 3],
+    /// `-t`: stdio is a pty made inside instead (pty.rs).
+    pub tty: Option<crate::pty::Inside>,
 }
 
 type Res = Result<(), Failure>;
 
-fn at(step: Step, index: usize) -> impl Fn(Errno) -> Failure {
+pub(super) fn at(step: Step, index: usize) -> impl Fn(Errno) -> Failure {
     move |e| Failure { step, index: index as u32, errno: e as i32 }
 }
 
@@ -174,8 +179,15 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     if plan.no_new_privs {
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
     }
-    for (i, fd) in fds.stdio.iter().enumerate() {
+    let stdio = match &fds.tty {
+        Some(t) => [crate::pty::open_inside(t).map_err(at(Step::Tty, 0))?; 3],
+        None => fds.stdio,
+    };
+    for (i, fd) in stdio.iter().enumerate() {
         Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
+    }
+    if fds.tty.is_some() {
+        crate::pty::make_controlling().map_err(at(Step::Tty, 1))?;
     }
     // Where the parent moves us into our cgroup (v2 without clone3), it does so while the mounts
     // above are made; the command itself must start inside.
@@ -188,11 +200,15 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     if plan.cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(at(Step::CgroupNs, 0))?;
     }
-    become_user(plan)?;
+    become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    if plan.init {
+        // From here on this is the command's process; pid 1 stays in there as the reaper.
+        super::init::fork_command(plan.tty).map_err(at(Step::Init, 0))?;
+    }
     cloexec_from(3).map_err(at(Step::Stdio, 3))?;
     reset_signals().map_err(at(Step::Signals, 0))?;
-    exec(plan)
+    exec(&plan.exec)
 }
 
 fn mount_all(plan: &Plan, root: RawFd) -> Res {
@@ -283,15 +299,15 @@ fn loopback_up() -> Result<(), Errno> {
     res
 }
 
-fn become_user(plan: &Plan) -> Res {
-    if let Some(c) = &plan.caps {
+pub(super) fn become_user(uid: u32, gid: u32, groups: &[libc::gid_t], caps: Option<&Caps>) -> Res {
+    if let Some(c) = caps {
         drop_bounding(c).map_err(at(Step::Caps, 0))?;
     }
-    Errno::result(unsafe { libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) }).map_err(at(Step::Groups, 0))?;
-    Errno::result(unsafe { libc::setresgid(plan.gid, plan.gid, plan.gid) }).map_err(at(Step::Gid, 0))?;
+    Errno::result(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map_err(at(Step::Groups, 0))?;
+    Errno::result(unsafe { libc::setresgid(gid, gid, gid) }).map_err(at(Step::Gid, 0))?;
     // Changing to a non-root uid clears the capability sets, as docker's users expect.
-    Errno::result(unsafe { libc::setresuid(plan.uid, plan.uid, plan.uid) }).map_err(at(Step::Uid, 0))?;
-    if let (Some(c), 0) = (&plan.caps, plan.uid) {
+    Errno::result(unsafe { libc::setresuid(uid, uid, uid) }).map_err(at(Step::Uid, 0))?;
+    if let (Some(c), 0) = (caps, uid) {
         set_caps(c).map_err(at(Step::Caps, 1))?;
     }
     Ok(())
@@ -332,7 +348,7 @@ fn set_caps(c: &Caps) -> Result<(), Errno> {
     Errno::result(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) }).map(drop)
 }
 
-fn reset_signals() -> Result<(), Errno> {
+pub(super) fn reset_signals() -> Result<(), Errno> {
     // Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec.
     for sig in 1..=libc::SIGRTMAX() {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
@@ -342,8 +358,7 @@ fn reset_signals() -> Result<(), Errno> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
-fn exec(plan: &Plan) -> Res {
-    let e = &plan.exec;
+pub(super) fn exec(e: &Exec) -> Res {
     // Pointer arrays on the stack: up to 1024 arguments and 1024 variables, no allocation.
     const MAX: usize = 1024;
     if e.argv.len() >= MAX || e.env.len() >= MAX {

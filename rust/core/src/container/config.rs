@@ -12,6 +12,9 @@ pub struct RunConfig {
     pub rootfs: Overlay,
     #[serde(default)]
     pub cgroup: Option<CgroupConfig>,
+    /// Run a reaper as pid 1 and the command as its child (`--init`).
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// The union mount of the container: read-only image layers under a private upper dir.

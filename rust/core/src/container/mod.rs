@@ -3,11 +3,14 @@
 
 mod caps;
 mod child;
+mod init;
 pub mod config;
+mod exec;
 mod mount_opts;
 pub mod plan;
 mod run;
 mod target;
 
 pub use config::RunConfig;
+pub use exec::{exec_in, ExecConfig};
 pub use run::{run, Outcome, Output, Stdio};

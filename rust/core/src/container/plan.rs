@@ -76,9 +76,13 @@ pub struct Plan {
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
     pub exec: Exec,
+    /// `-t`: stdio is a pty slave, made the controlling terminal (pty.rs).
+    pub tty: bool,
+    /// `--init`: pid 1 forks the command and stays as a reaper (init.rs).
+    pub init: bool,
 }
 
-fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
+pub(super) fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
     CString::new(s).map_err(|_| Error::InvalidConfig(format!("{what} contains a NUL byte")))
 }
 
@@ -210,7 +214,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<(CString, InRoot)>)> 
     Ok((steps, links))
 }
 
-fn exec_of(process: &Process) -> Result<Exec> {
+pub(super) fn exec_of(process: &Process) -> Result<Exec> {
     let args = process.args().clone().unwrap_or_default();
     let name = args.first().cloned().ok_or_else(|| Error::InvalidConfig("no command given and the image has none".into()))?;
     let env = process.env().clone().unwrap_or_default();
@@ -230,7 +234,7 @@ fn exec_of(process: &Process) -> Result<Exec> {
     })
 }
 
-fn caps_of(process: &Process) -> Result<Option<Caps>> {
+pub(super) fn caps_of(process: &Process) -> Result<Option<Caps>> {
     let Some(c) = process.capabilities() else { return Ok(None) };
     let set = |s: &Option<oci_spec::runtime::Capabilities>| -> Result<u64> {
         let names: Vec<String> = s.iter().flatten().map(|c| c.to_string()).collect();
@@ -289,6 +293,8 @@ impl Plan {
             caps: caps_of(process)?,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             exec: exec_of(process)?,
+            init: cfg.init,
+            tty: process.terminal().unwrap_or(false),
         })
     }
 }

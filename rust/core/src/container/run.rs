@@ -16,6 +16,7 @@ use super::config::RunConfig;
 use super::plan::Plan;
 use crate::cgroup::{Cgroup, Limits};
 use crate::error::{Error, Result};
+use crate::pty::Terminal;
 use crate::sys::{clone_fork, Forked};
 
 /// Where a container's stdout or stderr goes.
@@ -48,7 +49,7 @@ pub struct Outcome {
 /// Signals a user sends to pyc that belong to the container.
 const FORWARDED: [Signal; 7] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
 
-fn forwarded_set() -> SigSet {
+pub(super) fn forwarded_set() -> SigSet {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
@@ -56,12 +57,12 @@ fn forwarded_set() -> SigSet {
     set
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))
 }
 
 /// Restores the caller's signal mask however run() ends.
-struct MaskGuard(SigSet);
+pub(super) struct MaskGuard(pub(super) SigSet);
 
 impl Drop for MaskGuard {
     fn drop(&mut self) {
@@ -127,6 +128,9 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
         };
     }
 
+    // -t: the process's stdio is a pty it makes inside; pty.rs copies between it and ours.
+    let mut term = if plan.tty { Some(Terminal::open(stdio.stdin, terminal_output(&stdio)?)?) } else { None };
+
     // Block the forwarded signals before the clone so none is lost between clone and wait;
     // the child unblocks them right before exec.
     let mut old = SigSet::empty();
@@ -137,8 +141,9 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
     let fds = ChildFds {
         sync_read: sync_r.as_raw_fd(),
         error_write: err_w.as_raw_fd(),
-        close: [sync_w.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), -1],
+        close: [sync_w.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), term.as_ref().map_or(-1, |t| t.socket_fd())],
         stdio: [stdin, out_fds[0], out_fds[1]],
+        tty: term.as_ref().map(|t| t.inside()),
     };
     let cgroup_fd = cgroup.and_then(|c| c.clone_fd());
     // PYC_CLONE=clone takes the path of kernels without clone3, so tests can cover it here.
@@ -178,11 +183,25 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
         let _ = waitpid(child, None);
         return Err(e);
     }
-
-    wait(child, &pidfd, &sigfd, captures)
+    if let Some(t) = &mut term {
+        if let Err(e) = t.start() {
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return Err(e);
+        }
+    }
+    wait(child, &pidfd, &sigfd, captures, term.as_ref())
 }
 
-fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
+/// A terminal's output goes to an fd of the caller's (there is nothing to capture apart).
+pub(super) fn terminal_output(stdio: &Stdio) -> Result<RawFd> {
+    match stdio.stdout {
+        Output::Fd(fd) => Ok(fd),
+        Output::Capture => Err(Error::InvalidConfig("a terminal (-t) needs stdout as a file descriptor".into())),
+    }
+}
+
+pub(super) fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
     let mut got = 0;
     while got < buf.len() {
         match nix::unistd::read(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &mut buf[got..]) {
@@ -195,7 +214,7 @@ fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
     got
 }
 
-fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, OwnedFd)>) -> Result<Outcome> {
+pub(super) fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, OwnedFd)>, term: Option<&Terminal>) -> Result<Outcome> {
     let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
     let mut open: Vec<(usize, OwnedFd)> = captures;
     for (i, _) in &open {
@@ -222,7 +241,13 @@ fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, Own
         if status.is_none() {
             if ready[1] {
                 while let Ok(Some(info)) = sigfd.read_signal() {
-                    let _ = nix::sys::signal::kill(child, Signal::try_from(info.ssi_signo as i32).ok());
+                    let sig = Signal::try_from(info.ssi_signo as i32).ok();
+                    // With a pty, a resize goes to the pty; the kernel signals the process.
+                    if let (Some(Signal::SIGWINCH), Some(t)) = (sig, term) {
+                        t.resize();
+                        continue;
+                    }
+                    let _ = nix::sys::signal::kill(child, sig);
                 }
             }
             if ready[0] {
