@@ -1,7 +1,9 @@
 //! Layers: a tar stream in, checked and unpacked once; a directory or a container's view out.
 
+mod beneath;
 mod diff;
 mod digest;
+mod entry;
 mod export;
 mod unpack;
 
