@@ -19,6 +19,8 @@ pub struct Unpacked {
     /// sha256 of the uncompressed tar: the layer's diff id, and its blob digest as pyc stores it.
     pub diff_id: String,
     pub size: u64,
+    /// sha256 of the input as it came (compressed or not): what a manifest names the layer by.
+    pub digest: String,
 }
 
 /// Writes everything read through it to a second place (the blob file).
@@ -37,31 +39,47 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
     }
 }
 
-/// Wraps `input` in the decompressor its first bytes call for: gzip, zstd or none.
-fn decompressed<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
-    let mut input = BufReader::with_capacity(1 << 20, input);
-    let head = io::BufRead::fill_buf(&mut input)
-        .map_err(|e| Error::BadArchive(format!("read archive: {e}")))?;
-    Ok(match head {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(input)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
-            zstd::Decoder::with_buffer(input)
-                .map_err(|e| Error::BadArchive(format!("zstd: {e}")))?,
-        ),
-        _ => Box::new(input),
-    })
+fn read_error(e: io::Error) -> Error {
+    Error::BadArchive(format!("read archive: {e}"))
 }
 
-/// Unpack `input` (tar, gzip or zstd) into `dest`, an empty directory. With `blob`, the
-/// uncompressed tar is also written there. Files and `dest` are synced before returning.
+/// Unpack `input` (tar, gzip or zstd, told by its first bytes) into `dest`, an empty
+/// directory. With `blob`, the uncompressed tar is also written there. Files and `dest` are
+/// synced before returning. A compressed input is hashed as it came too, in the same pass.
 pub fn unpack(input: impl Read, dest: &Path, blob: Option<&Path>) -> Result<Unpacked> {
+    let mut input = BufReader::with_capacity(1 << 20, input);
+    let head = io::BufRead::fill_buf(&mut input).map_err(read_error)?;
+    match head {
+        [0x1f, 0x8b, ..] => {
+            let gz = flate2::read::MultiGzDecoder::new(HashingReader::new(input));
+            let (gz, mut u) = unpack_tar(gz, dest, blob)?;
+            u.digest = finish_raw(gz.into_inner())?;
+            Ok(u)
+        }
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            let zst = zstd::Decoder::new(HashingReader::new(input)).map_err(|e| Error::BadArchive(format!("zstd: {e}")))?;
+            let (zst, mut u) = unpack_tar(zst, dest, blob)?;
+            u.digest = finish_raw(zst.finish().into_inner())?;
+            Ok(u)
+        }
+        _ => {
+            let (_, mut u) = unpack_tar(input, dest, blob)?;
+            u.digest = u.diff_id.clone();
+            Ok(u)
+        }
+    }
+}
+
+/// The digest of the whole compressed input: what the decompressor left unread included.
+fn finish_raw<R: Read>(mut raw: HashingReader<R>) -> Result<String> {
+    io::copy(&mut raw, &mut io::sink()).map_err(read_error)?;
+    Ok(raw.finish().1)
+}
+
+/// Unpack the tar stream `input`; give it back, drained, for the caller's own accounting.
+fn unpack_tar<R: Read>(input: R, dest: &Path, blob: Option<&Path>) -> Result<(R, Unpacked)> {
     let blob_file = blob.map(|p| File::create(p).ctx("create", p)).transpose()?;
-    let tee = Tee {
-        inner: decompressed(input)?,
-        copy: blob_file
-            .as_ref()
-            .map(|f| io::BufWriter::with_capacity(1 << 20, f)),
-    };
+    let tee = Tee { inner: input, copy: blob_file.as_ref().map(|f| io::BufWriter::with_capacity(1 << 20, f)) };
     let mut hashing = HashingReader::new(tee);
     let entries = match unpack_entries(&mut hashing, dest) {
         Ok(n) => n,
@@ -71,23 +89,28 @@ pub fn unpack(input: impl Read, dest: &Path, blob: Option<&Path>) -> Result<Unpa
         }
     };
     // Drain what follows the end-of-archive blocks so the digest covers the whole stream.
-    io::copy(&mut hashing, &mut io::sink())
-        .map_err(|e| Error::BadArchive(format!("read archive: {e}")))?;
+    io::copy(&mut hashing, &mut io::sink()).map_err(read_error)?;
     if entries == 0 {
-        return Err(Error::BadArchive(
-            "the archive holds no files (is it a tar?)".into(),
-        ));
+        return Err(Error::BadArchive("the archive holds no files (is it a tar?)".into()));
     }
     let (tee, diff_id, size) = hashing.finish();
     if let (Some(copy), Some(p)) = (tee.copy, blob) {
-        copy.into_inner()
-            .map_err(|e| e.into_error())
-            .ctx("write", p)?
-            .sync_all()
-            .ctx("sync", p)?;
+        let f = copy.into_inner().map_err(|e| e.into_error()).ctx("write", p)?;
+        // The syncfs below covers the blob when it is on the same filesystem.
+        if !same_fs(&f, dest) {
+            f.sync_all().ctx("sync", p)?;
+        }
     }
     syncfs(dest)?;
-    Ok(Unpacked { diff_id, size })
+    Ok((tee.inner, Unpacked { diff_id, size, digest: String::new() }))
+}
+
+fn same_fs(f: &File, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
 }
 
 /// Walk the tar and write each entry beneath `dest`'s fd (see beneath.rs); directories get
