@@ -44,6 +44,7 @@ PYC = os.path.join(REPO, ".venv", "bin", "pyc")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 CACHE = "/var/tmp/pyc-bench-images"
 ROOTFS_TAR = os.path.join(CACHE, "debian-minbase.tar")
+Argv = list[str] | Callable[[], list[str]]
 CASES = ("import", "load-docker", "load-oci", "unpack", "save", "sha256")
 CONTAINERS_CONF = """\
 [containers]
@@ -87,6 +88,8 @@ class Bench:
         # is where the timed imports and loads land and is emptied after each run.
         self.podman_src = self._podman("src")
         self.podman = self._podman("timed")
+        self.stores = 0
+        self.used = [self.podman_src, self.podman]
         self.rows: list[tuple[str, float, str, float]] = []
 
     def _podman(self, name: str) -> list[str]:
@@ -99,18 +102,19 @@ class Bench:
     def quiet(self, *args: str) -> None:
         subprocess.run(list(args), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def timed(self, argv: list[str], after: Callable[[], None] | None = None) -> list[float]:
+    def timed(self, argv: Argv, after: Callable[[], None] | None = None) -> list[float]:
         times = []
         for _ in range(self.runs):
+            cmd = argv() if callable(argv) else argv  # made per run: the store may be new
             os.sync()
             t = time.perf_counter()
-            subprocess.run(argv, env=self.env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(cmd, env=self.env, check=True, stdout=subprocess.DEVNULL)
             times.append(time.perf_counter() - t)
             if after:
                 after()
         return times
 
-    def pair(self, case: str, pyc: tuple[list[str], Callable[[], None] | None], peer_name: str, peer: tuple[list[str], Callable[[], None] | None]) -> None:
+    def pair(self, case: str, pyc: tuple[Argv, Callable[[], None] | None], peer_name: str, peer: tuple[Argv, Callable[[], None] | None]) -> None:
         # Interleave the tools run by run so drift in the machine's load hits both alike.
         a: list[float] = []
         b: list[float] = []
@@ -124,17 +128,24 @@ class Bench:
         self.rows.append((case, statistics.median(a), peer_name, statistics.median(b)))
         print(f"  {case:<12} pyc {statistics.median(a):7.3f} s   {peer_name} {statistics.median(b):7.3f} s", file=sys.stderr)
 
+    # Each run lands in a fresh store and nothing is deleted until the end: ext4 (without a
+    # journal, as here) skips inodes freed in the last minutes when it allocates new ones, so
+    # a run right after a deletion of 6,700 files spends seconds in the kernel's inode search
+    # (perf: recently_deleted), whatever the tool.
     def empty_pyc(self) -> None:
-        shutil.rmtree(self.env["PYC_ROOT"])
+        self.stores += 1
+        self.env["PYC_ROOT"] = os.path.join(self.base, f"pyc-{self.stores}")
 
     def empty_podman(self) -> None:
-        self.quiet(*self.podman, "rmi", "-a", "-f")
+        self.stores += 1
+        self.podman = self._podman(f"timed-{self.stores}")
+        self.used.append(self.podman)
 
     def run(self, cases: list[str], tar: str) -> None:
         local_tar = os.path.join(self.base, "rootfs.tar")
         shutil.copyfile(tar, local_tar)
         if "import" in cases:
-            self.pair("import", ([PYC, "import", local_tar, "bench:1"], self.empty_pyc), "podman", ([*self.podman, "import", local_tar, "localhost/bench:1"], self.empty_podman))
+            self.pair("import", ([PYC, "import", local_tar, "bench:1"], self.empty_pyc), "podman", (lambda: [*self.podman, "import", local_tar, "localhost/bench:1"], self.empty_podman))
         # The archives every other case reads: podman's, made once.
         self.sh(*self.podman_src, "import", local_tar, "localhost/src:1")
         docker_tar, oci_tar = os.path.join(self.base, "docker.tar"), os.path.join(self.base, "oci.tar")
@@ -142,15 +153,15 @@ class Bench:
         self.sh(*self.podman_src, "save", "--format", "oci-archive", "-o", oci_tar, "localhost/src:1")
         for kind, archive in (("docker", docker_tar), ("oci", oci_tar)):
             if f"load-{kind}" in cases:
-                self.pair(f"load {kind}", ([PYC, "load", "-q", "-i", archive], self.empty_pyc), "podman", ([*self.podman, "load", "-q", "-i", archive], self.empty_podman))
+                self.pair(f"load {kind}", ([PYC, "load", "-q", "-i", archive], self.empty_pyc), "podman", (lambda: [*self.podman, "load", "-q", "-i", archive], self.empty_podman))
         if "unpack" in cases:
             layout = os.path.join(self.base, "layout")
             self.sh("skopeo", "copy", f"oci-archive:{oci_tar}", f"oci:{layout}:latest")
             blob = self.layer_blob(layout)
-            bundle = os.path.join(self.base, "bundle")
-            unpack = f"import os, pyc_core; os.mkdir({bundle!r}); pyc_core.unpack_layer({blob!r}, {bundle!r})"
-            clean = lambda: shutil.rmtree(bundle, ignore_errors=True)  # noqa: E731
-            self.pair("unpack", ([PYTHON, "-c", unpack], clean), "umoci", (["umoci", "unpack", "--image", f"{layout}:latest", bundle], clean))
+            # Each run unpacks into a new directory under base (see empty_pyc for why).
+            unpack = f"import tempfile, pyc_core; pyc_core.unpack_layer({blob!r}, tempfile.mkdtemp(dir={self.base!r}))"
+            umoci = f"exec umoci unpack --image {layout}:latest $(mktemp -u -d -p {self.base} bundle.XXXXXX)"
+            self.pair("unpack", ([PYTHON, "-c", unpack], None), "umoci", (["sh", "-c", umoci], None))
         if "save" in cases:
             self.sh(PYC, "load", "-q", "-i", docker_tar)
             out = os.path.join(self.base, "out.tar")
@@ -187,7 +198,7 @@ class Bench:
 
     def cleanup(self) -> None:
         # podman's overlay store leaves mounts behind; its own reset removes them.
-        for podman in (self.podman, self.podman_src):
+        for podman in self.used:
             self.quiet(*podman, "system", "reset", "-f")
         shutil.rmtree(self.runroot, ignore_errors=True)
 

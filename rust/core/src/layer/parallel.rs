@@ -18,7 +18,9 @@ pub struct Job {
 /// removes what they left, as for a single layer).
 pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
     let n = jobs.len();
-    let workers = std::thread::available_parallelism().map_or(1, |c| c.get()).clamp(1, n.max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .clamp(1, n.max(1));
     let queue = Mutex::new(jobs.into_iter().enumerate());
     let results: Mutex<Vec<Option<Result<Unpacked>>>> = Mutex::new((0..n).map(|_| None).collect());
     std::thread::scope(|s| {
@@ -31,7 +33,12 @@ pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
             });
         }
     });
-    results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|r| r.expect("every job ran")).collect()
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -58,13 +65,26 @@ mod tests {
             .map(|(i, name)| {
                 let dest = t.path().join(format!("l{i}"));
                 std::fs::create_dir(&dest).unwrap();
-                let data = if name.starts_with("..") { raw_name(name) } else { tar_with(name) };
-                Job { input: Box::new(std::io::Cursor::new(data)), dest, blob: None }
+                let data = if name.starts_with("..") {
+                    raw_name(name)
+                } else {
+                    tar_with(name)
+                };
+                Job {
+                    input: Box::new(std::io::Cursor::new(data)),
+                    dest,
+                    blob: None,
+                }
             })
             .collect();
         let got = unpack_all(jobs);
         assert!(got[0].is_ok() && got[2].is_ok());
-        assert!(got[1].as_ref().err().unwrap().to_string().contains("unsafe path"));
+        assert!(got[1]
+            .as_ref()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("unsafe path"));
         assert_eq!(std::fs::read(t.path().join("l2/c")).unwrap(), b"hi");
     }
 
