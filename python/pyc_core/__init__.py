@@ -22,6 +22,7 @@ from pyc_core._pyc_core import (
     tar_directory,
     tar_upper,
     unpack_layer,
+    unpack_layers,
     update_cgroup,
 )
 
@@ -47,5 +48,6 @@ __all__ = [
     "tar_directory",
     "tar_upper",
     "unpack_layer",
+    "unpack_layers",
     "update_cgroup",
 ]

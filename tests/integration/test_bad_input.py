@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -119,6 +120,31 @@ def test_import_escaping_tar(store_root: Path, tmp_path: Path) -> None:
         assert_refused(store_root, "import", str(tmp_path / f"{name}.tar"), f"evil:{name}", says="unsafe path")
     assert list(outside.iterdir()) == []
     assert not Path("/var/escaped").exists() and not (store_root.parent / "escaped").exists()
+
+
+def test_import_more_escaping_tars(store_root: Path, tmp_path: Path) -> None:
+    """The escapes of issue #3 not covered above; /etc/passwd and /tmp stay as they were."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    missing_in_tmp = f"/tmp/pyc-escape-{tmp_path.name}"
+    passwd_links = Path("/etc/passwd").stat().st_nlink
+    archives = {
+        "absolute": _tar({str(outside / "abs"): b"boom"}),
+        "dotdot-after-a-dir": _tar({"a/../../x": b"boom"}),
+        "symlink-to-tmp-then-file": _links([("sym", "link", missing_in_tmp), ("file", "link/evil", "x")]),
+        "hardlink-to-etc-passwd": _links([("file", "ok", "x"), ("hard", "h", "../../etc/passwd")]),
+    }
+    for name, data in archives.items():
+        (tmp_path / f"{name}.tar").write_bytes(data)
+        assert_refused(store_root, "import", str(tmp_path / f"{name}.tar"), f"evil:{name}", says="unsafe path")
+    assert list(outside.iterdir()) == []
+    assert not os.path.lexists(missing_in_tmp)
+    assert Path("/etc/passwd").stat().st_nlink == passwd_links
+
+
+def test_import_hardlink_to_nothing(store_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "h.tar").write_bytes(_links([("file", "a", "x"), ("hard", "h", "not/there")]))
+    assert_refused(store_root, "import", str(tmp_path / "h.tar"), "evil:h", says="hardlink target not/there is missing")
 
 
 def test_import_missing_file(store_root: Path) -> None:

@@ -95,6 +95,68 @@ def test_save_to_a_terminal_or_unknown_format_fails(tmp_path: Path) -> None:
     assert r.returncode == 125 and r.stderr.count("\n") == 1 and os.listdir(tmp_path) == []
 
 
+def _layer(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _oci_archive(out: Path, base: Path, layers: list[bytes], name: str, lie_about: int = -1) -> None:
+    """An oci-archive: the busybox layer of the archive `base`, then `layers` gzip-compressed
+    (their digests differ from their diff ids); layer `lie_about` is stored under a wrong digest."""
+    import hashlib
+
+    def digest(b: bytes) -> str:
+        return "sha256:" + hashlib.sha256(b).hexdigest()
+
+    with tarfile.open(base) as t:
+        index = json.load(t.extractfile("index.json"))  # type: ignore[arg-type]
+        blob = lambda d: t.extractfile("blobs/sha256/" + d.split(":")[1]).read()  # type: ignore[union-attr]  # noqa: E731
+        manifest = json.loads(blob(index["manifests"][0]["digest"]))
+        config = json.loads(blob(manifest["config"]["digest"]))
+        busybox = blob(manifest["layers"][0]["digest"])
+    blobs = {digest(busybox): busybox}
+    descs = [manifest["layers"][0]]
+    for i, plain in enumerate(layers):
+        gz = gzip.compress(plain, 1)
+        named = digest(gz if i != lie_about else gz + b"x")
+        blobs[named] = gz
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": named, "size": len(gz)})
+        config["rootfs"]["diff_ids"].append(digest(plain))
+    cfg = json.dumps(config).encode()
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(cfg), "size": len(cfg)}, "layers": descs}).encode()
+    blobs[digest(cfg)], blobs[digest(man)] = cfg, man
+    idx = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(man), "size": len(man), "annotations": {"org.opencontainers.image.ref.name": name}}]}).encode()
+    with tarfile.open(out, "w") as t:
+        for member, data in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", idx)] + [(f"blobs/sha256/{d.split(':')[1]}", b) for d, b in blobs.items()]:
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+def test_load_unpacks_gzip_layers_side_by_side(tmp_path: Path, other_store: dict[str, str]) -> None:
+    """Three layers, two of them gzip with a whiteout and an opaque dir, unpacked at once: the
+    container sees their stack; a misnamed layer among good ones changes nothing."""
+    base = tmp_path / "busybox.tar"
+    assert pyc("save", "busybox", "-o", str(base), "--format", "oci-archive").returncode == 0
+    layers = [_layer({"x/one": b"1\n", "x/two": b"2\n", "y/old": b"old\n"}), _layer({"x/.wh.one": b"", "y/.wh..wh..opq": b"", "y/new": b"new\n"})]
+    _oci_archive(tmp_path / "good.tar", base, layers, "localhost/stacked:1")
+    r = pyc("load", "-i", str(tmp_path / "good.tar"), env=other_store)
+    assert r.returncode == 0, r.stderr
+    r = pyc("run", "--rm", "localhost/stacked:1", "sh", "-c", "cat /x/two /y/new; ls /x; ls /y", env=other_store)
+    assert r.returncode == 0 and r.stdout.split() == ["2", "new", "two", "new"], (r.stdout, r.stderr)
+    root = Path(other_store["PYC_ROOT"])
+    _oci_archive(tmp_path / "bad.tar", base, [*layers, _layer({"z": b"z"})], "localhost/bad:1", lie_about=1)
+    before = store_snapshot(root)
+    r = pyc("load", "-i", str(tmp_path / "bad.tar"), env=other_store)
+    assert r.returncode == 125 and "does not match its digest" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert store_snapshot(root) == before
+
+
 def _modified_layer(src: Path, dst: Path) -> None:
     """A copy of an archive with one byte of a file's content in the layer flipped."""
     with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:

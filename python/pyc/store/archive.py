@@ -4,6 +4,7 @@ nothing in the store until all of it has checked out."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -226,6 +227,17 @@ class _Source:
         m = self.members.get(os.path.normpath(name))
         return m.size if m is not None else None
 
+    def in_place(self, name: str) -> str | tuple[str, int, int] | None:
+        """The member as pyc_core reads it without Python in the way: a file, or (the tar,
+        offset, length); None when it is no plain file (a link in the tar, a sparse file)."""
+        if self.root is not None:
+            path = os.path.join(self.root, name)
+            return path if os.path.isfile(path) else None
+        m = self.members.get(os.path.normpath(name))
+        if self.tar is None or not self.tar.name or m is None or not m.isreg() or m.issparse():
+            return None
+        return (str(self.tar.name), m.offset_data, m.size)
+
     def read(self, name: str, digest: str | None = None) -> bytes:
         with self.open(name) as f:
             data = f.read()
@@ -248,6 +260,9 @@ class _Loader:
         self.blobs: dict[str, tuple[str, int]] = {}  # diff_id -> (temp blob path, size)
         self.layers: dict[str, str] = {}  # chain id -> temp unpacked dir
         self.images: list[tuple[dict[str, Any], list[tuple[str, int]], list[str]]] = []
+        self.pending: list[tuple[str | tuple[str, int, int], str, str, str, str, str | None]] = []
+        self.sizes: dict[str, int] = {}  # diff_id -> size, of the layers unpack_pending did
+        self.made = 0
 
     def layer(self, src: _Source, name: str, diff_id: str, chain: str, blob_digest: str | None) -> int:
         """Take in the layer `name` whose uncompressed digest must be `diff_id` (and whose
@@ -262,21 +277,46 @@ class _Loader:
                 digest = _hash(src, name, bar)
             if digest in (blob_digest, diff_id):
                 return self._size(diff_id)
-        n = len(self.layers) + len(self.blobs)
+        n = self.made = self.made + 1  # a fresh name: several layers may be pending
         dest = os.path.join(self.tmp, f"layer-{n}")
         blob = os.path.join(self.tmp, f"blob-{n}")
         os.mkdir(dest)
-        with progress.task(label, src.size(name)) as bar:
-            got, size, raw = _unpack(src, name, dest, blob, bar)
-        if blob_digest is not None and raw != blob_digest:
-            raise BadImage(f"layer {name} does not match its digest {blob_digest}")
-        if got != diff_id:
-            raise BadImage(f"layer {name} does not match its diff id {diff_id} (got {got})")
+        in_place = src.in_place(name)
+        if in_place is None:
+            with progress.task(label, src.size(name)) as bar:
+                got, size, raw = _unpack(src, name, dest, blob, bar)
+            _check(name, got, raw, diff_id, blob_digest)
+        else:
+            # Unpacked with the others by unpack_pending, side by side; the size is known then.
+            self.pending.append((in_place, dest, blob, name, diff_id, blob_digest))
+            size = -1
         if not have_blob:
             self.blobs[diff_id] = (blob, size)
         if not have_dir:
             self.layers[chain] = dest
         return size
+
+    def unpack_pending(self) -> None:
+        import pyc_core
+
+        with contextlib.ExitStack() as bars:
+            for source, _, blob, _, diff_id, _ in self.pending:
+                # Rust reads these at its own offsets: the bar follows the blob it writes (the
+                # uncompressed layer, so its final size is only known up front for a plain tar).
+                total = _plain_size(source)
+                bars.enter_context(progress.task(f"{digest_hex(diff_id)[:12]}: Loading layer", total, progress.file_size(blob)))
+            results = pyc_core.unpack_layers([(source, dest, blob) for source, dest, blob, *_ in self.pending])
+        for (_, _, blob, name, diff_id, blob_digest), r in zip(self.pending, results):
+            if isinstance(r, pyc_core.ArchiveError):
+                raise BadImage(f"layer {name}: {r}")
+            if isinstance(r, Exception):
+                raise r
+            got, size, raw = r
+            _check(name, got, raw, diff_id, blob_digest)
+            self.sizes[diff_id] = size
+            if self.blobs.get(diff_id, ("", 0))[0] == blob:
+                self.blobs[diff_id] = (blob, size)
+        self.pending = []
 
     def _size(self, diff_id: str) -> int:
         if diff_id in self.blobs:
@@ -289,6 +329,8 @@ class _Loader:
     def commit(self) -> list[str]:
         store = self.store
         loaded: list[str] = []
+        self.unpack_pending()
+        self.images = [(c, [(d, self.sizes[d] if s < 0 else s) for d, s in layers], t) for c, layers, t in self.images]
         with store.lock():
             for diff_id, (path, _) in self.blobs.items():
                 if not store.has_blob(diff_id):
@@ -300,6 +342,22 @@ class _Loader:
                     img = store.add(config, layers, tag or None)
                     loaded.append(tag or img.id)
         return loaded
+
+
+def _check(name: str, diff_id: str, raw: str, want_diff_id: str, want_digest: str | None) -> None:
+    if want_digest is not None and raw != want_digest:
+        raise BadImage(f"layer {name} does not match its digest {want_digest}")
+    if diff_id != want_diff_id:
+        raise BadImage(f"layer {name} does not match its diff id {want_diff_id} (got {diff_id})")
+
+
+def _plain_size(source: str | tuple[str, int, int]) -> int | None:
+    """The size of an uncompressed layer member; None if it is gzip or zstd."""
+    path, offset, size = (source, 0, os.path.getsize(source)) if isinstance(source, str) else source
+    with open(path, "rb") as f:
+        f.seek(offset)
+        head = f.read(4)
+    return None if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd" else size
 
 
 def _feed(src: _Source, name: str, fd: int, hasher: Any, bar: progress.task) -> None:

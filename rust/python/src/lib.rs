@@ -97,6 +97,37 @@ fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: 
     Ok((u.diff_id, u.size))
 }
 
+/// A job's input: a path or fd as for unpack_layer, or (path, offset, length), the bytes of
+/// an archive member read in place.
+fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send>> {
+    use std::io::{Read, Seek, SeekFrom};
+    if let Ok((path, offset, length)) = source.extract::<(PathBuf, u64, u64)>() {
+        let mut f = File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", &path, e)))?;
+        f.seek(SeekFrom::Start(offset)).map_err(|e| into_py(pyc_core::Error::io("seek", &path, e)))?;
+        return Ok(Box::new(f.take(length)));
+    }
+    Ok(Box::new(open_source(source)?))
+}
+
+/// Unpack several layers at once, on threads, the GIL released. `jobs` are (source, dest,
+/// blob) as for unpack_layer; a source may also be (path, offset, length). Returns, per job,
+/// (diff_id, size, digest of the source bytes as they came), or the exception it raised.
+#[pyfunction]
+fn unpack_layers(py: Python<'_>, jobs: Vec<(Bound<'_, PyAny>, PathBuf, Option<PathBuf>)>) -> PyResult<Vec<Py<PyAny>>> {
+    let jobs = jobs
+        .into_iter()
+        .map(|(source, dest, blob)| Ok(layer::Job { input: job_input(&source)?, dest, blob }))
+        .collect::<PyResult<Vec<_>>>()?;
+    let results = py.detach(|| layer::unpack_all(jobs));
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(u) => Ok((u.diff_id, u.size, u.digest).into_pyobject(py)?.into_any().unbind()),
+            Err(e) => Ok(into_py(e).into_value(py).into_any()),
+        })
+        .collect()
+}
+
 /// Write the directory `src` as a tar file `out`. Returns (digest, size).
 #[pyfunction]
 #[pyo3(signature = (src, out, deterministic=false))]
@@ -231,6 +262,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(exec_in, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack_layers, m)?)?;
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;

@@ -66,7 +66,9 @@ impl<W: Write> Write for HashingWriter<W> {
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let f = File::open(path).ctx("open", path)?;
     let mut r = HashingReader::new(f);
-    io::copy(&mut r, &mut io::sink()).ctx("read", path)?;
+    // Big reads: fewer system calls between the SHA-NI rounds than io::copy's 8 KiB.
+    let mut buf = vec![0u8; 1 << 20];
+    while r.read(&mut buf).ctx("read", path)? > 0 {}
     let (_, digest, size) = r.finish();
     Ok((digest, size))
 }

@@ -1,19 +1,26 @@
 //! Unpack one layer tar into an empty directory, refusing anything that would land outside it,
 //! and keep the tar as it came (the layer blob) while hashing it: one pass over the input.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use tar::EntryType;
+
+use super::beneath::{clean, cstr, split, Root};
 use super::digest::HashingReader;
+use super::entry::{self, Fail, Meta};
 use crate::error::{Error, IoContext, Result};
 
 pub struct Unpacked {
     /// sha256 of the uncompressed tar: the layer's diff id, and its blob digest as pyc stores it.
     pub diff_id: String,
     pub size: u64,
+    /// sha256 of the input as it came (compressed or not): what a manifest names the layer by.
+    pub digest: String,
 }
 
 /// Writes everything read through it to a second place (the blob file).
@@ -32,143 +39,234 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
     }
 }
 
-/// Wraps `input` in the decompressor its first bytes call for: gzip, zstd or none.
-fn decompressed<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
-    let mut input = BufReader::with_capacity(1 << 20, input);
-    let head = io::BufRead::fill_buf(&mut input).map_err(|e| Error::BadArchive(format!("read archive: {e}")))?;
-    Ok(match head {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(input)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::Decoder::with_buffer(input).map_err(|e| Error::BadArchive(format!("zstd: {e}")))?),
-        _ => Box::new(input),
-    })
+fn read_error(e: io::Error) -> Error {
+    Error::BadArchive(format!("read archive: {e}"))
 }
 
-/// Unpack `input` (tar, gzip or zstd) into `dest`, an empty directory. With `blob`, the
-/// uncompressed tar is also written there. Files and `dest` are synced before returning.
+/// Unpack `input` (tar, gzip or zstd, told by its first bytes) into `dest`, an empty
+/// directory. With `blob`, the uncompressed tar is also written there. Files and `dest` are
+/// synced before returning. A compressed input is hashed as it came too, in the same pass.
 pub fn unpack(input: impl Read, dest: &Path, blob: Option<&Path>) -> Result<Unpacked> {
+    let mut input = BufReader::with_capacity(1 << 20, input);
+    let head = io::BufRead::fill_buf(&mut input).map_err(read_error)?;
+    match head {
+        [0x1f, 0x8b, ..] => {
+            let gz = flate2::read::MultiGzDecoder::new(HashingReader::new(input));
+            let (gz, mut u) = unpack_tar(gz, dest, blob)?;
+            u.digest = finish_raw(gz.into_inner())?;
+            Ok(u)
+        }
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            let zst = zstd::Decoder::new(HashingReader::new(input)).map_err(|e| Error::BadArchive(format!("zstd: {e}")))?;
+            let (zst, mut u) = unpack_tar(zst, dest, blob)?;
+            u.digest = finish_raw(zst.finish().into_inner())?;
+            Ok(u)
+        }
+        _ => {
+            let (_, mut u) = unpack_tar(input, dest, blob)?;
+            u.digest = u.diff_id.clone();
+            Ok(u)
+        }
+    }
+}
+
+/// The digest of the whole compressed input: what the decompressor left unread included.
+fn finish_raw<R: Read>(mut raw: HashingReader<R>) -> Result<String> {
+    io::copy(&mut raw, &mut io::sink()).map_err(read_error)?;
+    Ok(raw.finish().1)
+}
+
+/// Unpack the tar stream `input`; give it back, drained, for the caller's own accounting.
+fn unpack_tar<R: Read>(input: R, dest: &Path, blob: Option<&Path>) -> Result<(R, Unpacked)> {
     let blob_file = blob.map(|p| File::create(p).ctx("create", p)).transpose()?;
-    let tee = Tee { inner: decompressed(input)?, copy: blob_file.as_ref().map(|f| io::BufWriter::with_capacity(1 << 20, f)) };
+    let tee = Tee { inner: input, copy: blob_file.as_ref().map(|f| io::BufWriter::with_capacity(1 << 20, f)) };
     let mut hashing = HashingReader::new(tee);
-    let entries = unpack_entries(&mut hashing, dest)?;
+    let entries = match unpack_entries(&mut hashing, dest) {
+        Ok(n) => n,
+        Err(e) => {
+            empty(dest);
+            return Err(e);
+        }
+    };
     // Drain what follows the end-of-archive blocks so the digest covers the whole stream.
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::BadArchive(format!("read archive: {e}")))?;
+    io::copy(&mut hashing, &mut io::sink()).map_err(read_error)?;
     if entries == 0 {
         return Err(Error::BadArchive("the archive holds no files (is it a tar?)".into()));
     }
     let (tee, diff_id, size) = hashing.finish();
     if let (Some(copy), Some(p)) = (tee.copy, blob) {
-        copy.into_inner().map_err(|e| e.into_error()).ctx("write", p)?.sync_all().ctx("sync", p)?;
+        let f = copy.into_inner().map_err(|e| e.into_error()).ctx("write", p)?;
+        // The syncfs below covers the blob when it is on the same filesystem.
+        if !same_fs(&f, dest) {
+            f.sync_all().ctx("sync", p)?;
+        }
     }
     syncfs(dest)?;
-    Ok(Unpacked { diff_id, size })
+    Ok((tee.inner, Unpacked { diff_id, size, digest: String::new() }))
 }
 
+fn same_fs(f: &File, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// Walk the tar and write each entry beneath `dest`'s fd (see beneath.rs); directories get
+/// their metadata at the end, once nothing more is written into them.
 fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
     let bad = |e: io::Error| Error::BadArchive(format!("malformed or truncated tar: {e}"));
+    let mut root = Root::open(dest)?;
+    let mut dirs: Vec<(Vec<u8>, Meta)> = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
     let mut archive = tar::Archive::new(input);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_mtime(true);
-    archive.set_unpack_xattrs(true);
-    archive.set_overwrite(true);
     let mut count = 0;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        let path = entry.path().map_err(bad)?.into_owned();
-        let link = if entry.header().entry_type().is_hard_link() { entry.link_name().map_err(bad)?.map(|l| l.into_owned()) } else { None };
-        if path.components().chain(link.iter().flat_map(|l| l.components())).any(|c| c == Component::ParentDir) {
-            return Err(Error::BadArchive(format!("unsafe path in archive: {} leads outside the layer", path.display())));
-        }
-        count += 1;
-        if let Some(name) = path.file_name().map(|n| n.as_bytes()) {
-            if name == b".wh..wh..opq" {
-                let dir = dest.join(path.parent().unwrap_or(Path::new("")));
-                std::fs::create_dir_all(&dir).ctx("create", &dir)?;
-                set_opaque(&dir)?;
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(b".wh.") {
-                let parent = dest.join(path.parent().unwrap_or(Path::new("")));
-                std::fs::create_dir_all(&parent).ctx("create", &parent)?;
-                whiteout(&parent.join(std::ffi::OsStr::from_bytes(hidden)))?;
-                continue;
-            }
-        }
         let kind = entry.header().entry_type();
-        if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-            special_file(&entry, &path, dest)?;
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             continue;
         }
-        let unpacked = entry.unpack_in(dest).map_err(|e| unpack_error(&path, &e))?;
-        if !unpacked {
-            return Err(Error::BadArchive(format!("unsafe path in archive: {}", path.display())));
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let escapes = || {
+            Error::BadArchive(format!(
+                "unsafe path in archive: {shown} leads outside the layer"
+            ))
+        };
+        let path = clean(&raw).ok_or_else(escapes)?;
+        count += 1;
+        let meta = Meta::of(&mut entry).map_err(bad)?;
+        let fail = |f: Fail| match f {
+            Fail::Sys(_, Errno::EXDEV | Errno::ELOOP) => escapes(),
+            Fail::Sys(op, e) => {
+                Error::BadArchive(format!("unpack {shown}: {op}: {}", e.desc().to_lowercase()))
+            }
+            Fail::Input(e) => bad(e),
+        };
+        let (parent, name) = split(&path);
+        if name.is_empty() {
+            if kind.is_dir() {
+                dirs.push((path, meta));
+            }
+            continue;
+        }
+        let at = root
+            .dir(parent)
+            .map_err(|e| fail(Fail::Sys("open parent", e)))?;
+        let cname = cstr(name)?;
+        if name == b".wh..wh..opq" {
+            entry::opaque(at).map_err(fail)?;
+            continue;
+        }
+        let removed_dir = if let Some(hidden) = name.strip_prefix(b".wh.") {
+            entry::whiteout(at, &cstr(hidden)?)
+        } else if kind.is_dir() {
+            let made = entry::dir(at, &cname);
+            dirs.push((path.clone(), meta));
+            made
+        } else if kind.is_file() || kind == EntryType::Continuous || kind.is_gnu_sparse() {
+            let size = entry.size();
+            entry::file(at, &cname, &meta, &mut entry, size, &mut buf)
+        } else if kind.is_symlink() {
+            let target = entry
+                .link_name_bytes()
+                .ok_or_else(|| Error::BadArchive(format!("symlink {shown} has no target")))?;
+            entry::symlink(at, &cname, &cstr(&target)?, &meta)
+        } else if kind.is_hard_link() {
+            let target = entry
+                .link_name_bytes()
+                .ok_or_else(|| Error::BadArchive(format!("hardlink {shown} has no target")))?;
+            let target = clean(&target)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(escapes)?;
+            let missing = || {
+                Error::BadArchive(format!(
+                    "unpack {shown}: hardlink target {} is missing",
+                    String::from_utf8_lossy(&target)
+                ))
+            };
+            let (tparent, tname) = split(&target);
+            // The target's directory is opened apart from the cached one: both fds are needed.
+            let tdir = root
+                .open_beneath(tparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(|e| match e {
+                    Errno::ENOENT | Errno::ENOTDIR => missing(),
+                    e => fail(Fail::Sys("open hardlink target", e)),
+                })?;
+            let at = root
+                .dir(parent)
+                .map_err(|e| fail(Fail::Sys("open parent", e)))?;
+            match entry::hardlink(at, &cname, tdir.as_raw_fd(), &cstr(tname)?) {
+                Err(Fail::Sys(_, Errno::ENOENT)) => return Err(missing()),
+                done => done,
+            }
+        } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+            let h = entry.header();
+            let number = |n: io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0)).map_err(bad);
+            let (mode, dev) = match kind.is_fifo() {
+                true => (libc::S_IFIFO, 0),
+                false => (
+                    if kind.is_character_special() {
+                        libc::S_IFCHR
+                    } else {
+                        libc::S_IFBLK
+                    },
+                    libc::makedev(number(h.device_major())?, number(h.device_minor())?),
+                ),
+            };
+            entry::node(at, &cname, mode, dev, &meta)
+        } else {
+            return Err(Error::BadArchive(format!(
+                "unpack {shown}: unsupported entry type {kind:?}"
+            )));
+        };
+        if removed_dir.map_err(fail)? {
+            root.forget();
+        }
+    }
+    // Forward order: a directory listed twice keeps its last metadata; setting a child's times
+    // does not change its parent's.
+    for (path, meta) in &dirs {
+        let shown = || String::from_utf8_lossy(path).into_owned();
+        match root.open_beneath(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+        ) {
+            Ok(fd) => entry::finish_dir(&fd, meta).map_err(|f| match f {
+                Fail::Sys(op, e) => Error::BadArchive(format!(
+                    "unpack {}: {op}: {}",
+                    shown(),
+                    e.desc().to_lowercase()
+                )),
+                Fail::Input(e) => bad(e),
+            })?,
+            // A later entry replaced the directory by something else.
+            Err(Errno::ENOTDIR | Errno::ELOOP | Errno::ENOENT) => {}
+            Err(e) => return Err(Error::sys(format!("open {}", shown()), e)),
         }
     }
     Ok(count)
 }
 
-/// The tar crate wraps the OS error: show the innermost cause, which is what a user can act on.
-/// The tar crate refuses an entry that would land outside the layer (through `..`, a symlink or
-/// a hardlink) with a generic error: say what it means.
-fn unpack_error(path: &Path, e: &io::Error) -> Error {
-    let mut innermost = e.to_string();
-    let mut escapes = innermost.contains("outside of destination");
-    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(inner) = cur {
-        innermost = inner.to_string();
-        escapes |= innermost.contains("outside of destination");
-        cur = inner.source();
+/// Remove what a refused archive left in `dest`: no partial layer remains. remove_dir_all does
+/// not follow symlinks, so this stays inside too.
+fn empty(dest: &Path) {
+    for child in std::fs::read_dir(dest).into_iter().flatten().flatten() {
+        let path = child.path();
+        let _ = if child.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
     }
-    if escapes {
-        Error::BadArchive(format!("unsafe path in archive: {} leads outside the layer", path.display()))
-    } else {
-        Error::BadArchive(format!("unpack {}: {innermost}", path.display()))
-    }
-}
-
-/// Device nodes and fifos, which the tar crate would write as plain files.
-fn special_file<R: Read>(entry: &tar::Entry<'_, R>, path: &Path, dest: &Path) -> Result<()> {
-    use nix::sys::stat::{mknod, Mode, SFlag};
-    let h = entry.header();
-    let bad = |what: &str| Error::BadArchive(format!("{what} of {} is malformed", path.display()));
-    let kind = match h.entry_type() {
-        t if t.is_character_special() => SFlag::S_IFCHR,
-        t if t.is_block_special() => SFlag::S_IFBLK,
-        _ => SFlag::S_IFIFO,
-    };
-    let dev = match kind {
-        SFlag::S_IFIFO => 0,
-        _ => libc::makedev(h.device_major().map_err(|_| bad("device number"))?.unwrap_or(0), h.device_minor().map_err(|_| bad("device number"))?.unwrap_or(0)),
-    };
-    let mode = h.mode().map_err(|_| bad("mode"))? & 0o7777;
-    let target = dest.join(path);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).ctx("create", parent)?;
-        // The same check unpack_in makes: no symlinked parent may lead outside the layer.
-        let real = parent.canonicalize().ctx("resolve", parent)?;
-        if !real.starts_with(dest.canonicalize().ctx("resolve", dest)?) {
-            return Err(Error::BadArchive(format!("unsafe path in archive: {}", path.display())));
-        }
-    }
-    let _ = std::fs::remove_file(&target);
-    mknod(&target, kind, Mode::from_bits_truncate(mode), dev).map_err(|e| Error::sys(format!("create {}", target.display()), e))?;
-    let (uid, gid) = (h.uid().map_err(|_| bad("owner"))?, h.gid().map_err(|_| bad("group"))?);
-    nix::unistd::chown(&target, Some(nix::unistd::Uid::from_raw(uid as u32)), Some(nix::unistd::Gid::from_raw(gid as u32))).map_err(|e| Error::sys(format!("chown {}", target.display()), e))?;
-    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode)).ctx("chmod", &target)?;
-    Ok(())
-}
-
-/// overlayfs' mark of a deleted file: a 0/0 character device.
-fn whiteout(path: &Path) -> Result<()> {
-    let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
-    nix::sys::stat::mknod(path, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).map_err(|e| Error::sys(format!("whiteout {}", path.display()), e))
-}
-
-/// overlayfs' mark of a directory that hides what lower layers hold.
-fn set_opaque(dir: &Path) -> Result<()> {
-    let p = CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::BadArchive("NUL in path".into()))?;
-    let ret = unsafe { libc::lsetxattr(p.as_ptr(), c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) };
-    nix::errno::Errno::result(ret).map(drop).map_err(|e| Error::sys(format!("mark {} opaque", dir.display()), e))
 }
 
 /// One sync for the whole layer, instead of one per file.
@@ -180,6 +278,8 @@ pub fn syncfs(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
+    use std::os::unix::fs::MetadataExt;
 
     fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -203,7 +303,10 @@ mod tests {
         let blob = dest.path().join("blob");
         std::fs::create_dir(dest.path().join("root")).unwrap();
         let got = unpack(&data[..], &dest.path().join("root"), Some(&blob)).unwrap();
-        assert_eq!(std::fs::read(dest.path().join("root/a/b.txt")).unwrap(), b"hello");
+        assert_eq!(
+            std::fs::read(dest.path().join("root/a/b.txt")).unwrap(),
+            b"hello"
+        );
         assert_eq!(std::fs::read(&blob).unwrap(), data);
         assert_eq!(got.size, data.len() as u64);
     }
@@ -221,8 +324,264 @@ mod tests {
     #[test]
     fn garbage_and_truncation_are_refused() {
         let dest = tempfile::tempdir().unwrap();
-        assert!(matches!(unpack(&b"this is not a tar file at all"[..], dest.path(), None), Err(Error::BadArchive(_))));
+        assert!(matches!(
+            unpack(&b"this is not a tar file at all"[..], dest.path(), None),
+            Err(Error::BadArchive(_))
+        ));
         let data = tar_of(&[("big", &[7u8; 5000])]);
-        assert!(matches!(unpack(&data[..1000], dest.path(), None), Err(Error::BadArchive(_))));
+        assert!(matches!(
+            unpack(&data[..1000], dest.path(), None),
+            Err(Error::BadArchive(_))
+        ));
+    }
+
+    /// A tar built entry by entry with the tar crate's headers (ustar, so PAX and GNU long
+    /// names come in only where asked).
+    struct T(tar::Builder<Vec<u8>>);
+
+    impl T {
+        fn new() -> T {
+            T(tar::Builder::new(Vec::new()))
+        }
+        fn add(
+            mut self,
+            kind: tar::EntryType,
+            path: &str,
+            link: &str,
+            data: &[u8],
+            f: impl FnOnce(&mut tar::Header),
+        ) -> T {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            h.set_mtime(1_000_000);
+            h.set_uid(0);
+            h.set_gid(0);
+            f(&mut h);
+            if link.is_empty() {
+                self.0.append_data(&mut h, path, data).unwrap();
+            } else {
+                self.0.append_link(&mut h, path, link).unwrap();
+            }
+            self
+        }
+        fn file(self, path: &str, data: &[u8]) -> T {
+            self.add(tar::EntryType::Regular, path, "", data, |_| {})
+        }
+        fn dir(self, path: &str) -> T {
+            self.add(tar::EntryType::Directory, path, "", b"", |_| {})
+        }
+        fn link(self, kind: tar::EntryType, path: &str, target: &str) -> T {
+            self.add(kind, path, target, b"", |_| {})
+        }
+        fn done(self) -> Vec<u8> {
+            self.0.into_inner().unwrap()
+        }
+    }
+
+    fn stat(p: &Path) -> std::fs::Metadata {
+        std::fs::symlink_metadata(p).unwrap()
+    }
+
+    #[test]
+    fn oci_entry_kinds_and_metadata() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let long = format!("d/{}", "n".repeat(200));
+        let mut b = T::new()
+            .dir("d")
+            .add(tar::EntryType::Regular, "d/f", "", b"data", |h| {
+                h.set_mode(0o4751);
+                h.set_uid(1234);
+                h.set_gid(5678);
+                h.set_mtime(1_234_567);
+            })
+            .link(tar::EntryType::Symlink, "d/s", "/nowhere/at/all")
+            .link(tar::EntryType::Link, "d/h", "d/f")
+            .add(tar::EntryType::Char, "d/null", "", b"", |h| {
+                h.set_device_major(1).unwrap();
+                h.set_device_minor(3).unwrap();
+            })
+            .add(tar::EntryType::Fifo, "d/fifo", "", b"", |_| {})
+            .file(&long, b"long");
+        b.0.append_pax_extensions([
+            ("SCHILY.xattr.trusted.pyc", &b"v"[..]),
+            ("mtime", &b"7.25"[..]),
+        ])
+        .unwrap();
+        let data = b.file("d/x", b"x").done();
+        let t = tempfile::tempdir().unwrap();
+        unpack(&data[..], t.path(), None).unwrap();
+        let r = t.path();
+        let f = stat(&r.join("d/f"));
+        assert_eq!(
+            (f.mode() & 0o7777, f.uid(), f.gid(), f.mtime(), f.nlink()),
+            (0o4751, 1234, 5678, 1_234_567, 2)
+        );
+        assert_eq!(std::fs::read(r.join("d/h")).unwrap(), b"data");
+        assert_eq!(
+            std::fs::read_link(r.join("d/s")).unwrap(),
+            Path::new("/nowhere/at/all")
+        );
+        let null = stat(&r.join("d/null"));
+        assert!(null.file_type().is_char_device() && null.rdev() == libc::makedev(1, 3));
+        assert!(stat(&r.join("d/fifo")).file_type().is_fifo());
+        assert_eq!(std::fs::read(r.join(&long)).unwrap(), b"long");
+        let x = stat(&r.join("d/x"));
+        assert_eq!((x.mtime(), x.mtime_nsec()), (7, 250_000_000));
+        assert_eq!(xattr(&r.join("d/x"), "trusted.pyc"), Some(b"v".to_vec()));
+        // The directory's mtime is its entry's, though files were written into it afterwards.
+        assert_eq!(stat(&r.join("d")).mtime(), 1_000_000);
+    }
+
+    fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+        let (p, n) = (
+            CString::new(p.as_os_str().as_encoded_bytes()).unwrap(),
+            CString::new(name).unwrap(),
+        );
+        let mut buf = [0u8; 64];
+        let len =
+            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        (len >= 0).then(|| buf[..len as usize].to_vec())
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_in_any_order() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        // The opaque marker before its directory's entry, and after a child of it.
+        let data = T::new()
+            .file("a/.wh..wh..opq", b"")
+            .dir("a")
+            .file("a/kept", b"k")
+            .file("b/.wh.gone", b"")
+            .file("c/child", b"")
+            .file("c/.wh..wh..opq", b"")
+            .done();
+        let t = tempfile::tempdir().unwrap();
+        unpack(&data[..], t.path(), None).unwrap();
+        let r = t.path();
+        for d in ["a", "c"] {
+            assert_eq!(
+                xattr(&r.join(d), "trusted.overlay.opaque"),
+                Some(b"y".to_vec()),
+                "{d}"
+            );
+        }
+        assert!(
+            !r.join("a/.wh..wh..opq").exists()
+                && r.join("a/kept").exists()
+                && r.join("c/child").exists()
+        );
+        let gone = stat(&r.join("b/gone"));
+        assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
+        assert!(!r.join("b/.wh.gone").exists());
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_ones() {
+        let data = T::new()
+            .file("x", b"1")
+            .file("x", b"2")
+            .link(tar::EntryType::Symlink, "s", "x")
+            .file("s", b"plain")
+            .dir("d")
+            .file("d/in", b"")
+            .file("d", b"now a file")
+            .done();
+        let t = tempfile::tempdir().unwrap();
+        unpack(&data[..], t.path(), None).unwrap();
+        assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"2");
+        assert!(stat(&t.path().join("s")).is_file());
+        assert_eq!(std::fs::read(t.path().join("d")).unwrap(), b"now a file");
+    }
+
+    #[test]
+    fn escapes_are_refused_and_leave_nothing() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("x");
+        let up = "../".repeat(12);
+        let victim = tempfile::NamedTempFile::new().unwrap();
+        let victim_rel = format!("{up}{}", victim.path().display());
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "symlink then file through it",
+                T::new()
+                    .file("ok", b"")
+                    .link(tar::EntryType::Symlink, "link", target.to_str().unwrap())
+                    .file("link/evil", b"x")
+                    .done(),
+            ),
+            (
+                "relative symlink out",
+                T::new()
+                    .link(
+                        tar::EntryType::Symlink,
+                        "link",
+                        &format!("{up}{}", outside.path().display()),
+                    )
+                    .file("link/evil", b"x")
+                    .done(),
+            ),
+            (
+                "hardlink out",
+                T::new()
+                    .file("ok", b"")
+                    .link(tar::EntryType::Link, "h", &victim_rel)
+                    .done(),
+            ),
+            (
+                "hardlink absolute",
+                T::new()
+                    .link(tar::EntryType::Link, "h", victim.path().to_str().unwrap())
+                    .done(),
+            ),
+            ("dotdot", raw_tar("a/../../x")),
+            (
+                "absolute",
+                raw_tar(&format!("{}/abs", outside.path().display())),
+            ),
+        ];
+        std::fs::create_dir(&target).unwrap();
+        for (name, data) in cases {
+            let dest = tempfile::tempdir().unwrap();
+            let err = unpack(&data[..], dest.path(), None)
+                .err()
+                .unwrap_or_else(|| panic!("{name}: accepted"));
+            assert!(err.to_string().contains("unsafe path"), "{name}: {err}");
+            assert_eq!(
+                std::fs::read_dir(dest.path()).unwrap().count(),
+                0,
+                "{name}: a partial layer remains"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+        assert_eq!(stat(victim.path()).nlink(), 1);
+    }
+
+    #[test]
+    fn hardlink_to_a_missing_file_is_refused() {
+        let data = T::new().link(tar::EntryType::Link, "h", "nothere").done();
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&data[..], dest.path(), None).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("hardlink target nothere is missing"),
+            "{err}"
+        );
+    }
+
+    /// A one-file tar with `path` written into the header as is (the tar crate's builder
+    /// refuses `..` and absolute paths).
+    fn raw_tar(path: &str) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.as_ustar_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(b"x");
+        out.resize(512 * 2 + 1024, 0);
+        out
     }
 }

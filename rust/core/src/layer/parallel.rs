@@ -1,0 +1,101 @@
+//! Several layers unpacked at once, one thread per core: the layers of a load are independent
+//! until they are stacked, and each is as much CPU (hash, decompress) as I/O.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::unpack::{unpack, Unpacked};
+use crate::error::Result;
+
+pub struct Job {
+    pub input: Box<dyn Read + Send>,
+    pub dest: PathBuf,
+    pub blob: Option<PathBuf>,
+}
+
+/// Each job's result, in the jobs' order; a failed job does not stop the others (the caller
+/// removes what they left, as for a single layer).
+pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
+    let n = jobs.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .clamp(1, n.max(1));
+    let queue = Mutex::new(jobs.into_iter().enumerate());
+    let results: Mutex<Vec<Option<Result<Unpacked>>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((i, job)) = next else { break };
+                let r = unpack(job.input, &job.dest, job.blob.as_deref());
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(name: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, name, &b"hi"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn layers_unpack_side_by_side_and_fail_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let jobs: Vec<Job> = ["a", "../bad", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let dest = t.path().join(format!("l{i}"));
+                std::fs::create_dir(&dest).unwrap();
+                let data = if name.starts_with("..") {
+                    raw_name(name)
+                } else {
+                    tar_with(name)
+                };
+                Job {
+                    input: Box::new(std::io::Cursor::new(data)),
+                    dest,
+                    blob: None,
+                }
+            })
+            .collect();
+        let got = unpack_all(jobs);
+        assert!(got[0].is_ok() && got[2].is_ok());
+        assert!(got[1]
+            .as_ref()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("unsafe path"));
+        assert_eq!(std::fs::read(t.path().join("l2/c")).unwrap(), b"hi");
+    }
+
+    fn raw_name(path: &str) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.as_ustar_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.resize(512 * 3, 0);
+        out
+    }
+}
