@@ -14,10 +14,11 @@ import msgpack
 import pyc_core
 
 from pyc.containers import Container, ContainerStore
-from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
+from pyc.errors import Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
 from pyc.store.images import Image, ImageStore
+from pyc.store import atomic
 from pyc.store.layers import lower_dirs
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -145,9 +146,9 @@ class Engine:
 
     # -- containers -----------------------------------------------------------------------
 
-    def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
-        """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
-        /dev/null (docker without -i), None for stdout/stderr captures them."""
+    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], dict[str, Any]]:
+        """The container in memory, its /etc files and its run config: everything checked,
+        nothing written yet, so a bad flag leaves no container."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
         img = self.image_for_run(image)
@@ -157,17 +158,23 @@ class Engine:
         c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        # Everything is checked before anything is written: a bad flag leaves no container.
         spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
         host_config.update(host_config_limits(spec["linux"]["resources"]))
         c.data["Config"] = {"Cmd": spec["process"]["args"], "Env": spec["process"]["env"], "WorkingDir": spec["process"]["cwd"], "Hostname": hostname}
-        config = msgpack.packb(
-            {
-                "spec": spec,
-                "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
-                "cgroup": {"path": c.cgroup},
-            }
-        )
+        if img.run_config.get("StopSignal"):
+            c.data["Config"]["StopSignal"] = img.run_config["StopSignal"]
+        config = {
+            "spec": spec,
+            "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
+            "cgroup": {"path": c.cgroup},
+        }
+        return c, etc, config
+
+    def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
+        """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
+        /dev/null (docker without -i), None for stdout/stderr captures them."""
+        c, etc, run_config = self._prepare(image, opts)
+        config = msgpack.packb(run_config)
         self.containers.create(c, etc, running=True)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
@@ -189,6 +196,44 @@ class Engine:
                 self.containers.remove(c, force=True, cgroup=not ended)
             else:
                 self.containers.mark_exited(c, code, oom)
+
+    def create(self, image: str, opts: RunOptions) -> Container:
+        """A container ready to start (detached, held by pyc-monitor): `pyc create`."""
+        from pyc.lifecycle import monitor_config
+
+        c, etc, run_config = self._prepare(image, opts)
+        extra = monitor_config(c, opts, self.paths)  # checks --restart and --log-opt
+        c.data["HostConfig"].update(extra.pop("host_config"))
+        self.containers.create(c, dict(etc))
+        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb({"run": run_config, **extra}), durable=False)
+        return c
+
+    def run_detached(self, image: str, opts: RunOptions) -> Container:
+        """`pyc run -d`: the container started and held by its own pyc-monitor; returns once its
+        command runs (or with docker's 125/126/127 error when it cannot)."""
+        c = self.create(image, opts)
+        self.start(c.id)
+        return c
+
+    def start(self, ref: str) -> Container:
+        from pyc.lifecycle import start
+
+        return start(self.containers, self.containers.get(ref))
+
+    def stop(self, ref: str, timeout: float | None = None) -> Container:
+        from pyc.lifecycle import stop
+
+        return stop(self.containers, self.containers.get(ref), timeout)
+
+    def kill(self, ref: str, sig: str = "KILL") -> Container:
+        from pyc.lifecycle import kill
+
+        return kill(self.containers.get(ref), sig)
+
+    def wait(self, ref: str) -> int:
+        from pyc.lifecycle import wait
+
+        return wait(self.containers.get(ref))
 
     def stats(self, ref: str) -> dict[str, Any]:
         """What a running container uses now: cpu time, memory, pids, block I/O."""
@@ -233,8 +278,15 @@ class Engine:
         return [c for c in self.containers.all() if all or c.status == "running"]
 
     def remove_container(self, ref: str, force: bool = False) -> str:
-        c = self.containers.get(ref)
-        self.containers.remove(c, force)
+        from pyc.lifecycle import remove
+
+        try:
+            c = self.containers.get(ref)
+        except ContainerNotFound:
+            if self.containers.forget_stale_name(ref):
+                return ref
+            raise
+        remove(self.containers, c, force)
         return c.id
 
     def export(self, ref: str, out_fd: int) -> None:

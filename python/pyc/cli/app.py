@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import archive, commit, containers, images, limits, run
+from pyc.cli import archive, commit, containers, images, lifecycle, limits, run
 
 app = typer.Typer(
     name="pyc",
@@ -23,3 +23,4 @@ containers.register(app, container_app)
 limits.register(app, container_app)
 commit.register(app, image_app, container_app)
 archive.register(app, image_app)
+lifecycle.register(app, container_app)

@@ -14,6 +14,8 @@ from pyc.errors import InvalidArgument, PycError
 def _status(state: dict[str, object], status: str) -> str:
     if status == "running":
         return f"Up {ago(str(state.get('StartedAt'))).removesuffix(' ago')}"
+    if status == "restarting":
+        return f"Restarting ({state.get('ExitCode')}) {ago(str(state.get('FinishedAt') or ''))}".rstrip()
     if status == "exited":
         return f"Exited ({state.get('ExitCode')}) {ago(str(state.get('FinishedAt') or ''))}".rstrip()
     return "Created"

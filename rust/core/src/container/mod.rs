@@ -10,4 +10,4 @@ mod run;
 mod target;
 
 pub use config::RunConfig;
-pub use run::{run, Outcome, Output, Stdio};
+pub use run::{exit_status, run, start, Outcome, Output, Started, Stdio};
