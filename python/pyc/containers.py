@@ -39,7 +39,9 @@ def _start_time(pid: int) -> str | None:
             stat = f.read()
     except OSError:
         return None
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
+    fields = stat.rsplit(b")", 1)[1].split()
+    # A zombie has died: it waits only for a parent (maybe a subreaper, not init) to reap it.
+    return None if fields[0] in (b"Z", b"X") else fields[19].decode()
 
 
 class Container:
@@ -165,6 +167,32 @@ class ContainerStore:
             if os.path.isdir(c.dir):
                 raise
 
+    def rename(self, c: Container, new: str) -> None:
+        self.new(new, {})  # checks the name's form
+        os.makedirs(self.paths.names, exist_ok=True)
+        self._reserve_name(new, c.id)
+        old = c.name
+        c.data["Name"] = new
+        try:
+            self.save(c)
+        except BaseException:
+            os.unlink(os.path.join(self.paths.names, new))
+            raise
+        try:
+            os.unlink(os.path.join(self.paths.names, old))
+        except FileNotFoundError:
+            pass
+        # A `run -d --rm` monitor removes the container's name at its end: the new one now.
+        try:
+            with open(c.path("monitor.msgpack"), "rb") as f:
+                cfg = msgpack.unpackb(f.read())
+        except FileNotFoundError:
+            return
+        old_path = os.path.join(self.paths.names, old)
+        if old_path in cfg.get("remove", []):
+            cfg["remove"] = [os.path.join(self.paths.names, new) if p == old_path else p for p in cfg["remove"]]
+            atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(cfg), durable=False)
+
     def _stale_name(self, name: str) -> bool:
         try:
             with open(os.path.join(self.paths.names, name)) as f:
@@ -212,6 +240,16 @@ class ContainerStore:
                 return Container(msgpack.unpackb(f.read()), directory)
         except (FileNotFoundError, ValueError, msgpack.UnpackException):
             raise ContainerNotFound(f"no such container: {cid}") from None
+
+    @staticmethod
+    def reload(c: Container) -> dict[str, Any]:
+        """The record as it is on disk now (another pyc may have changed it)."""
+        try:
+            with open(c.path(RECORD), "rb") as f:
+                data: dict[str, Any] = msgpack.unpackb(f.read())
+                return data
+        except (FileNotFoundError, ValueError, msgpack.UnpackException):
+            raise ContainerNotFound(f"no such container: {c.name}") from None
 
     def all(self) -> list[Container]:
         out = []

@@ -11,7 +11,7 @@ import signal
 import time
 
 from pyc.containers import LIVE, Container, ContainerStore
-from pyc.errors import Conflict, InvalidArgument, PycError
+from pyc.errors import Conflict, ContainerNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.store import atomic
 
@@ -67,8 +67,26 @@ def monitor_config(c: Container, opts: Any, paths: Paths) -> dict[str, Any]:
     }
 
 
-def _lock(c: Container) -> atomic.locked:
-    return atomic.locked(c.path("lock"))
+class _lock:
+    """The container's flock, and the check, once it is ours, that the container is still
+    there: a `pyc rm` that went first removed it."""
+
+    def __init__(self, c: Container) -> None:
+        self.c = c
+        self.lock = atomic.locked(c.path("lock"))
+
+    def __enter__(self) -> None:
+        try:
+            self.lock.__enter__()
+        except FileNotFoundError:
+            raise ContainerNotFound(f"no such container: {self.c.name}") from None
+        if not os.path.isdir(self.c.dir):
+            self.lock.__exit__()
+            raise ContainerNotFound(f"no such container: {self.c.name}")
+        self.c.data = ContainerStore.reload(self.c)
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.__exit__()
 
 
 def start(store: ContainerStore, c: Container) -> Container:
@@ -216,3 +234,9 @@ def remove(store: ContainerStore, c: Container, force: bool) -> None:
                 _end(c, signal.SIGKILL, 10)
             _wait_monitor(c, 10)
         store.remove(c, force=True)
+
+
+def rename(store: ContainerStore, c: Container, new: str) -> None:
+    """The new name is taken (O_EXCL) before the old one is let go: never two, never none."""
+    with _lock(c):
+        store.rename(c, new)

@@ -23,6 +23,10 @@ def state(ref: str) -> dict[str, object]:
     return st
 
 
+def restart_count(ref: str) -> int:
+    return int(pyc("inspect", "--format", "{{.RestartCount}}", ref).stdout)
+
+
 def ps_status(cid: str) -> str:
     """The STATUS column of `pyc ps -a` for the container."""
     r = pyc("ps", "-a")

@@ -3,6 +3,7 @@ wait, restart policies, rm, and bad input as docker answers it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import PYC, leftovers, pyc, store_snapshot
-from tests.integration.lifecycle_helpers import alive, log_files, monitor_pid, ps_status, run_d, state, until
+from tests.integration.lifecycle_helpers import alive, log_files, monitor_pid, ps_status, restart_count, run_d, state, until
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -134,18 +135,18 @@ def test_restart_on_failure_up_to_the_count() -> None:
     cid = run_d("--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 5")
     until(lambda: state(cid)["Status"] == "exited" and not alive(monitor_pid(cid)), "the last run")
     st = state(cid)
-    assert (st["ExitCode"], st["RestartCount"]) == (5, 2)
+    assert (st["ExitCode"], restart_count(cid)) == (5, 2)
     assert pyc("logs", cid).stdout == "run\nrun\nrun\n"
 
 
 def test_restart_always_until_stopped() -> None:
-    cid = run_d("--restart", "always", "busybox", "sh", "-c", f"echo run; sleep 0.1; exit 0")
-    until(lambda: int(str(state(cid).get("RestartCount") or 0)) >= 2, "two restarts")
+    cid = run_d("--restart", "always", "busybox", "sh", "-c", "echo run; sleep 0.1; exit 0")
+    until(lambda: restart_count(cid) >= 2, "two restarts")
     assert pyc("stop", cid).returncode == 0
     st = state(cid)
     assert st["Status"] == "exited" and not alive(monitor_pid(cid))
     runs = pyc("logs", cid).stdout.count("run\n")
-    assert runs == int(str(st["RestartCount"])) + 1
+    assert runs == restart_count(cid) + 1
 
 
 def test_restart_no_and_on_failure_after_success() -> None:
@@ -153,7 +154,7 @@ def test_restart_no_and_on_failure_after_success() -> None:
         cid = run_d("--restart", policy, "busybox", "sh", "-c", "echo run")
         assert pyc("wait", cid).stdout == "0\n"
         until(lambda: not alive(monitor_pid(cid)), "the monitor's end")
-        assert pyc("logs", cid).stdout == "run\n" and state(cid)["RestartCount"] == 0
+        assert pyc("logs", cid).stdout == "run\n" and restart_count(cid) == 0
 
 
 def test_run_detached_rm_removes_itself() -> None:
@@ -187,3 +188,36 @@ def test_bad_input_answers_as_docker(store_root: os.PathLike[str]) -> None:
     assert r.returncode == 0 and r.stderr == "pyc: container taken is not running: nothing to stop\n"
     assert store_snapshot(store_root) == before  # type: ignore[arg-type]
     assert state("taken")["ExitCode"] == 0
+
+
+def test_ps_filters_and_formats() -> None:
+    up = run_d("--name", "f-up", "busybox", "sh", "-c", LOOP)
+    down = run_d("--name", "f-down", "busybox", "sh", "-c", "exit 2")
+    assert pyc("wait", down).stdout == "2\n"
+    ids = lambda *f: pyc("ps", "-a", "-q", *[x for v in f for x in ("--filter", v)]).stdout.split()  # noqa: E731
+    assert ids("status=running", "name=f-") == [up[:12]]
+    assert ids("status=exited", "name=f-") == [down[:12]]
+    assert set(ids("name=f-")) == {up[:12], down[:12]}
+    assert set(ids("ancestor=busybox", "name=f-")) == {up[:12], down[:12]}
+    assert ids("ancestor=nosuchimage") == []
+    r = pyc("ps", "--filter", "name=f-", "--format", "json")
+    assert [json.loads(line)["Names"] for line in r.stdout.splitlines()] == ["f-up"]
+    assert pyc("ps", "-a", "--filter", "name=f-down", "--format", "{{.Names}} {{.State}}").stdout == "f-down exited\n"
+    assert pyc("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}", "f-down").stdout == "exited 2 false\n"
+    r = pyc("ps", "--filter", "status=bogus")
+    assert r.returncode == 125 and r.stderr.startswith("pyc: ")
+
+
+def test_rename_and_prune() -> None:
+    cid = run_d("--name", "before", "busybox", "sh", "-c", "exit 0")
+    assert pyc("rename", "before", "after").returncode == 0
+    assert pyc("inspect", "--format", "{{.Name}}", cid).stdout == "after\n"
+    assert pyc("inspect", "before").returncode != 0
+    running = run_d("--name", "keep-running", "busybox", "sh", "-c", LOOP)
+    r = pyc("rename", "after", "keep-running")
+    assert r.returncode == 125 and "already in use" in r.stderr
+    assert pyc("wait", "after").stdout == "0\n"
+    until(lambda: not alive(monitor_pid(cid)), "the monitor's end")
+    r = pyc("container", "prune", "-f")
+    assert r.returncode == 0 and cid in r.stdout and running not in r.stdout
+    assert leftovers(cid) == [] and state(running)["Status"] == "running"

@@ -143,7 +143,9 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         }
         st.restart_count += 1;
     }
-    for p in &cfg.remove {
+    // Read again: `pyc rename` may have changed the name to remove meanwhile.
+    let remove = std::fs::read(dir.join("monitor.msgpack")).ok().and_then(|b| MonitorConfig::from_msgpack(&b).ok()).map_or(cfg.remove, |c| c.remove);
+    for p in &remove {
         let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
     }
     0
