@@ -9,6 +9,7 @@ mod clock;
 mod config;
 mod logfile;
 mod restart;
+mod slim;
 mod state;
 mod stdio;
 
@@ -126,6 +127,7 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         st = State { status: "running", pid: started.pid, started_at: now_rfc3339(), finished_at: String::new(), error: String::new(), ..st };
         states.write(&st);
         say(&mut report, &format!("ok {}\n", started.pid));
+        slim::drop_code_pages();
         let (code, oom) = hold(started, &mut log);
         st = State { status: "exited", exit_code: code, oom_killed: oom, finished_at: now_rfc3339(), ..st };
         let stopped = dir.join("stopping").exists();
