@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import archive, commit, containers, exec, images, limits, run
+from pyc.cli import archive, commit, containers, exec, images, lifecycle, limits, run
 
 app = typer.Typer(
     name="pyc",
@@ -24,3 +24,4 @@ limits.register(app, container_app)
 commit.register(app, image_app, container_app)
 archive.register(app, image_app)
 exec.register(app, container_app)
+lifecycle.register(app, container_app)
