@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +20,14 @@ NAMESPACES = ("pid", "mnt", "net", "uts", "ipc", "cgroup")
 
 
 def _only_child(pid: int) -> int:
-    children = [c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
-    assert len(children) == 1, children
-    return int(children[0])
+    """The one child of `pid`. exec's middle process may not be reaped yet: wait for it to go."""
+    deadline = time.monotonic() + 10
+    while True:
+        children = [c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+        if len(children) == 1:
+            return int(children[0])
+        assert time.monotonic() < deadline, children
+        time.sleep(0.01)
 
 
 def _ready(p: subprocess.Popen[str]) -> None:
