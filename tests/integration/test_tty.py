@@ -89,8 +89,8 @@ def _wait_for_command(pid: int, cmdline: bytes) -> int:
                             if f.read() == cmdline:
                                 return k
                     todo += kids
-            except FileNotFoundError:
-                continue
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # it ended meanwhile
         time.sleep(0.02)
     raise AssertionError(f"{cmdline!r} did not start")
 
