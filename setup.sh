@@ -27,6 +27,10 @@ command -v cargo >/dev/null || { echo "setup.sh: cargo (Rust) is needed: https:/
 .venv/bin/pip install -q --upgrade pip
 # Builds the Rust core (release) through maturin and installs pyc with its dev tools.
 .venv/bin/pip install -q -e '.[dev]'
+# pyc-monitor, the process that holds each detached container, beside the venv's python
+# (where pyc looks for it first).
+cargo build -q --profile monitor -p pyc-monitor
+install -m 755 target/monitor/pyc-monitor .venv/bin/pyc-monitor
 # The venv's setuptools (unused: maturin builds in pip's own build env) only adds a .pth file
 # that every start of pyc would read.
 .venv/bin/pip uninstall -q -y setuptools 2>/dev/null || true

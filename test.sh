@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-cargo test -q -p pyc-core
+cargo test -q -p pyc-core -p pyc-monitor
 .venv/bin/python -m mypy
 vm=../shared/tools/cgroup2-vm
 if [ "$(id -u)" = 0 ] && [ -x "$vm" ]; then

@@ -1,6 +1,8 @@
 """Container records: containers/<id>/ holds container.msgpack (what `ps` and `inspect` show),
 the upper and work dirs of the overlay, the mount point, and the files pyc bind-mounts into
-/etc. A name is a file names/<name> made with O_EXCL, so two commands never share one."""
+/etc. A name is a file names/<name> made with O_EXCL, so two commands never share one.
+A detached container also has state.msgpack, written by its pyc-monitor at every change: that,
+checked against the monitor being alive, is its state, whatever a pyc command died doing."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 RECORD = "container.msgpack"
+MONITOR_STATE = "state.msgpack"
+LIVE = ("running", "restarting")
 
 _ADJECTIVES = "brave calm eager fond gentle happy jolly keen lucid merry nifty proud quiet sharp sunny swift tender vivid witty zen".split()
 _NOUNS = "ada babbage curie darwin euler fermi gauss hopper jobs knuth lovelace mccarthy noether pascal ritchie shannon turing wozniak".split()
@@ -35,7 +39,9 @@ def _start_time(pid: int) -> str | None:
             stat = f.read()
     except OSError:
         return None
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
+    fields = stat.rsplit(b")", 1)[1].split()
+    # A zombie has died: it waits only for a parent (maybe a subreaper, not init) to reap it.
+    return None if fields[0] in (b"Z", b"X") else fields[19].decode()
 
 
 class Container:
@@ -64,14 +70,29 @@ class Container:
         return str(self.current_state()["Status"])
 
     def current_state(self) -> dict[str, Any]:
-        """The recorded state, corrected for a pyc process that died while the container ran:
-        the kernel killed the container with it (SIGKILL, exit code 137)."""
+        """The recorded state (the monitor's, for a detached container), corrected for a holder
+        (pyc-monitor, or the pyc of a foreground run) that died while the container ran: the
+        kernel killed the container with it (SIGKILL, exit code 137)."""
         st = self.state
-        if st["Status"] == "running":
-            pid = st.get("MonitorPid") or 0
-            if not pid or _start_time(pid) != st.get("MonitorStart"):
-                return dict(st, Status="exited", ExitCode=137, Error="pyc, which held the container, was killed")
+        monitor = self.monitor_state()
+        if monitor is not None:
+            st = dict(st, **{k: v for k, v in monitor.items() if v != "" or k == "Error"})
+        if st["Status"] in LIVE and not self.holder_alive(st):
+            return dict(st, Status="exited", ExitCode=137, Pid=0, Error="its holder (pyc or pyc-monitor) was killed")
         return st
+
+    def monitor_state(self) -> dict[str, Any] | None:
+        try:
+            with open(self.path(MONITOR_STATE), "rb") as f:
+                data: dict[str, Any] = msgpack.unpackb(f.read())
+                return data
+        except (FileNotFoundError, ValueError, msgpack.UnpackException):
+            return None
+
+    @staticmethod
+    def holder_alive(st: dict[str, Any]) -> bool:
+        pid = st.get("MonitorPid") or 0
+        return bool(pid) and _start_time(pid) == st.get("MonitorStart")
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.dir, *parts)
@@ -90,7 +111,11 @@ class ContainerStore:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
-            raise Conflict(f'the container name "{name}" is already in use') from None
+            if not self._stale_name(name):
+                raise Conflict(f'the container name "{name}" is already in use') from None
+            # A pyc killed in the middle of rm left the name without its container.
+            os.unlink(path)
+            return self._reserve_name(name, cid)
         with os.fdopen(fd, "w") as f:
             f.write(cid)
 
@@ -142,6 +167,51 @@ class ContainerStore:
             if os.path.isdir(c.dir):
                 raise
 
+    def rename(self, c: Container, new: str) -> None:
+        self.new(new, {})  # checks the name's form
+        os.makedirs(self.paths.names, exist_ok=True)
+        self._reserve_name(new, c.id)
+        old = c.name
+        c.data["Name"] = new
+        try:
+            self.save(c)
+        except BaseException:
+            os.unlink(os.path.join(self.paths.names, new))
+            raise
+        try:
+            os.unlink(os.path.join(self.paths.names, old))
+        except FileNotFoundError:
+            pass
+        # A `run -d --rm` monitor removes the container's name at its end: the new one now.
+        try:
+            with open(c.path("monitor.msgpack"), "rb") as f:
+                cfg = msgpack.unpackb(f.read())
+        except FileNotFoundError:
+            return
+        old_path = os.path.join(self.paths.names, old)
+        if old_path in cfg.get("remove", []):
+            cfg["remove"] = [os.path.join(self.paths.names, new) if p == old_path else p for p in cfg["remove"]]
+            atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(cfg), durable=False)
+
+    def _stale_name(self, name: str) -> bool:
+        try:
+            with open(os.path.join(self.paths.names, name)) as f:
+                cid = f.read().strip()
+        except FileNotFoundError:
+            return False
+        # An empty file is a name being reserved right now by another pyc.
+        return bool(cid) and not os.path.isdir(self.paths.container(cid))
+
+    def forget_stale_name(self, name: str) -> bool:
+        """Drop a name whose container is gone (a crash in rm); whether there was one."""
+        if not self._stale_name(name):
+            return False
+        try:
+            os.unlink(os.path.join(self.paths.names, name))
+        except FileNotFoundError:
+            pass
+        return True
+
     def get(self, ref: str) -> Container:
         """By name, full id or a unique id prefix."""
         try:
@@ -170,6 +240,16 @@ class ContainerStore:
                 return Container(msgpack.unpackb(f.read()), directory)
         except (FileNotFoundError, ValueError, msgpack.UnpackException):
             raise ContainerNotFound(f"no such container: {cid}") from None
+
+    @staticmethod
+    def reload(c: Container) -> dict[str, Any]:
+        """The record as it is on disk now (another pyc may have changed it)."""
+        try:
+            with open(c.path(RECORD), "rb") as f:
+                data: dict[str, Any] = msgpack.unpackb(f.read())
+                return data
+        except (FileNotFoundError, ValueError, msgpack.UnpackException):
+            raise ContainerNotFound(f"no such container: {c.name}") from None
 
     def all(self) -> list[Container]:
         out = []

@@ -14,10 +14,11 @@ import msgpack
 import pyc_core
 
 from pyc.containers import Container, ContainerStore
-from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
+from pyc.errors import Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
 from pyc.store.images import Image, ImageStore
+from pyc.store import atomic
 from pyc.store.layers import lower_dirs
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -156,9 +157,9 @@ class Engine:
 
     # -- containers -----------------------------------------------------------------------
 
-    def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
-        """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
-        /dev/null (docker without -i), None for stdout/stderr captures them."""
+    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], dict[str, Any]]:
+        """The container in memory, its /etc files and its run config: everything checked,
+        nothing written yet, so a bad flag leaves no container."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
         img = self.image_for_run(image)
@@ -168,18 +169,24 @@ class Engine:
         c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        # Everything is checked before anything is written: a bad flag leaves no container.
         spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
         host_config.update(host_config_limits(spec["linux"]["resources"]))
         c.data["Config"] = {"Cmd": spec["process"]["args"], "Env": spec["process"]["env"], "WorkingDir": spec["process"]["cwd"], "Hostname": hostname}
-        config = msgpack.packb(
-            {
-                "spec": spec,
-                "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
-                "cgroup": {"path": c.cgroup},
-                "init": opts.init,
-            }
-        )
+        if img.run_config.get("StopSignal"):
+            c.data["Config"]["StopSignal"] = img.run_config["StopSignal"]
+        config = {
+            "spec": spec,
+            "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
+            "cgroup": {"path": c.cgroup},
+            "init": opts.init,
+        }
+        return c, etc, config
+
+    def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
+        """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
+        /dev/null (docker without -i), None for stdout/stderr captures them."""
+        c, etc, run_config = self._prepare(image, opts)
+        config = msgpack.packb(run_config)
         self.containers.create(c, etc, running=True)
         with open(c.path(RUN_CONFIG), "wb") as f:
             f.write(config)  # what exec reads the container's process and cgroup from
@@ -216,7 +223,11 @@ class Engine:
             with open(c.path(RUN_CONFIG), "rb") as f:
                 run_config = msgpack.unpackb(f.read())
         except FileNotFoundError:
-            raise Conflict(f"container {c.name} is not running") from None
+            try:  # a detached container: its monitor's config holds the run config
+                with open(c.path("monitor.msgpack"), "rb") as f:
+                    run_config = msgpack.unpackb(f.read())["run"]
+            except FileNotFoundError:
+                raise Conflict(f"container {c.name} is not running") from None
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
         process = exec_process(run_config["spec"]["process"], opts, passwd_dirs)
         config = msgpack.packb({"process": process, "cgroup": {"path": c.cgroup}, "detach": opts.detach})
@@ -231,6 +242,46 @@ class Engine:
                 raise Conflict(f"container {c.name} is not running") from None
             raise CommandFailed(str(e), 126) from None
         return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
+
+    def create(self, image: str, opts: RunOptions) -> Container:
+        """A container ready to start (detached, held by pyc-monitor): `pyc create`."""
+        from pyc.lifecycle import monitor_config
+
+        if opts.tty:
+            raise InvalidArgument("-t with a detached container is not supported yet: its monitor cannot hold a terminal")
+        c, etc, run_config = self._prepare(image, opts)
+        extra = monitor_config(c, opts, self.paths)  # checks --restart and --log-opt
+        c.data["HostConfig"].update(extra.pop("host_config"))
+        self.containers.create(c, dict(etc))
+        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb({"run": run_config, **extra}), durable=False)
+        return c
+
+    def run_detached(self, image: str, opts: RunOptions) -> Container:
+        """`pyc run -d`: the container started and held by its own pyc-monitor; returns once its
+        command runs (or with docker's 125/126/127 error when it cannot)."""
+        c = self.create(image, opts)
+        self.start(c.id)
+        return c
+
+    def start(self, ref: str) -> Container:
+        from pyc.lifecycle import start
+
+        return start(self.containers, self.containers.get(ref))
+
+    def stop(self, ref: str, timeout: float | None = None) -> Container:
+        from pyc.lifecycle import stop
+
+        return stop(self.containers, self.containers.get(ref), timeout)
+
+    def kill(self, ref: str, sig: str = "KILL") -> Container:
+        from pyc.lifecycle import kill
+
+        return kill(self.containers.get(ref), sig)
+
+    def wait(self, ref: str) -> int:
+        from pyc.lifecycle import wait
+
+        return wait(self.containers.get(ref))
 
     def stats(self, ref: str) -> dict[str, Any]:
         """What a running container uses now: cpu time, memory, pids, block I/O."""
@@ -275,8 +326,15 @@ class Engine:
         return [c for c in self.containers.all() if all or c.status == "running"]
 
     def remove_container(self, ref: str, force: bool = False) -> str:
-        c = self.containers.get(ref)
-        self.containers.remove(c, force)
+        from pyc.lifecycle import remove
+
+        try:
+            c = self.containers.get(ref)
+        except ContainerNotFound:
+            if self.containers.forget_stale_name(ref):
+                return ref
+            raise
+        remove(self.containers, c, force)
         return c.id
 
     def export(self, ref: str, out_fd: int) -> None:

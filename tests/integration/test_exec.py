@@ -117,3 +117,18 @@ def test_exec_into_a_stopped_or_missing_container(store_root: Path) -> None:
         r = pyc("exec", ref, "true")
         assert (r.returncode, r.stderr.splitlines()) == (1, [says])
     assert store_snapshot(store_root) == before
+
+
+def test_exec_into_a_detached_container() -> None:
+    # Held by pyc-monitor, not by a pyc in the foreground; with --init, pid 1 is the reaper.
+    cid = pyc("run", "-d", "--init", "--name", "held", "busybox", "sleep", "300").stdout.strip()
+    try:
+        r = pyc("exec", "held", "sh", "-c", "cat /proc/1/comm; readlink /proc/1/ns/pid; readlink /proc/self/ns/pid")
+        assert r.returncode == 0, r.stderr
+        comm, init_ns, own_ns = r.stdout.split()
+        assert comm == "pyc-init" and init_ns == own_ns
+        assert (pyc("exec", "held", "sh", "-c", "exit 5").returncode, pyc("exec", "-d", "held", "true").returncode) == (5, 0)
+    finally:
+        pyc("rm", "-f", cid)
+    r = pyc("exec", cid, "true")
+    assert (r.returncode, r.stderr) == (1, f"pyc: no such container: {cid}\n")

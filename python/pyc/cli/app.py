@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import archive, commit, containers, exec, images, limits, run, system
+from pyc.cli import archive, commit, containers, exec, images, lifecycle, limits, run, system
 
 app = typer.Typer(
     name="pyc",
@@ -27,3 +27,4 @@ commit.register(app, image_app, container_app)
 archive.register(app, image_app)
 system.register(app, image_app, system_app)
 exec.register(app, container_app)
+lifecycle.register(app, container_app)

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 FLAGS: dict[str, tuple[str, bool, bool]] = {
     "--rm": ("remove", False, False),
     "--init": ("init", False, False),
+    "-d": ("detach", False, False),
+    "--detach": ("detach", False, False),
+    "--restart": ("restart", True, False),
+    "--log-opt": ("log_opts", True, True),
     "-i": ("interactive", False, False),
     "--interactive": ("interactive", False, False),
     "-t": ("tty", False, False),
@@ -106,9 +110,24 @@ def parse_flags(args: list[str], flags: dict[str, tuple[str, bool, bool]]) -> tu
 
 
 def run_container(image: str, opts: RunOptions) -> int:
-    """Run in the foreground: stdio passed through, the container's exit code returned."""
+    """Run in the foreground: stdio passed through, the container's exit code returned.
+    Detached (-d): the container's id printed once it runs."""
     from pyc.engine import CommandFailed, Engine
 
+    if opts.detach:
+        from pyc.monitor import StartFailed
+
+        try:
+            c = Engine().run_detached(image, opts)
+        except StartFailed as e:
+            sys.stderr.write(f"pyc: {e}\n")
+            return e.exit_code
+        print(c.id)
+        return 0
+    if opts.restart or opts.log_opts:
+        from pyc.errors import InvalidArgument
+
+        raise InvalidArgument("--restart and --log-opt are for detached containers (-d)")
     try:
         sys.stdout.flush()
         result = Engine().run(image, opts, stdin=0 if opts.interactive else None, stdout=1, stderr=2)
@@ -119,14 +138,25 @@ def run_container(image: str, opts: RunOptions) -> int:
 
 
 def register(app: typer.Typer) -> None:
+    _command(app, "run", "Run a command in a new container.", create=False)
+
+
+def register_create(app: typer.Typer) -> None:
+    _command(app, "create", "Create a container to start later (pyc start).", create=True)
+
+
+def _command(app: typer.Typer, verb: str, help: str, create: bool) -> None:
     import typer
 
-    @app.command(context_settings={"allow_interspersed_args": False}, help="Run a command in a new container.")
+    @app.command(verb, context_settings={"allow_interspersed_args": False}, help=help)
     def run(
         image: str = typer.Argument(..., help="Image name, name:tag or ID."),
         command: list[str] | None = typer.Argument(None, help="Command and arguments (default: the image's)."),
         rm: bool = typer.Option(False, "--rm", help="Remove the container when it exits."),
         init: bool = typer.Option(False, "--init", help="Run a reaper as pid 1 that forwards signals and reaps zombies."),
+        detach: bool = typer.Option(False, "-d", "--detach", help="Run in the background; print the container ID."),
+        restart: str | None = typer.Option(None, "--restart", help="no, on-failure[:N], always or unless-stopped (with -d)."),
+        log_opt: list[str] = typer.Option([], "--log-opt", help="Log options: max-size=SIZE, max-file=N (with -d)."),
         interactive: bool = typer.Option(False, "-i", "--interactive", help="Keep stdin open and pass it in."),
         tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-terminal."),
         read_only: bool = typer.Option(False, "--read-only", help="Mount the container's root read-only."),
@@ -166,6 +196,9 @@ def register(app: typer.Typer) -> None:
             tty=tty,
             remove=rm,
             init=init,
+            detach=detach,
+            restart=restart,
+            log_opts=log_opt,
             memory=memory,
             memory_swap=memory_swap,
             memory_reservation=memory_reservation,
@@ -177,4 +210,9 @@ def register(app: typer.Typer) -> None:
             device_read_bps=device_read_bps,
             device_write_bps=device_write_bps,
         )
+        if create:
+            from pyc.engine import Engine
+
+            print(Engine().create(image, opts).id)
+            return
         raise typer.Exit(run_container(image, opts))

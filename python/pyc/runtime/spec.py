@@ -72,6 +72,9 @@ class RunOptions:
         blkio_weight: str | None = None,
         device_read_bps: list[str] | None = None,
         device_write_bps: list[str] | None = None,
+        detach: bool = False,
+        restart: str | None = None,
+        log_opts: list[str] | None = None,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -99,6 +102,10 @@ class RunOptions:
         self.blkio_weight = blkio_weight
         self.device_read_bps = device_read_bps or []
         self.device_write_bps = device_write_bps or []
+        # Detached containers: held by pyc-monitor (docker's --restart, --log-opt).
+        self.detach = detach
+        self.restart = restart
+        self.log_opts = log_opts or []
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""

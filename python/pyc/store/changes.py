@@ -1,5 +1,5 @@
 """Dockerfile instructions given with `-c/--change` (import, commit): CMD, ENTRYPOINT, ENV,
-WORKDIR, USER, turned into image config fields."""
+WORKDIR, USER, STOPSIGNAL, turned into image config fields."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ def parse_changes(changes: list[str]) -> dict[str, Any]:
             out["WorkingDir"] = rest
         elif word == "USER" and rest:
             out["User"] = rest
+        elif word == "STOPSIGNAL" and rest:
+            out["StopSignal"] = rest
         else:
-            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR or USER")
+            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR, USER or STOPSIGNAL")
     return out
 
 

@@ -13,4 +13,4 @@ mod target;
 
 pub use config::RunConfig;
 pub use exec::{exec_in, ExecConfig};
-pub use run::{run, Outcome, Output, Stdio};
+pub use run::{exit_status, run, start, Outcome, Output, Started, Stdio};

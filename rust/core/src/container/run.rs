@@ -70,8 +70,50 @@ impl Drop for MaskGuard {
     }
 }
 
+/// A started container: what its parent holds on to. `finish` must follow its end.
+pub struct Started {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// Read ends (non-blocking) of the captured outputs: 0 for stdout, 1 for stderr.
+    pub captures: Vec<(usize, OwnedFd)>,
+    /// `-t`: the pty's master side, copying already (dropped: drained, the user's terminal back).
+    pub term: Option<Terminal>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Started {
+    /// After the container ended: whether the kernel killed in it for memory (read before the
+    /// cgroup goes: it is the only place that says so), then its cgroup removed.
+    pub fn finish(self) -> Result<bool> {
+        let Some(cg) = self.cgroup else { return Ok(false) };
+        let oom = cg.stats().map(|s| s.oom_kills > 0).unwrap_or(false);
+        cg.remove()?;
+        Ok(oom)
+    }
+}
+
 /// Start the container and wait for it. Blocking: the binding releases the GIL around it.
 pub fn run(cfg: &RunConfig, stdio: Stdio) -> Result<Outcome> {
+    // Block the forwarded signals before the clone so none is lost between clone and wait;
+    // the child unblocks them right before exec.
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), Some(&mut old)).map_err(|e| Error::sys("sigprocmask", e))?;
+    let _mask = MaskGuard(old);
+    let sigfd = SignalFd::with_flags(&forwarded_set(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| Error::sys("signalfd", e))?;
+    let mut started = start(cfg, stdio, Some(sigfd.as_fd().as_raw_fd()))?;
+    let captures = std::mem::take(&mut started.captures);
+    let term = started.term.take();
+    let result = wait(Pid::from_raw(started.pid), &started.pidfd, &sigfd, captures, term.as_ref());
+    drop(term);
+    let oom = started.finish();
+    let mut out = result?;
+    out.oom_killed = oom?;
+    Ok(out)
+}
+
+/// Start the container (cgroup, clone, release) and return once its command runs, or with
+/// the reason it could not start. `close` is one more fd of the caller's the child must not keep.
+pub fn start(cfg: &RunConfig, stdio: Stdio, close: Option<RawFd>) -> Result<Started> {
     let mut plan = Plan::build(cfg)?;
     let cgroup = match &cfg.cgroup {
         Some(c) => Some(Cgroup::create(&c.root, &c.path)?),
@@ -85,21 +127,20 @@ pub fn run(cfg: &RunConfig, stdio: Stdio) -> Result<Outcome> {
             return Err(e);
         }
     }
-    let mut result = start_and_wait(&plan, cgroup.as_ref(), stdio);
-    if let Some(cg) = cgroup {
-        // Read before the cgroup goes: it is the only place the kernel says it killed for memory.
-        if let (Ok(out), Ok(stats)) = (&mut result, cg.stats()) {
-            out.oom_killed = stats.oom_kills > 0;
-        }
-        let removed = cg.remove();
-        if result.is_ok() {
-            removed?;
+    match spawn(&plan, cgroup.as_ref(), stdio, close.unwrap_or(-1)) {
+        Ok((pid, pidfd, captures, term)) => Ok(Started { pid, pidfd, captures, term, cgroup }),
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                let _ = cg.remove();
+            }
+            Err(e)
         }
     }
-    result
 }
 
-fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<Outcome> {
+type Spawned = (i32, OwnedFd, Vec<(usize, OwnedFd)>, Option<Terminal>);
+
+fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Result<Spawned> {
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let devnull;
@@ -131,17 +172,10 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
     // -t: the process's stdio is a pty it makes inside; pty.rs copies between it and ours.
     let mut term = if plan.tty { Some(Terminal::open(stdio.stdin, terminal_output(&stdio)?)?) } else { None };
 
-    // Block the forwarded signals before the clone so none is lost between clone and wait;
-    // the child unblocks them right before exec.
-    let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), Some(&mut old)).map_err(|e| Error::sys("sigprocmask", e))?;
-    let _mask = MaskGuard(old);
-    let sigfd = SignalFd::with_flags(&forwarded_set(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| Error::sys("signalfd", e))?;
-
     let fds = ChildFds {
         sync_read: sync_r.as_raw_fd(),
         error_write: err_w.as_raw_fd(),
-        close: [sync_w.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), term.as_ref().map_or(-1, |t| t.socket_fd())],
+        close: [sync_w.as_raw_fd(), err_r.as_raw_fd(), close, term.as_ref().map_or(-1, |t| t.socket_fd())],
         stdio: [stdin, out_fds[0], out_fds[1]],
         tty: term.as_ref().map(|t| t.inside()),
     };
@@ -190,7 +224,7 @@ fn start_and_wait(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio) -> Result<
             return Err(e);
         }
     }
-    wait(child, &pidfd, &sigfd, captures, term.as_ref())
+    Ok((pid, pidfd, captures, term))
 }
 
 /// A terminal's output goes to an fd of the caller's (there is nothing to capture apart).
@@ -273,13 +307,18 @@ pub(super) fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<
         }
         open = still;
     }
-    let (status, signal) = match status.unwrap() {
-        WaitStatus::Exited(_, code) => (code, None),
-        WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
-        other => return Err(Error::Sys(format!("unexpected wait status {other:?}"))),
-    };
+    let (status, signal) = exit_status(status.unwrap())?;
     let [stdout, stderr] = outputs;
     Ok(Outcome { pid: child.as_raw(), status, signal, stdout, stderr, oom_killed: false })
+}
+
+/// The exit code as a shell reports it (the code, or 128 + the signal) and the signal.
+pub fn exit_status(w: WaitStatus) -> Result<(i32, Option<i32>)> {
+    match w {
+        WaitStatus::Exited(_, code) => Ok((code, None)),
+        WaitStatus::Signaled(_, sig, _) => Ok((128 + sig as i32, Some(sig as i32))),
+        other => Err(Error::Sys(format!("unexpected wait status {other:?}"))),
+    }
 }
 
 fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {

@@ -1,0 +1,242 @@
+"""Detached containers: start (through pyc-monitor), stop, kill, wait, remove. The monitor is
+the only writer of a started container's state (state.msgpack); these commands signal the
+container through a pidfd (no pid-reuse race) and wait for the monitor to record the end.
+Commands on one container take turns through a flock on its `lock` file."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from pyc.containers import LIVE, Container, ContainerStore
+from pyc.errors import Conflict, ContainerNotFound, InvalidArgument, PycError
+from pyc.paths import Paths
+from pyc.store import atomic
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+STOP_TIMEOUT = 10  # docker's default for `stop -t`
+POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+class NotRunning(Conflict):
+    """stop, kill of a container that is not running."""
+
+
+def restart_policy(value: str | None) -> tuple[str, int]:
+    """docker's --restart: no | always | unless-stopped | on-failure[:N]."""
+    name, _, count = (value or "no").partition(":")
+    if name not in POLICIES or (count and (name != "on-failure" or not count.isdigit())):
+        raise InvalidArgument(f"invalid restart policy {value!r}: use no, always, unless-stopped or on-failure[:N]")
+    return name, int(count or 0)
+
+
+def log_options(opts: list[str]) -> dict[str, int]:
+    from pyc.runtime.resources import parse_bytes
+
+    out = {"max_size": 10 << 20, "max_files": 2}
+    for opt in opts:
+        key, eq, value = opt.partition("=")
+        if key == "max-size" and eq:
+            out["max_size"] = parse_bytes("--log-opt max-size", value)
+        elif key == "max-file" and value.isdigit() and int(value) > 0:
+            out["max_files"] = int(value)
+        else:
+            raise InvalidArgument(f"invalid --log-opt {opt!r}: use max-size=SIZE or max-file=N")
+    return out
+
+
+def monitor_config(c: Container, opts: Any, paths: Paths) -> dict[str, Any]:
+    """What pyc-monitor needs besides the run config, and the HostConfig fields that show it."""
+    policy, count = restart_policy(opts.restart)
+    if opts.remove and policy != "no":
+        raise InvalidArgument("conflicting options: --restart and --rm")
+    log = log_options(opts.log_opts)
+    return {
+        "restart": {"policy": policy, "max": count},
+        "log": log,
+        "remove": [os.path.join(paths.names, c.name), c.dir] if opts.remove else [],
+        "host_config": {
+            "RestartPolicy": {"Name": policy, "MaximumRetryCount": count},
+            "LogConfig": {"Type": "k8s-file", "Config": {"max-size": str(log["max_size"]), "max-file": str(log["max_files"])}},
+        },
+    }
+
+
+class _lock:
+    """The container's flock, and the check, once it is ours, that the container is still
+    there: a `pyc rm` that went first removed it."""
+
+    def __init__(self, c: Container) -> None:
+        self.c = c
+        self.lock = atomic.locked(c.path("lock"))
+
+    def __enter__(self) -> None:
+        try:
+            self.lock.__enter__()
+        except FileNotFoundError:
+            raise ContainerNotFound(f"no such container: {self.c.name}") from None
+        if not os.path.isdir(self.c.dir):
+            self.lock.__exit__()
+            raise ContainerNotFound(f"no such container: {self.c.name}")
+        self.c.data = ContainerStore.reload(self.c)
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.__exit__()
+
+
+def start(store: ContainerStore, c: Container) -> Container:
+    from pyc.monitor import StartFailed, spawn
+
+    with _lock(c):
+        if c.current_state()["Status"] in LIVE:
+            return c  # docker: starting a running container is not an error
+        if not os.path.exists(c.path("monitor.msgpack")):
+            raise Conflict(f"container {c.name} was run in the foreground: it cannot be started again")
+        for stale in ("stopping", "state.msgpack"):
+            try:
+                os.unlink(c.path(stale))
+            except FileNotFoundError:
+                pass
+        try:
+            spawn(c.dir)
+        except StartFailed as e:
+            c.state.update(ExitCode=e.exit_code, Error=str(e))
+            store.save(c)
+            raise
+    return c
+
+
+def _signal_name(value: str) -> signal.Signals:
+    v = value.upper()
+    try:
+        return signal.Signals(int(v)) if v.isdigit() else signal.Signals[v if v.startswith("SIG") else "SIG" + v]
+    except (KeyError, ValueError):
+        raise InvalidArgument(f"invalid signal: {value}") from None
+
+
+def _container_pidfd(c: Container) -> int | None:
+    """A pidfd on the container's process, checked to still be the one the monitor runs."""
+    st = c.current_state()
+    if st["Status"] != "running" or not st.get("Pid"):
+        return None
+    try:
+        fd = os.pidfd_open(int(st["Pid"]))
+    except ProcessLookupError:
+        return None
+    again = c.current_state()
+    if again["Status"] != "running" or again.get("Pid") != st["Pid"]:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _ends_within(pidfd: int, seconds: float | None) -> bool:
+    """Whether the process of `pidfd` ends within `seconds` (None: however long it takes)."""
+    p = select.poll()
+    p.register(pidfd, select.POLLIN)
+    return bool(p.poll(None if seconds is None else max(0, seconds) * 1000))
+
+
+def _wait_monitor(c: Container, seconds: float = 90) -> None:
+    """Until the monitor has recorded the end and gone."""
+    st = c.current_state()
+    if not c.holder_alive(st):
+        return
+    try:
+        fd = os.pidfd_open(int(st["MonitorPid"]))
+    except ProcessLookupError:
+        return
+    try:
+        if not _ends_within(fd, seconds):
+            raise PycError(f"container {c.name}: its monitor (pid {st['MonitorPid']}) did not finish")
+    finally:
+        os.close(fd)
+
+
+def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
+    """`sig`, then SIGKILL after `timeout`; no restart follows (the `stopping` mark)."""
+    with open(c.path("stopping"), "w"):
+        pass
+    fd = _container_pidfd(c)
+    if fd is not None:
+        try:
+            signal.pidfd_send_signal(fd, sig)
+            if not _ends_within(fd, timeout):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                _ends_within(fd, 10)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(fd)
+    _wait_monitor(c)
+
+
+def stop(store: ContainerStore, c: Container, timeout: float | None) -> Container:
+    with _lock(c):
+        if c.current_state()["Status"] not in LIVE:
+            raise NotRunning(f"container {c.name} is not running")
+        sig = _signal_name(str(c.data.get("Config", {}).get("StopSignal") or "SIGTERM"))
+        _end(c, sig, STOP_TIMEOUT if timeout is None else timeout)
+    return c
+
+
+def kill(c: Container, sig: str) -> Container:
+    s = _signal_name(sig)
+    with _lock(c):
+        fd = _container_pidfd(c)
+        if fd is None:
+            raise NotRunning(f"container {c.name} is not running")
+        try:
+            signal.pidfd_send_signal(fd, s)
+        except ProcessLookupError:
+            raise NotRunning(f"container {c.name} is not running") from None
+        finally:
+            os.close(fd)
+    return c
+
+
+def wait(c: Container) -> int:
+    """Block until the container's (next) end; its exit code."""
+    while True:
+        st = c.current_state()
+        if st["Status"] == "exited":
+            return int(st.get("ExitCode") or 0)
+        pid = st.get("Pid")
+        fd = _container_pidfd(c) if st["Status"] == "running" else None
+        if fd is None:
+            time.sleep(0.05)
+            continue
+        try:
+            _ends_within(fd, None)
+        finally:
+            os.close(fd)
+        # The monitor records the end a moment after the process went.
+        while True:
+            st = c.current_state()
+            if st["Status"] != "running" or st.get("Pid") != pid:
+                return int(st.get("ExitCode") or 0)
+            time.sleep(0.005)
+
+
+def remove(store: ContainerStore, c: Container, force: bool) -> None:
+    with _lock(c):
+        st = c.current_state()
+        if st["Status"] in LIVE and not force:
+            raise Conflict(f"container {c.name} is running: stop it first, or use -f")
+        # A foreground run's holder is its pyc, which ends once store.remove kills the cgroup.
+        if os.path.exists(c.path("monitor.msgpack")):
+            if st["Status"] in LIVE:
+                _end(c, signal.SIGKILL, 10)
+            _wait_monitor(c, 10)
+        store.remove(c, force=True)
+
+
+def rename(store: ContainerStore, c: Container, new: str) -> None:
+    """The new name is taken (O_EXCL) before the old one is let go: never two, never none."""
+    with _lock(c):
+        store.rename(c, new)

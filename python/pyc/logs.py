@@ -1,0 +1,108 @@
+"""Reading a container's log as pyc-monitor writes it (ctr.log, rotated to ctr.log.1, .2 ...):
+CRI records `<time> <stdout|stderr> <F|P> <bytes>`, F when a newline followed the bytes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyc.containers import LIVE, Container
+from pyc.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+Record = tuple[str, str, bytes]  # (time, stream, bytes with their newline if any)
+
+
+def parse_since(value: str, now: float | None = None) -> str:
+    """docker's --since: an RFC 3339 time, a Unix time, or a duration (10s, 5m, 2h) ago; as an
+    RFC 3339 UTC string that compares with the records' times."""
+    now = time.time() if now is None else now
+    units = {"s": 1, "m": 60, "h": 3600}
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        t = now - float(value[:-1]) * units[value[-1]]
+    elif value.replace(".", "", 1).isdigit():
+        t = float(value)
+    elif len(value) >= 19 and value[4] == "-" and value[10] == "T":
+        return value.rstrip("Z")
+    else:
+        raise InvalidArgument(f"invalid --since {value!r}: use a time (2026-01-02T15:04:05Z), a Unix time or a duration (10m)")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}"
+
+
+def _parse(line: bytes) -> Record | None:
+    parts = line.split(b" ", 3)
+    if len(parts) < 4 or not line.endswith(b"\n"):
+        return None
+    ts, stream, tag, data = parts
+    data = data[:-1] + (b"\n" if tag == b"F" else b"")
+    return ts.decode(), stream.decode(), data
+
+
+def _files(c: Container) -> list[str]:
+    base = c.path("ctr.log")
+    rotated = []
+    i = 1
+    while os.path.exists(f"{base}.{i}"):
+        rotated.append(f"{base}.{i}")
+        i += 1
+    return [*reversed(rotated), base]
+
+
+def records(c: Container) -> tuple[list[Record], int]:
+    """Every record kept, oldest first, and how far the live file was read (for `follow`)."""
+    out: list[Record] = []
+    offset = 0
+    for path in _files(c):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        end = data.rfind(b"\n") + 1  # a record being written is left for `follow`
+        out += [r for line in data[:end].splitlines(keepends=True) if (r := _parse(line)) is not None]
+        offset = end
+    return out, offset
+
+
+def follow(c: Container, offset: int, interval: float = 0.05) -> Iterator[Record]:
+    """Records written to the live log from `offset` on, while the container runs; a rotation
+    is followed to the new file."""
+    path = c.path("ctr.log")
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (reopened on rotation)
+    except FileNotFoundError:
+        return
+    f.seek(offset)
+    pending = b""
+    last = False
+    try:
+        while True:
+            chunk = f.read()
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    r = _parse(line + b"\n")
+                    if r is not None:
+                        yield r
+                continue
+            try:
+                rotated = os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                rotated = False
+            if rotated:
+                f.close()
+                f = open(path, "rb")  # noqa: SIM115
+                pending = b""
+                continue
+            if c.current_state()["Status"] not in LIVE:
+                if last:
+                    return
+                last = True  # one more read: what was written before the end was recorded
+                continue
+            time.sleep(interval)
+    finally:
+        f.close()

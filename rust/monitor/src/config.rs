@@ -1,0 +1,64 @@
+//! What the CLI leaves in the container's directory for the monitor (monitor.msgpack).
+
+use std::path::PathBuf;
+
+use pyc_core::container::RunConfig;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct MonitorConfig {
+    pub run: RunConfig,
+    #[serde(default)]
+    pub restart: Restart,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Paths removed once the container has ended for good (`run -d --rm`): its name and its
+    /// directory.
+    #[serde(default)]
+    pub remove: Vec<PathBuf>,
+}
+
+/// docker's `--restart` policy: "no", "on-failure" (with at most `max` retries, 0 = no limit),
+/// "always", "unless-stopped".
+#[derive(Deserialize)]
+pub struct Restart {
+    pub policy: String,
+    #[serde(default)]
+    pub max: u32,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart { policy: "no".into(), max: 0 }
+    }
+}
+
+#[derive(Deserialize, Clone)]
+pub struct LogConfig {
+    /// Bytes in the live file before it is rotated.
+    #[serde(default = "default_max_size")]
+    pub max_size: u64,
+    /// The live file plus rotated ones (ctr.log.1 ...) kept.
+    #[serde(default = "default_max_files")]
+    pub max_files: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { max_size: default_max_size(), max_files: default_max_files() }
+    }
+}
+
+fn default_max_size() -> u64 {
+    10 << 20
+}
+
+fn default_max_files() -> u32 {
+    2
+}
+
+impl MonitorConfig {
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Self, String> {
+        rmp_serde::from_slice(bytes).map_err(|e| format!("invalid monitor config: {e}"))
+    }
+}
