@@ -56,12 +56,13 @@ def pyc(*args: str, input: bytes | str | None = None, timeout: float = 60, env: 
 
 def store_snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every path under the store with its size and mtime: to show a command changed nothing.
-    images.cache is left out: any image look-up may refresh that cache of the index."""
+    images.cache is left out: any image look-up may refresh that cache of the index; so is
+    pyc.db-shm, SQLite's WAL index, which readers write to."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
-            if p == os.path.join(root, "images.cache"):
+            if p in (os.path.join(root, "images.cache"), os.path.join(root, "pyc.db-shm")):
                 continue
             st = os.lstat(p)
             out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns if not os.path.isdir(p) else 0)

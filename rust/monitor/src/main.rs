@@ -145,10 +145,9 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         }
         st.restart_count += 1;
     }
-    // Read again: `pyc rename` may have changed the name to remove meanwhile.
-    let remove = std::fs::read(dir.join("monitor.msgpack")).ok().and_then(|b| MonitorConfig::from_msgpack(&b).ok()).map_or(cfg.remove, |c| c.remove);
-    for p in &remove {
-        let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+    if let Some((program, args)) = cfg.on_end.split_first() {
+        // Its own process, not an exec of this one: `pyc rm` waits for the monitor to be gone.
+        let _ = std::process::Command::new(program).args(args).spawn();
     }
     0
 }
