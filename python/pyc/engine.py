@@ -141,6 +141,14 @@ class Engine:
         collect(self.images, self._container_layers())
         return lines
 
+    def prune_images(self, all: bool = False) -> tuple[list[str], int]:
+        """Remove dangling images (all=True: every image no container uses); returns docker's
+        lines and the bytes freed."""
+        from pyc.store.prune import prune
+
+        in_use = {str(c.data.get("ImageId")) for c in self.containers.all()}
+        return prune(self.images, in_use, self._container_layers(), all)
+
     def _container_layers(self) -> set[str]:
         return {layer for c in self.containers.all() for layer in c.data.get("Layers", [])}
 
