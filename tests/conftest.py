@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -56,16 +58,31 @@ def pyc(*args: str, input: bytes | str | None = None, timeout: float = 60, env: 
 
 def store_snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every path under the store with its size and mtime: to show a command changed nothing.
-    images.cache is left out: any image look-up may refresh that cache of the index."""
+    images.cache is left out: any image look-up may refresh that cache of the index. pyc.db is
+    compared by its rows, not its files: SQLite moves pages from its WAL into pyc.db whenever a
+    last connection closes, which changes no row."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
-            if p == os.path.join(root, "images.cache"):
+            if p == os.path.join(root, "images.cache") or (dirpath == str(root) and name.startswith("pyc.db")):
                 continue
             st = os.lstat(p)
             out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns if not os.path.isdir(p) else 0)
+    out["pyc.db rows"] = _db_rows(Path(root) / "pyc.db")
     return out
+
+
+def _db_rows(path: Path) -> tuple[int, int]:
+    """(row count, a hash of every row) of pyc.db's containers table."""
+    if not path.exists():
+        return (0, 0)
+    db = sqlite3.connect(path)
+    try:
+        rows = sorted(db.execute("SELECT id, name, created, record FROM containers").fetchall())
+    finally:
+        db.close()
+    return (len(rows), int(hashlib.sha256(repr(rows).encode()).hexdigest()[:15], 16))
 
 
 def leftovers(cid: str) -> list[str]:

@@ -1,6 +1,6 @@
-"""Container records: containers/<id>/ holds container.msgpack (what `ps` and `inspect` show),
-the upper and work dirs of the overlay, the mount point, and the files pyc bind-mounts into
-/etc. A name is a file names/<name> made with O_EXCL, so two commands never share one.
+"""Containers: a row each in pyc.db (containerdb.py: id, unique name, the record `ps` and
+`inspect` show); containers/<id>/ holds the upper and work dirs of the overlay, the mount point,
+the files pyc bind-mounts into /etc, and a detached container's monitor files and log.
 A detached container also has state.msgpack, written by its pyc-monitor at every change: that,
 checked against the monitor being alive, is its state, whatever a pyc command died doing."""
 
@@ -17,9 +17,9 @@ from pyc.store import atomic
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
+    import sqlite3
     from typing import Any
 
-RECORD = "container.msgpack"
 MONITOR_STATE = "state.msgpack"
 LIVE = ("running", "restarting")
 
@@ -45,11 +45,12 @@ def _start_time(pid: int) -> str | None:
 
 
 class Container:
-    __slots__ = ("data", "dir")
+    __slots__ = ("data", "dir", "store")
 
-    def __init__(self, data: dict[str, Any], directory: str) -> None:
+    def __init__(self, data: dict[str, Any], directory: str, store: ContainerStore | None = None) -> None:
         self.data = data
         self.dir = directory
+        self.store = store
 
     @property
     def id(self) -> str:
@@ -78,7 +79,10 @@ class Container:
         if monitor is not None:
             st = dict(st, **{k: v for k, v in monitor.items() if v != "" or k == "Error"})
         if st["Status"] in LIVE and not self.holder_alive(st):
-            return dict(st, Status="exited", ExitCode=137, Pid=0, Error="its holder (pyc or pyc-monitor) was killed")
+            st = dict(st, Status="exited", ExitCode=137, Pid=0, Error="its holder (pyc or pyc-monitor) was killed")
+        if monitor is not None and st["Status"] == "exited" and st != self.state and self.store is not None and not self.holder_alive(st):
+            # The monitor is done: its last word goes into pyc.db, which outlives its files.
+            self.store.fold_state(self, st)
         return st
 
     def monitor_state(self) -> dict[str, Any] | None:
@@ -106,18 +110,15 @@ class ContainerStore:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
 
-    def _reserve_name(self, name: str, cid: str) -> None:
-        path = os.path.join(self.paths.names, name)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            if not self._stale_name(name):
-                raise Conflict(f'the container name "{name}" is already in use') from None
-            # A pyc killed in the middle of rm left the name without its container.
-            os.unlink(path)
-            return self._reserve_name(name, cid)
-        with os.fdopen(fd, "w") as f:
-            f.write(cid)
+    _db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            from pyc.containerdb import connect
+
+            self._db = connect(self.paths.root, self.paths.containers)
+        return self._db
 
     def new(self, name: str | None, record: dict[str, Any]) -> Container:
         """A container in memory only: its id, name and paths, to validate a run against
@@ -132,10 +133,16 @@ class ContainerStore:
         return Container(data, self.paths.container(cid))
 
     def create(self, c: Container, files: dict[str, str], running: bool = False) -> None:
-        """Write the container: its name, directories, `files` in its directory, its record
-        (already marked running when it is about to start, to save a write)."""
-        os.makedirs(self.paths.names, exist_ok=True)
-        self._reserve_name(c.name, c.id)
+        """Write the container: its row (the name is taken there), directories, `files` in its
+        directory (its record already marked running when it is about to start: one write)."""
+        import sqlite3
+
+        if running:
+            self._set_running(c)
+        try:
+            self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.data["Created"], msgpack.packb(c.data)))
+        except sqlite3.IntegrityError:
+            raise Conflict(f'the container name "{c.name}" is already in use') from None
         try:
             os.makedirs(c.dir)
             for sub in ("upper", "work", "rootfs"):
@@ -143,15 +150,13 @@ class ContainerStore:
             for name, content in files.items():
                 with open(c.path(name), "w") as f:
                     f.write(content)
-            if running:
-                self._set_running(c)
-            self.save(c)
         except BaseException:
             self._forget(c.id, c.name)
             raise
 
     def save(self, c: Container) -> None:
-        atomic.write_file(c.path(RECORD), msgpack.packb(c.data), durable=False)
+        if self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (msgpack.packb(c.data), c.id)).rowcount == 0:
+            raise ContainerNotFound(f"no such container: {c.name}")
 
     @staticmethod
     def _set_running(c: Container) -> None:
@@ -163,103 +168,49 @@ class ContainerStore:
         c.state.update(Status="exited", ExitCode=code, OOMKilled=oom_killed, FinishedAt=_now(), MonitorPid=None)
         try:
             self.save(c)
-        except FileNotFoundError:
-            if os.path.isdir(c.dir):
-                raise
+        except ContainerNotFound:
+            pass
 
     def rename(self, c: Container, new: str) -> None:
+        import sqlite3
+
         self.new(new, {})  # checks the name's form
-        os.makedirs(self.paths.names, exist_ok=True)
-        self._reserve_name(new, c.id)
-        old = c.name
         c.data["Name"] = new
         try:
-            self.save(c)
-        except BaseException:
-            os.unlink(os.path.join(self.paths.names, new))
-            raise
-        try:
-            os.unlink(os.path.join(self.paths.names, old))
-        except FileNotFoundError:
-            pass
-        # A `run -d --rm` monitor removes the container's name at its end: the new one now.
-        try:
-            with open(c.path("monitor.msgpack"), "rb") as f:
-                cfg = msgpack.unpackb(f.read())
-        except FileNotFoundError:
-            return
-        old_path = os.path.join(self.paths.names, old)
-        if old_path in cfg.get("remove", []):
-            cfg["remove"] = [os.path.join(self.paths.names, new) if p == old_path else p for p in cfg["remove"]]
-            atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(cfg), durable=False)
-
-    def _stale_name(self, name: str) -> bool:
-        try:
-            with open(os.path.join(self.paths.names, name)) as f:
-                cid = f.read().strip()
-        except FileNotFoundError:
-            return False
-        # An empty file is a name being reserved right now by another pyc.
-        return bool(cid) and not os.path.isdir(self.paths.container(cid))
-
-    def forget_stale_name(self, name: str) -> bool:
-        """Drop a name whose container is gone (a crash in rm); whether there was one."""
-        if not self._stale_name(name):
-            return False
-        try:
-            os.unlink(os.path.join(self.paths.names, name))
-        except FileNotFoundError:
-            pass
-        return True
+            self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, msgpack.packb(c.data), c.id))
+        except sqlite3.IntegrityError:
+            raise Conflict(f'the container name "{new}" is already in use') from None
 
     def get(self, ref: str) -> Container:
         """By name, full id or a unique id prefix."""
-        try:
-            with open(os.path.join(self.paths.names, ref)) as f:
-                return self._load(f.read().strip())
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            pass
-        if ref and all(c in "0123456789abcdef" for c in ref):
-            matches = [cid for cid in self._ids() if cid.startswith(ref)]
-            if len(matches) == 1:
-                return self._load(matches[0])
-            if len(matches) > 1:
+        rows = self.db.execute("SELECT id, record FROM containers WHERE name = ?", (ref,)).fetchall()
+        if not rows and ref and all(c in "0123456789abcdef" for c in ref):
+            rows = self.db.execute("SELECT id, record FROM containers WHERE id >= ? AND id < ? LIMIT 2", (ref, ref + "g")).fetchall()
+            if len(rows) > 1:
                 raise InvalidArgument(f"container id prefix {ref} is ambiguous")
-        raise ContainerNotFound(f"no such container: {ref}")
+        if not rows:
+            raise ContainerNotFound(f"no such container: {ref}")
+        return Container(msgpack.unpackb(rows[0][1]), self.paths.container(rows[0][0]), self)
 
-    def _ids(self) -> list[str]:
+    def fold_state(self, c: Container, state: dict[str, Any]) -> None:
         try:
-            return os.listdir(self.paths.containers)
-        except FileNotFoundError:
-            return []
+            data = self.reload(c)
+        except ContainerNotFound:
+            return
+        data["State"] = state
+        self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (msgpack.packb(data), c.id))
 
-    def _load(self, cid: str) -> Container:
-        directory = self.paths.container(cid)
-        try:
-            with open(os.path.join(directory, RECORD), "rb") as f:
-                return Container(msgpack.unpackb(f.read()), directory)
-        except (FileNotFoundError, ValueError, msgpack.UnpackException):
-            raise ContainerNotFound(f"no such container: {cid}") from None
-
-    @staticmethod
-    def reload(c: Container) -> dict[str, Any]:
-        """The record as it is on disk now (another pyc may have changed it)."""
-        try:
-            with open(c.path(RECORD), "rb") as f:
-                data: dict[str, Any] = msgpack.unpackb(f.read())
-                return data
-        except (FileNotFoundError, ValueError, msgpack.UnpackException):
-            raise ContainerNotFound(f"no such container: {c.name}") from None
+    def reload(self, c: Container) -> dict[str, Any]:
+        """The record as it is now (another pyc may have changed it)."""
+        row = self.db.execute("SELECT record FROM containers WHERE id = ?", (c.id,)).fetchone()
+        if row is None:
+            raise ContainerNotFound(f"no such container: {c.name}")
+        data: dict[str, Any] = msgpack.unpackb(row[0])
+        return data
 
     def all(self) -> list[Container]:
-        out = []
-        for cid in self._ids():
-            try:
-                out.append(self._load(cid))
-            except ContainerNotFound:
-                continue
-        out.sort(key=lambda c: str(c.data.get("Created", "")), reverse=True)
-        return out
+        rows = self.db.execute("SELECT id, record FROM containers ORDER BY created DESC").fetchall()
+        return [Container(msgpack.unpackb(record), self.paths.container(cid), self) for cid, record in rows]
 
     def remove(self, c: Container, force: bool = False, cgroup: bool = True) -> None:
         """`cgroup=False` when the caller knows it is gone (a run that ended and removed it)."""
@@ -275,17 +226,14 @@ class ContainerStore:
     def _forget(self, cid: str, name: str) -> None:
         import pyc_core
 
-        # Moved aside first, in one step: the pyc process that ran the container may write its
-        # exit into the directory meanwhile, and must find it gone rather than half removed.
-        # A crash here leaves it in tmp/, which the next import or rmi collects.
+        # The directory is moved aside first, in one step, then the row goes: a crash between
+        # leaves a row without files, which ps shows and rm removes; the directory left in tmp/
+        # is collected by the next import or rmi.
         doomed = os.path.join(self.paths.tmp, f"{os.getpid()}-rm-{cid}")
         try:
             os.makedirs(self.paths.tmp, exist_ok=True)
             os.rename(self.paths.container(cid), doomed)
         except FileNotFoundError:
             doomed = self.paths.container(cid)
+        self.db.execute("DELETE FROM containers WHERE id = ?", (cid,))
         pyc_core.remove_tree(doomed)
-        try:
-            os.unlink(os.path.join(self.paths.names, name))
-        except FileNotFoundError:
-            pass

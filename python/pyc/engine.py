@@ -14,7 +14,7 @@ import msgpack
 import pyc_core
 
 from pyc.containers import Container, ContainerStore
-from pyc.errors import Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, PycError
+from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
 from pyc.store.images import Image, ImageStore
@@ -144,6 +144,14 @@ class Engine:
         collect(self.images, self._container_layers())
         return lines
 
+    def prune_images(self, all: bool = False) -> tuple[list[str], int]:
+        """Remove dangling images (all=True: every image no container uses); returns docker's
+        lines and the bytes freed."""
+        from pyc.store.prune import prune
+
+        in_use = {str(c.data.get("ImageId")) for c in self.containers.all()}
+        return prune(self.images, in_use, self._container_layers(), all)
+
     def _container_layers(self) -> set[str]:
         return {layer for c in self.containers.all() for layer in c.data.get("Layers", [])}
 
@@ -268,7 +276,7 @@ class Engine:
     def kill(self, ref: str, sig: str = "KILL") -> Container:
         from pyc.lifecycle import kill
 
-        return kill(self.containers.get(ref), sig)
+        return kill(self.containers, self.containers.get(ref), sig)
 
     def wait(self, ref: str) -> int:
         from pyc.lifecycle import wait
@@ -320,12 +328,7 @@ class Engine:
     def remove_container(self, ref: str, force: bool = False) -> str:
         from pyc.lifecycle import remove
 
-        try:
-            c = self.containers.get(ref)
-        except ContainerNotFound:
-            if self.containers.forget_stale_name(ref):
-                return ref
-            raise
+        c = self.containers.get(ref)
         remove(self.containers, c, force)
         return c.id
 

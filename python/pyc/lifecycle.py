@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import select
+import sys
 import signal
 import time
 
@@ -59,7 +60,8 @@ def monitor_config(c: Container, opts: Any, paths: Paths) -> dict[str, Any]:
     return {
         "restart": {"policy": policy, "max": count},
         "log": log,
-        "remove": [os.path.join(paths.names, c.name), c.dir] if opts.remove else [],
+        # `run -d --rm`: at its end the monitor runs `pyc rm` on the container.
+        "on_end": [sys.executable, "-c", "from pyc.cli.main import main; main()", "rm", "-f", c.id] if opts.remove else [],
         "host_config": {
             "RestartPolicy": {"Name": policy, "MaximumRetryCount": count},
             "LogConfig": {"Type": "k8s-file", "Config": {"max-size": str(log["max_size"]), "max-file": str(log["max_files"])}},
@@ -68,10 +70,11 @@ def monitor_config(c: Container, opts: Any, paths: Paths) -> dict[str, Any]:
 
 
 class _lock:
-    """The container's flock, and the check, once it is ours, that the container is still
-    there: a `pyc rm` that went first removed it."""
+    """The container's flock, and its record read again once the lock is ours: a `pyc rm`
+    that went first removed it, a `pyc rename` renamed it."""
 
-    def __init__(self, c: Container) -> None:
+    def __init__(self, store: ContainerStore, c: Container) -> None:
+        self.store = store
         self.c = c
         self.lock = atomic.locked(c.path("lock"))
 
@@ -79,11 +82,12 @@ class _lock:
         try:
             self.lock.__enter__()
         except FileNotFoundError:
-            raise ContainerNotFound(f"no such container: {self.c.name}") from None
-        if not os.path.isdir(self.c.dir):
+            pass  # a crash in rm left the row without its directory: nothing else to guard
+        try:
+            self.c.data = self.store.reload(self.c)
+        except ContainerNotFound:
             self.lock.__exit__()
-            raise ContainerNotFound(f"no such container: {self.c.name}")
-        self.c.data = ContainerStore.reload(self.c)
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.lock.__exit__()
@@ -92,7 +96,7 @@ class _lock:
 def start(store: ContainerStore, c: Container) -> Container:
     from pyc.monitor import StartFailed, spawn
 
-    with _lock(c):
+    with _lock(store, c):
         if c.current_state()["Status"] in LIVE:
             return c  # docker: starting a running container is not an error
         if not os.path.exists(c.path("monitor.msgpack")):
@@ -177,7 +181,7 @@ def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
 
 
 def stop(store: ContainerStore, c: Container, timeout: float | None) -> Container:
-    with _lock(c):
+    with _lock(store, c):
         if c.current_state()["Status"] not in LIVE:
             raise NotRunning(f"container {c.name} is not running")
         sig = _signal_name(str(c.data.get("Config", {}).get("StopSignal") or "SIGTERM"))
@@ -185,9 +189,9 @@ def stop(store: ContainerStore, c: Container, timeout: float | None) -> Containe
     return c
 
 
-def kill(c: Container, sig: str) -> Container:
+def kill(store: ContainerStore, c: Container, sig: str) -> Container:
     s = _signal_name(sig)
-    with _lock(c):
+    with _lock(store, c):
         fd = _container_pidfd(c)
         if fd is None:
             raise NotRunning(f"container {c.name} is not running")
@@ -224,7 +228,7 @@ def wait(c: Container) -> int:
 
 
 def remove(store: ContainerStore, c: Container, force: bool) -> None:
-    with _lock(c):
+    with _lock(store, c):
         st = c.current_state()
         if st["Status"] in LIVE and not force:
             raise Conflict(f"container {c.name} is running: stop it first, or use -f")
@@ -238,5 +242,5 @@ def remove(store: ContainerStore, c: Container, force: bool) -> None:
 
 def rename(store: ContainerStore, c: Container, new: str) -> None:
     """The new name is taken (O_EXCL) before the old one is let go: never two, never none."""
-    with _lock(c):
+    with _lock(store, c):
         store.rename(c, new)

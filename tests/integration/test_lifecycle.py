@@ -101,12 +101,14 @@ def test_stop_uses_the_images_stopsignal() -> None:
     assert pyc("run", "--name", "sigbase", "busybox", "true").returncode == 0
     assert pyc("commit", "-c", "STOPSIGNAL SIGUSR1", "sigbase", "stopsig:1").returncode == 0
     try:
-        cid = run_d("stopsig:1", "sh", "-c", "trap 'echo got USR1; exit 0' USR1; trap 'echo got TERM; exit 1' TERM; while true; do sleep 0.05; done")
-        assert pyc("stop", cid).returncode == 0
-        assert state(cid)["ExitCode"] == 0 and pyc("logs", cid).stdout == "got USR1\n"
+        run_d("--name", "sigtest", "stopsig:1", "sh", "-c", "trap 'echo got USR1; exit 0' USR1; trap 'echo got TERM; exit 1' TERM; while true; do sleep 0.05; done")
+        assert pyc("stop", "sigtest").returncode == 0
+        assert state("sigtest")["ExitCode"] == 0 and pyc("logs", "sigtest").stdout == "got USR1\n"
     finally:
-        pyc("rm", "-f", "sigbase")
-        pyc("rmi", "-f", "stopsig:1")
+        # Containers first: an image still in use would keep its layer (other tests read the
+        # store's layers).
+        pyc("rm", "-f", "sigtest", "sigbase")
+        assert pyc("rmi", "stopsig:1").returncode == 0
 
 
 def test_stop_kills_after_the_timeout() -> None:

@@ -43,6 +43,5 @@ def test_fifty_containers_leave_nothing_behind(store_root: Path) -> None:
     assert _fds() == fds_before
     for cid, monitor, pid in seen:
         assert not alive(monitor) and not alive(pid)
-        assert leftovers(cid) == []
+        assert leftovers(cid) == []  # its mounts, cgroups (one per hierarchy) and directory
     assert os.listdir(store_root / "containers") == []
-    assert not [p for p in Path("/sys/fs/cgroup").glob("*/pyc/*") if p.is_dir()]

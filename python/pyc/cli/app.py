@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import archive, commit, containers, exec, images, lifecycle, limits, run
+from pyc.cli import archive, commit, containers, exec, images, lifecycle, limits, run, system
 
 app = typer.Typer(
     name="pyc",
@@ -15,6 +15,8 @@ image_app = typer.Typer(help="Manage images.", no_args_is_help=True)
 container_app = typer.Typer(help="Manage containers.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
 app.add_typer(container_app, name="container")
+system_app = typer.Typer(help="Manage pyc.", no_args_is_help=True)
+app.add_typer(system_app, name="system")
 
 run.register(app)
 run.register(container_app)
@@ -24,4 +26,5 @@ limits.register(app, container_app)
 commit.register(app, image_app, container_app)
 archive.register(app, image_app)
 exec.register(app, container_app)
+system.register(app, image_app, system_app)
 lifecycle.register(app, container_app)

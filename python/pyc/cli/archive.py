@@ -5,6 +5,7 @@ import sys
 
 import typer
 
+from pyc import progress
 from pyc.engine import Engine
 from pyc.errors import InvalidArgument
 
@@ -20,9 +21,11 @@ def register(app: typer.Typer, image_app: typer.Typer) -> None:
             if sys.stdout.isatty():
                 raise InvalidArgument("refusing to write an archive to a terminal: use -o FILE or redirect")
             sys.stdout.flush()
-            Engine().save(refs, sys.stdout.fileno(), format)
+            with progress.bars():
+                Engine().save(refs, sys.stdout.fileno(), format)
         else:
-            Engine().save(refs, output, format)
+            with progress.bars():
+                Engine().save(refs, output, format)
 
     def load(
         input: str | None = typer.Option(None, "-i", "--input", help="Archive (docker-archive, oci-archive; plain, gzip or zstd) or OCI directory; - for stdin."),
@@ -32,9 +35,11 @@ def register(app: typer.Typer, image_app: typer.Typer) -> None:
         if input is None or input == "-":
             if input is None and sys.stdin.isatty():
                 raise InvalidArgument("no input: use -i FILE, or pipe an archive to stdin")
-            names = Engine().load(sys.stdin.fileno())
+            with progress.bars():
+                names = Engine().load(sys.stdin.fileno())
         else:
-            names = Engine().load(os.path.expanduser(input))
+            with progress.bars():
+                names = Engine().load(os.path.expanduser(input))
         if not quiet:
             for n in names:
                 print(f"Loaded image ID: {n}" if n.startswith("sha256:") else f"Loaded image: {n}")

@@ -44,10 +44,13 @@ def fast_commit(args: list[str]) -> tuple[str, str | None, list[str], str | None
 
 
 def commit_container(ref: str, new_ref: str | None, changes: list[str], message: str | None) -> int:
+    from pyc import progress
     from pyc.engine import Engine
     from pyc.store.changes import parse_changes
 
-    print(Engine().commit(ref, new_ref, parse_changes(changes), message).id)
+    with progress.bars():
+        img = Engine().commit(ref, new_ref, parse_changes(changes), message)
+    print(img.id)
     return 0
 
 

@@ -50,18 +50,15 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
         short = [[r["ID"], r["Image"], f'"{r["Command"][:20]}…"' if len(r["Command"]) > 20 else f'"{r["Command"]}"', r["RunningFor"], r["Status"], r["Names"]] for r in rows]
         print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], short))
 
-    def rm(refs: list[str] = typer.Argument(...), force: bool = typer.Option(False, "-f", "--force", help="Kill it first if it runs.")) -> None:
+    def rm(
+        refs: list[str] = typer.Argument(...),
+        force: bool = typer.Option(False, "-f", "--force", help="Kill it first if it runs."),
+        volumes: bool = typer.Option(False, "-v", "--volumes", help="Also anonymous volumes (pyc makes none)."),
+    ) -> None:
         """Remove containers."""
-        engine = Engine()
-        failed = 0
-        for ref in refs:
-            try:
-                engine.remove_container(ref, force)
-                print(ref)
-            except PycError as e:
-                sys.stderr.write(f"pyc: {e}\n")
-                failed = 1
-        raise typer.Exit(failed)
+        from pyc.cli import verbs
+
+        raise typer.Exit(verbs.rm(Engine(), refs, force))
 
     def export(ref: str = typer.Argument(...), output: str | None = typer.Option(None, "-o", "--output", help="Write to a file, not stdout.")) -> None:
         """Write a container's filesystem as a tar."""

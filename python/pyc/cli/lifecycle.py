@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import typer
 
+from pyc.cli import verbs
 from pyc.engine import Engine
 from pyc.errors import PycError
 
@@ -40,18 +41,7 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
 
     def stop(refs: list[str] = typer.Argument(...), time: int | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL (default 10).")) -> None:
         """Stop running containers: the image's STOPSIGNAL (or SIGTERM), then SIGKILL."""
-        from pyc.lifecycle import NotRunning
-
-        engine = Engine()
-
-        def stop_one(ref: str) -> None:
-            try:
-                engine.stop(ref, time)
-            except NotRunning as e:
-                # docker's answer (exit 0, nothing done), said on one line.
-                sys.stderr.write(f"pyc: {e}: nothing to stop\n")
-
-        _each(refs, stop_one)
+        raise typer.Exit(verbs.stop(Engine(), refs, time))
 
     def restart(refs: list[str] = typer.Argument(...), time: int | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL (default 10).")) -> None:
         """Stop (if running) and start containers again."""
@@ -70,20 +60,11 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
 
     def kill(refs: list[str] = typer.Argument(...), signal: str = typer.Option("KILL", "-s", "--signal", help="Signal to send (name or number).")) -> None:
         """Send a signal to running containers (SIGKILL by default)."""
-        engine = Engine()
-        _each(refs, lambda ref: engine.kill(ref, signal))
+        raise typer.Exit(verbs.kill(Engine(), refs, signal))
 
     def wait(refs: list[str] = typer.Argument(...)) -> None:
         """Block until containers stop; print their exit codes."""
-        engine = Engine()
-        failed = 0
-        for ref in refs:
-            try:
-                print(engine.wait(ref), flush=True)
-            except PycError as e:
-                sys.stderr.write(f"pyc: {e}\n")
-                failed = 1
-        raise typer.Exit(failed)
+        raise typer.Exit(verbs.wait(Engine(), refs))
 
     def logs(
         ref: str = typer.Argument(...),

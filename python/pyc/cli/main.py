@@ -38,6 +38,14 @@ def dispatch(argv: list[str]) -> int:
             committed = fast_commit(argv[1:] if argv[0] == "commit" else argv[2:])
             if committed is not None:
                 return commit_container(*committed)
+        verb, rest = (argv[1:2], argv[2:]) if argv[:1] == ["container"] else (argv[:1], argv[1:])
+        if verb and verb[0] in ("stop", "kill", "rm", "wait"):
+            from pyc.cli.verbs import fast_parse as fast_verb
+            from pyc.cli.verbs import run_fast
+
+            parsed_verb = fast_verb(verb[0], rest)
+            if parsed_verb is not None:
+                return run_fast(verb[0], *parsed_verb)
         return _typer(argv)
     except PycError as e:
         return fail(str(e), e.exit_code)

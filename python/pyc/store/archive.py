@@ -11,6 +11,7 @@ import shutil
 import tarfile
 import threading
 
+from pyc import progress
 from pyc.errors import BadImage, InvalidArgument
 from pyc.paths import digest_hex
 from pyc.store import atomic
@@ -83,11 +84,23 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+class _Counted:
+    """A file whose reads move a progress bar."""
+
+    def __init__(self, f: IO[bytes], bar: progress.task) -> None:
+        self.f, self.bar = f, bar
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.bar.advance(len(data))
+        return data
+
+
 def _add_file(tar: tarfile.TarFile, name: str, path: str) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = os.path.getsize(path), 0o644, 0
-    with open(path, "rb", buffering=BUF) as f:
-        tar.addfile(info, f)
+    with open(path, "rb", buffering=BUF) as f, progress.task(f"{os.path.basename(path)[:12]}: Saving", info.size) as bar:
+        tar.addfile(info, _Counted(f, bar))
 
 
 def _add_dir(tar: tarfile.TarFile, name: str) -> None:
@@ -156,7 +169,8 @@ def _save_oci_dir(store: ImageStore, images: list[tuple[str, Image]], out: str) 
         os.makedirs(os.path.join(tmp, "blobs", "sha256"))
         for digest in blobs:
             dst = os.path.join(tmp, "blobs", "sha256", digest.removeprefix("sha256:"))
-            shutil.copyfile(store.paths.blob(digest), dst)
+            with progress.task(f"{digest[7:19]}: Saving", os.path.getsize(store.paths.blob(digest)), progress.file_size(dst)):
+                shutil.copyfile(store.paths.blob(digest), dst)
             with open(dst, "rb") as f:
                 os.fsync(f.fileno())
         atomic.write_file(os.path.join(tmp, "oci-layout"), LAYOUT)
@@ -203,6 +217,15 @@ class _Source:
             raise BadImage(f"{name} is missing from the archive")
         return f
 
+    def size(self, name: str) -> int | None:
+        if self.root is not None:
+            try:
+                return os.path.getsize(os.path.join(self.root, name))
+            except OSError:
+                return None
+        m = self.members.get(os.path.normpath(name))
+        return m.size if m is not None else None
+
     def read(self, name: str, digest: str | None = None) -> bytes:
         with self.open(name) as f:
             data = f.read()
@@ -232,16 +255,19 @@ class _Loader:
         store = self.store
         have_blob = store.has_blob(diff_id) or diff_id in self.blobs
         have_dir = os.path.isdir(store.paths.layer(chain)) or chain in self.layers
+        label = f"{digest_hex(diff_id)[:12]}: Loading layer"
         if have_blob and have_dir:
             # Nothing to take in, but the archive must still be what it claims.
-            digest = _hash(src, name)
+            with progress.task(label, src.size(name)) as bar:
+                digest = _hash(src, name, bar)
             if digest in (blob_digest, diff_id):
                 return self._size(diff_id)
         n = len(self.layers) + len(self.blobs)
         dest = os.path.join(self.tmp, f"layer-{n}")
         blob = os.path.join(self.tmp, f"blob-{n}")
         os.mkdir(dest)
-        got, size, raw = _unpack(src, name, dest, blob)
+        with progress.task(label, src.size(name)) as bar:
+            got, size, raw = _unpack(src, name, dest, blob, bar)
         if blob_digest is not None and raw != blob_digest:
             raise BadImage(f"layer {name} does not match its digest {blob_digest}")
         if got != diff_id:
@@ -276,13 +302,14 @@ class _Loader:
         return loaded
 
 
-def _feed(src: _Source, name: str, fd: int, hasher: Any) -> None:
+def _feed(src: _Source, name: str, fd: int, hasher: Any, bar: progress.task) -> None:
     """Copy the member into the pipe, hashing it; keep hashing if the reader stops early."""
     with src.open(name) as f:
         out: IO[bytes] | None = os.fdopen(fd, "wb", buffering=0)
         try:
             while chunk := f.read(BUF):
                 hasher.update(chunk)
+                bar.advance(len(chunk))
                 if out is not None:
                     try:
                         out.write(chunk)
@@ -297,7 +324,7 @@ def _feed(src: _Source, name: str, fd: int, hasher: Any) -> None:
                     pass
 
 
-def _unpack(src: _Source, name: str, dest: str, blob: str) -> tuple[str, int, str]:
+def _unpack(src: _Source, name: str, dest: str, blob: str, bar: progress.task) -> tuple[str, int, str]:
     """unpack_layer on an archive member: (diff id, uncompressed size, digest of the member)."""
     import pyc_core
 
@@ -305,7 +332,12 @@ def _unpack(src: _Source, name: str, dest: str, blob: str) -> tuple[str, int, st
         path = os.path.join(src.root, name)
         if not os.path.isfile(path):
             raise BadImage(f"{name} is missing from the archive")
-        diff_id, size = _unpack_layer(path, dest, blob, name)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            bar.watch(progress.offset(fd))  # unpack_layer reads a dup of fd: the offset is shared
+            diff_id, size = _unpack_layer(fd, dest, blob, name)
+        finally:
+            os.close(fd)
         return diff_id, size, pyc_core.sha256_file(path)[0]
     hasher = hashlib.sha256()
     r, w = os.pipe()
@@ -313,7 +345,7 @@ def _unpack(src: _Source, name: str, dest: str, blob: str) -> tuple[str, int, st
 
     def run() -> None:
         try:
-            _feed(src, name, w, hasher)
+            _feed(src, name, w, hasher, bar)
         except BaseException as e:  # reported after the join
             errors.append(e)
 
@@ -339,10 +371,11 @@ def _unpack_layer(source: str | int, dest: str, blob: str, name: str) -> tuple[s
         raise BadImage(f"layer {name}: {e}") from None
 
 
-def _hash(src: _Source, name: str) -> str:
+def _hash(src: _Source, name: str, bar: progress.task) -> str:
     h = hashlib.sha256()
     with src.open(name) as f:
         while chunk := f.read(BUF):
+            bar.advance(len(chunk))
             h.update(chunk)
     return "sha256:" + h.hexdigest()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from pyc import progress
 from pyc.errors import InvalidArgument
 from pyc.store.changes import apply_changes
 from pyc.store.gc import collect_tmp
@@ -32,10 +33,16 @@ def commit_upper(store: ImageStore, image: Image, upper: str, ref: str | None, c
         blob = os.path.join(tmp, "blob")
         layer_dir = os.path.join(tmp, "layer")
         os.mkdir(layer_dir)
-        diff_id, size = pyc_core.tar_upper(upper, blob)
+        with progress.task("Writing layer", None, progress.file_size(blob)):
+            diff_id, size = pyc_core.tar_upper(upper, blob)
         # An unchanged container makes an empty layer, as in docker; unpack refuses empty tars.
         if os.listdir(upper):
-            pyc_core.unpack_layer(blob, layer_dir)
+            fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                with progress.task(f"{diff_id[7:19]}: Storing layer", size, progress.offset(fd)):
+                    pyc_core.unpack_layer(fd, layer_dir)
+            finally:
+                os.close(fd)
         now = store.now()
         config = copy.deepcopy(image.config)
         config["config"] = apply_changes(image.run_config, changes)

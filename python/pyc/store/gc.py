@@ -16,23 +16,63 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _unlocked(path: str) -> bool:
+    """True when no process holds the flock a live temp_dir keeps on its dir."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
 def collect_tmp(store: ImageStore) -> None:
-    """Temp dirs are named `<pid>-<random>`: those of dead processes are leftovers of a crash."""
+    """Temp dirs are named `<pid>-<random>` and locked while in use. One whose pid is dead and
+    whose lock is free is a crash's leftover (the pid check covers the instant between mkdir and
+    flock; the lock, a pid reused since)."""
     import pyc_core
 
+    for directory in (store.paths.root, store.paths.oci, store.paths.blobs):
+        _collect_tmp_files(directory)
     try:
         names = os.listdir(store.paths.tmp)
     except FileNotFoundError:
         return
     for name in names:
         pid = name.partition("-")[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            pyc_core.remove_tree(os.path.join(store.paths.tmp, name))
+        path = os.path.join(store.paths.tmp, name)
+        if pid.isdigit() and int(pid) != os.getpid() and _unlocked(path) and not _pid_alive(int(pid)):
+            pyc_core.remove_tree(path)
+
+
+def _collect_tmp_files(directory: str) -> None:
+    """atomic.write_file's `<name>.tmp-<pid>` files left by a process killed mid-write."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        _, sep, pid = name.rpartition(".tmp-")
+        if sep and pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
 
 
 def collect(store: ImageStore, container_layers: set[str]) -> int:
-    """Remove unreferenced blobs and layers; returns how many bytes of blobs were freed."""
+    """Remove unreferenced blobs and layers; returns how many bytes were freed (blobs and
+    unpacked layers)."""
     import pyc_core
+
+    from pyc.store.usage import tree_size
 
     freed = 0
     with store.lock():
@@ -50,6 +90,8 @@ def collect(store: ImageStore, container_layers: set[str]) -> int:
                 os.unlink(path)
         for name in os.listdir(store.paths.layers):
             if f"sha256:{name}" not in layers:
-                pyc_core.remove_tree(os.path.join(store.paths.layers, name))
+                path = os.path.join(store.paths.layers, name)
+                freed += tree_size(path)
+                pyc_core.remove_tree(path)
     collect_tmp(store)
     return freed

@@ -207,14 +207,29 @@ class ImageStore:
             entry: dict[str, Any] = {"mediaType": MANIFEST, "digest": m_digest, "size": m_size}
             if full:
                 entry["annotations"] = {REF_NAME: full}
-            if full or not any(e["digest"] == m_digest for e in entries):
+            if full:
+                self._name(entries, entry)
+            elif not any(e["digest"] == m_digest for e in entries):
                 entries.append(entry)
             self._write_index(index)
         return self._load(m_digest, self._manifest_entries())
 
     @staticmethod
     def _drop_ref(entries: list[dict[str, Any]], full: str) -> None:
-        entries[:] = [e for e in entries if e.get("annotations", {}).get(REF_NAME) != full]
+        """Take a name off its image. An image losing its last name stays, unnamed (dangling,
+        as docker has it), until rmi or image prune removes it."""
+        for i, e in enumerate(entries):
+            if e.get("annotations", {}).get(REF_NAME) == full:
+                del entries[i]
+                if not any(other["digest"] == e["digest"] for other in entries):
+                    entries.insert(i, {k: v for k, v in e.items() if k != "annotations"})
+                return
+
+    @staticmethod
+    def _name(entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+        """Add a named entry, dropping the unnamed one its image may have had."""
+        entries[:] = [e for e in entries if e["digest"] != entry["digest"] or REF_NAME in e.get("annotations", {})]
+        entries.append(entry)
 
     def tag(self, src: str, dst: str) -> None:
         img = self.lookup(src)
@@ -224,7 +239,7 @@ class ImageStore:
             entries = index.setdefault("manifests", [])
             self._drop_ref(entries, full)
             size = len(self.read_blob(img.manifest_digest))
-            entries.append({"mediaType": MANIFEST, "digest": img.manifest_digest, "size": size, "annotations": {REF_NAME: full}})
+            self._name(entries, {"mediaType": MANIFEST, "digest": img.manifest_digest, "size": size, "annotations": {REF_NAME: full}})
             self._write_index(index)
 
     def untag_or_remove(self, ref: str, in_use: set[str], force: bool = False) -> list[str]:

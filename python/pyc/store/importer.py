@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
+from pyc import progress
 from pyc.errors import InvalidArgument
 from pyc.store.gc import collect_tmp
 from pyc.store.images import Image, ImageStore
@@ -47,10 +48,17 @@ def import_rootfs(store: ImageStore, source: str | int, ref: str | None, config:
             pyc_core.tar_directory(source, blob, deterministic)
             diff_id, size = pyc_core.unpack_layer(blob, layer_dir)
         else:
+            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC) if isinstance(source, str) else source
+            total = os.fstat(fd).st_size if isinstance(source, str) else None
             try:
-                diff_id, size = pyc_core.unpack_layer(source, layer_dir, blob)
+                # unpack_layer reads a dup of fd: the bar follows their shared offset.
+                with progress.task("Importing", total, progress.offset(fd)):
+                    diff_id, size = pyc_core.unpack_layer(fd, layer_dir, blob)
             except pyc_core.ArchiveError as e:
                 raise InvalidArgument(f"cannot import {_name(source)}: {e}") from None
+            finally:
+                if isinstance(source, str):
+                    os.close(fd)
         cfg = config if config is not None else default_config()
         cfg["rootfs"] = {"type": "layers", "diff_ids": [diff_id]}
         cfg.setdefault("created", store.now())

@@ -15,21 +15,30 @@ if TYPE_CHECKING:
 
 
 class temp_dir:
-    """A scratch dir under tmp/, named after our pid so a crashed run's leftovers are found
-    (gc.collect_tmp), removed when the block ends."""
+    """A scratch dir under tmp/, removed when the block ends. It is named after our pid and
+    flock'ed while in use, so a crashed run's leftovers are told from a live one's by the lock,
+    whatever became of the pid (gc.collect_tmp)."""
 
     def __init__(self, store: ImageStore) -> None:
         os.makedirs(store.paths.tmp, exist_ok=True)
         self.path = os.path.join(store.paths.tmp, f"{os.getpid()}-{os.urandom(6).hex()}")
+        self.fd = -1
 
     def __enter__(self) -> str:
+        import fcntl
+
         os.mkdir(self.path)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self.path
 
     def __exit__(self, *exc: object) -> None:
         import pyc_core
 
-        pyc_core.remove_tree(self.path)
+        try:
+            pyc_core.remove_tree(self.path)
+        finally:
+            os.close(self.fd)
 
 
 def lower_dirs(store: ImageStore, image: Image) -> list[str]:

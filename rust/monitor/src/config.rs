@@ -1,7 +1,5 @@
 //! What the CLI leaves in the container's directory for the monitor (monitor.msgpack).
 
-use std::path::PathBuf;
-
 use pyc_core::container::RunConfig;
 use serde::Deserialize;
 
@@ -12,10 +10,9 @@ pub struct MonitorConfig {
     pub restart: Restart,
     #[serde(default)]
     pub log: LogConfig,
-    /// Paths removed once the container has ended for good (`run -d --rm`): its name and its
-    /// directory.
+    /// A command run once the container has ended for good (`run -d --rm`: `pyc rm`).
     #[serde(default)]
-    pub remove: Vec<PathBuf>,
+    pub on_end: Vec<String>,
 }
 
 /// docker's `--restart` policy: "no", "on-failure" (with at most `max` retries, 0 = no limit),

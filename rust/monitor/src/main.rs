@@ -137,20 +137,32 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         }
         st.status = "restarting";
         states.write(&st);
-        std::thread::sleep(backoff.next(began.elapsed()));
-        if dir.join("stopping").exists() {
+        if !sleep_unless_stopped(dir, backoff.next(began.elapsed())) {
             st.status = "exited";
             states.write(&st);
             break;
         }
         st.restart_count += 1;
     }
-    // Read again: `pyc rename` may have changed the name to remove meanwhile.
-    let remove = std::fs::read(dir.join("monitor.msgpack")).ok().and_then(|b| MonitorConfig::from_msgpack(&b).ok()).map_or(cfg.remove, |c| c.remove);
-    for p in &remove {
-        let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+    if let Some((program, args)) = cfg.on_end.split_first() {
+        // Its own process, not an exec of this one: `pyc rm` waits for the monitor to be gone.
+        let _ = std::process::Command::new(program).args(args).spawn();
     }
     0
+}
+
+/// The back-off before a restart, cut short by `pyc stop` (its `stopping` mark), which then
+/// need not wait out a delay of up to a minute. Whether the whole delay passed.
+fn sleep_unless_stopped(dir: &Path, delay: std::time::Duration) -> bool {
+    let end = Instant::now() + delay;
+    let step = std::time::Duration::from_millis(50);
+    while Instant::now() < end {
+        if dir.join("stopping").exists() {
+            return false;
+        }
+        std::thread::sleep(step.min(end.saturating_duration_since(Instant::now())));
+    }
+    !dir.join("stopping").exists()
 }
 
 /// Log the container's output until it ends; its exit code and whether memory ran out.

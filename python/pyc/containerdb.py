@@ -1,0 +1,65 @@
+"""$PYC_ROOT/pyc.db: the containers table in SQLite (WAL, so readers never wait for a writer;
+a busy timeout, so writers take turns). One row per container: id, name (UNIQUE: two commands
+never share one), creation time, and the record (msgpack) that `inspect` shows. The container's
+directory keeps its files; a detached container's live state is its monitor's state.msgpack.
+
+The store before pyc.db kept records as containers/<id>/container.msgpack and names as files
+under names/: they are imported once, when pyc.db is made."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import msgpack
+
+SCHEMA_VERSION = 1
+SCHEMA = """CREATE TABLE containers (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    record  BLOB NOT NULL
+)"""
+
+
+def connect(root: str, containers_dir: str) -> sqlite3.Connection:
+    os.makedirs(root, exist_ok=True)
+    db = sqlite3.connect(os.path.join(root, "pyc.db"), timeout=60, isolation_level=None)
+    db.execute("PRAGMA busy_timeout = 60000")
+    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        _create(db, containers_dir)
+    # WAL: a commit is an append, synced at checkpoints; state a crash makes moot at worst.
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def _create(db: sqlite3.Connection, containers_dir: str) -> None:
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # another pyc won
+            db.execute(SCHEMA)
+            for data in _old_records(containers_dir):
+                db.execute("INSERT OR IGNORE INTO containers VALUES (?, ?, ?, ?)", (data["Id"], data["Name"], str(data.get("Created", "")), msgpack.packb(data)))
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _old_records(containers_dir: str) -> list[dict[str, object]]:
+    out = []
+    try:
+        ids = os.listdir(containers_dir)
+    except FileNotFoundError:
+        return []
+    for cid in ids:
+        try:
+            with open(os.path.join(containers_dir, cid, "container.msgpack"), "rb") as f:
+                data = msgpack.unpackb(f.read())
+        except (OSError, ValueError, msgpack.UnpackException):
+            continue
+        if isinstance(data, dict) and data.get("Id") == cid and data.get("Name"):
+            out.append(data)
+    return out

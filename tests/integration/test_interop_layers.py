@@ -1,0 +1,144 @@
+"""A multi-layer image made with umoci (layers added verbatim: deleted files, a directory deleted
+then made again, an opaque directory, hardlinks within a layer and to a file of an earlier layer)
+shows in a pyc container exactly the tree `umoci unpack` gives."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import pyc
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
+
+# stat fields compared: name, raw mode (type and permissions), uid, gid, size, link count.
+STAT = "%n|%f|%u|%g|%s|%h"
+
+
+def _entry(t: tarfile.TarFile, name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", mode: int = 0o644, uid: int = 0, gid: int = 0, link: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.linkname, info.mtime = kind, mode, uid, gid, link, 1700000000
+    if kind == tarfile.DIRTYPE:
+        info.mode = mode if mode != 0o644 else 0o755
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    t.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def _layers(tmp: Path, link_down: bool) -> list[Path]:
+    """Three layers; with `link_down`, the second has a hardlink to a file of the first."""
+    paths = [tmp / f"l{n}.tar" for n in range(3)]
+    with tarfile.open(paths[0], "w") as t:
+        for d in ("data", "data/keep", "data/gone", "data/gone/sub", "data/opq", "data/opq/inner"):
+            _entry(t, d, tarfile.DIRTYPE)
+        _entry(t, "data/keep/a", data=b"a\n")
+        _entry(t, "data/gone/g1", data=b"g1\n")
+        _entry(t, "data/gone/sub/g2", data=b"g2\n")
+        _entry(t, "data/opq/o1", data=b"o1\n")
+        _entry(t, "data/opq/inner/o2", data=b"o2\n")
+        _entry(t, "data/file1", data=b"one\n", mode=0o640, uid=1000, gid=1001)
+        _entry(t, "data/hl-src", data=b"shared\n", mode=0o600)
+        _entry(t, "data/sym", tarfile.SYMTYPE, link="file1")
+        _entry(t, "data/todelete", data=b"bye\n")
+        _entry(t, "data/exec", data=b"#!/bin/sh\n", mode=0o4755)
+    with tarfile.open(paths[1], "w") as t:
+        _entry(t, "data/.wh.todelete")
+        _entry(t, "data/.wh.gone")
+        _entry(t, "data/opq", tarfile.DIRTYPE, mode=0o750)
+        _entry(t, "data/opq/.wh..wh..opq")
+        _entry(t, "data/opq/new", data=b"new\n")
+        _entry(t, "data/keep/.wh.a")
+        _entry(t, "data/keep/b", data=b"b\n", uid=5, gid=6)
+        if link_down:
+            _entry(t, "data/hl-link", tarfile.LNKTYPE, link="data/hl-src")
+    with tarfile.open(paths[2], "w") as t:
+        _entry(t, "data/gone", tarfile.DIRTYPE, mode=0o700)
+        _entry(t, "data/gone/again", data=b"again\n")
+        _entry(t, "data/file1", data=b"changed\n", mode=0o600, uid=1000, gid=1001)
+        _entry(t, "data/h1", data=b"pair\n")
+        _entry(t, "data/h2", tarfile.LNKTYPE, link="data/h1")
+        _entry(t, "data/sym", tarfile.SYMTYPE, link="/data/keep/b")
+    return paths
+
+
+def _normalize(lines: list[str], no_nlink: tuple[str, ...] = ()) -> list[str]:
+    """Directory sizes and link counts depend on the filesystem, not the image: left out; and
+    the link counts of `no_nlink`."""
+    out = []
+    for line in lines:
+        name, mode, uid, gid, size, nlink = line.split("|")
+        if int(mode, 16) & 0o170000 == 0o040000:
+            size = nlink = "-"
+        if name in no_nlink:
+            nlink = "-"
+        out.append("|".join((name, mode, uid, gid, size, nlink)))
+    return sorted(out)
+
+
+def _layout(tmp_path: Path, link_down: bool) -> Path:
+    """An OCI layout with busybox and, on top of it, the three layers as tag `final`."""
+    layout = tmp_path / "layout"
+    assert pyc("save", "busybox", "--format", "oci-dir", "-o", str(layout)).returncode == 0
+    tag = "busybox:latest"
+    for n, layer in enumerate(_layers(tmp_path, link_down)):
+        new = f"l{n}" if n < 2 else "final"
+        subprocess.run(["umoci", "raw", "add-layer", "--image", f"{layout}:{tag}", "--tag", new, str(layer)], check=True, capture_output=True)
+        tag = new
+    return layout
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    """The environment of a pyc with a store of its own."""
+    root = tempfile.mkdtemp(prefix="pyc-test-interop-", dir="/var/tmp")
+    try:
+        yield {**os.environ, "PYC_ROOT": root}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _compare(oci: Path, via: str, env: dict[str, str], tmp_path: Path, no_nlink: tuple[str, ...] = ()) -> str:
+    """Load `final` into pyc `via` a way; assert the tree a container sees is umoci's; the ref."""
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{oci}:final", str(bundle)], check=True, capture_output=True)
+    theirs = subprocess.run(["sh", "-c", f"find data | xargs stat -c '{STAT}'"], cwd=bundle / "rootfs", capture_output=True, text=True, check=True).stdout
+    if via == "oci-archive":
+        archive = tmp_path / "final.tar"
+        subprocess.run(["skopeo", "copy", f"oci:{oci}:final", f"oci-archive:{archive}:pyc-test/layers:1"], check=True, capture_output=True)
+        r = pyc("load", "-i", str(archive), env=env)
+        assert r.returncode == 0, r.stderr
+        ref = "pyc-test/layers:1"
+    else:
+        store = Path(env["PYC_ROOT"]) / "oci"
+        assert pyc("images", env=env).returncode == 0  # makes the layout
+        subprocess.run(["skopeo", "copy", f"oci:{oci}:final", f"oci:{store}:pyc-test/layers:2"], check=True, capture_output=True)
+        ref = "pyc-test/layers:2"
+    r = pyc("run", "--rm", ref, "sh", "-c", f"cd / && find data | xargs stat -c '{STAT}'", env=env)
+    assert r.returncode == 0, r.stderr
+    assert _normalize(r.stdout.splitlines(), no_nlink) == _normalize(theirs.splitlines(), no_nlink)
+    assert len(theirs.splitlines()) > 10
+    return ref
+
+
+@pytest.mark.parametrize("via", ["oci-archive", "skopeo-into-store"])
+def test_multi_layer_tree_equals_umoci_unpack(via: str, env: dict[str, str], tmp_path: Path) -> None:
+    ref = _compare(_layout(tmp_path, False), via, env, tmp_path)
+    # Symlink targets and contents, as umoci has them.
+    r = pyc("run", "--rm", ref, "sh", "-c", "readlink /data/sym; cat /data/file1 /data/opq/new /data/gone/again", env=env)
+    assert (r.returncode, r.stdout) == (0, "/data/keep/b\nchanged\nnew\nagain\n"), r.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="the Rust unpacker (branch images-core) refuses a hardlink to a file of an earlier layer")
+def test_hardlink_to_a_file_of_an_earlier_layer(env: dict[str, str], tmp_path: Path) -> None:
+    # Layers stay apart under overlayfs: the link is a copy there (as with docker's overlay2),
+    # one link each, where umoci's single tree has one file with two.
+    ref = _compare(_layout(tmp_path, True), "oci-archive", env, tmp_path, ("data/hl-src", "data/hl-link"))
+    r = pyc("run", "--rm", ref, "cat", "/data/hl-link", env=env)
+    assert (r.returncode, r.stdout) == (0, "shared\n"), r.stderr
