@@ -247,8 +247,6 @@ class Engine:
         """A container ready to start (detached, held by pyc-monitor): `pyc create`."""
         from pyc.lifecycle import monitor_config
 
-        if opts.tty:
-            raise InvalidArgument("-t with a detached container is not supported yet: its monitor cannot hold a terminal")
         c, etc, run_config = self._prepare(image, opts)
         extra = monitor_config(c, opts, self.paths)  # checks --restart and --log-opt
         c.data["HostConfig"].update(extra.pop("host_config"))

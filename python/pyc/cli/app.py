@@ -2,7 +2,7 @@
 
 import typer
 
-from pyc.cli import archive, commit, containers, exec, images, lifecycle, limits, run, system
+from pyc.cli import archive, attach, commit, containers, exec, images, lifecycle, limits, run, system
 
 app = typer.Typer(
     name="pyc",
@@ -28,3 +28,4 @@ archive.register(app, image_app)
 system.register(app, image_app, system_app)
 exec.register(app, container_app)
 lifecycle.register(app, container_app)
+attach.register(app, container_app)

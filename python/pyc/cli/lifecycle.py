@@ -3,6 +3,7 @@ verb on several containers goes on past a failure and exits 1 (not 125) if any f
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -26,6 +27,8 @@ def _each(refs: list[str], act: Callable[[str], object]) -> None:
 
 
 def register(app: typer.Typer, container_app: typer.Typer) -> None:
+    from pyc import attach as tty_attach
+    from pyc.cli.attach import attach_and_wait
     from pyc.cli.run import register_create
 
     def start(refs: list[str] = typer.Argument(...), attach: bool = typer.Option(False, "-a", "--attach", help="Wait for it and print its output.")) -> None:
@@ -36,6 +39,8 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
         if len(refs) != 1:
             raise PycError("you cannot start and attach multiple containers at once")
         c = engine.start(refs[0])
+        if os.path.exists(c.path(tty_attach.SOCKET)):  # -t: its monitor serves the terminal
+            raise typer.Exit(attach_and_wait(engine, c.id, tty_attach.DEFAULT_DETACH_KEYS))
         _print_logs(engine, c.id, follow=True)
         raise typer.Exit(engine.wait(c.id))
 

@@ -79,6 +79,11 @@ impl Terminal {
     pub fn start(&mut self) -> Result<()> {
         self.child_socket = None;
         let master = receive_fd(&self.socket)?;
+        if self.output < 0 {
+            // Held, not copied (pyc-monitor with -d -t): the caller takes it with take_master.
+            self.master = Some(master);
+            return Ok(());
+        }
         if let Some(fd) = self.input {
             if let Ok(saved) = tcgetattr(borrow(fd)) {
                 let mut raw = saved.clone();
@@ -95,6 +100,11 @@ impl Terminal {
         let copier = std::thread::Builder::new().name("pyc-tty".into()).spawn(move || copy(copy_master, input, output, stop_r));
         self.copier = Some(copier.map_err(|e| Error::io("spawn", "tty copier", e))?);
         Ok(())
+    }
+
+    /// The master of a terminal opened with no output (-1), for its holder to serve.
+    pub fn take_master(&mut self) -> Option<OwnedFd> {
+        self.master.take()
     }
 
     /// The user's window changed (SIGWINCH): pass its size on.

@@ -5,6 +5,7 @@
 //! and exits. The container's process dies with it (PDEATHSIG), so no container outlives it
 //! unnoticed.
 
+mod attach;
 mod clock;
 mod config;
 mod logfile;
@@ -28,7 +29,7 @@ use clock::now_rfc3339;
 use config::MonitorConfig;
 use logfile::LogFile;
 use state::{own_start_time, State, StateFile};
-use stdio::{container_stdio, Outputs};
+use stdio::{container_stdio, Outputs, Stdout};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -111,7 +112,7 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
     let mut backoff = restart::Backoff::new();
     loop {
         let began = Instant::now();
-        let started = match start(&cfg.run, container_stdio(), None) {
+        let mut started = match start(&cfg.run, container_stdio(cfg.run.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)), None) {
             Ok(s) => s,
             Err(e) => {
                 let code = start_error_code(&e);
@@ -126,9 +127,14 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         };
         st = State { status: "running", pid: started.pid, started_at: now_rfc3339(), finished_at: String::new(), error: String::new(), ..st };
         states.write(&st);
+        // The attach socket is there before `pyc start` returns, for `start -a` to connect.
+        let outputs = match started.term.as_mut().and_then(|t| t.take_master()) {
+            Some(m) => Stdout::Tty(attach::Session::new(dir, m)),
+            None => Stdout::Pipes(Outputs::new(std::mem::take(&mut started.captures))),
+        };
         say(&mut report, &format!("ok {}\n", started.pid));
         slim::drop_code_pages();
-        let (code, oom) = hold(started, &mut log);
+        let (code, oom) = hold(started, outputs, &mut log);
         st = State { status: "exited", exit_code: code, oom_killed: oom, finished_at: now_rfc3339(), ..st };
         let stopped = dir.join("stopping").exists();
         if !restart::should_restart(&cfg.restart, code, st.restart_count, stopped) {
@@ -166,8 +172,8 @@ fn sleep_unless_stopped(dir: &Path, delay: std::time::Duration) -> bool {
 }
 
 /// Log the container's output until it ends; its exit code and whether memory ran out.
-fn hold(mut started: Started, log: &mut LogFile) -> (i32, bool) {
-    let mut outputs = Outputs::new(std::mem::take(&mut started.captures));
+fn hold(started: Started, mut outputs: Stdout, log: &mut LogFile) -> (i32, bool) {
+
     let child = Pid::from_raw(started.pid);
     let mut code: Option<i32> = None;
     while code.is_none() || !outputs.is_done() {

@@ -1,5 +1,5 @@
 //! The container's stdio as the monitor holds it: stdin is /dev/null, stdout and stderr are
-//! pipes whose lines go to the log. The one place that knows; a pty would slot in here.
+//! pipes whose lines go to the log; with -t, a pty whose master the monitor holds (attach.rs).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -8,8 +8,41 @@ use pyc_core::container::{Output, Stdio};
 
 use crate::logfile::{LineSplitter, LogFile};
 
-pub fn container_stdio() -> Stdio {
+/// With a tty, no output fd: core's Terminal then hands the master over instead of copying.
+pub fn container_stdio(tty: bool) -> Stdio {
+    if tty {
+        return Stdio { stdin: None, stdout: Output::Fd(-1), stderr: Output::Fd(-1) };
+    }
     Stdio { stdin: None, stdout: Output::Capture, stderr: Output::Capture }
+}
+
+/// What the monitor reads a run's output from.
+pub enum Stdout {
+    Pipes(Outputs),
+    Tty(crate::attach::Session),
+}
+
+impl Stdout {
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        match self {
+            Stdout::Pipes(o) => o.fds(),
+            Stdout::Tty(s) => s.fds(),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        match self {
+            Stdout::Pipes(o) => o.is_done(),
+            Stdout::Tty(s) => s.is_done(),
+        }
+    }
+
+    pub fn pump(&mut self, ready: &[bool], log: &mut LogFile) {
+        match self {
+            Stdout::Pipes(o) => o.pump(ready, log),
+            Stdout::Tty(s) => s.pump(ready, log),
+        }
+    }
 }
 
 /// The open output pipes of one run of the container.
