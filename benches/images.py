@@ -10,6 +10,7 @@ the run:
                  (pyc has no user command that unpacks an OCI layout: a fresh python process
                  calls the binding on the layout's layer blob, hashing it as umoci does)
     save         `pyc save` docker-archive          vs `podman save` docker-archive
+    save-oci     `pyc save` oci-archive             vs `podman save` oci-archive
     sha256       `pyc_core.sha256_file` (in process) vs `sha256sum`, on a 1 GiB file
 
 The rootfs is made once with debootstrap --variant=minbase from this machine's apt mirror (as
@@ -45,7 +46,7 @@ PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 CACHE = "/var/tmp/pyc-bench-images"
 ROOTFS_TAR = os.path.join(CACHE, "debian-minbase.tar")
 Argv = list[str] | Callable[[], list[str]]
-CASES = ("import", "load-docker", "load-oci", "unpack", "save", "sha256")
+CASES = ("import", "load-docker", "load-oci", "unpack", "save", "save-oci", "sha256")
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -162,11 +163,13 @@ class Bench:
             unpack = f"import tempfile, pyc_core; pyc_core.unpack_layer({blob!r}, tempfile.mkdtemp(dir={self.base!r}))"
             umoci = f"exec umoci unpack --image {layout}:latest $(mktemp -u -d -p {self.base} bundle.XXXXXX)"
             self.pair("unpack", ([PYTHON, "-c", unpack], None), "umoci", (["sh", "-c", umoci], None))
-        if "save" in cases:
+        if "save" in cases or "save-oci" in cases:
             self.sh(PYC, "load", "-q", "-i", docker_tar)
             out = os.path.join(self.base, "out.tar")
             drop = lambda: os.unlink(out)  # noqa: E731
-            self.pair("save", ([PYC, "save", "-o", out, "localhost/src:1"], drop), "podman", ([*self.podman_src, "save", "--format", "docker-archive", "-o", out, "localhost/src:1"], drop))
+            for case, fmt in (("save", "docker-archive"), ("save-oci", "oci-archive")):
+                if case in cases:
+                    self.pair(case, ([PYC, "save", "--format", fmt, "-o", out, "localhost/src:1"], drop), "podman", ([*self.podman_src, "save", "--format", fmt, "-o", out, "localhost/src:1"], drop))
         if "sha256" in cases:
             self.sha256()
 

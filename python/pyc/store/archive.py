@@ -23,6 +23,7 @@ from pyc.store.refs import normalize, with_tag
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO, Any
 
 FORMATS = ("docker-archive", "oci-archive", "oci-dir")
@@ -46,16 +47,20 @@ def save(store: ImageStore, refs: list[str], out: str | int, fmt: str) -> None:
         return
     write = _write_docker if fmt == "docker-archive" else _write_oci
     if isinstance(out, int):
-        with os.fdopen(os.dup(out), "wb", buffering=BUF) as f, tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT, bufsize=BUF) as tar:
-            write(store, images, tar)
+        tar = _TarOut(out)
+        write(store, images, tar)
+        tar.close()
         return
     tmp = _temp_beside(out)
     try:
-        with open(tmp, "wb", buffering=BUF) as f:
-            with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT, bufsize=BUF) as tar:
-                write(store, images, tar)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            tar = _TarOut(fd)
+            write(store, images, tar)
+            tar.close()
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.rename(tmp, out)
     except BaseException:
         _remove(tmp)
@@ -77,40 +82,67 @@ def _remove(path: str) -> None:
             pass
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
+class _TarOut:
+    """A tar stream onto an fd, byte for byte what tarfile's PAX writer makes, but the blob
+    bodies never pass through Python: the kernel copies them (pyc_core.copy_file_to), which
+    also starts their writeback early so the final fsync is short."""
 
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, 0
-    tar.addfile(info, io.BytesIO(data))
+    def __init__(self, fd: int) -> None:
+        self.fd, self.offset = fd, 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # a pipe may take less than asked
+            view = view[os.write(self.fd, view) :]
+        self.offset += len(data)
+
+    def header(self, name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size, info.type, info.mtime = size, kind, 0
+        info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+        return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self.write(self.header(name, len(data)) + data + _padding(len(data)))
+
+    def add_dir(self, name: str) -> None:
+        self.write(self.header(name, 0, tarfile.DIRTYPE))
+
+    def add_file(self, name: str, path: str) -> None:
+        import pyc_core
+
+        size = os.path.getsize(path)
+        self.write(self.header(name, size))
+        with progress.task(f"{os.path.basename(path)[:12]}: Saving", size, _written_since(self.fd, self.offset)):
+            copied = pyc_core.copy_file_to(path, self.fd)
+        if copied != size:
+            raise BadImage(f"{path} changed while it was saved")
+        self.offset += size
+        self.write(_padding(size))
+
+    def close(self) -> None:
+        """The end-of-archive blocks, padded to a whole record as tarfile does."""
+        end = self.offset + 2 * tarfile.BLOCKSIZE
+        self.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE + -end % tarfile.RECORDSIZE))
 
 
-class _Counted:
-    """A file whose reads move a progress bar."""
-
-    def __init__(self, f: IO[bytes], bar: progress.task) -> None:
-        self.f, self.bar = f, bar
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.f.read(n)
-        self.bar.advance(len(data))
-        return data
+def _padding(size: int) -> bytes:
+    return tarfile.NUL * (-size % tarfile.BLOCKSIZE)
 
 
-def _add_file(tar: tarfile.TarFile, name: str, path: str) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = os.path.getsize(path), 0o644, 0
-    with open(path, "rb", buffering=BUF) as f, progress.task(f"{os.path.basename(path)[:12]}: Saving", info.size) as bar:
-        tar.addfile(info, _Counted(f, bar))
+def _written_since(fd: int, start: int) -> Callable[[], int | None]:
+    """A progress poll: bytes written to `fd` since `start` (None on a pipe, which has no offset)."""
+
+    def get() -> int | None:
+        try:
+            return os.lseek(fd, 0, os.SEEK_CUR) - start
+        except OSError:
+            return None
+
+    return get
 
 
-def _add_dir(tar: tarfile.TarFile, name: str) -> None:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
-    tar.addfile(info)
-
-
-def _write_docker(store: ImageStore, images: list[tuple[str, Image]], tar: tarfile.TarFile) -> None:
+def _write_docker(store: ImageStore, images: list[tuple[str, Image]], tar: _TarOut) -> None:
     manifest: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
     written: set[str] = set()
@@ -119,20 +151,20 @@ def _write_docker(store: ImageStore, images: list[tuple[str, Image]], tar: tarfi
         for h in hexes:  # pyc's layer blobs are uncompressed: blob digest == diff_id
             if h not in written:
                 written.add(h)
-                _add_dir(tar, h)
-                _add_file(tar, f"{h}/layer.tar", store.paths.blob("sha256:" + h))
+                tar.add_dir(h)
+                tar.add_file(f"{h}/layer.tar", store.paths.blob("sha256:" + h))
         cfg = img.config_digest.removeprefix("sha256:")
         if cfg + ".json" not in written:
             written.add(cfg + ".json")
-            _add_bytes(tar, cfg + ".json", store.read_blob(img.config_digest))
+            tar.add_bytes(cfg + ".json", store.read_blob(img.config_digest))
         tags = [with_tag(ref)] if with_tag(ref) in img.refs else list(img.refs)  # by ID: all its names
         manifest.append({"Config": cfg + ".json", "RepoTags": tags, "Layers": [f"{h}/layer.tar" for h in hexes]})
         for t in tags:
             name, _, tag = t.rpartition(":")
             if hexes:
                 repositories.setdefault(name, {})[tag] = hexes[-1]
-    _add_bytes(tar, "manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
-    _add_bytes(tar, "repositories", json.dumps(repositories, separators=(",", ":")).encode())
+    tar.add_bytes("manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
+    tar.add_bytes("repositories", json.dumps(repositories, separators=(",", ":")).encode())
 
 
 def _oci_entries(store: ImageStore, images: list[tuple[str, Image]]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -151,14 +183,14 @@ def _oci_entries(store: ImageStore, images: list[tuple[str, Image]]) -> tuple[li
     return entries, list(blobs)
 
 
-def _write_oci(store: ImageStore, images: list[tuple[str, Image]], tar: tarfile.TarFile) -> None:
+def _write_oci(store: ImageStore, images: list[tuple[str, Image]], tar: _TarOut) -> None:
     entries, blobs = _oci_entries(store, images)
-    _add_bytes(tar, "oci-layout", LAYOUT)
-    _add_bytes(tar, "index.json", json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}, separators=(",", ":")).encode())
+    tar.add_bytes("oci-layout", LAYOUT)
+    tar.add_bytes("index.json", json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}, separators=(",", ":")).encode())
     for d in ("blobs", "blobs/sha256"):
-        _add_dir(tar, d)
+        tar.add_dir(d)
     for digest in blobs:
-        _add_file(tar, "blobs/sha256/" + digest.removeprefix("sha256:"), store.paths.blob(digest))
+        tar.add_file("blobs/sha256/" + digest.removeprefix("sha256:"), store.paths.blob(digest))
 
 
 def _save_oci_dir(store: ImageStore, images: list[tuple[str, Image]], out: str) -> None:

@@ -1,6 +1,7 @@
 //! pyc's container primitives. This crate never names Python: the `pyc_core` module is a thin
 //! binding over it (rust/python), so everything here is tested with plain `cargo test`.
 
+pub mod blobcopy;
 pub mod cgroup;
 pub mod container;
 pub mod error;

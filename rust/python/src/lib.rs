@@ -177,6 +177,14 @@ fn sha256_file(py: Python<'_>, path: PathBuf) -> PyResult<(String, u64)> {
     blocking(py, || layer::sha256_file(&path))
 }
 
+/// Append the file `src` to the open file or pipe `out` (at its offset), in the kernel.
+#[pyfunction]
+fn copy_file_to(py: Python<'_>, src: PathBuf, out: RawFd) -> PyResult<u64> {
+    // The caller keeps `out` open for the whole call.
+    let out = unsafe { std::os::fd::BorrowedFd::borrow_raw(out) };
+    blocking(py, || pyc_core::blobcopy::copy_file_to(&src, out))
+}
+
 /// 2 on a pure cgroup v2 host, 1 on v1 and hybrid hosts.
 #[pyfunction]
 #[pyo3(signature = (root=PathBuf::from("/sys/fs/cgroup")))]
@@ -266,6 +274,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_file_to, m)?)?;
     m.add_function(wrap_pyfunction!(cgroup_version, m)?)?;
     m.add_function(wrap_pyfunction!(remove_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
