@@ -27,6 +27,13 @@ struct RunResult {
     oom_killed: bool,
 }
 
+impl RunResult {
+    fn new(py: Python<'_>, out: container::Outcome) -> Self {
+        let bytes = |b: Vec<u8>| PyBytes::new(py, &b).unbind();
+        RunResult { pid: out.pid, status: out.status, signal: out.signal, stdout: out.stdout.map(bytes), stderr: out.stderr.map(bytes), oom_killed: out.oom_killed }
+    }
+}
+
 #[pymethods]
 impl RunResult {
     fn __repr__(&self) -> String {
@@ -46,14 +53,7 @@ fn run(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<RawFd
     let cfg = RunConfig::from_msgpack(config).map_err(into_py)?;
     let stdio = Stdio { stdin, stdout: output(stdout), stderr: output(stderr) };
     let out = blocking(py, || container::run(&cfg, stdio))?;
-    Ok(RunResult {
-        pid: out.pid,
-        status: out.status,
-        signal: out.signal,
-        stdout: out.stdout.map(|b| PyBytes::new(py, &b).unbind()),
-        stderr: out.stderr.map(|b| PyBytes::new(py, &b).unbind()),
-        oom_killed: out.oom_killed,
-    })
+    Ok(RunResult::new(py, out))
 }
 
 /// Run a command in a running container (a msgpack exec config: the process and the
@@ -64,14 +64,7 @@ fn exec_in(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<R
     let cfg = ExecConfig::from_msgpack(config).map_err(into_py)?;
     let stdio = Stdio { stdin, stdout: output(stdout), stderr: output(stderr) };
     let out = blocking(py, || container::exec_in(&cfg, stdio))?;
-    Ok(RunResult {
-        pid: out.pid,
-        status: out.status,
-        signal: out.signal,
-        stdout: out.stdout.map(|b| PyBytes::new(py, &b).unbind()),
-        stderr: out.stderr.map(|b| PyBytes::new(py, &b).unbind()),
-        oom_killed: false,
-    })
+    Ok(RunResult::new(py, out))
 }
 
 /// Open a source given as a path or as a file descriptor (which stays the caller's).

@@ -175,20 +175,7 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     if plan.net_ns {
         loopback_up().map_err(at(Step::Loopback, 0))?;
     }
-    nix::unistd::chdir(plan.cwd.as_c_str()).map_err(at(Step::Chdir, 0))?;
-    if plan.no_new_privs {
-        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
-    }
-    let stdio = match &fds.tty {
-        Some(t) => [crate::pty::open_inside(t).map_err(at(Step::Tty, 0))?; 3],
-        None => fds.stdio,
-    };
-    for (i, fd) in stdio.iter().enumerate() {
-        Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
-    }
-    if fds.tty.is_some() {
-        crate::pty::make_controlling().map_err(at(Step::Tty, 1))?;
-    }
+    enter_process(&plan.cwd, plan.no_new_privs, fds.stdio, fds.tty.as_ref())?;
     // Where the parent moves us into our cgroup (v2 without clone3), it does so while the mounts
     // above are made; the command itself must start inside.
     let mut byte = 0u8;
@@ -392,4 +379,24 @@ pub(super) fn exec(e: &Exec) -> Res {
     }
     let step = if denied { Step::NotExecutable } else { Step::NotFound };
     Err(Failure { step, index: 0, errno: 0 })
+}
+
+/// What the container's process and an exec'd one both set up last, in their own mount ns:
+/// the working directory, no_new_privs, and stdio (the given fds, or the container's pty).
+pub(super) fn enter_process(cwd: &CStr, no_new_privs: bool, stdio: [RawFd; 3], tty: Option<&crate::pty::Inside>) -> Result<(), Failure> {
+    nix::unistd::chdir(cwd).map_err(at(Step::Chdir, 0))?;
+    if no_new_privs {
+        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
+    }
+    let stdio = match tty {
+        Some(t) => [crate::pty::open_inside(t).map_err(at(Step::Tty, 0))?; 3],
+        None => stdio,
+    };
+    for (i, fd) in stdio.iter().enumerate() {
+        Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
+    }
+    if tty.is_some() {
+        crate::pty::make_controlling().map_err(at(Step::Tty, 1))?;
+    }
+    Ok(())
 }

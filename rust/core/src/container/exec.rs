@@ -27,7 +27,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use serde::Deserialize;
 
-use super::child::{at, become_user, exec, reset_signals, Failure, Step};
+use super::child::{at, become_user, enter_process, exec, reset_signals, Failure, Step};
 use super::config::CgroupConfig;
 use super::plan::{caps_of, cstring, exec_of, Caps, Exec};
 use super::run::{forwarded_set, pipe, read_full, terminal_output, wait, MaskGuard, Outcome, Stdio};
@@ -274,20 +274,7 @@ fn middle_main(plan: &ExecPlan, fds: &Fds, joined: bool) -> ! {
 
 fn command_main(plan: &ExecPlan, fds: &Fds) -> Result<(), Failure> {
     unsafe { libc::close(fds.pid_write) };
-    nix::unistd::chdir(plan.cwd.as_c_str()).map_err(at(Step::Chdir, 0))?;
-    if plan.no_new_privs {
-        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
-    }
-    let stdio = match &fds.tty {
-        Some(t) => [crate::pty::open_inside(t).map_err(at(Step::Tty, 0))?; 3],
-        None => fds.stdio,
-    };
-    for (i, fd) in stdio.iter().enumerate() {
-        Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
-    }
-    if fds.tty.is_some() {
-        crate::pty::make_controlling().map_err(at(Step::Tty, 1))?;
-    }
+    enter_process(&plan.cwd, plan.no_new_privs, fds.stdio, fds.tty.as_ref())?;
     become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref())?;
     crate::sys::cloexec_from(3).map_err(at(Step::Stdio, 3))?;
     reset_signals().map_err(at(Step::Signals, 0))?;
