@@ -30,7 +30,7 @@ use serde::Deserialize;
 use super::child::{at, become_user, enter_process, exec, reset_signals, Failure, Step};
 use super::config::CgroupConfig;
 use super::plan::{caps_of, cstring, exec_of, Caps, Exec};
-use super::run::{forwarded_set, pipe, read_full, terminal_output, wait, MaskGuard, Outcome, Stdio};
+use super::run::{forwarded_set, output_fds, pipe, read_full, terminal_output, wait, MaskGuard, Outcome, Stdio};
 use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::pty::Terminal;
@@ -153,20 +153,7 @@ pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
             devnull.as_raw_fd()
         }
     };
-    let (mut captures, mut child_ends, mut out_fds) = (Vec::new(), Vec::new(), [-1; 2]);
-    for (i, out) in [&stdio.stdout, &stdio.stderr].into_iter().enumerate() {
-        out_fds[i] = match out {
-            super::run::Output::Fd(fd) => *fd,
-            super::run::Output::Capture => {
-                let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| Error::sys("pipe", e))?;
-                nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| Error::sys("fcntl", e))?;
-                let raw = w.as_raw_fd();
-                captures.push((i, r));
-                child_ends.push(w);
-                raw
-            }
-        };
-    }
+    let (captures, child_ends, out_fds) = output_fds(&stdio)?;
     let mut term = if plan.tty { Some(Terminal::open(stdio.stdin, terminal_output(&stdio)?)?) } else { None };
     // As in run.rs: signals for the command are blocked before the fork so none is lost.
     let mut old = SigSet::empty();

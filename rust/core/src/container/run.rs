@@ -138,22 +138,13 @@ pub fn start(cfg: &RunConfig, stdio: Stdio, close: Option<RawFd>) -> Result<Star
     }
 }
 
-type Spawned = (i32, OwnedFd, Vec<(usize, OwnedFd)>, Option<Terminal>);
+/// The fds the process writes its stdout and stderr to: the caller's, or the write end of a
+/// pipe whose read end (with its stream's index) is returned for capturing; and the write ends,
+/// which the caller drops once the process has them.
+pub(super) type OutputFds = (Vec<(usize, OwnedFd)>, Vec<OwnedFd>, [RawFd; 2]);
 
-fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Result<Spawned> {
-    let (sync_r, sync_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let devnull;
-    let stdin = match stdio.stdin {
-        Some(fd) => fd,
-        None => {
-            devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| Error::sys("open /dev/null", e))?;
-            devnull.as_raw_fd()
-        }
-    };
-    let mut captures: Vec<(usize, OwnedFd)> = Vec::new();
-    let mut child_ends: Vec<OwnedFd> = Vec::new();
-    let mut out_fds = [-1; 2];
+pub(super) fn output_fds(stdio: &Stdio) -> Result<OutputFds> {
+    let (mut captures, mut child_ends, mut out_fds) = (Vec::new(), Vec::new(), [-1; 2]);
     for (i, out) in [&stdio.stdout, &stdio.stderr].into_iter().enumerate() {
         out_fds[i] = match out {
             Output::Fd(fd) => *fd,
@@ -168,6 +159,23 @@ fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Re
             }
         };
     }
+    Ok((captures, child_ends, out_fds))
+}
+
+type Spawned = (i32, OwnedFd, Vec<(usize, OwnedFd)>, Option<Terminal>);
+
+fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Result<Spawned> {
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let devnull;
+    let stdin = match stdio.stdin {
+        Some(fd) => fd,
+        None => {
+            devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| Error::sys("open /dev/null", e))?;
+            devnull.as_raw_fd()
+        }
+    };
+    let (captures, child_ends, out_fds) = output_fds(&stdio)?;
 
     // -t: the process's stdio is a pty it makes inside; pty.rs copies between it and ours.
     let mut term = if plan.tty { Some(Terminal::open(stdio.stdin, terminal_output(&stdio)?)?) } else { None };
