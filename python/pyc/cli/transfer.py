@@ -109,5 +109,5 @@ def fast_parse(verb: str, args: list[str]) -> dict[str, object] | None:
 
 
 def run_fast(verb: str, kwargs: dict[str, object]) -> int:
-    body: Callable[..., int] = {"import": import_, "load": load, "save": save}[verb]
-    return body(**kwargs)
+    bodies: dict[str, Callable[..., int]] = {"import": import_, "load": load, "save": save}
+    return bodies[verb](**kwargs)
