@@ -6,6 +6,7 @@ mod digest;
 mod entry;
 mod export;
 mod parallel;
+mod readahead;
 mod unpack;
 
 pub use diff::{changes, upper_to_layer, Change};

@@ -2,17 +2,18 @@
 //! and keep the tar as it came (the layer blob) while hashing it: one pass over the input.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use tar::EntryType;
 
 use super::beneath::{clean, cstr, split, Root};
-use super::digest::HashingReader;
 use super::entry::{self, Fail, Meta};
+use super::readahead;
 use crate::error::{Error, IoContext, Result};
 
 pub struct Unpacked {
@@ -23,86 +24,42 @@ pub struct Unpacked {
     pub digest: String,
 }
 
-/// Writes everything read through it to a second place (the blob file).
-struct Tee<R, W> {
-    inner: R,
-    copy: Option<W>,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(w) = &mut self.copy {
-            w.write_all(&buf[..n])?;
-        }
-        Ok(n)
-    }
-}
-
-fn read_error(e: io::Error) -> Error {
-    Error::BadArchive(format!("read archive: {e}"))
-}
-
 /// Unpack `input` (tar, gzip or zstd, told by its first bytes) into `dest`, an empty
 /// directory. With `blob`, the uncompressed tar is also written there. Files and `dest` are
-/// synced before returning. A compressed input is hashed as it came too, in the same pass.
-pub fn unpack(input: impl Read, dest: &Path, blob: Option<&Path>) -> Result<Unpacked> {
-    let mut input = BufReader::with_capacity(1 << 20, input);
-    let head = io::BufRead::fill_buf(&mut input).map_err(read_error)?;
-    match head {
-        [0x1f, 0x8b, ..] => {
-            let gz = flate2::read::MultiGzDecoder::new(HashingReader::new(input));
-            let (gz, mut u) = unpack_tar(gz, dest, blob)?;
-            u.digest = finish_raw(gz.into_inner())?;
-            Ok(u)
-        }
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            let zst = zstd::Decoder::new(HashingReader::new(input)).map_err(|e| Error::BadArchive(format!("zstd: {e}")))?;
-            let (zst, mut u) = unpack_tar(zst, dest, blob)?;
-            u.digest = finish_raw(zst.finish().into_inner())?;
-            Ok(u)
-        }
-        _ => {
-            let (_, mut u) = unpack_tar(input, dest, blob)?;
-            u.digest = u.diff_id.clone();
-            Ok(u)
-        }
-    }
-}
-
-/// The digest of the whole compressed input: what the decompressor left unread included.
-fn finish_raw<R: Read>(mut raw: HashingReader<R>) -> Result<String> {
-    io::copy(&mut raw, &mut io::sink()).map_err(read_error)?;
-    Ok(raw.finish().1)
-}
-
-/// Unpack the tar stream `input`; give it back, drained, for the caller's own accounting.
-fn unpack_tar<R: Read>(input: R, dest: &Path, blob: Option<&Path>) -> Result<(R, Unpacked)> {
+/// synced before returning. Reading, decompressing and hashing run beside the unpacking
+/// (readahead.rs), in one pass over the input.
+pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Result<Unpacked> {
     let blob_file = blob.map(|p| File::create(p).ctx("create", p)).transpose()?;
-    let tee = Tee { inner: input, copy: blob_file.as_ref().map(|f| io::BufWriter::with_capacity(1 << 20, f)) };
-    let mut hashing = HashingReader::new(tee);
-    let entries = match unpack_entries(&mut hashing, dest) {
-        Ok(n) => n,
-        Err(e) => {
+    let abort = AtomicBool::new(false);
+    let (entries, measured) = std::thread::scope(|s| {
+        let (mut chunks, side) = readahead::start(s, input, blob_file.as_ref().zip(blob), &abort);
+        let entries = unpack_entries(&mut chunks, dest);
+        if entries.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
+        drop(chunks); // the input side reads on alone, to the end, for the digests
+        (entries, side.join().unwrap_or_else(|_| Err(Error::BadArchive("the reading thread panicked".into()))))
+    });
+    let m = match (entries, measured) {
+        (Ok(n), Ok(Some(m))) if n > 0 => m,
+        // A read or decompression error says more than the tar parse that stopped on it.
+        (_, Err(e)) | (Err(e), _) => {
             empty(dest);
             return Err(e);
         }
+        (Ok(_), _) => {
+            empty(dest);
+            return Err(Error::BadArchive("the archive holds no files (is it a tar?)".into()));
+        }
     };
-    // Drain what follows the end-of-archive blocks so the digest covers the whole stream.
-    io::copy(&mut hashing, &mut io::sink()).map_err(read_error)?;
-    if entries == 0 {
-        return Err(Error::BadArchive("the archive holds no files (is it a tar?)".into()));
-    }
-    let (tee, diff_id, size) = hashing.finish();
-    if let (Some(copy), Some(p)) = (tee.copy, blob) {
-        let f = copy.into_inner().map_err(|e| e.into_error()).ctx("write", p)?;
+    if let (Some(f), Some(p)) = (&blob_file, blob) {
         // The syncfs below covers the blob when it is on the same filesystem.
-        if !same_fs(&f, dest) {
+        if !same_fs(f, dest) {
             f.sync_all().ctx("sync", p)?;
         }
     }
     syncfs(dest)?;
-    Ok((tee.inner, Unpacked { diff_id, size, digest: String::new() }))
+    Ok(Unpacked { diff_id: m.diff_id, size: m.size, digest: m.digest })
 }
 
 fn same_fs(f: &File, dir: &Path) -> bool {
@@ -279,6 +236,7 @@ pub fn syncfs(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use std::ffi::CString;
+    use std::io::Write;
     use std::os::unix::fs::MetadataExt;
 
     fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
