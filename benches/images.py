@@ -8,6 +8,7 @@ the run:
                  untimed) from the same store: the build-run-destroy cycle of the users
     load docker  `pyc load -i docker-archive.tar`   vs `podman load -i docker-archive.tar`
     load oci     `pyc load -i oci-archive.tar`      vs `podman load -i oci-archive.tar`
+    reload       load docker, each run right after an rmi of the image, as reimport
     unpack       `pyc_core.unpack_layer(BLOB, DIR)` vs `umoci unpack --image LAYOUT DIR`
                  (pyc has no user command that unpacks an OCI layout: a fresh python process
                  calls the binding on the layout's layer blob, hashing it as umoci does)
@@ -48,7 +49,7 @@ PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 CACHE = "/var/tmp/pyc-bench-images"
 ROOTFS_TAR = os.path.join(CACHE, "debian-minbase.tar")
 Argv = list[str] | Callable[[], list[str]]
-CASES = ("import", "reimport", "load-docker", "load-oci", "unpack", "save", "save-oci", "sha256")
+CASES = ("import", "reimport", "load-docker", "load-oci", "reload", "unpack", "save", "save-oci", "sha256")
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -164,6 +165,12 @@ class Bench:
         for kind, archive in (("docker", docker_tar), ("oci", oci_tar)):
             if f"load-{kind}" in cases:
                 self.pair(f"load {kind}", ([PYC, "load", "-q", "-i", archive], self.empty_pyc), "podman", (lambda: [*self.podman, "load", "-q", "-i", archive], self.empty_podman))
+        if "reload" in cases:
+            self.empty_pyc()
+            self.empty_podman()
+            rmi_pyc = lambda: self.sh(PYC, "rmi", "localhost/src:1") and None  # noqa: E731
+            rmi_podman = lambda: self.sh(*self.podman, "rmi", "localhost/src:1") and None  # noqa: E731
+            self.pair("reload", ([PYC, "load", "-q", "-i", docker_tar], rmi_pyc), "podman", ([*self.podman, "load", "-q", "-i", docker_tar], rmi_podman))
         if "unpack" in cases:
             layout = os.path.join(self.base, "layout")
             self.sh("skopeo", "copy", f"oci-archive:{oci_tar}", f"oci:{layout}:latest")
