@@ -1,13 +1,13 @@
-//! The input side of an unpack on a thread of its own: read, decompress, hash, keep the blob.
-//! The other side (parse the tar, write the files) is as much work again; one thread did both
-//! in turn, leaving the second core idle on a one-layer load or import.
+//! The input side of an unpack, on threads of its own: one reads and decompresses, one hashes
+//! the tar and keeps it as the blob, while the caller parses the tar and writes the files. One
+//! thread did all of it in turn, leaving the second core idle on a one-layer load or import.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::Path;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SendError, SyncSender};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use sha2::{Digest, Sha256};
@@ -16,10 +16,12 @@ use super::digest::HashingReader;
 use crate::error::{Error, IoContext, Result};
 
 const CHUNK: usize = 1 << 20;
-/// Chunks in flight: enough to ride over a slow file creation, little memory.
-const AHEAD: usize = 8;
+/// Chunks in flight between two threads: enough to ride over a slow file creation.
+const AHEAD: usize = 4;
 /// Writeback of the blob starts every this many bytes, so the final sync waits for little.
 const WRITEBACK: u64 = 8 << 20;
+
+type Chunk = io::Result<Vec<u8>>;
 
 /// What the input side measured, once it read everything.
 pub struct Measured {
@@ -32,7 +34,7 @@ pub struct Measured {
 
 /// The tar stream, as the input side hands it over.
 pub struct Chunks {
-    full: Receiver<io::Result<Vec<u8>>>,
+    full: Receiver<Chunk>,
     empty: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
@@ -47,7 +49,7 @@ impl Read for Chunks {
             }
             match self.full.recv() {
                 Ok(chunk) => self.cur = chunk?,
-                Err(_) => return Ok(0), // the input ended
+                Err(_) => return Ok(0), // the input ended (the join tells whether well)
             }
             self.pos = 0;
         }
@@ -58,82 +60,170 @@ impl Read for Chunks {
     }
 }
 
-/// Start reading `input` (tar, gzip or zstd, told by its first bytes) on a thread of `scope`,
-/// writing the uncompressed tar to `blob` too. The thread reads to the end even after the
-/// reader of the chunks stops (the digests cover the whole input), unless `abort` is set:
-/// then it stops and gives None.
+/// The two threads, to be joined once the chunks are read.
+pub struct Sides<'s> {
+    input: ScopedJoinHandle<'s, Result<Input>>,
+    tar: ScopedJoinHandle<'s, Result<Option<(String, u64)>>>,
+}
+
+enum Input {
+    Plain,
+    /// The digest of the compressed input.
+    Compressed(String),
+    Stopped,
+}
+
+impl Sides<'_> {
+    /// What was measured; None if `abort` stopped the threads. A read or decompression error
+    /// comes first: it says more than what failed after it.
+    pub fn join(self) -> Result<Option<Measured>> {
+        let input = self.input.join().unwrap_or_else(|_| Err(panicked()));
+        let tar = self.tar.join().unwrap_or_else(|_| Err(panicked()));
+        let input = input?;
+        let Some((diff_id, size)) = tar? else { return Ok(None) };
+        Ok(match input {
+            Input::Plain => Some(Measured { digest: diff_id.clone(), diff_id, size }),
+            Input::Compressed(digest) => Some(Measured { diff_id, size, digest }),
+            Input::Stopped => None,
+        })
+    }
+}
+
+fn panicked() -> Error {
+    Error::BadArchive("a reading thread panicked".into())
+}
+
+/// Start reading `input` (tar, gzip or zstd, told by its first bytes) on threads of `scope`,
+/// writing the uncompressed tar to `blob` too. They read to the end even after the reader of
+/// the chunks stops (the digests cover the whole input), unless `abort` is set.
 pub fn start<'s, 'e, R: Read + Send + 's>(
     scope: &'s Scope<'s, 'e>,
     input: R,
     blob: Option<(&'s File, &'s Path)>,
     abort: &'s AtomicBool,
-) -> (Chunks, ScopedJoinHandle<'s, Result<Option<Measured>>>) {
+) -> (Chunks, Sides<'s>) {
+    let (raw_tx, raw_rx) = sync_channel(AHEAD);
     let (full_tx, full) = sync_channel(AHEAD);
-    let (empty, empty_rx) = sync_channel(AHEAD + 2);
-    let side = Side { full: Some(full_tx), empty: empty_rx, blob, abort, written: 0, synced: 0 };
-    let handle = scope.spawn(move || side.run(input));
-    (Chunks { full, empty, cur: Vec::new(), pos: 0 }, handle)
+    let (empty, empty_rx) = sync_channel(3 * AHEAD);
+    let reader = Reader { out: Some(raw_tx), empty: empty_rx, abort };
+    let keeper = Keeper { from: raw_rx, to: Some(full_tx), empty: empty.clone(), blob, abort, written: 0, synced: 0 };
+    let sides = Sides { input: scope.spawn(move || reader.run(input)), tar: scope.spawn(move || keeper.run()) };
+    (Chunks { full, empty, cur: Vec::new(), pos: 0 }, sides)
 }
 
-struct Side<'a> {
-    full: Option<SyncSender<io::Result<Vec<u8>>>>,
+/// Reads the input and decompresses it into chunks of tar.
+struct Reader<'a> {
+    out: Option<SyncSender<Chunk>>,
     empty: Receiver<Vec<u8>>,
+    abort: &'a AtomicBool,
+}
+
+impl Reader<'_> {
+    fn run(mut self, input: impl Read) -> Result<Input> {
+        let mut input = BufReader::with_capacity(CHUNK, input);
+        let mut head = [0u8; 4];
+        let peek = input.fill_buf().map_err(|e| self.fail("read archive", e))?;
+        head[..peek.len().min(4)].copy_from_slice(&peek[..peek.len().min(4)]);
+        if !matches!(head, [0x1f, 0x8b, _, _] | [0x28, 0xb5, 0x2f, 0xfd]) {
+            // The tar is the input: the other thread's hash names it both ways.
+            return Ok(if self.pump(&mut input, "archive")? { Input::Plain } else { Input::Stopped });
+        }
+        // The peeked bytes stay in the buffer: they pass through the hasher like the rest.
+        let mut raw = HashingReader::new(input);
+        let done = if head[0] == 0x1f {
+            self.pump(&mut flate2::read::MultiGzDecoder::new(&mut raw), "gzip")?
+        } else {
+            let mut zst = zstd::Decoder::new(&mut raw).map_err(|e| self.fail("zstd", e))?;
+            self.pump(&mut zst, "zstd")?
+        };
+        if !done {
+            return Ok(Input::Stopped);
+        }
+        // What the decompressor left unread belongs to the input's digest too.
+        io::copy(&mut raw, &mut io::sink()).map_err(|e| self.fail("read archive", e))?;
+        Ok(Input::Compressed(raw.finish().1))
+    }
+
+    /// Send the tar stream on in chunks; false if told to stop.
+    fn pump(&mut self, tar: &mut impl Read, what: &str) -> Result<bool> {
+        loop {
+            let Some(out) = self.out.clone() else { return Ok(false) };
+            if self.abort.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let mut buf = self.empty.try_recv().unwrap_or_default();
+            buf.resize(CHUNK, 0);
+            let n = fill(tar, &mut buf).map_err(|e| self.fail(&format!("read {what}"), e))?;
+            if n == 0 {
+                self.out = None; // the end, for the threads after this one
+                return Ok(true);
+            }
+            buf.truncate(n);
+            if out.send(Ok(buf)).is_err() {
+                return Ok(false); // the other side stopped (its error is its own)
+            }
+        }
+    }
+
+    /// The error, passed on too: the tar parse after it stops there.
+    fn fail(&mut self, what: &str, e: io::Error) -> Error {
+        let msg = format!("{what}: {e}");
+        if let Some(tx) = self.out.take() {
+            let _ = tx.send(Err(io::Error::new(e.kind(), msg.clone())));
+        }
+        Error::BadArchive(msg)
+    }
+}
+
+/// Hashes the tar (the diff id), keeps it as the blob, hands it on to the unpack.
+struct Keeper<'a> {
+    from: Receiver<Chunk>,
+    to: Option<SyncSender<Chunk>>,
+    empty: SyncSender<Vec<u8>>,
     blob: Option<(&'a File, &'a Path)>,
     abort: &'a AtomicBool,
     written: u64,
     synced: u64,
 }
 
-impl Side<'_> {
-    fn run(mut self, input: impl Read) -> Result<Option<Measured>> {
-        let mut input = BufReader::with_capacity(CHUNK, input);
-        let mut head = [0u8; 4];
-        let peek = input.fill_buf().map_err(|e| self.fail("read archive", e))?;
-        head[..peek.len().min(4)].copy_from_slice(&peek[..peek.len().min(4)]);
-        let compressed = matches!(head, [0x1f, 0x8b, _, _] | [0x28, 0xb5, 0x2f, 0xfd]);
-        if !compressed {
-            // The tar is the input: one hash names it both ways.
-            let pumped = self.pump(&mut input, "archive")?;
-            return Ok(pumped.map(|(diff_id, size)| Measured { digest: diff_id.clone(), diff_id, size }));
-        }
-        // The peeked bytes stay in the buffer: they pass through the hasher like the rest.
-        let mut raw = HashingReader::new(input);
-        let pumped = if head[0] == 0x1f {
-            self.pump(&mut flate2::read::MultiGzDecoder::new(&mut raw), "gzip")?
-        } else {
-            let mut zst = zstd::Decoder::new(&mut raw).map_err(|e| self.fail("zstd", e))?;
-            self.pump(&mut zst, "zstd")?
-        };
-        let Some((diff_id, size)) = pumped else { return Ok(None) };
-        // What the decompressor left unread belongs to the input's digest too.
-        io::copy(&mut raw, &mut io::sink()).map_err(|e| self.fail("read archive", e))?;
-        let (_, digest, _) = raw.finish();
-        Ok(Some(Measured { diff_id, size, digest }))
-    }
-
-    /// Copy the tar stream to the chunks and the blob, hashing it.
-    fn pump(&mut self, tar: &mut impl Read, what: &str) -> Result<Option<(String, u64)>> {
+impl Keeper<'_> {
+    fn run(mut self) -> Result<Option<(String, u64)>> {
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        loop {
+        while let Ok(chunk) = self.from.recv() {
             if self.abort.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            let mut buf = self.empty.try_recv().unwrap_or_default();
-            buf.resize(CHUNK, 0);
-            let n = fill(tar, &mut buf).map_err(|e| self.fail(&format!("read {what}"), e))?;
-            if n == 0 {
-                self.full = None; // the reader sees the end
-                return Ok(Some((format!("sha256:{}", hex::encode(hasher.finalize())), size)));
-            }
-            buf.truncate(n);
-            hasher.update(&buf);
-            size += n as u64;
-            self.keep(&buf)?;
-            if let Some(tx) = &self.full {
-                if tx.send(Ok(buf)).is_err() {
-                    self.full = None; // the reader is done: go on hashing alone
+            let buf = match chunk {
+                Ok(buf) => buf,
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.hand_on(Err(e));
+                    return Err(Error::BadArchive(msg));
                 }
+            };
+            hasher.update(&buf);
+            size += buf.len() as u64;
+            self.keep(&buf)?;
+            self.hand_on(Ok(buf));
+        }
+        if self.abort.load(Ordering::Relaxed) {
+            return Ok(None); // the reader stopped early: the hash covers part of the input
+        }
+        Ok(Some((format!("sha256:{}", hex::encode(hasher.finalize())), size)))
+    }
+
+    fn hand_on(&mut self, chunk: Chunk) {
+        let Some(tx) = &self.to else {
+            if let Ok(buf) = chunk {
+                let _ = self.empty.try_send(buf);
+            }
+            return;
+        };
+        if let Err(SendError(back)) = tx.send(chunk) {
+            self.to = None; // the unpack is done: hash on alone, to the end
+            if let Ok(buf) = back {
+                let _ = self.empty.try_send(buf);
             }
         }
     }
@@ -148,15 +238,6 @@ impl Side<'_> {
             self.synced = self.written;
         }
         Ok(())
-    }
-
-    /// The error as the reader of the chunks sees it too (its tar parse stops there).
-    fn fail(&mut self, what: &str, e: io::Error) -> Error {
-        let msg = format!("{what}: {e}");
-        if let Some(tx) = self.full.take() {
-            let _ = tx.send(Err(io::Error::new(e.kind(), msg.clone())));
-        }
-        Error::BadArchive(msg)
     }
 }
 

@@ -38,7 +38,7 @@ pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Resu
             abort.store(true, Ordering::Relaxed);
         }
         drop(chunks); // the input side reads on alone, to the end, for the digests
-        (entries, side.join().unwrap_or_else(|_| Err(Error::BadArchive("the reading thread panicked".into()))))
+        (entries, side.join())
     });
     let m = match (entries, measured) {
         (Ok(n), Ok(Some(m))) if n > 0 => m,
