@@ -144,7 +144,12 @@ class ContainerStore:
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "{c.name}" is already in use') from None
         try:
-            os.makedirs(c.dir)
+            if not os.path.isdir(self.paths.containers):
+                from pyc.store.placement import spread_children
+
+                os.makedirs(self.paths.containers, exist_ok=True)
+                spread_children(self.paths.containers)
+            os.mkdir(c.dir)
             for sub in ("upper", "work", "rootfs"):
                 os.mkdir(c.path(sub))
             for name, content in files.items():

@@ -207,3 +207,28 @@ def test_an_import_killed_midway_leaves_nothing(store_root: Path, tmp_path: Path
     assert os.listdir(store_root / "tmp") == []
     assert pyc("rmi", "whole:1").returncode == 0
     assert {p for p in os.listdir(store_root / "layers")} == before
+
+
+def _flags(path: Path) -> int | None:
+    import fcntl
+    import struct
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, 0x80086601, b"\0" * 4))[0])  # FS_IOC_GETFLAGS
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def test_layers_and_containers_are_placed_apart(store_root: Path) -> None:
+    # The store asks ext4's allocator to give each unpacked layer and each container its own
+    # block group (see store/placement.py): the directories they are made in carry FS_TOPDIR_FL.
+    fstype = subprocess.run(["stat", "-f", "-c", "%T", str(store_root)], capture_output=True, text=True).stdout.strip()
+    if fstype not in ("ext2/ext3",):  # stat's name for ext2, ext3 and ext4
+        pytest.skip(f"the store is on {fstype}: the Orlov top-directory flag is an ext4 feature")
+    assert pyc("run", "--rm", "busybox", "true").returncode == 0
+    for d in ("tmp", "containers"):
+        flags = _flags(store_root / d)
+        assert flags is not None and flags & 0x00020000, f"{d}/ lacks FS_TOPDIR_FL ({flags})"

@@ -98,3 +98,15 @@ def test_import_and_commit_show_a_bar_on_a_terminal_only(tmp_path: Path) -> None
     finally:
         for tag in "123":
             pyc("rmi", f"pyc-test-progress:{tag}")
+
+
+def test_a_compressed_archive_shows_its_decompression(tmp_path: Path, other_env: dict[str, str]) -> None:
+    plain = tmp_path / "bb.tar"
+    assert pyc("save", "busybox", "-o", str(plain)).returncode == 0
+    packed = tmp_path / "bb.tar.gz"
+    subprocess.run(["gzip", "-1", "-k", str(plain)], check=True)
+    size_mb = f"{packed.stat().st_size / 1e6:.1f}"
+    code, stdout, shown = on_a_tty("load", "-i", str(packed), env=other_env)
+    assert (code, stdout) == (0, "Loaded image: busybox:latest\n")
+    assert re.search(rf"Decompressing .* {size_mb}/{size_mb} MB", shown), shown
+    assert re.search(rf"{_layer_label()}: Loading layer .* 2\.1/2\.1 MB", shown), shown

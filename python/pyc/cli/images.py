@@ -5,10 +5,9 @@ import sys
 
 import typer
 
+from pyc.cli import transfer
 from pyc.cli.output import ago, size, table
-from pyc import progress
 from pyc.engine import Engine
-from pyc.store.changes import parse_changes
 
 
 def register(app: typer.Typer, image_app: typer.Typer) -> None:
@@ -30,9 +29,7 @@ def register(app: typer.Typer, image_app: typer.Typer) -> None:
         change: list[str] = typer.Option([], "-c", "--change", help="Apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER."),
     ) -> None:
         """Import a rootfs tarball or directory as a one-layer image."""
-        with progress.bars():
-            img = Engine().import_image(0 if source == "-" else source, ref, parse_changes(change))
-        print(img.id)
+        transfer.import_(source, ref, change)
 
     def tag(source: str = typer.Argument(...), target: str = typer.Argument(...)) -> None:
         """Give an image another name."""

@@ -46,6 +46,13 @@ def dispatch(argv: list[str]) -> int:
             parsed_verb = fast_verb(verb[0], rest)
             if parsed_verb is not None:
                 return run_fast(verb[0], *parsed_verb)
+        verb, rest = (argv[1:2], argv[2:]) if argv[:1] == ["image"] else (argv[:1], argv[1:])
+        if verb and verb[0] in ("import", "load", "save"):
+            from pyc.cli import transfer
+
+            parsed_transfer = transfer.fast_parse(verb[0], rest)
+            if parsed_transfer is not None:
+                return transfer.run_fast(verb[0], parsed_transfer)
         return _typer(argv)
     except PycError as e:
         return fail(str(e), e.exit_code)

@@ -569,7 +569,9 @@ def _plain_tar(source: str | int, tmp: str) -> str:
         if isinstance(source, str) and head[:2] != b"\x1f\x8b" and head != b"\x28\xb5\x2f\xfd":
             return source
         out = os.path.join(tmp, "archive.tar")
-        with open(out, "wb", buffering=BUF) as o:
+        total = os.fstat(f.fileno()).st_size if isinstance(source, str) else None
+        # The bar follows the compressed input: the fd's offset, shared with the reader.
+        with open(out, "wb", buffering=BUF) as o, progress.task("Decompressing", total, progress.offset(f.fileno())):
             if head[:2] == b"\x1f\x8b":
                 try:
                     with gzip.open(f) as g:

@@ -81,8 +81,13 @@ class ImageStore:
     # -- layout ---------------------------------------------------------------------------
 
     def ensure_layout(self) -> None:
+        from pyc.store.placement import spread_children
+
         for d in (self.paths.blobs, self.paths.layers, self.paths.containers, self.paths.names, self.paths.tmp):
             os.makedirs(d, exist_ok=True)
+        # Layers are unpacked in tmp/ (then renamed into layers/), upper dirs made in containers/.
+        spread_children(self.paths.tmp)
+        spread_children(self.paths.containers)
         layout = os.path.join(self.paths.oci, "oci-layout")
         if not os.path.exists(layout):
             atomic.write_file(layout, b'{"imageLayoutVersion":"1.0.0"}')
