@@ -116,11 +116,12 @@ fn make_all(dest: &Path, links: &[LowerLink], lowers: &[PathBuf]) -> Result<()> 
         let shown = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
         let (path, target) = (shown(&link.path), shown(&link.target));
         let (parent, name) = split(&link.path);
-        let at = root.open_beneath(parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW).map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
+        // Found as unpack found it: a symlink of this layer on the way followed, beneath.
+        let at = root.open_beneath(parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
         let name = cstr(name)?;
         if let Some(first) = made.get(link.target.as_slice()) {
             let (fparent, fname) = split(first);
-            let fdir = root.open_beneath(fparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW).map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
+            let fdir = root.open_beneath(fparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
             entry::hardlink(at.as_raw_fd(), &name, fdir.as_raw_fd(), &cstr(fname)?).map_err(|f| fail(&path, f))?;
             continue;
         }
@@ -380,17 +381,20 @@ mod tests {
         let (_, r) = stack(t.path(), &[below.clone(), tar_of(&[link("x", "y"), file("y", "later")])]);
         assert!(err(&r[1]).contains("hardlink x: its target y comes after it in the layer"), "{r:?}");
         // A link replaced by a later entry, or under a directory replaced later, is not made;
-        // a link to a link of the layer below is to the same file.
+        // a link to a link of the layer below is to the same file; a link under a symlinked
+        // directory of the layer goes where unpack put it.
         let t = tempfile::tempdir().unwrap();
-        let top = tar_of(&[link("x", "y"), file("x", "mine"), link("d/x", "y"), file("d", "file"), link("w", "y"), file(".wh.w", ""), link("a", "y"), link("b", "a")]);
+        let top = tar_of(&[(EntryType::Directory, "d2", ""), (EntryType::Symlink, "s", "d2"), link("s/via", "y"), link("x", "y"), file("x", "mine"), link("d/x", "y"), file("d", "file"), link("w", "y"), file(".wh.w", ""), link("a", "y"), link("b", "a")]);
         let (dirs, r) = stack(t.path(), &[below, top]);
         assert!(r[1].is_ok(), "{r:?}");
         let top = &dirs[1];
         assert_eq!(std::fs::read(top.join("x")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(top.join("d2/via")).unwrap(), b"low");
         assert_eq!(std::fs::read(top.join("d")).unwrap(), b"file");
         assert_eq!(std::fs::symlink_metadata(top.join("w")).unwrap().rdev(), 0);
         let (a, b) = (std::fs::metadata(top.join("a")).unwrap(), std::fs::metadata(top.join("b")).unwrap());
-        assert_eq!((a.ino(), a.nlink(), std::fs::read(top.join("b")).unwrap()), (b.ino(), 2, b"low".to_vec()));
+        // s/via, a and b: three names of one copy, as they were of one file.
+        assert_eq!((a.ino(), a.nlink(), std::fs::read(top.join("b")).unwrap()), (b.ino(), 3, b"low".to_vec()));
     }
 
     #[test]
