@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn order_within_the_layer() {
         let t = tempfile::tempdir().unwrap();
-        let below = tar_of(&[file("y", "low")]);
+        let below = tar_of(&[file("y", "low"), file("y2", "low2")]);
         // A target that comes after its link: a malformed tar.
         let (_, r) = stack(t.path(), &[below.clone(), tar_of(&[link("x", "y"), file("y", "later")])]);
         assert!(err(&r[1]).contains("hardlink x: its target y comes after it in the layer"), "{r:?}");
@@ -384,12 +384,13 @@ mod tests {
         // a link to a link of the layer below is to the same file; a link under a symlinked
         // directory of the layer goes where unpack put it.
         let t = tempfile::tempdir().unwrap();
-        let top = tar_of(&[(EntryType::Directory, "d2", ""), (EntryType::Symlink, "s", "d2"), link("s/via", "y"), link("x", "y"), file("x", "mine"), link("d/x", "y"), file("d", "file"), link("w", "y"), file(".wh.w", ""), link("a", "y"), link("b", "a")]);
+        let top = tar_of(&[(EntryType::Directory, "d2", ""), (EntryType::Symlink, "s", "d2"), link("s/via", "y"), link("x", "y"), file("x", "mine"), link("d/x", "y"), file("d", "file"), link("w", "y"), file(".wh.w", ""), link("a", "y"), link("b", "a"), file("e", "old"), link("e", "y2")]);
         let (dirs, r) = stack(t.path(), &[below, top]);
         assert!(r[1].is_ok(), "{r:?}");
         let top = &dirs[1];
         assert_eq!(std::fs::read(top.join("x")).unwrap(), b"mine");
         assert_eq!(std::fs::read(top.join("d2/via")).unwrap(), b"low");
+        assert_eq!(std::fs::read(top.join("e")).unwrap(), b"low2");
         assert_eq!(std::fs::read(top.join("d")).unwrap(), b"file");
         assert_eq!(std::fs::symlink_metadata(top.join("w")).unwrap().rdev(), 0);
         let (a, b) = (std::fs::metadata(top.join("a")).unwrap(), std::fs::metadata(top.join("b")).unwrap());

@@ -218,8 +218,11 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
                         Some(l) => l.target.clone(),
                         None => target,
                     };
+                    // What an earlier entry put there is replaced, as by any entry.
+                    let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
+                    let removed_dir = entry::remove(at, &cname);
                     lower_links.push(LowerLink { path, target });
-                    Ok(false)
+                    removed_dir
                 }
                 done => done,
             }
