@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pyc
+from tests.conftest import pyc, store_snapshot
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
 
@@ -32,8 +32,9 @@ def _entry(t: tarfile.TarFile, name: str, kind: bytes = tarfile.REGTYPE, data: b
     t.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
 
 
-def _layers(tmp: Path, link_down: bool) -> list[Path]:
-    """Three layers; with `link_down`, the second has a hardlink to a file of the first."""
+def _layers(tmp: Path, link_down: str | None) -> list[Path]:
+    """Three layers; with `link_down`, the second has a hardlink to that path, a file of the
+    first (or, to test refusals, whatever else it names)."""
     paths = [tmp / f"l{n}.tar" for n in range(3)]
     with tarfile.open(paths[0], "w") as t:
         for d in ("data", "data/keep", "data/gone", "data/gone/sub", "data/opq", "data/opq/inner"):
@@ -57,7 +58,7 @@ def _layers(tmp: Path, link_down: bool) -> list[Path]:
         _entry(t, "data/keep/.wh.a")
         _entry(t, "data/keep/b", data=b"b\n", uid=5, gid=6)
         if link_down:
-            _entry(t, "data/hl-link", tarfile.LNKTYPE, link="data/hl-src")
+            _entry(t, "data/hl-link", tarfile.LNKTYPE, link=link_down)
     with tarfile.open(paths[2], "w") as t:
         _entry(t, "data/gone", tarfile.DIRTYPE, mode=0o700)
         _entry(t, "data/gone/again", data=b"again\n")
@@ -82,7 +83,7 @@ def _normalize(lines: list[str], no_nlink: tuple[str, ...] = ()) -> list[str]:
     return sorted(out)
 
 
-def _layout(tmp_path: Path, link_down: bool) -> Path:
+def _layout(tmp_path: Path, link_down: str | None) -> Path:
     """An OCI layout with busybox and, on top of it, the three layers as tag `final`."""
     layout = tmp_path / "layout"
     assert pyc("save", "busybox", "--format", "oci-dir", "-o", str(layout)).returncode == 0
@@ -106,20 +107,10 @@ def env() -> Iterator[dict[str, str]]:
 
 def _compare(oci: Path, via: str, env: dict[str, str], tmp_path: Path, no_nlink: tuple[str, ...] = ()) -> str:
     """Load `final` into pyc `via` a way; assert the tree a container sees is umoci's; the ref."""
+    ref = _load(oci, via, env, tmp_path)
     bundle = tmp_path / "bundle"
     subprocess.run(["umoci", "unpack", "--image", f"{oci}:final", str(bundle)], check=True, capture_output=True)
     theirs = subprocess.run(["sh", "-c", f"find data | xargs stat -c '{STAT}'"], cwd=bundle / "rootfs", capture_output=True, text=True, check=True).stdout
-    if via == "oci-archive":
-        archive = tmp_path / "final.tar"
-        subprocess.run(["skopeo", "copy", f"oci:{oci}:final", f"oci-archive:{archive}:pyc-test/layers:1"], check=True, capture_output=True)
-        r = pyc("load", "-i", str(archive), env=env)
-        assert r.returncode == 0, r.stderr
-        ref = "pyc-test/layers:1"
-    else:
-        store = Path(env["PYC_ROOT"]) / "oci"
-        assert pyc("images", env=env).returncode == 0  # makes the layout
-        subprocess.run(["skopeo", "copy", f"oci:{oci}:final", f"oci:{store}:pyc-test/layers:2"], check=True, capture_output=True)
-        ref = "pyc-test/layers:2"
     r = pyc("run", "--rm", ref, "sh", "-c", f"cd / && find data | xargs stat -c '{STAT}'", env=env)
     assert r.returncode == 0, r.stderr
     assert _normalize(r.stdout.splitlines(), no_nlink) == _normalize(theirs.splitlines(), no_nlink)
@@ -127,18 +118,69 @@ def _compare(oci: Path, via: str, env: dict[str, str], tmp_path: Path, no_nlink:
     return ref
 
 
+def _archive(oci: Path, via: str, tmp_path: Path) -> Path:
+    """`final` as pyc-test/layers:1 in an archive of the format `via`."""
+    archive = tmp_path / ("final" if via == "oci-dir" else "final.tar")
+    dest = f"oci:{archive}:pyc-test/layers:1" if via == "oci-dir" else f"{via}:{archive}:pyc-test/layers:1"
+    subprocess.run(["skopeo", "copy", f"oci:{oci}:final", dest], check=True, capture_output=True)
+    return archive
+
+
+def _load(oci: Path, via: str, env: dict[str, str], tmp_path: Path) -> str:
+    """`final` into pyc's store: `pyc load` of an archive, or skopeo writing into the store
+    (pyc unpacks its layers at the first run). The ref to run."""
+    if via != "skopeo-into-store":
+        r = pyc("load", "-i", str(_archive(oci, via, tmp_path)), env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip().splitlines()[-1].removeprefix("Loaded image: ")
+    store = Path(env["PYC_ROOT"]) / "oci"
+    assert pyc("images", env=env).returncode == 0  # makes the layout
+    subprocess.run(["skopeo", "copy", f"oci:{oci}:final", f"oci:{store}:pyc-test/layers:2"], check=True, capture_output=True)
+    return "pyc-test/layers:2"
+
+
 @pytest.mark.parametrize("via", ["oci-archive", "skopeo-into-store"])
 def test_multi_layer_tree_equals_umoci_unpack(via: str, env: dict[str, str], tmp_path: Path) -> None:
-    ref = _compare(_layout(tmp_path, False), via, env, tmp_path)
+    ref = _compare(_layout(tmp_path, None), via, env, tmp_path)
     # Symlink targets and contents, as umoci has them.
     r = pyc("run", "--rm", ref, "sh", "-c", "readlink /data/sym; cat /data/file1 /data/opq/new /data/gone/again", env=env)
     assert (r.returncode, r.stdout) == (0, "/data/keep/b\nchanged\nnew\nagain\n"), r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the Rust unpacker (branch images-core) refuses a hardlink to a file of an earlier layer")
-def test_hardlink_to_a_file_of_an_earlier_layer(env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", ["oci-archive", "docker-archive", "oci-dir", "skopeo-into-store"])
+def test_hardlink_to_a_file_of_an_earlier_layer(via: str, env: dict[str, str], tmp_path: Path) -> None:
     # Layers stay apart under overlayfs: the link is a copy there (as with docker's overlay2),
     # one link each, where umoci's single tree has one file with two.
-    ref = _compare(_layout(tmp_path, True), "oci-archive", env, tmp_path, ("data/hl-src", "data/hl-link"))
-    r = pyc("run", "--rm", ref, "cat", "/data/hl-link", env=env)
-    assert (r.returncode, r.stdout) == (0, "shared\n"), r.stderr
+    ref = _compare(_layout(tmp_path, "data/hl-src"), via, env, tmp_path, ("data/hl-src", "data/hl-link"))
+    r = pyc("run", "--rm", ref, "sh", "-c", "cat /data/hl-link; stat -c '%a %u %Y %h' /data/hl-link /data/hl-src", env=env)
+    assert (r.returncode, r.stdout) == (0, "shared\n600 0 1700000000 1\n600 0 1700000000 1\n"), r.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("../../etc/shadow", "unsafe path in archive: data/hl-link leads outside the layer"),
+        ("data/nowhere", "hardlink data/hl-link: target data/nowhere is in no earlier layer"),
+        ("data/todelete", "target data/todelete is in no earlier layer"),  # whited out just before
+        ("data/opq/o1", "target data/opq/o1 is in no earlier layer"),  # its directory made opaque
+    ],
+)
+def test_bad_hardlinks_to_earlier_layers_are_refused(target: str, says: str, env: dict[str, str], tmp_path: Path) -> None:
+    oci = _layout(tmp_path, target)
+    archive = _archive(oci, "oci-archive", tmp_path)
+    root = Path(env["PYC_ROOT"])
+    before: dict[str, tuple[int, int]] = {}
+    for _ in range(2):  # the first makes the store's empty layout
+        r = pyc("load", "-i", str(archive), env=env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 125 and len(lines) == 1 and lines[0].startswith("pyc: ") and says in lines[0], r.stderr
+        assert os.listdir(root / "layers") == [] and pyc("images", "-q", env=env).stdout.strip() == ""
+        before = before or store_snapshot(root)
+    assert store_snapshot(root) == before
+    # Written into the store by skopeo, the layer is refused at the first run, and not kept.
+    ref = _load(oci, "skopeo-into-store", env, tmp_path)
+    r = pyc("run", "--rm", ref, "true", env=env)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 125 and len(lines) == 1 and says in lines[0], r.stderr
+    assert len(os.listdir(root / "layers")) == 2  # busybox's and the first of the three
+    assert os.listdir(root / "tmp") == []

@@ -292,13 +292,16 @@ class _Loader:
         self.blobs: dict[str, tuple[str, int]] = {}  # diff_id -> (temp blob path, size)
         self.layers: dict[str, str] = {}  # chain id -> temp unpacked dir
         self.images: list[tuple[dict[str, Any], list[tuple[str, int]], list[str]]] = []
-        self.pending: list[tuple[str | tuple[str, int, int], str, str, str, str, str | None]] = []
+        # (source, dest, blob, name, diff_id, blob digest, chain ids below, top-most first)
+        self.pending: list[tuple[str | tuple[str, int, int], str, str, str, str, str | None, list[str]]] = []
         self.sizes: dict[str, int] = {}  # diff_id -> size, of the layers unpack_pending did
         self.made = 0
 
-    def layer(self, src: _Source, name: str, diff_id: str, chain: str, blob_digest: str | None) -> int:
+    def layer(self, src: _Source, name: str, diff_id: str, chains: list[str], blob_digest: str | None) -> int:
         """Take in the layer `name` whose uncompressed digest must be `diff_id` (and whose
-        digest as stored, when given, `blob_digest`). Returns the uncompressed size."""
+        digest as stored, when given, `blob_digest`); `chains` are the chain ids of the image's
+        layers up to this one. Returns the uncompressed size."""
+        chain, below = chains[-1], chains[-2::-1]
         store = self.store
         have_blob = store.has_blob(diff_id) or diff_id in self.blobs
         have_dir = os.path.isdir(store.paths.layer(chain)) or chain in self.layers
@@ -315,12 +318,13 @@ class _Loader:
         os.mkdir(dest)
         in_place = src.in_place(name)
         if in_place is None:
+            self.unpack_pending()  # the layers below, for hardlinks to their files
             with progress.task(label, src.size(name)) as bar:
-                got, size, raw = _unpack(src, name, dest, blob, bar)
+                got, size, raw = _unpack(src, name, dest, blob, bar, [self._dir(c) for c in below])
             _check(name, got, raw, diff_id, blob_digest)
         else:
             # Unpacked with the others by unpack_pending, side by side; the size is known then.
-            self.pending.append((in_place, dest, blob, name, diff_id, blob_digest))
+            self.pending.append((in_place, dest, blob, name, diff_id, blob_digest, below))
             size = -1
         if not have_blob:
             self.blobs[diff_id] = (blob, size)
@@ -328,17 +332,26 @@ class _Loader:
             self.layers[chain] = dest
         return size
 
+    def _dir(self, chain: str) -> str:
+        """The unpacked dir of a layer: taken in by this load, or in the store."""
+        return self.layers.get(chain) or self.store.paths.layer(chain)
+
     def unpack_pending(self) -> None:
         import pyc_core
 
+        if not self.pending:
+            return
         with contextlib.ExitStack() as bars:
-            for source, _, blob, _, diff_id, _ in self.pending:
+            for source, _, blob, _, diff_id, *_ in self.pending:
                 # Rust reads these at its own offsets: the bar follows the blob it writes (the
                 # uncompressed layer, so its final size is only known up front for a plain tar).
                 total = _plain_size(source)
                 bars.enter_context(progress.task(f"{digest_hex(diff_id)[:12]}: Loading layer", total, progress.file_size(blob)))
-            results = pyc_core.unpack_layers([(source, dest, blob) for source, dest, blob, *_ in self.pending])
-        for (_, _, blob, name, diff_id, blob_digest), r in zip(self.pending, results):
+            # Jobs keep the archive's order, so a layer's lowers come before it (Rust makes the
+            # hardlinks to their files in that order, after the batch).
+            jobs = [(source, dest, blob, [self._dir(c) for c in below]) for source, dest, blob, *_, below in self.pending]
+            results = pyc_core.unpack_layers(jobs)
+        for (_, _, blob, name, diff_id, blob_digest, _), r in zip(self.pending, results):
             if isinstance(r, pyc_core.ArchiveError):
                 raise BadImage(f"layer {name}: {r}")
             if isinstance(r, Exception):
@@ -414,7 +427,7 @@ def _feed(src: _Source, name: str, fd: int, hasher: Any, bar: progress.task) -> 
                     pass
 
 
-def _unpack(src: _Source, name: str, dest: str, blob: str, bar: progress.task) -> tuple[str, int, str]:
+def _unpack(src: _Source, name: str, dest: str, blob: str, bar: progress.task, lowers: list[str]) -> tuple[str, int, str]:
     """unpack_layer on an archive member: (diff id, uncompressed size, digest of the member)."""
     import pyc_core
 
@@ -425,7 +438,7 @@ def _unpack(src: _Source, name: str, dest: str, blob: str, bar: progress.task) -
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             bar.watch(progress.offset(fd))  # unpack_layer reads a dup of fd: the offset is shared
-            diff_id, size = _unpack_layer(fd, dest, blob, name)
+            diff_id, size = _unpack_layer(fd, dest, blob, name, lowers)
         finally:
             os.close(fd)
         return diff_id, size, pyc_core.sha256_file(path)[0]
@@ -442,7 +455,7 @@ def _unpack(src: _Source, name: str, dest: str, blob: str, bar: progress.task) -
     t = threading.Thread(target=run, daemon=True)
     t.start()
     try:
-        diff_id, size = _unpack_layer(r, dest, blob, name)
+        diff_id, size = _unpack_layer(r, dest, blob, name, lowers)
     finally:
         os.close(r)
         t.join()
@@ -452,11 +465,11 @@ def _unpack(src: _Source, name: str, dest: str, blob: str, bar: progress.task) -
     return diff_id, size, "sha256:" + hasher.hexdigest()
 
 
-def _unpack_layer(source: str | int, dest: str, blob: str, name: str) -> tuple[str, int]:
+def _unpack_layer(source: str | int, dest: str, blob: str, name: str, lowers: list[str]) -> tuple[str, int]:
     import pyc_core
 
     try:
-        return pyc_core.unpack_layer(source, dest, blob)
+        return pyc_core.unpack_layer(source, dest, blob, lowers)
     except pyc_core.ArchiveError as e:
         raise BadImage(f"layer {name}: {e}") from None
 
@@ -494,8 +507,9 @@ def _load_docker(src: _Source, loader: _Loader) -> None:
         config = src.json(cfg_name, "sha256:" + hexpart if len(hexpart) == 64 else None)
         diff_ids = _diff_ids(config, len(layer_names), cfg_name)
         layers = []
-        for name, diff_id, chain in zip(layer_names, diff_ids, chain_ids(diff_ids)):
-            layers.append((diff_id, loader.layer(src, name, diff_id, chain, None)))
+        chains = chain_ids(diff_ids)
+        for n, (name, diff_id) in enumerate(zip(layer_names, diff_ids)):
+            layers.append((diff_id, loader.layer(src, name, diff_id, chains[: n + 1], None)))
         tags = [normalize(t) for t in entry.get("RepoTags") or []]
         loader.image(config, layers, tags)
 
@@ -537,8 +551,9 @@ def _load_oci(src: _Source, loader: _Loader) -> None:
         config = src.json(_blob_name(cfg_digest), cfg_digest)
         diff_ids = _diff_ids(config, len(layer_descs), f"manifest {digest}")
         layers = []
-        for desc, diff_id, chain in zip(layer_descs, diff_ids, chain_ids(diff_ids)):
-            layers.append((diff_id, loader.layer(src, _blob_name(desc["digest"]), diff_id, chain, desc["digest"])))
+        chains = chain_ids(diff_ids)
+        for n, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids)):
+            layers.append((diff_id, loader.layer(src, _blob_name(desc["digest"]), diff_id, chains[: n + 1], desc["digest"])))
         loader.image(config, layers, [normalize(n) for n in names])
 
 

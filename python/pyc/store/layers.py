@@ -47,20 +47,25 @@ def lower_dirs(store: ImageStore, image: Image) -> list[str]:
     if len(chains) != len(image.layers):
         raise BadImage(f"image {image.id[7:19]} has {len(image.layers)} layers but {len(chains)} diff ids")
     dirs = [store.paths.layer(c) for c in chains]
-    for layer, chain, path in zip(image.layers, chains, dirs):
+    for n, (layer, chain, path) in enumerate(zip(image.layers, chains, dirs)):
         if not os.path.isdir(path):
-            unpack_blob(store, layer, chain)
+            unpack_blob(store, layer, chain, dirs[n - 1 :: -1] if n else [])
     dirs.reverse()
     return dirs
 
 
-def unpack_blob(store: ImageStore, layer: dict[str, Any], chain: str) -> None:
+def unpack_blob(store: ImageStore, layer: dict[str, Any], chain: str, lowers: list[str]) -> None:
+    """Unpack a stored layer blob; `lowers` (the layers below, top-most first, already in the
+    store) give the files its hardlinks to earlier layers copy."""
     import pyc_core
 
     with temp_dir(store) as tmp:
         dest = os.path.join(tmp, "layer")
         os.mkdir(dest)
-        pyc_core.unpack_layer(store.paths.blob(layer["digest"]), dest)
+        try:
+            pyc_core.unpack_layer(store.paths.blob(layer["digest"]), dest, None, lowers)
+        except pyc_core.ArchiveError as e:
+            raise BadImage(f"layer {layer['digest']}: {e}") from None
         commit_layer(store, dest, chain)
 
 

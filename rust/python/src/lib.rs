@@ -81,12 +81,20 @@ fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
 }
 
 /// Unpack a layer tar (plain, gzip or zstd) from a path or fd into the empty directory `dest`;
-/// with `blob`, keep the uncompressed tar there. Returns (diff_id, size of the tar).
+/// with `blob`, keep the uncompressed tar there. A hardlink to a file the layer does not hold
+/// is a copy of it from `lowers`, the dirs of the layers below, top-most first. Returns
+/// (diff_id, size of the tar).
 #[pyfunction]
-#[pyo3(signature = (source, dest, blob=None))]
-fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: Option<PathBuf>) -> PyResult<(String, u64)> {
+#[pyo3(signature = (source, dest, blob=None, lowers=Vec::new()))]
+fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: Option<PathBuf>, lowers: Vec<PathBuf>) -> PyResult<(String, u64)> {
     let input = open_source(source)?;
-    let u = blocking(py, || layer::unpack(input, &dest, blob.as_deref()))?;
+    let u = blocking(py, || {
+        let u = layer::unpack(input, &dest, blob.as_deref())?;
+        if !u.lower_links.is_empty() {
+            layer::link_from_lowers(&dest, &u.lower_links, &lowers)?;
+        }
+        Ok(u)
+    })?;
     Ok((u.diff_id, u.size))
 }
 
@@ -103,13 +111,14 @@ fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send
 }
 
 /// Unpack several layers at once, on threads, the GIL released. `jobs` are (source, dest,
-/// blob) as for unpack_layer; a source may also be (path, offset, length). Returns, per job,
-/// (diff_id, size, digest of the source bytes as they came), or the exception it raised.
+/// blob, lowers) as for unpack_layer; a source may also be (path, offset, length), and lowers
+/// may name the dests of earlier jobs. Returns, per job, (diff_id, size, digest of the source
+/// bytes as they came), or the exception it raised.
 #[pyfunction]
-fn unpack_layers(py: Python<'_>, jobs: Vec<(Bound<'_, PyAny>, PathBuf, Option<PathBuf>)>) -> PyResult<Vec<Py<PyAny>>> {
+fn unpack_layers(py: Python<'_>, jobs: Vec<(Bound<'_, PyAny>, PathBuf, Option<PathBuf>, Vec<PathBuf>)>) -> PyResult<Vec<Py<PyAny>>> {
     let jobs = jobs
         .into_iter()
-        .map(|(source, dest, blob)| Ok(layer::Job { input: job_input(&source)?, dest, blob }))
+        .map(|(source, dest, blob, lowers)| Ok(layer::Job { input: job_input(&source)?, dest, blob, lowers }))
         .collect::<PyResult<Vec<_>>>()?;
     let results = py.detach(|| layer::unpack_all(jobs));
     results

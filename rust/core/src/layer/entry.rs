@@ -289,6 +289,13 @@ pub fn whiteout(dir: RawFd, name: &CStr) -> Res<bool> {
     )
 }
 
+/// Whether `name` in `dir` is a whiteout (not following a symlink there).
+pub fn is_whiteout(dir: RawFd, name: &CStr) -> bool {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let ret = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    ret == 0 && st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
+}
+
 /// overlayfs' mark of a directory that hides what the layers below hold in it.
 pub fn opaque(fd: RawFd) -> Res {
     check("mark opaque", unsafe {

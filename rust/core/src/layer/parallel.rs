@@ -1,10 +1,12 @@
 //! Several layers unpacked at once, one thread per core: the layers of a load are independent
-//! until they are stacked, and each is as much CPU (hash, decompress) as I/O.
+//! until they are stacked, and each is as much CPU (hash, decompress) as I/O. Hardlinks to
+//! files of earlier layers are made after, in the jobs' order: a layer below may be a sibling.
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use super::lower_links::link_from_lowers;
 use super::unpack::{unpack, Unpacked};
 use crate::error::Result;
 
@@ -12,12 +14,16 @@ pub struct Job {
     pub input: Box<dyn Read + Send>,
     pub dest: PathBuf,
     pub blob: Option<PathBuf>,
+    /// The directories of the layers below, top-most first; those of other jobs included,
+    /// which come earlier in the batch.
+    pub lowers: Vec<PathBuf>,
 }
 
 /// Each job's result, in the jobs' order; a failed job does not stop the others (the caller
 /// removes what they left, as for a single layer).
 pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
     let n = jobs.len();
+    let places: Vec<(PathBuf, Vec<PathBuf>)> = jobs.iter().map(|j| (j.dest.clone(), j.lowers.clone())).collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |c| c.get())
         .clamp(1, n.max(1));
@@ -33,11 +39,17 @@ pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
             });
         }
     });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
         .into_iter()
-        .map(|r| r.expect("every job ran"))
+        .zip(places)
+        .map(|(r, (dest, lowers))| {
+            let u = r.expect("every job ran")?;
+            if !u.lower_links.is_empty() {
+                link_from_lowers(&dest, &u.lower_links, &lowers)?;
+            }
+            Ok(u)
+        })
         .collect()
 }
 
@@ -74,6 +86,7 @@ mod tests {
                     input: Box::new(std::io::Cursor::new(data)),
                     dest,
                     blob: None,
+                    lowers: Vec::new(),
                 }
             })
             .collect();

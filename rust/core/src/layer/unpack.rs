@@ -13,6 +13,7 @@ use tar::EntryType;
 
 use super::beneath::{clean, cstr, split, Root};
 use super::entry::{self, Fail, Meta};
+use super::lower_links::LowerLink;
 use super::readahead;
 use crate::error::{Error, IoContext, Result};
 
@@ -22,6 +23,9 @@ pub struct Unpacked {
     pub size: u64,
     /// sha256 of the input as it came (compressed or not): what a manifest names the layer by.
     pub digest: String,
+    /// Hardlinks to files this layer does not hold: made by `link_from_lowers`, from the
+    /// layers below, once they are unpacked.
+    pub lower_links: Vec<LowerLink>,
 }
 
 /// Unpack `input` (tar, gzip or zstd, told by its first bytes) into `dest`, an empty
@@ -40,8 +44,8 @@ pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Resu
         drop(chunks); // the input side reads on alone, to the end, for the digests
         (entries, side.join())
     });
-    let m = match (entries, measured) {
-        (Ok(n), Ok(Some(m))) if n > 0 => m,
+    let (m, lower_links) = match (entries, measured) {
+        (Ok((n, lower_links)), Ok(Some(m))) if n > 0 => (m, lower_links),
         // A read or decompression error says more than the tar parse that stopped on it.
         (_, Err(e)) | (Err(e), _) => {
             empty(dest);
@@ -59,7 +63,7 @@ pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Resu
         }
     }
     syncfs(dest)?;
-    Ok(Unpacked { diff_id: m.diff_id, size: m.size, digest: m.digest })
+    Ok(Unpacked { diff_id: m.diff_id, size: m.size, digest: m.digest, lower_links })
 }
 
 fn same_fs(f: &File, dir: &Path) -> bool {
@@ -71,14 +75,16 @@ fn same_fs(f: &File, dir: &Path) -> bool {
 }
 
 /// Walk the tar and write each entry beneath `dest`'s fd (see beneath.rs); directories get
-/// their metadata at the end, once nothing more is written into them.
-fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
+/// their metadata at the end, once nothing more is written into them. Returns the number of
+/// entries and the hardlinks left for the layers below.
+fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<LowerLink>)> {
     let bad = |e: io::Error| Error::BadArchive(format!("malformed or truncated tar: {e}"));
     let mut root = Root::open(dest)?;
     let mut dirs: Vec<(Vec<u8>, Meta)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut archive = tar::Archive::new(input);
     let mut count = 0;
+    let mut lower_links: Vec<LowerLink> = Vec::new();
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let kind = entry.header().entry_type();
@@ -109,6 +115,9 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
             Fail::Input(e) => bad(e),
         };
         let (parent, name) = split(&path);
+        if !lower_links.is_empty() {
+            replaced(&mut lower_links, &path, name, kind.is_dir());
+        }
         if name.is_empty() {
             if kind.is_dir() {
                 dirs.push((path, meta));
@@ -144,25 +153,34 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
             let target = clean(&target)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(escapes)?;
-            let missing = || {
-                Error::BadArchive(format!(
-                    "unpack {shown}: hardlink target {} is missing",
-                    String::from_utf8_lossy(&target)
-                ))
-            };
             let (tparent, tname) = split(&target);
             // The target's directory is opened apart from the cached one: both fds are needed.
-            let tdir = root
-                .open_beneath(tparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                .map_err(|e| match e {
-                    Errno::ENOENT | Errno::ENOTDIR => missing(),
-                    e => fail(Fail::Sys("open hardlink target", e)),
-                })?;
-            let at = root
-                .dir(parent)
-                .map_err(|e| fail(Fail::Sys("open parent", e)))?;
-            match entry::hardlink(at, &cname, tdir.as_raw_fd(), &cstr(tname)?) {
-                Err(Fail::Sys(_, Errno::ENOENT)) => return Err(missing()),
+            let linked = match root.open_beneath(tparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+                Err(Errno::ENOENT | Errno::ENOTDIR) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
+                Err(e) => return Err(fail(Fail::Sys("open hardlink target", e))),
+                // A whiteout this layer made is no file to link to: the file is deleted.
+                Ok(tdir) if entry::is_whiteout(tdir.as_raw_fd(), &cstr(tname)?) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
+                Ok(tdir) => {
+                    let at = root
+                        .dir(parent)
+                        .map_err(|e| fail(Fail::Sys("open parent", e)))?;
+                    entry::hardlink(at, &cname, tdir.as_raw_fd(), &cstr(tname)?)
+                }
+            };
+            match linked {
+                // Not in this layer: a file of a layer below, or nowhere (link_from_lowers tells).
+                Err(Fail::Sys(_, Errno::ENOENT)) => {
+                    // A link to such a link is one to the same lower file.
+                    let target = match lower_links.iter().find(|l| l.path == target) {
+                        Some(l) => l.target.clone(),
+                        None => target,
+                    };
+                    // What an earlier entry put there is replaced, as by any entry.
+                    let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
+                    let removed_dir = entry::remove(at, &cname);
+                    lower_links.push(LowerLink { path, target });
+                    removed_dir
+                }
                 done => done,
             }
         } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
@@ -210,12 +228,37 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<usize> {
             Err(e) => return Err(Error::sys(format!("open {}", shown()), e)),
         }
     }
-    Ok(count)
+    Ok((count, lower_links))
+}
+
+/// Drop the hardlinks for the layers below that the entry at `path` replaces: one at that
+/// path, and, unless the entry is a directory (kept with what it holds), any beneath it. A
+/// whiteout `.wh.NAME` replaces NAME.
+fn replaced(links: &mut Vec<LowerLink>, path: &[u8], name: &[u8], is_dir: bool) {
+    let (gone, whole) = match name.strip_prefix(b".wh.") {
+        Some(b".wh..opq") => return,
+        Some(hidden) => {
+            let mut p = split(path).0.to_vec();
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(hidden);
+            (p, true)
+        }
+        None => (path.to_vec(), !is_dir),
+    };
+    if gone.is_empty() {
+        return; // the root's own entry
+    }
+    links.retain(|l| {
+        let under = whole && l.path.len() > gone.len() && l.path.starts_with(&gone) && l.path[gone.len()] == b'/';
+        l.path != gone && !under
+    });
 }
 
 /// Remove what a refused archive left in `dest`: no partial layer remains. remove_dir_all does
 /// not follow symlinks, so this stays inside too.
-fn empty(dest: &Path) {
+pub(super) fn empty(dest: &Path) {
     for child in std::fs::read_dir(dest).into_iter().flatten().flatten() {
         let path = child.path();
         let _ = if child.file_type().is_ok_and(|t| t.is_dir()) {
@@ -518,15 +561,12 @@ mod tests {
     }
 
     #[test]
-    fn hardlink_to_a_missing_file_is_refused() {
-        let data = T::new().link(tar::EntryType::Link, "h", "nothere").done();
+    fn hardlink_to_a_file_not_in_the_layer_is_left_for_the_layers_below() {
+        let data = T::new().file("a", b"").link(tar::EntryType::Link, "h", "./not/../there").done();
         let dest = tempfile::tempdir().unwrap();
-        let err = unpack(&data[..], dest.path(), None).err().unwrap();
-        assert!(
-            err.to_string()
-                .contains("hardlink target nothere is missing"),
-            "{err}"
-        );
+        let u = unpack(&data[..], dest.path(), None).unwrap();
+        assert_eq!(u.lower_links, vec![LowerLink { path: b"h".to_vec(), target: b"there".to_vec() }]);
+        assert!(!dest.path().join("h").exists());
     }
 
     /// A one-file tar with `path` written into the header as is (the tar crate's builder
