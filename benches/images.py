@@ -8,7 +8,7 @@ the run:
                  untimed) from the same store: the build-run-destroy cycle of the users
     load docker  `pyc load -i docker-archive.tar`   vs `podman load -i docker-archive.tar`
     load oci     `pyc load -i oci-archive.tar`      vs `podman load -i oci-archive.tar`
-    reload       load docker, each run right after an rmi of the image, as reimport
+    reload       load docker and load oci, each run right after an rmi of the image, as reimport
     unpack       `pyc_core.unpack_layer(BLOB, DIR)` vs `umoci unpack --image LAYOUT DIR`
                  (pyc has no user command that unpacks an OCI layout: a fresh python process
                  calls the binding on the layout's layer blob, hashing it as umoci does)
@@ -49,7 +49,7 @@ PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 CACHE = "/var/tmp/pyc-bench-images"
 ROOTFS_TAR = os.path.join(CACHE, "debian-minbase.tar")
 Argv = list[str] | Callable[[], list[str]]
-CASES = ("import", "reimport", "load-docker", "load-oci", "reload", "unpack", "save", "save-oci", "sha256")
+CASES = ("import", "reimport", "load-docker", "load-oci", "reload-docker", "reload-oci", "unpack", "save", "save-oci", "sha256")
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -165,12 +165,13 @@ class Bench:
         for kind, archive in (("docker", docker_tar), ("oci", oci_tar)):
             if f"load-{kind}" in cases:
                 self.pair(f"load {kind}", ([PYC, "load", "-q", "-i", archive], self.empty_pyc), "podman", (lambda: [*self.podman, "load", "-q", "-i", archive], self.empty_podman))
-        if "reload" in cases:
-            self.empty_pyc()
-            self.empty_podman()
-            rmi_pyc = lambda: self.sh(PYC, "rmi", "localhost/src:1") and None  # noqa: E731
-            rmi_podman = lambda: self.sh(*self.podman, "rmi", "localhost/src:1") and None  # noqa: E731
-            self.pair("reload", ([PYC, "load", "-q", "-i", docker_tar], rmi_pyc), "podman", ([*self.podman, "load", "-q", "-i", docker_tar], rmi_podman))
+        for kind, archive in (("docker", docker_tar), ("oci", oci_tar)):
+            if f"reload-{kind}" in cases:
+                self.empty_pyc()
+                self.empty_podman()
+                rmi_pyc = lambda: self.sh(PYC, "rmi", "localhost/src:1") and None  # noqa: E731
+                rmi_podman = lambda: self.sh(*self.podman, "rmi", "localhost/src:1") and None  # noqa: E731
+                self.pair(f"reload {kind}", ([PYC, "load", "-q", "-i", archive], rmi_pyc), "podman", ([*self.podman, "load", "-q", "-i", archive], rmi_podman))
         if "unpack" in cases:
             layout = os.path.join(self.base, "layout")
             self.sh("skopeo", "copy", f"oci-archive:{oci_tar}", f"oci:{layout}:latest")
@@ -228,7 +229,7 @@ def place(kind: str) -> Iterator[str]:
     base = tempfile.mkdtemp(prefix="pyc-bench-images.", dir="/var/tmp")
     try:
         if kind == "tmpfs":
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6g", "pycbench", base], check=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=14g", "pycbench", base], check=True)
         try:
             yield base
         finally:
