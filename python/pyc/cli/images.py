@@ -19,7 +19,8 @@ def register(app: typer.Typer, image_app: typer.Typer) -> None:
                 repo, _, tag = ref.rpartition(":")
                 rows.append([repo, tag, img.id[7:19], ago(img.config.get("created")) or "N/A", size(img.size)])
         if quiet:
-            print("\n".join(dict.fromkeys(r[2] for r in rows)))
+            for image_id in dict.fromkeys(r[2] for r in rows):
+                print(image_id)
         else:
             print(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
 
