@@ -30,6 +30,10 @@ class AttachError(PycError):
     exit_code = 1
 
 
+class NoTerminal(AttachError):
+    """The container runs without -t: there is no pty to join, only its output to follow."""
+
+
 def parse_detach_keys(spec: str) -> bytes:
     """docker's --detach-keys: comma-separated `ctrl-<letter>` or single characters."""
     out = bytearray()
@@ -66,7 +70,7 @@ def connect(c: Container) -> socket.socket:
         s.connect(f"/proc/self/fd/{d}/{SOCKET}")
     except OSError:
         s.close()
-        raise AttachError(f"container {c.name} has no terminal (-t) to attach to: use `pyc logs -f`") from None
+        raise NoTerminal(f"container {c.name} has no terminal (-t)") from None
     finally:
         os.close(d)
     return s

@@ -67,6 +67,23 @@ def records(c: Container) -> tuple[list[Record], int]:
     return out, offset
 
 
+def end(c: Container) -> int:
+    """Where the live log's last whole record ends: `follow` from there gives what comes next."""
+    try:
+        with open(c.path("ctr.log"), "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            while size > 0:
+                start = max(0, size - 65536)
+                f.seek(start)
+                newline = f.read(size - start).rfind(b"\n")
+                if newline >= 0:
+                    return start + newline + 1
+                size = start
+    except FileNotFoundError:
+        pass
+    return 0
+
+
 def follow(c: Container, offset: int, interval: float = 0.05) -> Iterator[Record]:
     """Records written to the live log from `offset` on, while the container runs; a rotation
     is followed to the new file."""

@@ -1,18 +1,20 @@
 """`pyc run -d -t` and `pyc attach`: the monitor holds the container's pty; attach joins the
 user's terminal (a pty the test drives) to it, passes the window size and its changes, detaches
-on Ctrl-P Ctrl-Q leaving the container running, and exits with the container's exit code."""
+on Ctrl-P Ctrl-Q leaving the container running, and exits with the container's exit code.
+Without -t, attach follows the container's output and passes SIGINT/SIGTERM on, as docker's."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import termios
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import pyc
+from tests.conftest import PYC, pyc
 from tests.integration.lifecycle_helpers import alive, monitor_pid, ps_status, run_d, state, until
 from tests.integration.test_tty import UserTerminal, term  # noqa: F401 (fixture)
 
@@ -76,3 +78,34 @@ def test_attach_to_stopped_or_missing_container() -> None:
         r = pyc("attach", ref)
         assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and r.stderr.startswith("pyc: "), r.stderr
     assert state(cid) == before
+
+
+def test_attach_without_a_terminal_follows_the_output() -> None:
+    # docker's attach to a container without -t: what it writes from now on, stdout and stderr
+    # apart, then its exit code.
+    cid = run_d("busybox", "sh", "-c", "echo before; sleep 3; echo out; echo err >&2; exit 7")
+    until(lambda: "before" in pyc("logs", cid).stdout, "the first line is logged")
+    r = pyc("attach", cid, timeout=30)
+    assert (r.returncode, r.stdout, r.stderr) == (7, "out\n", "err\n")
+
+
+def _catches(pid: int, sig: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (sig - 1)))
+
+
+def test_attach_without_a_terminal_passes_signals_on() -> None:
+    cid = run_d("busybox", "sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done")
+    until(lambda: "ready" in pyc("logs", cid).stdout, "the trap is set")
+    p = subprocess.Popen([PYC, "attach", cid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        until(lambda: _catches(p.pid, signal.SIGTERM), "attach passes SIGTERM on")
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert (p.returncode, out) == (3, "got TERM\n"), err
+    assert ps_status(cid).startswith("Exited (3)")

@@ -1,10 +1,15 @@
-"""`pyc attach`, and what `pyc start -a` does for a container with a terminal."""
+"""`pyc attach` (a -t container's terminal, or else its output), and what `pyc start -a` does
+for a container with a terminal."""
 
 from __future__ import annotations
 
 import typer
 
 from pyc.engine import Engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyc.containers import Container
 
 
 def attach_and_wait(engine: Engine, ref: str, detach_keys: str) -> int:
@@ -17,9 +22,41 @@ def attach_and_wait(engine: Engine, ref: str, detach_keys: str) -> int:
         c = engine.container(ref)
     except ContainerNotFound as e:
         raise attach.AttachError(str(e)) from None
-    with attach.connect(c) as s:
+    try:
+        s = attach.connect(c)
+    except attach.NoTerminal:
+        return follow_output(engine, c)
+    with s:
         if attach.session(s, keys):
             return 0
+    return engine.wait(c.id)
+
+
+def follow_output(engine: Engine, c: Container) -> int:
+    """docker's attach to a container without a terminal: its output from now on, stdout and
+    stderr apart, SIGINT and SIGTERM passed on to it (docker's --sig-proxy); its exit code at
+    the end. Input is not passed: a detached container's stdin is closed."""
+    import signal
+    import sys
+
+    from pyc import logs
+    from pyc.errors import PycError
+
+    def proxy(sig: int, _frame: object) -> None:
+        try:
+            engine.kill(c.id, signal.Signals(sig).name)
+        except PycError:
+            pass  # it has just ended: the follow below sees that
+
+    old = {sig: signal.signal(sig, proxy) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+        for _, stream, data in logs.follow(c, logs.end(c)):
+            out[stream].write(data)
+            out[stream].flush()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     return engine.wait(c.id)
 
 
@@ -28,7 +65,7 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
         ref: str = typer.Argument(..., metavar="CONTAINER"),
         detach_keys: str = typer.Option("ctrl-p,ctrl-q", "--detach-keys", help="Keys that detach, leaving the container running."),
     ) -> None:
-        """Attach your terminal to a running container started with -d -t."""
+        """Attach to a running container: its terminal (-d -t), or else its output."""
         raise typer.Exit(attach_and_wait(Engine(), ref, detach_keys))
 
     for a in (app, container_app):
