@@ -8,6 +8,7 @@ import os
 import sys
 
 from pyc import progress
+from pyc.cli.verbs import split_flags
 from pyc.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -68,36 +69,10 @@ def save(refs: list[str], output: str | None, format: str) -> int:
 
 def fast_parse(verb: str, args: list[str]) -> dict[str, object] | None:
     """The command's keyword arguments, or None for anything typer should answer (help, errors)."""
-    flags = FLAGS[verb]
-    positional: list[str] = []
-    opts: dict[str, object] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "-" or not arg.startswith("-"):
-            positional.append(arg)
-        else:
-            flag, eq, value = arg.partition("=")
-            spec = flags.get(flag)
-            if spec is None:
-                return None
-            name, takes = spec
-            if not takes:
-                if eq:
-                    return None
-                opts[name] = True
-            else:
-                if not eq:
-                    i += 1
-                    if i >= len(args):
-                        return None
-                    value = args[i]
-                if takes == "many":
-                    opts.setdefault(name, [])
-                    opts[name].append(value)  # type: ignore[attr-defined]
-                else:
-                    opts[name] = value
-        i += 1
+    parsed = split_flags(FLAGS[verb], args)
+    if parsed is None:
+        return None
+    positional, opts = parsed
     fewest, most = ARGS[verb]
     if len(positional) < fewest or (most is not None and len(positional) > most):
         return None

@@ -10,7 +10,8 @@ from pyc.errors import PycError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
     from pyc.engine import Engine
 
@@ -23,16 +24,17 @@ VERBS: dict[str, dict[str, tuple[str, bool]]] = {
 }
 
 
-def fast_parse(verb: str, args: list[str]) -> tuple[list[str], dict[str, str | bool]] | None:
-    """(refs, options), or None for anything the typer command should answer (help, errors)."""
-    flags = VERBS[verb]
-    refs: list[str] = []
-    opts: dict[str, str | bool] = {}
+def split_flags(flags: Mapping[str, tuple[str, bool | str]], args: list[str]) -> tuple[list[str], dict[str, Any]] | None:
+    """(arguments, options) of a command line, by a table of flag -> (parameter, takes a value:
+    False, True, or "many" for a repeatable option); None for what the typer command should
+    answer (help, an unknown flag, a flag without its value)."""
+    positional: list[str] = []
+    opts: dict[str, Any] = {}
     i = 0
     while i < len(args):
         arg = args[i]
-        if not arg.startswith("-"):
-            refs.append(arg)
+        if arg == "-" or not arg.startswith("-"):
+            positional.append(arg)
         else:
             flag, eq, value = arg.partition("=")
             spec = flags.get(flag)
@@ -49,8 +51,20 @@ def fast_parse(verb: str, args: list[str]) -> tuple[list[str], dict[str, str | b
                     if i >= len(args):
                         return None
                     value = args[i]
-                opts[name] = value
+                if takes == "many":
+                    opts.setdefault(name, []).append(value)
+                else:
+                    opts[name] = value
         i += 1
+    return positional, opts
+
+
+def fast_parse(verb: str, args: list[str]) -> tuple[list[str], dict[str, str | bool]] | None:
+    """(refs, options), or None for anything the typer command should answer (help, errors)."""
+    parsed = split_flags(VERBS[verb], args)
+    if parsed is None:
+        return None
+    refs, opts = parsed
     if not refs or ("time" in opts and not str(opts["time"]).lstrip("-").isdigit()):
         return None
     return refs, opts
