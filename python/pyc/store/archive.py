@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 FORMATS = ("docker-archive", "oci-archive", "oci-dir")
+GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 BUF = 1 << 20  # tarfile copies in 16 KiB pieces by default; blobs are large
 INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -396,13 +397,18 @@ def _check(name: str, diff_id: str, raw: str, want_diff_id: str, want_digest: st
         raise BadImage(f"layer {name} does not match its diff id {want_diff_id} (got {diff_id})")
 
 
+def _compressed(head: bytes) -> bool:
+    """Whether the first four bytes of a stream are gzip's or zstd's magic."""
+    return head[:2] == GZIP_MAGIC or head[:4] == ZSTD_MAGIC
+
+
 def _plain_size(source: str | tuple[str, int, int]) -> int | None:
     """The size of an uncompressed layer member; None if it is gzip or zstd."""
     path, offset, size = (source, 0, os.path.getsize(source)) if isinstance(source, str) else source
     with open(path, "rb") as f:
         f.seek(offset)
         head = f.read(4)
-    return None if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd" else size
+    return None if _compressed(head) else size
 
 
 def _feed(src: _Source, name: str, fd: int, hasher: Any, bar: progress.task) -> None:
@@ -428,20 +434,10 @@ def _feed(src: _Source, name: str, fd: int, hasher: Any, bar: progress.task) -> 
 
 
 def _unpack(src: _Source, name: str, dest: str, blob: str, bar: progress.task, lowers: list[str]) -> tuple[str, int, str]:
-    """unpack_layer on an archive member: (diff id, uncompressed size, digest of the member)."""
-    import pyc_core
-
-    if src.root is not None:
-        path = os.path.join(src.root, name)
-        if not os.path.isfile(path):
-            raise BadImage(f"{name} is missing from the archive")
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            bar.watch(progress.offset(fd))  # unpack_layer reads a dup of fd: the offset is shared
-            diff_id, size = _unpack_layer(fd, dest, blob, name, lowers)
-        finally:
-            os.close(fd)
-        return diff_id, size, pyc_core.sha256_file(path)[0]
+    """unpack_layer on a tar member that cannot be read in place (a link in the tar, a sparse
+    file), fed through a pipe: (diff id, uncompressed size, digest of the member)."""
+    if src.root is not None:  # an OCI dir's blob is read in place whenever it is a file
+        raise BadImage(f"{name} is missing from the archive")
     hasher = hashlib.sha256()
     r, w = os.pipe()
     errors: list[BaseException] = []
@@ -566,19 +562,19 @@ def _plain_tar(source: str | int, tmp: str) -> str:
     f: Any = open(source, "rb", buffering=BUF) if isinstance(source, str) else os.fdopen(os.dup(source), "rb", buffering=BUF)
     with f:
         head = f.peek(4)[:4]
-        if isinstance(source, str) and head[:2] != b"\x1f\x8b" and head != b"\x28\xb5\x2f\xfd":
+        if isinstance(source, str) and not _compressed(head):
             return source
         out = os.path.join(tmp, "archive.tar")
         total = os.fstat(f.fileno()).st_size if isinstance(source, str) else None
         # The bar follows the compressed input: the fd's offset, shared with the reader.
         with open(out, "wb", buffering=BUF) as o, progress.task("Decompressing", total, progress.offset(f.fileno())):
-            if head[:2] == b"\x1f\x8b":
+            if head[:2] == GZIP_MAGIC:
                 try:
                     with gzip.open(f) as g:
                         shutil.copyfileobj(g, o, BUF)
                 except (OSError, EOFError) as e:
                     raise BadImage(f"the archive is not valid gzip: {e}") from None
-            elif head == b"\x28\xb5\x2f\xfd":
+            elif head == ZSTD_MAGIC:
                 o.flush()
                 p = subprocess.Popen(["zstd", "-dcq"], stdin=subprocess.PIPE, stdout=o, stderr=subprocess.PIPE)
                 assert p.stdin is not None and p.stderr is not None
