@@ -87,14 +87,9 @@ fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
 #[pyfunction]
 #[pyo3(signature = (source, dest, blob=None, lowers=Vec::new()))]
 fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: Option<PathBuf>, lowers: Vec<PathBuf>) -> PyResult<(String, u64)> {
-    let input = open_source(source)?;
-    let u = blocking(py, || {
-        let u = layer::unpack(input, &dest, blob.as_deref())?;
-        if !u.lower_links.is_empty() {
-            layer::link_from_lowers(&dest, &u.lower_links, &lowers)?;
-        }
-        Ok(u)
-    })?;
+    let job = layer::Job { input: Box::new(open_source(source)?), dest, blob, lowers };
+    // A batch of one: unpack_all also makes the hardlinks into the layers below.
+    let u = blocking(py, || layer::unpack_all(vec![job]).pop().expect("one job, one result"))?;
     Ok((u.diff_id, u.size))
 }
 

@@ -13,6 +13,6 @@ mod unpack;
 pub use diff::{changes, upper_to_layer, Change};
 pub use digest::{sha256_file, HashingReader, HashingWriter};
 pub use export::{export_overlay, tar_directory};
-pub use lower_links::{link_from_lowers, LowerLink};
+pub use lower_links::LowerLink;
 pub use parallel::{unpack_all, Job};
 pub use unpack::{unpack, Unpacked};
