@@ -4,6 +4,7 @@ CRI records `<time> <stdout|stderr> <F|P> <bytes>`, F when a newline followed th
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from pyc.containers import LIVE, Container
@@ -14,6 +15,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 Record = tuple[str, str, bytes]  # (time, stream, bytes with their newline if any)
+
+
+def write(r: Record, timestamps: bool = False) -> None:
+    """A record to this process's stdout or stderr, as the container wrote it."""
+    stream = sys.stderr.buffer if r[1] == "stderr" else sys.stdout.buffer
+    if timestamps:
+        stream.write(r[0].encode() + b" ")
+    stream.write(r[2])
+    stream.flush()
 
 
 def parse_since(value: str, now: float | None = None) -> str:

@@ -37,7 +37,6 @@ def follow_output(engine: Engine, c: Container) -> int:
     stderr apart, SIGINT and SIGTERM passed on to it (docker's --sig-proxy); its exit code at
     the end. Input is not passed: a detached container's stdin is closed."""
     import signal
-    import sys
 
     from pyc import logs
     from pyc.errors import PycError
@@ -50,10 +49,8 @@ def follow_output(engine: Engine, c: Container) -> int:
 
     old = {sig: signal.signal(sig, proxy) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-        for _, stream, data in logs.follow(c, logs.end(c)):
-            out[stream].write(data)
-            out[stream].flush()
+        for r in logs.follow(c, logs.end(c)):
+            logs.write(r)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

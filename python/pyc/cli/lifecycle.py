@@ -110,17 +110,8 @@ def _print_logs(engine: Engine, ref: str, follow: bool = False, tail: str = "all
         records = [r for r in records if r[0].rstrip("Z") >= after]
     if tail != "all":
         records = records[len(records) - int(tail) :] if int(tail) else []
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-
-    def emit(r: logfile.Record) -> None:
-        stream = err if r[1] == "stderr" else out
-        if timestamps:
-            stream.write(r[0].encode() + b" ")
-        stream.write(r[2])
-        stream.flush()
-
     for r in records:
-        emit(r)
+        logfile.write(r, timestamps)
     if follow:
         for r in logfile.follow(c, offset):
-            emit(r)
+            logfile.write(r, timestamps)
