@@ -8,6 +8,8 @@ mod export;
 mod lower_links;
 mod parallel;
 mod readahead;
+#[cfg(test)]
+mod testtar;
 mod unpack;
 
 pub use diff::{changes, upper_to_layer, Change};

@@ -55,18 +55,8 @@ pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testtar::{raw_tar, tar_of};
     use super::*;
-
-    fn tar_with(name: &str) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(2);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        b.append_data(&mut h, name, &b"hi"[..]).unwrap();
-        b.into_inner().unwrap()
-    }
 
     #[test]
     fn layers_unpack_side_by_side_and_fail_alone() {
@@ -78,9 +68,9 @@ mod tests {
                 let dest = t.path().join(format!("l{i}"));
                 std::fs::create_dir(&dest).unwrap();
                 let data = if name.starts_with("..") {
-                    raw_name(name)
+                    raw_tar(name)
                 } else {
-                    tar_with(name)
+                    tar_of(&[(name, b"hi")])
                 };
                 Job {
                     input: Box::new(std::io::Cursor::new(data)),
@@ -99,16 +89,5 @@ mod tests {
             .to_string()
             .contains("unsafe path"));
         assert_eq!(std::fs::read(t.path().join("l2/c")).unwrap(), b"hi");
-    }
-
-    fn raw_name(path: &str) -> Vec<u8> {
-        let mut h = tar::Header::new_ustar();
-        h.as_ustar_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
-        h.set_size(0);
-        h.set_mode(0o644);
-        h.set_cksum();
-        let mut out = h.as_bytes().to_vec();
-        out.resize(512 * 3, 0);
-        out
     }
 }

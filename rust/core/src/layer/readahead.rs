@@ -257,25 +257,11 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testtar::{raw_tar, tar_of};
     use super::super::unpack::unpack;
     use crate::error::Error;
     use sha2::{Digest, Sha256};
     use std::io::Write;
-
-    fn tar_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_cksum();
-            b.append_data(&mut h, path, &data[..]).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
 
     fn sha(data: &[u8]) -> String {
         format!("sha256:{}", hex::encode(Sha256::digest(data)))
@@ -285,7 +271,7 @@ mod tests {
     fn the_digests_cover_what_follows_the_end_of_the_archive() {
         // Several chunks of files, then bytes past the end-of-archive blocks that the tar
         // parse never reads: the blob and the diff id still hold them.
-        let mut data = tar_of(&[("a", vec![7u8; 3 << 20]), ("b", vec![8u8; 100])]);
+        let mut data = tar_of(&[("a", &vec![7u8; 3 << 20]), ("b", &[8u8; 100])]);
         data.extend_from_slice(&[0u8; 10240]);
         let dir = tempfile::tempdir().unwrap();
         let (dest, blob) = (dir.path().join("root"), dir.path().join("blob"));
@@ -298,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_compressed_input_is_named_by_both_digests() {
-        let data = tar_of(&[("x", vec![1u8; 2 << 20])]);
+        let data = tar_of(&[("x", &vec![1u8; 2 << 20])]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&data).unwrap();
         let gz = gz.finish().unwrap();
@@ -309,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_stream_is_named_and_leaves_nothing() {
-        let data = tar_of(&[("x", vec![1u8; 2 << 20]), ("y", vec![2u8; 2 << 20])]);
+        let data = tar_of(&[("x", &vec![1u8; 2 << 20]), ("y", &vec![2u8; 2 << 20])]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&data).unwrap();
         let mut gz = gz.finish().unwrap();
@@ -327,17 +313,9 @@ mod tests {
     fn a_refused_entry_is_what_is_reported() {
         // The unsafe entry comes early, 64 MiB follow: the unpack side's refusal is the error
         // (the input side, told to stop, gives none of its own).
-        let mut data = tar_of(&[("ok", vec![0u8; 10])]);
+        let mut data = tar_of(&[("ok", &[0u8; 10])]);
         data.truncate(data.len() - 1024); // drop the end-of-archive blocks
-        let mut h = tar::Header::new_old();
-        h.as_old_mut().name[..6].copy_from_slice(b"../out"); // the builder would refuse it
-        h.set_size(0);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        data.extend_from_slice(h.as_bytes());
+        data.extend_from_slice(&raw_tar("../out"));
         data.resize(data.len() + (64 << 20), 0);
         let dir = tempfile::tempdir().unwrap();
         match unpack(&data[..], dir.path(), None) {

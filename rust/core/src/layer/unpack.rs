@@ -277,25 +277,11 @@ pub fn syncfs(dir: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testtar::{raw_tar, tar_of};
     use super::*;
     use std::ffi::CString;
     use std::io::Write;
     use std::os::unix::fs::MetadataExt;
-
-    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_cksum();
-            b.append_data(&mut h, path, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
 
     #[test]
     fn unpacks_and_hashes_the_plain_tar() {
@@ -567,19 +553,5 @@ mod tests {
         let u = unpack(&data[..], dest.path(), None).unwrap();
         assert_eq!(u.lower_links, vec![LowerLink { path: b"h".to_vec(), target: b"there".to_vec() }]);
         assert!(!dest.path().join("h").exists());
-    }
-
-    /// A one-file tar with `path` written into the header as is (the tar crate's builder
-    /// refuses `..` and absolute paths).
-    fn raw_tar(path: &str) -> Vec<u8> {
-        let mut h = tar::Header::new_ustar();
-        h.as_ustar_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
-        h.set_size(1);
-        h.set_mode(0o644);
-        h.set_cksum();
-        let mut out = h.as_bytes().to_vec();
-        out.extend_from_slice(b"x");
-        out.resize(512 * 2 + 1024, 0);
-        out
     }
 }
