@@ -42,6 +42,30 @@ def store_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def other_store() -> Iterator[dict[str, str]]:
+    """The environment of a pyc with a second store of its own, empty, removed after."""
+    root = tempfile.mkdtemp(prefix="pyc-test-other-", dir="/var/tmp")
+    try:
+        yield {**os.environ, "PYC_ROOT": root}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def tar_bytes(files: dict[str, bytes]) -> bytes:
+    """A tar of regular files (name: content)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 @pytest.fixture(scope="session")
 def busybox(store_root: Path) -> str:
     proc = subprocess.run([PYC, "image", "bootstrap", "busybox"], capture_output=True, text=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pyc, store_snapshot
+from tests.conftest import pyc, store_snapshot, tar_bytes
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
 
@@ -62,16 +62,6 @@ def test_name_in_use(store_root: Path) -> None:
         assert pyc("rm", "taken").returncode == 0
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_import_garbage(store_root: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"this is not a tar archive, not even close" * 20)
@@ -79,7 +69,7 @@ def test_import_garbage(store_root: Path, tmp_path: Path) -> None:
 
 
 def test_import_truncated(store_root: Path, tmp_path: Path) -> None:
-    data = _tar({"bin/big": b"x" * 100_000, "etc/other": b"y"})
+    data = tar_bytes({"bin/big": b"x" * 100_000, "etc/other": b"y"})
     (tmp_path / "cut.tar").write_bytes(data[: len(data) // 2])
     assert_refused(store_root, "import", str(tmp_path / "cut.tar"), "cut:1", says="truncated")
     gz = gzip.compress(data)
@@ -108,7 +98,7 @@ def test_import_escaping_tar(store_root: Path, tmp_path: Path) -> None:
     outside.mkdir()
     up = "../" * 12
     archives = {
-        "dotdot": _tar({"../../escaped": b"boom"}),
+        "dotdot": tar_bytes({"../../escaped": b"boom"}),
         "symlink-then-file": _links([("sym", "link", str(outside)), ("file", "link/pwned", "x")]),
         "relative-symlink-then-file": _links([("sym", "link", up + str(outside)), ("file", "link/pwned", "x")]),
         "symlink-chain": _links([("sym", "a", "."), ("sym", "a/b", str(outside)), ("file", "a/b/pwned", "x")]),
@@ -129,8 +119,8 @@ def test_import_more_escaping_tars(store_root: Path, tmp_path: Path) -> None:
     missing_in_tmp = f"/tmp/pyc-escape-{tmp_path.name}"
     passwd_links = Path("/etc/passwd").stat().st_nlink
     archives = {
-        "absolute": _tar({str(outside / "abs"): b"boom"}),
-        "dotdot-after-a-dir": _tar({"a/../../x": b"boom"}),
+        "absolute": tar_bytes({str(outside / "abs"): b"boom"}),
+        "dotdot-after-a-dir": tar_bytes({"a/../../x": b"boom"}),
         "symlink-to-tmp-then-file": _links([("sym", "link", missing_in_tmp), ("file", "link/evil", "x")]),
         "hardlink-to-etc-passwd": _links([("file", "ok", "x"), ("hard", "h", "../../etc/passwd")]),
     }
@@ -152,7 +142,7 @@ def test_import_missing_file(store_root: Path) -> None:
 
 
 def test_bad_image_name(store_root: Path, tmp_path: Path) -> None:
-    (tmp_path / "ok.tar").write_bytes(_tar({"f": b"1"}))
+    (tmp_path / "ok.tar").write_bytes(tar_bytes({"f": b"1"}))
     assert_refused(store_root, "import", str(tmp_path / "ok.tar"), "Bad_Name", says="invalid reference format")
 
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -95,23 +92,13 @@ def _layout(tmp_path: Path, link_down: str | None) -> Path:
     return layout
 
 
-@pytest.fixture
-def env() -> Iterator[dict[str, str]]:
-    """The environment of a pyc with a store of its own."""
-    root = tempfile.mkdtemp(prefix="pyc-test-interop-", dir="/var/tmp")
-    try:
-        yield {**os.environ, "PYC_ROOT": root}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _compare(oci: Path, via: str, env: dict[str, str], tmp_path: Path, no_nlink: tuple[str, ...] = ()) -> str:
+def _compare(oci: Path, via: str, other_store: dict[str, str], tmp_path: Path, no_nlink: tuple[str, ...] = ()) -> str:
     """Load `final` into pyc `via` a way; assert the tree a container sees is umoci's; the ref."""
-    ref = _load(oci, via, env, tmp_path)
+    ref = _load(oci, via, other_store, tmp_path)
     bundle = tmp_path / "bundle"
     subprocess.run(["umoci", "unpack", "--image", f"{oci}:final", str(bundle)], check=True, capture_output=True)
     theirs = subprocess.run(["sh", "-c", f"find data | xargs stat -c '{STAT}'"], cwd=bundle / "rootfs", capture_output=True, text=True, check=True).stdout
-    r = pyc("run", "--rm", ref, "sh", "-c", f"cd / && find data | xargs stat -c '{STAT}'", env=env)
+    r = pyc("run", "--rm", ref, "sh", "-c", f"cd / && find data | xargs stat -c '{STAT}'", env=other_store)
     assert r.returncode == 0, r.stderr
     assert _normalize(r.stdout.splitlines(), no_nlink) == _normalize(theirs.splitlines(), no_nlink)
     assert len(theirs.splitlines()) > 10
@@ -126,33 +113,33 @@ def _archive(oci: Path, via: str, tmp_path: Path) -> Path:
     return archive
 
 
-def _load(oci: Path, via: str, env: dict[str, str], tmp_path: Path) -> str:
+def _load(oci: Path, via: str, other_store: dict[str, str], tmp_path: Path) -> str:
     """`final` into pyc's store: `pyc load` of an archive, or skopeo writing into the store
     (pyc unpacks its layers at the first run). The ref to run."""
     if via != "skopeo-into-store":
-        r = pyc("load", "-i", str(_archive(oci, via, tmp_path)), env=env)
+        r = pyc("load", "-i", str(_archive(oci, via, tmp_path)), env=other_store)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip().splitlines()[-1].removeprefix("Loaded image: ")
-    store = Path(env["PYC_ROOT"]) / "oci"
-    assert pyc("images", env=env).returncode == 0  # makes the layout
+    store = Path(other_store["PYC_ROOT"]) / "oci"
+    assert pyc("images", env=other_store).returncode == 0  # makes the layout
     subprocess.run(["skopeo", "copy", f"oci:{oci}:final", f"oci:{store}:pyc-test/layers:2"], check=True, capture_output=True)
     return "pyc-test/layers:2"
 
 
 @pytest.mark.parametrize("via", ["oci-archive", "skopeo-into-store"])
-def test_multi_layer_tree_equals_umoci_unpack(via: str, env: dict[str, str], tmp_path: Path) -> None:
-    ref = _compare(_layout(tmp_path, None), via, env, tmp_path)
+def test_multi_layer_tree_equals_umoci_unpack(via: str, other_store: dict[str, str], tmp_path: Path) -> None:
+    ref = _compare(_layout(tmp_path, None), via, other_store, tmp_path)
     # Symlink targets and contents, as umoci has them.
-    r = pyc("run", "--rm", ref, "sh", "-c", "readlink /data/sym; cat /data/file1 /data/opq/new /data/gone/again", env=env)
+    r = pyc("run", "--rm", ref, "sh", "-c", "readlink /data/sym; cat /data/file1 /data/opq/new /data/gone/again", env=other_store)
     assert (r.returncode, r.stdout) == (0, "/data/keep/b\nchanged\nnew\nagain\n"), r.stderr
 
 
 @pytest.mark.parametrize("via", ["oci-archive", "docker-archive", "oci-dir", "skopeo-into-store"])
-def test_hardlink_to_a_file_of_an_earlier_layer(via: str, env: dict[str, str], tmp_path: Path) -> None:
+def test_hardlink_to_a_file_of_an_earlier_layer(via: str, other_store: dict[str, str], tmp_path: Path) -> None:
     # Layers stay apart under overlayfs: the link is a copy there (as with docker's overlay2),
     # one link each, where umoci's single tree has one file with two.
-    ref = _compare(_layout(tmp_path, "data/hl-src"), via, env, tmp_path, ("data/hl-src", "data/hl-link"))
-    r = pyc("run", "--rm", ref, "sh", "-c", "cat /data/hl-link; stat -c '%a %u %Y %h' /data/hl-link /data/hl-src", env=env)
+    ref = _compare(_layout(tmp_path, "data/hl-src"), via, other_store, tmp_path, ("data/hl-src", "data/hl-link"))
+    r = pyc("run", "--rm", ref, "sh", "-c", "cat /data/hl-link; stat -c '%a %u %Y %h' /data/hl-link /data/hl-src", env=other_store)
     assert (r.returncode, r.stdout) == (0, "shared\n600 0 1700000000 1\n600 0 1700000000 1\n"), r.stderr
 
 
@@ -165,21 +152,21 @@ def test_hardlink_to_a_file_of_an_earlier_layer(via: str, env: dict[str, str], t
         ("data/opq/o1", "target data/opq/o1 is in no earlier layer"),  # its directory made opaque
     ],
 )
-def test_bad_hardlinks_to_earlier_layers_are_refused(target: str, says: str, env: dict[str, str], tmp_path: Path) -> None:
+def test_bad_hardlinks_to_earlier_layers_are_refused(target: str, says: str, other_store: dict[str, str], tmp_path: Path) -> None:
     oci = _layout(tmp_path, target)
     archive = _archive(oci, "oci-archive", tmp_path)
-    root = Path(env["PYC_ROOT"])
+    root = Path(other_store["PYC_ROOT"])
     before: dict[str, tuple[int, int]] = {}
     for _ in range(2):  # the first makes the store's empty layout
-        r = pyc("load", "-i", str(archive), env=env)
+        r = pyc("load", "-i", str(archive), env=other_store)
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 125 and len(lines) == 1 and lines[0].startswith("pyc: ") and says in lines[0], r.stderr
-        assert os.listdir(root / "layers") == [] and pyc("images", "-q", env=env).stdout == ""
+        assert os.listdir(root / "layers") == [] and pyc("images", "-q", env=other_store).stdout == ""
         before = before or store_snapshot(root)
     assert store_snapshot(root) == before
     # Written into the store by skopeo, the layer is refused at the first run, and not kept.
-    ref = _load(oci, "skopeo-into-store", env, tmp_path)
-    r = pyc("run", "--rm", ref, "true", env=env)
+    ref = _load(oci, "skopeo-into-store", other_store, tmp_path)
+    r = pyc("run", "--rm", ref, "true", env=other_store)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 125 and len(lines) == 1 and says in lines[0], r.stderr
     assert len(os.listdir(root / "layers")) == 2  # busybox's and the first of the three

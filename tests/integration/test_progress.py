@@ -9,8 +9,6 @@ import pty
 import re
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,33 +46,24 @@ def on_a_tty(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, s
     return p.returncode, out, ANSI.sub(b"", shown).decode(errors="replace")
 
 
-@pytest.fixture
-def other_env() -> Iterator[dict[str, str]]:
-    root = tempfile.mkdtemp(prefix="pyc-test-progress-", dir="/var/tmp")
-    try:
-        yield {**os.environ, "PYC_ROOT": root}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def _layer_label() -> str:
     layer: str = json.loads(pyc("image", "inspect", "busybox").stdout)[0]["RootFS"]["Layers"][0]
     return layer[7:19]
 
 
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-dir"])
-def test_save_and_load_show_a_bar_on_a_terminal_only(fmt: str, tmp_path: Path, other_env: dict[str, str]) -> None:
+def test_save_and_load_show_a_bar_on_a_terminal_only(fmt: str, tmp_path: Path, other_store: dict[str, str]) -> None:
     label = _layer_label()
     out = tmp_path / "bb"
     code, stdout, shown = on_a_tty("save", "busybox", "-o", str(out), "--format", fmt)
     assert (code, stdout) == (0, "")
     assert re.search(rf"{label}: Saving .* 2\.1/2\.1 MB", shown), shown
-    code, stdout, shown = on_a_tty("load", "-i", str(out), env=other_env)
+    code, stdout, shown = on_a_tty("load", "-i", str(out), env=other_store)
     assert (code, stdout) == (0, "Loaded image: busybox:latest\n")
     assert re.search(rf"{label}: Loading layer .* 2\.1/2\.1 MB", shown), shown
     # Without a terminal: nothing on stderr.
-    shutil.rmtree(other_env["PYC_ROOT"])
-    r = pyc("load", "-i", str(out), env=other_env)
+    shutil.rmtree(other_store["PYC_ROOT"])
+    r = pyc("load", "-i", str(out), env=other_store)
     assert (r.returncode, r.stdout, r.stderr) == (0, "Loaded image: busybox:latest\n", "")
 
 
@@ -100,13 +89,13 @@ def test_import_and_commit_show_a_bar_on_a_terminal_only(tmp_path: Path) -> None
             pyc("rmi", f"pyc-test-progress:{tag}")
 
 
-def test_a_compressed_archive_shows_its_decompression(tmp_path: Path, other_env: dict[str, str]) -> None:
+def test_a_compressed_archive_shows_its_decompression(tmp_path: Path, other_store: dict[str, str]) -> None:
     plain = tmp_path / "bb.tar"
     assert pyc("save", "busybox", "-o", str(plain)).returncode == 0
     packed = tmp_path / "bb.tar.gz"
     subprocess.run(["gzip", "-1", "-k", str(plain)], check=True)
     size_mb = f"{packed.stat().st_size / 1e6:.1f}"
-    code, stdout, shown = on_a_tty("load", "-i", str(packed), env=other_env)
+    code, stdout, shown = on_a_tty("load", "-i", str(packed), env=other_store)
     assert (code, stdout) == (0, "Loaded image: busybox:latest\n")
     assert re.search(rf"Decompressing .* {size_mb}/{size_mb} MB", shown), shown
     assert re.search(rf"{_layer_label()}: Loading layer .* 2\.1/2\.1 MB", shown), shown

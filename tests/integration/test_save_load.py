@@ -18,7 +18,7 @@ import pytest
 
 from pyc.paths import Paths
 from pyc.store.images import ImageStore
-from tests.conftest import PYC, pyc, store_snapshot
+from tests.conftest import PYC, pyc, store_snapshot, tar_bytes
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -32,16 +32,6 @@ def _in_uml() -> bool:
             return "User Mode Linux" in f.read()
     except OSError:
         return False
-
-
-@pytest.fixture
-def other_store() -> Iterator[dict[str, str]]:
-    """The environment for a pyc with a second, empty store."""
-    root = tempfile.mkdtemp(prefix="pyc-test-load-", dir="/var/tmp")
-    try:
-        yield {**os.environ, "PYC_ROOT": root}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -95,16 +85,6 @@ def test_save_to_a_terminal_or_unknown_format_fails(tmp_path: Path) -> None:
     assert r.returncode == 125 and r.stderr.count("\n") == 1 and os.listdir(tmp_path) == []
 
 
-def _layer(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _oci_archive(out: Path, base: Path, layers: list[bytes], name: str, lie_about: int = -1) -> None:
     """An oci-archive: the busybox layer of the archive `base`, then `layers` gzip-compressed
     (their digests differ from their diff ids); layer `lie_about` is stored under a wrong digest."""
@@ -143,14 +123,14 @@ def test_load_unpacks_gzip_layers_side_by_side(tmp_path: Path, other_store: dict
     container sees their stack; a misnamed layer among good ones changes nothing."""
     base = tmp_path / "busybox.tar"
     assert pyc("save", "busybox", "-o", str(base), "--format", "oci-archive").returncode == 0
-    layers = [_layer({"x/one": b"1\n", "x/two": b"2\n", "y/old": b"old\n"}), _layer({"x/.wh.one": b"", "y/.wh..wh..opq": b"", "y/new": b"new\n"})]
+    layers = [tar_bytes({"x/one": b"1\n", "x/two": b"2\n", "y/old": b"old\n"}), tar_bytes({"x/.wh.one": b"", "y/.wh..wh..opq": b"", "y/new": b"new\n"})]
     _oci_archive(tmp_path / "good.tar", base, layers, "localhost/stacked:1")
     r = pyc("load", "-i", str(tmp_path / "good.tar"), env=other_store)
     assert r.returncode == 0, r.stderr
     r = pyc("run", "--rm", "localhost/stacked:1", "sh", "-c", "cat /x/two /y/new; ls /x; ls /y", env=other_store)
     assert r.returncode == 0 and r.stdout.split() == ["2", "new", "two", "new"], (r.stdout, r.stderr)
     root = Path(other_store["PYC_ROOT"])
-    _oci_archive(tmp_path / "bad.tar", base, [*layers, _layer({"z": b"z"})], "localhost/bad:1", lie_about=1)
+    _oci_archive(tmp_path / "bad.tar", base, [*layers, tar_bytes({"z": b"z"})], "localhost/bad:1", lie_about=1)
     before = store_snapshot(root)
     r = pyc("load", "-i", str(tmp_path / "bad.tar"), env=other_store)
     assert r.returncode == 125 and "does not match its digest" in r.stderr and r.stderr.count("\n") == 1, r.stderr

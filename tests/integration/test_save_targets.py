@@ -5,7 +5,6 @@ what it wrote loads and runs."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -39,15 +38,6 @@ def tmpfs() -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(d)], check=True)
     finally:
         d.rmdir()
-
-
-@pytest.fixture
-def other_store() -> Iterator[dict[str, str]]:
-    root = tempfile.mkdtemp(prefix="pyc-test-load-", dir="/var/tmp")
-    try:
-        yield {**os.environ, "PYC_ROOT": root}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
