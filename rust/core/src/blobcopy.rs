@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -24,7 +24,7 @@ pub fn copy_file_to(src: &Path, out: BorrowedFd<'_>) -> Result<u64> {
     let size = f.metadata().ctx("stat", src)?.len();
     let st = fstat(out).map_err(|e| Error::sys("stat output", e))?;
     let regular = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
-    let mut start = if regular { nix::unistd::lseek(out, 0, nix::unistd::Whence::SeekCur).map_err(|e| Error::sys("seek output", e))? } else { 0 };
+    let mut start = if regular { nix::unistd::lseek(out, 0, nix::unistd::Whence::SeekCur).map_err(|e| Error::sys("seek output", e))? as u64 } else { 0 };
     let mut done = 0u64;
     // copy_file_range: regular files on the same filesystem (or one of its type); sendfile:
     // anything else, pipes included; read and write: what neither takes (an O_APPEND file).
@@ -54,10 +54,8 @@ pub fn copy_file_to(src: &Path, out: BorrowedFd<'_>) -> Result<u64> {
         }
         done += n as u64;
         if regular {
-            // A hint only: where the filesystem cannot (tmpfs), fsync still does all the work.
-            // (nix has no sync_file_range; the call only reads its integer arguments.)
-            unsafe { libc::sync_file_range(out.as_raw_fd(), start, n as i64, libc::SYNC_FILE_RANGE_WRITE) };
-            start += n as i64;
+            crate::sys::start_writeback(out, start, n as u64);
+            start += n as u64;
         }
     }
     Ok(done)

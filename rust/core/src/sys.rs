@@ -1,8 +1,9 @@
-//! The few syscalls that nix does not wrap (clone3, openat2, pidfd_open, close_range).
+//! The few syscalls that nix does not wrap (clone3, openat2, pidfd_open, close_range,
+//! sync_file_range).
 //! Each is allocation-free so the container's child side may call it.
 
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
@@ -99,4 +100,11 @@ pub fn open_in_root(root: RawFd, path: &CStr, flags: i32) -> Result<OwnedFd, Err
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     Errno::result(ret).map(drop)
+}
+
+/// Start writing `len` bytes of `fd` from `offset` back to disk, without waiting: a hint, so
+/// that a later fsync or syncfs has little left to wait for. tmpfs and the like ignore it.
+pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) {
+    // The call only reads its integer arguments; an error changes nothing the fsync won't do.
+    unsafe { libc::sync_file_range(fd.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) };
 }

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SendError, SyncSender};
@@ -233,8 +233,7 @@ impl Keeper<'_> {
         f.write_all(data).ctx("write", path)?;
         self.written += data.len() as u64;
         if self.written - self.synced >= WRITEBACK {
-            // A hint: start writing back what is complete; the final sync waits for the rest.
-            unsafe { libc::sync_file_range(f.as_raw_fd(), self.synced as i64, (self.written - self.synced) as i64, libc::SYNC_FILE_RANGE_WRITE) };
+            crate::sys::start_writeback(f.as_fd(), self.synced, self.written - self.synced);
             self.synced = self.written;
         }
         Ok(())
