@@ -90,9 +90,7 @@ pub fn open_in_root(root: RawFd, path: &CStr, flags: i32) -> Result<OwnedFd, Err
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &mut how as *mut libc::open_how, std::mem::size_of::<libc::open_how>())
-    };
+    let fd = unsafe { libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &mut how as *mut libc::open_how, std::mem::size_of::<libc::open_how>()) };
     Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 

@@ -47,7 +47,14 @@ fn listen(dir: &Path) -> std::io::Result<UnixListener> {
 impl Session {
     pub fn new(dir: &Path, master: OwnedFd) -> Self {
         let _ = nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-        Session { master: Some(master), listener: listen(dir).ok(), clients: Vec::new(), split: LineSplitter::new("stdout"), buf: vec![0; 16 * 1024], records: Vec::new() }
+        Session {
+            master: Some(master),
+            listener: listen(dir).ok(),
+            clients: Vec::new(),
+            split: LineSplitter::new("stdout"),
+            buf: vec![0; 16 * 1024],
+            records: Vec::new(),
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -140,7 +147,12 @@ impl Session {
                 match (kind, payload.len()) {
                     (0, _) => write_all(master.as_fd(), payload),
                     (1, 4) => {
-                        let ws = libc::winsize { ws_row: u16::from_be_bytes([payload[0], payload[1]]), ws_col: u16::from_be_bytes([payload[2], payload[3]]), ws_xpixel: 0, ws_ypixel: 0 };
+                        let ws = libc::winsize {
+                            ws_row: u16::from_be_bytes([payload[0], payload[1]]),
+                            ws_col: u16::from_be_bytes([payload[2], payload[3]]),
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
                         // The kernel then sends SIGWINCH to the foreground group inside.
                         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
                     }

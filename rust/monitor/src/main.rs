@@ -173,7 +173,6 @@ fn sleep_unless_stopped(dir: &Path, delay: std::time::Duration) -> bool {
 
 /// Log the container's output until it ends; its exit code and whether memory ran out.
 fn hold(started: Started, mut outputs: Stdout, log: &mut LogFile) -> (i32, bool) {
-
     let child = Pid::from_raw(started.pid);
     let mut code: Option<i32> = None;
     while code.is_none() || !outputs.is_done() {

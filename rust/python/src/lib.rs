@@ -30,7 +30,14 @@ struct RunResult {
 impl RunResult {
     fn new(py: Python<'_>, out: container::Outcome) -> Self {
         let bytes = |b: Vec<u8>| PyBytes::new(py, &b).unbind();
-        RunResult { pid: out.pid, status: out.status, signal: out.signal, stdout: out.stdout.map(bytes), stderr: out.stderr.map(bytes), oom_killed: out.oom_killed }
+        RunResult {
+            pid: out.pid,
+            status: out.status,
+            signal: out.signal,
+            stdout: out.stdout.map(bytes),
+            stderr: out.stderr.map(bytes),
+            oom_killed: out.oom_killed,
+        }
     }
 }
 
@@ -111,10 +118,8 @@ fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send
 /// bytes as they came), or the exception it raised.
 #[pyfunction]
 fn unpack_layers(py: Python<'_>, jobs: Vec<(Bound<'_, PyAny>, PathBuf, Option<PathBuf>, Vec<PathBuf>)>) -> PyResult<Vec<Py<PyAny>>> {
-    let jobs = jobs
-        .into_iter()
-        .map(|(source, dest, blob, lowers)| Ok(layer::Job { input: job_input(&source)?, dest, blob, lowers }))
-        .collect::<PyResult<Vec<_>>>()?;
+    let jobs =
+        jobs.into_iter().map(|(source, dest, blob, lowers)| Ok(layer::Job { input: job_input(&source)?, dest, blob, lowers })).collect::<PyResult<Vec<_>>>()?;
     let results = py.detach(|| layer::unpack_all(jobs));
     results
         .into_iter()

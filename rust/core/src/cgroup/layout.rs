@@ -11,9 +11,13 @@ pub const USED_V1: [&str; 6] = ["blkio", "cpu", "cpuacct", "cpuset", "memory", "
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layout {
-    V2 { root: PathBuf },
+    V2 {
+        root: PathBuf,
+    },
     /// One directory per v1 hierarchy that holds a controller pyc uses (see USED_V1).
-    V1 { hierarchies: Vec<PathBuf> },
+    V1 {
+        hierarchies: Vec<PathBuf>,
+    },
 }
 
 fn fs_magic(p: &Path) -> Option<i64> {

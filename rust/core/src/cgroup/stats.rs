@@ -87,10 +87,30 @@ mod tests {
     #[test]
     fn reads_v2_files() {
         let d = tempfile::tempdir().unwrap();
-        for (f, v) in [("cpu.stat", "usage_usec 1500\nuser_usec 1000\n"), ("memory.current", "4096\n"), ("memory.max", "max\n"), ("pids.current", "3\n"), ("pids.max", "100\n"), ("io.stat", "8:0 rbytes=10 wbytes=20 rios=1\n8:16 rbytes=5 wbytes=0\n"), ("memory.events", "low 0\noom 1\noom_kill 1\n")] {
+        for (f, v) in [
+            ("cpu.stat", "usage_usec 1500\nuser_usec 1000\n"),
+            ("memory.current", "4096\n"),
+            ("memory.max", "max\n"),
+            ("pids.current", "3\n"),
+            ("pids.max", "100\n"),
+            ("io.stat", "8:0 rbytes=10 wbytes=20 rios=1\n8:16 rbytes=5 wbytes=0\n"),
+            ("memory.events", "low 0\noom 1\noom_kill 1\n"),
+        ] {
             std::fs::write(d.path().join(f), v).unwrap();
         }
         let s = read_v2(&Cgroup::open_v2_for_test(d.path())).unwrap();
-        assert_eq!(s, Stats { cpu_usage_ns: 1_500_000, memory_usage: 4096, memory_limit: None, pids: 3, pids_limit: Some(100), io_read_bytes: 15, io_write_bytes: 20, oom_kills: 1 });
+        assert_eq!(
+            s,
+            Stats {
+                cpu_usage_ns: 1_500_000,
+                memory_usage: 4096,
+                memory_limit: None,
+                pids: 3,
+                pids_limit: Some(100),
+                io_read_bytes: 15,
+                io_write_bytes: 20,
+                oom_kills: 1
+            }
+        );
     }
 }

@@ -22,7 +22,9 @@ pub fn create(hierarchy: &Path, path: &str) -> Result<PathBuf> {
 
 /// Write the limits into the v1 hierarchies that hold each controller.
 pub fn apply(cg: &Cgroup, l: &Limits) -> Result<()> {
-    let dir = |ctrl: &str| cg.dir_of(ctrl).ok_or_else(|| Error::Cgroup { path: PathBuf::from(ctrl), message: format!("the {ctrl} controller is not mounted on this host") });
+    let dir = |ctrl: &str| {
+        cg.dir_of(ctrl).ok_or_else(|| Error::Cgroup { path: PathBuf::from(ctrl), message: format!("the {ctrl} controller is not mounted on this host") })
+    };
     if l.memory.is_some() || l.memory_reservation.is_some() || l.memory_swap.is_some() {
         let d = dir("memory")?;
         let memsw = d.join("memory.memsw.limit_in_bytes").exists();
@@ -73,10 +75,10 @@ pub fn apply(cg: &Cgroup, l: &Limits) -> Result<()> {
     if l.blkio_weight.is_some() || !l.read_bps.is_empty() || !l.write_bps.is_empty() {
         let d = dir("blkio")?;
         if let Some(w) = l.blkio_weight {
-            let file = ["blkio.weight", "blkio.bfq.weight"].into_iter().find(|f| d.join(f).exists()).ok_or_else(|| Error::Cgroup {
-                path: d.to_path_buf(),
-                message: "this kernel has no blkio weight (it needs the BFQ I/O scheduler)".into(),
-            })?;
+            let file = ["blkio.weight", "blkio.bfq.weight"]
+                .into_iter()
+                .find(|f| d.join(f).exists())
+                .ok_or_else(|| Error::Cgroup { path: d.to_path_buf(), message: "this kernel has no blkio weight (it needs the BFQ I/O scheduler)".into() })?;
             write(d, file, &w.to_string())?;
         }
         for (file, devices) in [("blkio.throttle.read_bps_device", &l.read_bps), ("blkio.throttle.write_bps_device", &l.write_bps)] {
@@ -95,7 +97,11 @@ mod tests {
     #[test]
     fn limits_land_in_each_hierarchy() {
         let root = tempfile::tempdir().unwrap();
-        for (h, files) in [("memory", &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"][..]), ("cpu,cpuacct", &["cpu.cfs_quota_us", "cpu.cfs_period_us"][..]), ("pids", &["pids.max"][..])] {
+        for (h, files) in [
+            ("memory", &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"][..]),
+            ("cpu,cpuacct", &["cpu.cfs_quota_us", "cpu.cfs_period_us"][..]),
+            ("pids", &["pids.max"][..]),
+        ] {
             let d = root.path().join(h).join("pyc/c1");
             std::fs::create_dir_all(&d).unwrap();
             for f in files {
@@ -104,7 +110,14 @@ mod tests {
         }
         let layout = crate::cgroup::Layout::V1 { hierarchies: ["memory", "cpu,cpuacct", "pids"].iter().map(|h| root.path().join(h)).collect() };
         let cg = Cgroup::open_in(&layout, "pyc/c1");
-        let l = Limits { memory: Some(1 << 26), memory_swap: Some(1 << 27), cpu_quota: Some(150_000), cpu_period: Some(100_000), pids: Some(-1), ..Default::default() };
+        let l = Limits {
+            memory: Some(1 << 26),
+            memory_swap: Some(1 << 27),
+            cpu_quota: Some(150_000),
+            cpu_period: Some(100_000),
+            pids: Some(-1),
+            ..Default::default()
+        };
         apply(&cg, &l).unwrap();
         let read = |h: &str, f: &str| std::fs::read_to_string(root.path().join(h).join("pyc/c1").join(f)).unwrap();
         assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");

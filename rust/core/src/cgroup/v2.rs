@@ -109,7 +109,16 @@ mod tests {
             std::fs::write(dir.join(f), "").unwrap();
         }
         let cg = Cgroup::open_v2_for_test(&dir);
-        let l = Limits { memory: Some(64 << 20), memory_swap: Some(96 << 20), cpu_quota: Some(50_000), cpu_period: Some(100_000), cpu_shares: Some(1024), pids: Some(100), write_bps: vec![(8, 0, 1 << 20)], ..Default::default() };
+        let l = Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(96 << 20),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(100_000),
+            cpu_shares: Some(1024),
+            pids: Some(100),
+            write_bps: vec![(8, 0, 1 << 20)],
+            ..Default::default()
+        };
         apply(&cg, &l).unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
         assert_eq!(read("memory.max"), "67108864");

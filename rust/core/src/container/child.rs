@@ -6,8 +6,8 @@
 //! every string it needs was prepared in the parent (plan.rs).
 
 use std::ffi::CStr;
-use std::os::unix::ffi::OsStrExt;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -59,9 +59,38 @@ impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
         const ALL: [Step; 32] = [
-            Sync, Cgroup, CgroupNs, Propagation, Overlay, RootFd, MountTarget, Mount, Remount, MountPropagation, Link, Workdir,
-            PivotRoot, Masked, Readonly, ReadonlyRoot, Hostname, Loopback, Chdir, NoNewPrivs, Stdio, Groups, Gid, Uid,
-            Caps, Signals, NotFound, NotExecutable, Exec, Init, Setns, Tty,
+            Sync,
+            Cgroup,
+            CgroupNs,
+            Propagation,
+            Overlay,
+            RootFd,
+            MountTarget,
+            Mount,
+            Remount,
+            MountPropagation,
+            Link,
+            Workdir,
+            PivotRoot,
+            Masked,
+            Readonly,
+            ReadonlyRoot,
+            Hostname,
+            Loopback,
+            Chdir,
+            NoNewPrivs,
+            Stdio,
+            Groups,
+            Gid,
+            Uid,
+            Caps,
+            Signals,
+            NotFound,
+            NotExecutable,
+            Exec,
+            Init,
+            Setns,
+            Tty,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -142,8 +171,12 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     // nodev: a device node that comes with an image (or is made in it) opens nothing; the
     // container's devices are the ones pyc makes in its /dev tmpfs.
     mount(Some(c"overlay"), plan.rootfs.as_c_str(), Some(c"overlay"), MsFlags::MS_NODEV, Some(plan.overlay.as_c_str())).map_err(at(Step::Overlay, 0))?;
-    let root = nix::fcntl::open(plan.rootfs.as_c_str(), nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(at(Step::RootFd, 0))?;
+    let root = nix::fcntl::open(
+        plan.rootfs.as_c_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(at(Step::RootFd, 0))?;
     let root = root.as_raw_fd();
 
     mount_all(plan, root)?;
@@ -205,8 +238,14 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
             continue;
         }
         let path = FdPath::new(target.as_raw_fd());
-        mount(Some(m.source.as_c_str()), path.as_cstr(), Some(m.fstype.as_c_str()).filter(|t| !t.is_empty()), m.flags, Some(m.data.as_c_str()).filter(|d| !d.is_empty()))
-            .map_err(at(Step::Mount, i))?;
+        mount(
+            Some(m.source.as_c_str()),
+            path.as_cstr(),
+            Some(m.fstype.as_c_str()).filter(|t| !t.is_empty()),
+            m.flags,
+            Some(m.data.as_c_str()).filter(|d| !d.is_empty()),
+        )
+        .map_err(at(Step::Mount, i))?;
         drop(target);
         // Every mount here is private already (the whole tree was made private first).
         let propagation = m.propagation - (MsFlags::MS_PRIVATE | MsFlags::MS_REC);

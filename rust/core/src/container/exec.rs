@@ -161,7 +161,13 @@ pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
     let _mask = MaskGuard(old);
     let sigfd = SignalFd::with_flags(&forwarded_set(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| Error::sys("signalfd", e))?;
 
-    let fds = Fds { pid_write: pid_w.as_raw_fd(), error_write: err_w.as_raw_fd(), close: [pid_r.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), term.as_ref().map_or(-1, |t| t.socket_fd())], stdio: [stdin, out_fds[0], out_fds[1]], tty: term.as_ref().map(|t| t.inside()) };
+    let fds = Fds {
+        pid_write: pid_w.as_raw_fd(),
+        error_write: err_w.as_raw_fd(),
+        close: [pid_r.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), term.as_ref().map_or(-1, |t| t.socket_fd())],
+        stdio: [stdin, out_fds[0], out_fds[1]],
+        tty: term.as_ref().map(|t| t.inside()),
+    };
     let cgroup_fd = plan.cgroup_dir.as_ref().map(|f| f.as_raw_fd());
     let use_clone3 = std::env::var_os("PYC_CLONE").is_none_or(|v| v != "clone");
     let (forked, joined) = unsafe { clone_fork(0, cgroup_fd, use_clone3) }.map_err(|e| Error::sys("clone", e))?;

@@ -3,9 +3,9 @@
 
 mod caps;
 mod child;
-mod init;
 pub mod config;
 mod exec;
+mod init;
 mod mount_opts;
 pub mod plan;
 mod run;

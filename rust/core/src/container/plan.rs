@@ -163,11 +163,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<(CString, InRoot)>)> 
         let source = m.source().as_ref().map(|s| s.as_os_str().as_bytes().to_vec()).unwrap_or_else(|| fstype.clone().into_bytes());
         let bind = opts.is_bind() || fstype == "bind";
         // A bind mount of a file needs a file to mount on; every other mount, a directory.
-        let leaf = if bind && std::fs::metadata(std::ffi::OsStr::from_bytes(&source)).map(|md| !md.is_dir()).unwrap_or(false) {
-            Leaf::File
-        } else {
-            Leaf::Dir
-        };
+        let leaf = if bind && std::fs::metadata(std::ffi::OsStr::from_bytes(&source)).map(|md| !md.is_dir()).unwrap_or(false) { Leaf::File } else { Leaf::Dir };
         let mut flags = opts.flags;
         if bind {
             flags |= MsFlags::MS_BIND;
@@ -208,7 +204,13 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<(CString, InRoot)>)> 
         });
     }
     // What every /dev has; not devices, so the OCI spec leaves them to the runtime.
-    for (target, link) in [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx")] {
+    for (target, link) in [
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+        ("pts/ptmx", "/dev/ptmx"),
+    ] {
         links.push((cstring("link", target)?, in_root(link)?));
     }
     Ok((steps, links))

@@ -171,7 +171,8 @@ fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Re
     let stdin = match stdio.stdin {
         Some(fd) => fd,
         None => {
-            devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| Error::sys("open /dev/null", e))?;
+            devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .map_err(|e| Error::sys("open /dev/null", e))?;
             devnull.as_raw_fd()
         }
     };
@@ -358,4 +359,3 @@ impl From<RawFd> for Output {
         Output::Fd(fd)
     }
 }
-

@@ -51,12 +51,7 @@ pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
 }
 
 pub fn cstr(bytes: &[u8]) -> Result<CString> {
-    CString::new(bytes).map_err(|_| {
-        Error::BadArchive(format!(
-            "NUL byte in path {}",
-            String::from_utf8_lossy(bytes)
-        ))
-    })
+    CString::new(bytes).map_err(|_| Error::BadArchive(format!("NUL byte in path {}", String::from_utf8_lossy(bytes))))
 }
 
 /// The layer's directory, and the last directory looked up in it (tars list a directory's
@@ -70,12 +65,8 @@ const HOW: ResolveFlag = ResolveFlag::RESOLVE_BENEATH.union(ResolveFlag::RESOLVE
 
 impl Root {
     pub fn open(dir: &Path) -> Result<Root> {
-        let fd = nix::fcntl::open(
-            dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys(format!("open {}", dir.display()), e))?;
+        let fd = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| Error::sys(format!("open {}", dir.display()), e))?;
         Ok(Root { fd, last: None })
     }
 
@@ -86,11 +77,7 @@ impl Root {
             return nix::unistd::dup(&self.fd);
         }
         let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
-        openat2(
-            self.fd.as_fd(),
-            c.as_c_str(),
-            OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(HOW),
-        )
+        openat2(self.fd.as_fd(), c.as_c_str(), OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(HOW))
     }
 
     /// The directory `path` (clean, relative; empty for the root), made (0755, like tar's
@@ -106,10 +93,7 @@ impl Root {
             };
             self.last = Some((path.to_vec(), fd));
         }
-        Ok(self
-            .last
-            .as_ref()
-            .map_or(self.fd.as_raw_fd(), |(_, fd)| fd.as_raw_fd()))
+        Ok(self.last.as_ref().map_or(self.fd.as_raw_fd(), |(_, fd)| fd.as_raw_fd()))
     }
 
     fn make_dirs(&self, path: &[u8]) -> Result<OwnedFd, Errno> {

@@ -50,10 +50,7 @@ impl Meta {
             mode: h.mode()? & 0o7777,
             uid: h.uid()? as u32,
             gid: h.gid()? as u32,
-            mtime: libc::timespec {
-                tv_sec: h.mtime()? as libc::time_t,
-                tv_nsec: 0,
-            },
+            mtime: libc::timespec { tv_sec: h.mtime()? as libc::time_t, tv_nsec: 0 },
             xattrs: Vec::new(),
         };
         if let Some(pax) = entry.pax_extensions()? {
@@ -62,11 +59,7 @@ impl Meta {
                 let (Ok(key), value) = (ext.key(), ext.value_bytes()) else {
                     continue;
                 };
-                let number = || {
-                    std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.parse::<u32>().ok())
-                };
+                let number = || std::str::from_utf8(value).ok().and_then(|v| v.parse::<u32>().ok());
                 match key {
                     "uid" => m.uid = number().unwrap_or(m.uid),
                     "gid" => m.gid = number().unwrap_or(m.gid),
@@ -90,26 +83,14 @@ fn pax_time(value: &[u8]) -> Option<libc::timespec> {
     let s = std::str::from_utf8(value).ok()?;
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits: String = frac.chars().take(9).collect();
-    let nsec = if digits.is_empty() {
-        0
-    } else {
-        digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32)
-    };
-    Some(libc::timespec {
-        tv_sec: secs.parse().ok()?,
-        tv_nsec: nsec as _,
-    })
+    let nsec = if digits.is_empty() { 0 } else { digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32) };
+    Some(libc::timespec { tv_sec: secs.parse().ok()?, tv_nsec: nsec as _ })
 }
 
 /// Create something at `name` in `dir` with `create`; what an earlier entry of this layer put
 /// there is removed first (a directory only when the new entry is not one). Returns whether a
 /// directory was removed, so cached lookups through it are dropped.
-fn replace(
-    dir: RawFd,
-    name: &CStr,
-    mut create: impl FnMut() -> libc::c_int,
-    op: &'static str,
-) -> Res<bool> {
+fn replace(dir: RawFd, name: &CStr, mut create: impl FnMut() -> libc::c_int, op: &'static str) -> Res<bool> {
     if create() == 0 {
         return Ok(false);
     }
@@ -129,28 +110,16 @@ pub fn remove(dir: RawFd, name: &CStr) -> Res<bool> {
     match Errno::last() {
         Errno::ENOENT => Ok(false),
         Errno::EISDIR => {
-            let sub = owned(unsafe {
-                libc::openat(
-                    dir,
-                    name.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                )
-            })
-            .map_err(|e| Fail::Sys("open", e))?;
+            let sub = owned(unsafe { libc::openat(dir, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) })
+                .map_err(|e| Fail::Sys("open", e))?;
             let mut d = nix::dir::Dir::from_fd(sub).map_err(|e| Fail::Sys("read directory", e))?;
             let fd = d.as_raw_fd();
-            let names: Vec<CString> = d
-                .iter()
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_owned())
-                .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
-                .collect();
+            let names: Vec<CString> =
+                d.iter().filter_map(|e| e.ok()).map(|e| e.file_name().to_owned()).filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..").collect();
             for n in &names {
                 remove(fd, n)?;
             }
-            check("remove", unsafe {
-                libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR)
-            })?;
+            check("remove", unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) })?;
             Ok(true)
         }
         e => Err(Fail::Sys("remove", e)),
@@ -158,14 +127,7 @@ pub fn remove(dir: RawFd, name: &CStr) -> Res<bool> {
 }
 
 /// A regular file with `size` bytes of `data`, copied through `buf`.
-pub fn file(
-    dir: RawFd,
-    name: &CStr,
-    meta: &Meta,
-    data: &mut impl Read,
-    size: u64,
-    buf: &mut [u8],
-) -> Res<bool> {
+pub fn file(dir: RawFd, name: &CStr, meta: &Meta, data: &mut impl Read, size: u64, buf: &mut [u8]) -> Res<bool> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let mut fd = -1;
     let removed_dir = replace(
@@ -185,12 +147,7 @@ pub fn file(
         if n == 0 {
             return Err(Fail::Input(io::ErrorKind::UnexpectedEof.into()));
         }
-        f.write_all(&buf[..n]).map_err(|e| {
-            Fail::Sys(
-                "write",
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            )
-        })?;
+        f.write_all(&buf[..n]).map_err(|e| Fail::Sys("write", Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
         left -= n as u64;
     }
     finish_fd(f.as_raw_fd(), meta)?;
@@ -202,9 +159,7 @@ pub fn finish_fd(fd: RawFd, meta: &Meta) -> Res {
     check("chown", unsafe { libc::fchown(fd, meta.uid, meta.gid) })?;
     check("chmod", unsafe { libc::fchmod(fd, meta.mode) })?;
     for (name, value) in &meta.xattrs {
-        xattr(unsafe {
-            libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0)
-        })?;
+        xattr(unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0) })?;
     }
     let times = [meta.mtime, meta.mtime];
     check("set times", unsafe { libc::futimens(fd, times.as_ptr()) })?;
@@ -227,9 +182,7 @@ pub fn dir(dir: RawFd, name: &CStr) -> Res<bool> {
         0 => Ok(false),
         _ if Errno::last() == Errno::EEXIST => {
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            check("stat", unsafe {
-                libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
-            })?;
+            check("stat", unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
             if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
                 return Ok(false);
             }
@@ -248,45 +201,22 @@ pub fn finish_dir(fd: &OwnedFd, meta: &Meta) -> Res {
 
 /// A symlink to `target` (never followed: the layer is not the running system).
 pub fn symlink(dir: RawFd, name: &CStr, target: &CStr, meta: &Meta) -> Res<bool> {
-    let removed_dir = replace(
-        dir,
-        name,
-        || unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) },
-        "symlink",
-    )?;
+    let removed_dir = replace(dir, name, || unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }, "symlink")?;
     finish_at(dir, name, meta)?;
     Ok(removed_dir)
 }
 
 /// A device node or fifo (`kind` is S_IFCHR, S_IFBLK or S_IFIFO).
-pub fn node(
-    dir: RawFd,
-    name: &CStr,
-    kind: libc::mode_t,
-    dev: libc::dev_t,
-    meta: &Meta,
-) -> Res<bool> {
-    let removed_dir = replace(
-        dir,
-        name,
-        || unsafe { libc::mknodat(dir, name.as_ptr(), kind | 0o600, dev) },
-        "mknod",
-    )?;
+pub fn node(dir: RawFd, name: &CStr, kind: libc::mode_t, dev: libc::dev_t, meta: &Meta) -> Res<bool> {
+    let removed_dir = replace(dir, name, || unsafe { libc::mknodat(dir, name.as_ptr(), kind | 0o600, dev) }, "mknod")?;
     finish_at(dir, name, meta)?;
-    check("chmod", unsafe {
-        libc::fchmodat(dir, name.as_ptr(), meta.mode, 0)
-    })?;
+    check("chmod", unsafe { libc::fchmodat(dir, name.as_ptr(), meta.mode, 0) })?;
     Ok(removed_dir)
 }
 
 /// overlayfs' mark of a file deleted from the layers below: a 0/0 character device.
 pub fn whiteout(dir: RawFd, name: &CStr) -> Res<bool> {
-    replace(
-        dir,
-        name,
-        || unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFCHR, 0) },
-        "whiteout",
-    )
+    replace(dir, name, || unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFCHR, 0) }, "whiteout")
 }
 
 /// Whether `name` in `dir` is a whiteout (not following a symlink there).
@@ -298,66 +228,30 @@ pub fn is_whiteout(dir: RawFd, name: &CStr) -> bool {
 
 /// overlayfs' mark of a directory that hides what the layers below hold in it.
 pub fn opaque(fd: RawFd) -> Res {
-    check("mark opaque", unsafe {
-        libc::fsetxattr(
-            fd,
-            c"trusted.overlay.opaque".as_ptr(),
-            b"y".as_ptr().cast(),
-            1,
-            0,
-        )
-    })?;
+    check("mark opaque", unsafe { libc::fsetxattr(fd, c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) })?;
     Ok(())
 }
 
 /// A hardlink at `name` in `dir` to `target_name` in `target_dir`.
 pub fn hardlink(dir: RawFd, name: &CStr, target_dir: RawFd, target_name: &CStr) -> Res<bool> {
-    replace(
-        dir,
-        name,
-        || unsafe { libc::linkat(target_dir, target_name.as_ptr(), dir, name.as_ptr(), 0) },
-        "hardlink",
-    )
+    replace(dir, name, || unsafe { libc::linkat(target_dir, target_name.as_ptr(), dir, name.as_ptr(), 0) }, "hardlink")
 }
 
 /// Owner, xattrs and times of something that is no open fd: a symlink or a node. Modes do not
 /// apply to symlinks; xattrs on symlinks are only for the trusted/security namespaces.
 fn finish_at(dir: RawFd, name: &CStr, meta: &Meta) -> Res {
-    check("chown", unsafe {
-        libc::fchownat(
-            dir,
-            name.as_ptr(),
-            meta.uid,
-            meta.gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    check("chown", unsafe { libc::fchownat(dir, name.as_ptr(), meta.uid, meta.gid, libc::AT_SYMLINK_NOFOLLOW) })?;
     if !meta.xattrs.is_empty() {
         // lsetxattr through the directory fd's /proc entry: the name itself is not followed.
         let mut path = format!("/proc/self/fd/{dir}/").into_bytes();
         path.extend_from_slice(name.to_bytes());
         let path = CString::new(path).map_err(|_| Fail::Sys("set xattr", Errno::EINVAL))?;
         for (key, value) in &meta.xattrs {
-            xattr(unsafe {
-                libc::lsetxattr(
-                    path.as_ptr(),
-                    key.as_ptr(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    0,
-                )
-            })?;
+            xattr(unsafe { libc::lsetxattr(path.as_ptr(), key.as_ptr(), value.as_ptr().cast(), value.len(), 0) })?;
         }
     }
     let times = [meta.mtime, meta.mtime];
-    check("set times", unsafe {
-        libc::utimensat(
-            dir,
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    check("set times", unsafe { libc::utimensat(dir, name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(())
 }
 
@@ -367,14 +261,8 @@ mod tests {
 
     #[test]
     fn pax_times() {
-        assert_eq!(
-            pax_time(b"1700000000.5").map(|t| (t.tv_sec, t.tv_nsec)),
-            Some((1700000000, 500_000_000))
-        );
-        assert_eq!(
-            pax_time(b"12").map(|t| (t.tv_sec, t.tv_nsec)),
-            Some((12, 0))
-        );
+        assert_eq!(pax_time(b"1700000000.5").map(|t| (t.tv_sec, t.tv_nsec)), Some((1700000000, 500_000_000)));
+        assert_eq!(pax_time(b"12").map(|t| (t.tv_sec, t.tv_nsec)), Some((12, 0)));
         assert!(pax_time(b"x").is_none());
     }
 }

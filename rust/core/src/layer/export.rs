@@ -131,7 +131,8 @@ pub fn export_overlay(lowers: Vec<PathBuf>, mountpoint: PathBuf, out: File) -> R
         let data = std::ffi::OsStr::from_bytes(&data);
         // A single lower dir is not an overlay; bind it instead.
         if lowers.len() == 1 {
-            mount(Some(&lowers[0]), &mountpoint, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>).map_err(|e| Error::sys("mount the container's files", e))?;
+            mount(Some(&lowers[0]), &mountpoint, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>)
+                .map_err(|e| Error::sys("mount the container's files", e))?;
         } else {
             mount(Some("overlay"), &mountpoint, Some("overlay"), MsFlags::MS_RDONLY, Some(data)).map_err(|e| Error::sys("mount the container's files", e))?;
         }

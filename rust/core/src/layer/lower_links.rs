@@ -47,9 +47,7 @@ enum Look {
 }
 
 /// One component at a time, symlinks refused by the kernel too: nothing outside is reached.
-const HOW: ResolveFlag = ResolveFlag::RESOLVE_BENEATH
-    .union(ResolveFlag::RESOLVE_NO_SYMLINKS)
-    .union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+const HOW: ResolveFlag = ResolveFlag::RESOLVE_BENEATH.union(ResolveFlag::RESOLVE_NO_SYMLINKS).union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
 
 fn open_at(dir: &OwnedFd, name: &CString, flags: OFlag) -> Result<OwnedFd, Errno> {
     openat2(dir.as_fd(), name.as_c_str(), OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(HOW))
@@ -117,11 +115,14 @@ fn make_all(dest: &Path, links: &[LowerLink], lowers: &[PathBuf]) -> Result<()> 
         let (path, target) = (shown(&link.path), shown(&link.target));
         let (parent, name) = split(&link.path);
         // Found as unpack found it: a symlink of this layer on the way followed, beneath.
-        let at = root.open_beneath(parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
+        let at =
+            root.open_beneath(parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
         let name = cstr(name)?;
         if let Some(first) = made.get(link.target.as_slice()) {
             let (fparent, fname) = split(first);
-            let fdir = root.open_beneath(fparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
+            let fdir = root
+                .open_beneath(fparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                .map_err(|e| Error::sys(format!("open the directory of hardlink {path}"), e))?;
             entry::hardlink(at.as_raw_fd(), &name, fdir.as_raw_fd(), &cstr(fname)?).map_err(|f| fail(&path, f))?;
             continue;
         }
@@ -144,7 +145,10 @@ fn make_all(dest: &Path, links: &[LowerLink], lowers: &[PathBuf]) -> Result<()> 
                     return Err(Error::BadArchive(format!("hardlink {path}: target {target} is not a regular file in the earlier layer that holds it")));
                 }
                 (Look::Symlink(on_the_way), _) => {
-                    return Err(Error::BadArchive(format!("unsafe path in archive: hardlink {path}: target {target} goes through symlink {}", shown(&on_the_way))));
+                    return Err(Error::BadArchive(format!(
+                        "unsafe path in archive: hardlink {path}: target {target} goes through symlink {}",
+                        shown(&on_the_way)
+                    )));
                 }
                 (Look::Absent { opaque: false }, _) => {}
                 (Look::Absent { opaque: true } | Look::Hidden, _) => break,
@@ -384,7 +388,21 @@ mod tests {
         // a link to a link of the layer below is to the same file; a link under a symlinked
         // directory of the layer goes where unpack put it.
         let t = tempfile::tempdir().unwrap();
-        let top = tar_of(&[(EntryType::Directory, "d2", ""), (EntryType::Symlink, "s", "d2"), link("s/via", "y"), link("x", "y"), file("x", "mine"), link("d/x", "y"), file("d", "file"), link("w", "y"), file(".wh.w", ""), link("a", "y"), link("b", "a"), file("e", "old"), link("e", "y2")]);
+        let top = tar_of(&[
+            (EntryType::Directory, "d2", ""),
+            (EntryType::Symlink, "s", "d2"),
+            link("s/via", "y"),
+            link("x", "y"),
+            file("x", "mine"),
+            link("d/x", "y"),
+            file("d", "file"),
+            link("w", "y"),
+            file(".wh.w", ""),
+            link("a", "y"),
+            link("b", "a"),
+            file("e", "old"),
+            link("e", "y2"),
+        ]);
         let (dirs, r) = stack(t.path(), &[below, top]);
         assert!(r[1].is_ok(), "{r:?}");
         let top = &dirs[1];
@@ -408,7 +426,12 @@ mod tests {
             .enumerate()
             .map(|(n, data)| {
                 std::fs::create_dir(&dirs[n]).unwrap();
-                Job { input: Box::new(std::io::Cursor::new(data.clone())), dest: dirs[n].clone(), blob: None, lowers: dirs[..n].iter().rev().cloned().collect() }
+                Job {
+                    input: Box::new(std::io::Cursor::new(data.clone())),
+                    dest: dirs[n].clone(),
+                    blob: None,
+                    lowers: dirs[..n].iter().rev().cloned().collect(),
+                }
             })
             .collect();
         let got = unpack_all(jobs);

@@ -24,9 +24,7 @@ pub struct Job {
 pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
     let n = jobs.len();
     let places: Vec<(PathBuf, Vec<PathBuf>)> = jobs.iter().map(|j| (j.dest.clone(), j.lowers.clone())).collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |c| c.get())
-        .clamp(1, n.max(1));
+    let workers = std::thread::available_parallelism().map_or(1, |c| c.get()).clamp(1, n.max(1));
     let queue = Mutex::new(jobs.into_iter().enumerate());
     let results: Mutex<Vec<Option<Result<Unpacked>>>> = Mutex::new((0..n).map(|_| None).collect());
     std::thread::scope(|s| {
@@ -67,27 +65,13 @@ mod tests {
             .map(|(i, name)| {
                 let dest = t.path().join(format!("l{i}"));
                 std::fs::create_dir(&dest).unwrap();
-                let data = if name.starts_with("..") {
-                    raw_tar(name)
-                } else {
-                    tar_of(&[(name, b"hi")])
-                };
-                Job {
-                    input: Box::new(std::io::Cursor::new(data)),
-                    dest,
-                    blob: None,
-                    lowers: Vec::new(),
-                }
+                let data = if name.starts_with("..") { raw_tar(name) } else { tar_of(&[(name, b"hi")]) };
+                Job { input: Box::new(std::io::Cursor::new(data)), dest, blob: None, lowers: Vec::new() }
             })
             .collect();
         let got = unpack_all(jobs);
         assert!(got[0].is_ok() && got[2].is_ok());
-        assert!(got[1]
-            .as_ref()
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("unsafe path"));
+        assert!(got[1].as_ref().err().unwrap().to_string().contains("unsafe path"));
         assert_eq!(std::fs::read(t.path().join("l2/c")).unwrap(), b"hi");
     }
 }

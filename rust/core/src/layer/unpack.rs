@@ -88,30 +88,18 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            EntryType::XGlobalHeader
-                | EntryType::XHeader
-                | EntryType::GNULongName
-                | EntryType::GNULongLink
-        ) {
+        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
             continue;
         }
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        let escapes = || {
-            Error::BadArchive(format!(
-                "unsafe path in archive: {shown} leads outside the layer"
-            ))
-        };
+        let escapes = || Error::BadArchive(format!("unsafe path in archive: {shown} leads outside the layer"));
         let path = clean(&raw).ok_or_else(escapes)?;
         count += 1;
         let meta = Meta::of(&mut entry).map_err(bad)?;
         let fail = |f: Fail| match f {
             Fail::Sys(_, Errno::EXDEV | Errno::ELOOP) => escapes(),
-            Fail::Sys(op, e) => {
-                Error::BadArchive(format!("unpack {shown}: {op}: {}", e.desc().to_lowercase()))
-            }
+            Fail::Sys(op, e) => Error::BadArchive(format!("unpack {shown}: {op}: {}", e.desc().to_lowercase())),
             Fail::Input(e) => bad(e),
         };
         let (parent, name) = split(&path);
@@ -124,9 +112,7 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
             }
             continue;
         }
-        let at = root
-            .dir(parent)
-            .map_err(|e| fail(Fail::Sys("open parent", e)))?;
+        let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
         let cname = cstr(name)?;
         if name == b".wh..wh..opq" {
             entry::opaque(at).map_err(fail)?;
@@ -142,17 +128,11 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
             let size = entry.size();
             entry::file(at, &cname, &meta, &mut entry, size, &mut buf)
         } else if kind.is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| Error::BadArchive(format!("symlink {shown} has no target")))?;
+            let target = entry.link_name_bytes().ok_or_else(|| Error::BadArchive(format!("symlink {shown} has no target")))?;
             entry::symlink(at, &cname, &cstr(&target)?, &meta)
         } else if kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| Error::BadArchive(format!("hardlink {shown} has no target")))?;
-            let target = clean(&target)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(escapes)?;
+            let target = entry.link_name_bytes().ok_or_else(|| Error::BadArchive(format!("hardlink {shown} has no target")))?;
+            let target = clean(&target).filter(|t| !t.is_empty()).ok_or_else(escapes)?;
             let (tparent, tname) = split(&target);
             // The target's directory is opened apart from the cached one: both fds are needed.
             let linked = match root.open_beneath(tparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
@@ -161,9 +141,7 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
                 // A whiteout this layer made is no file to link to: the file is deleted.
                 Ok(tdir) if entry::is_whiteout(tdir.as_raw_fd(), &cstr(tname)?) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
                 Ok(tdir) => {
-                    let at = root
-                        .dir(parent)
-                        .map_err(|e| fail(Fail::Sys("open parent", e)))?;
+                    let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
                     entry::hardlink(at, &cname, tdir.as_raw_fd(), &cstr(tname)?)
                 }
             };
@@ -189,19 +167,13 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
             let (mode, dev) = match kind.is_fifo() {
                 true => (libc::S_IFIFO, 0),
                 false => (
-                    if kind.is_character_special() {
-                        libc::S_IFCHR
-                    } else {
-                        libc::S_IFBLK
-                    },
+                    if kind.is_character_special() { libc::S_IFCHR } else { libc::S_IFBLK },
                     libc::makedev(number(h.device_major())?, number(h.device_minor())?),
                 ),
             };
             entry::node(at, &cname, mode, dev, &meta)
         } else {
-            return Err(Error::BadArchive(format!(
-                "unpack {shown}: unsupported entry type {kind:?}"
-            )));
+            return Err(Error::BadArchive(format!("unpack {shown}: unsupported entry type {kind:?}")));
         };
         if removed_dir.map_err(fail)? {
             root.forget();
@@ -211,16 +183,9 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
     // does not change its parent's.
     for (path, meta) in &dirs {
         let shown = || String::from_utf8_lossy(path).into_owned();
-        match root.open_beneath(
-            path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
-        ) {
+        match root.open_beneath(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW) {
             Ok(fd) => entry::finish_dir(&fd, meta).map_err(|f| match f {
-                Fail::Sys(op, e) => Error::BadArchive(format!(
-                    "unpack {}: {op}: {}",
-                    shown(),
-                    e.desc().to_lowercase()
-                )),
+                Fail::Sys(op, e) => Error::BadArchive(format!("unpack {}: {op}: {}", shown(), e.desc().to_lowercase())),
                 Fail::Input(e) => bad(e),
             })?,
             // A later entry replaced the directory by something else.
@@ -261,11 +226,7 @@ fn replaced(links: &mut Vec<LowerLink>, path: &[u8], name: &[u8], is_dir: bool) 
 pub(super) fn empty(dest: &Path) {
     for child in std::fs::read_dir(dest).into_iter().flatten().flatten() {
         let path = child.path();
-        let _ = if child.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
+        let _ = if child.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
     }
 }
 
@@ -290,10 +251,7 @@ mod tests {
         let blob = dest.path().join("blob");
         std::fs::create_dir(dest.path().join("root")).unwrap();
         let got = unpack(&data[..], &dest.path().join("root"), Some(&blob)).unwrap();
-        assert_eq!(
-            std::fs::read(dest.path().join("root/a/b.txt")).unwrap(),
-            b"hello"
-        );
+        assert_eq!(std::fs::read(dest.path().join("root/a/b.txt")).unwrap(), b"hello");
         assert_eq!(std::fs::read(&blob).unwrap(), data);
         assert_eq!(got.size, data.len() as u64);
     }
@@ -311,15 +269,9 @@ mod tests {
     #[test]
     fn garbage_and_truncation_are_refused() {
         let dest = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            unpack(&b"this is not a tar file at all"[..], dest.path(), None),
-            Err(Error::BadArchive(_))
-        ));
+        assert!(matches!(unpack(&b"this is not a tar file at all"[..], dest.path(), None), Err(Error::BadArchive(_))));
         let data = tar_of(&[("big", &[7u8; 5000])]);
-        assert!(matches!(
-            unpack(&data[..1000], dest.path(), None),
-            Err(Error::BadArchive(_))
-        ));
+        assert!(matches!(unpack(&data[..1000], dest.path(), None), Err(Error::BadArchive(_))));
     }
 
     /// A tar built entry by entry with the tar crate's headers (ustar, so PAX and GNU long
@@ -330,14 +282,7 @@ mod tests {
         fn new() -> T {
             T(tar::Builder::new(Vec::new()))
         }
-        fn add(
-            mut self,
-            kind: tar::EntryType,
-            path: &str,
-            link: &str,
-            data: &[u8],
-            f: impl FnOnce(&mut tar::Header),
-        ) -> T {
+        fn add(mut self, kind: tar::EntryType, path: &str, link: &str, data: &[u8], f: impl FnOnce(&mut tar::Header)) -> T {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(kind);
             h.set_size(data.len() as u64);
@@ -391,25 +336,15 @@ mod tests {
             })
             .add(tar::EntryType::Fifo, "d/fifo", "", b"", |_| {})
             .file(&long, b"long");
-        b.0.append_pax_extensions([
-            ("SCHILY.xattr.trusted.pyc", &b"v"[..]),
-            ("mtime", &b"7.25"[..]),
-        ])
-        .unwrap();
+        b.0.append_pax_extensions([("SCHILY.xattr.trusted.pyc", &b"v"[..]), ("mtime", &b"7.25"[..])]).unwrap();
         let data = b.file("d/x", b"x").done();
         let t = tempfile::tempdir().unwrap();
         unpack(&data[..], t.path(), None).unwrap();
         let r = t.path();
         let f = stat(&r.join("d/f"));
-        assert_eq!(
-            (f.mode() & 0o7777, f.uid(), f.gid(), f.mtime(), f.nlink()),
-            (0o4751, 1234, 5678, 1_234_567, 2)
-        );
+        assert_eq!((f.mode() & 0o7777, f.uid(), f.gid(), f.mtime(), f.nlink()), (0o4751, 1234, 5678, 1_234_567, 2));
         assert_eq!(std::fs::read(r.join("d/h")).unwrap(), b"data");
-        assert_eq!(
-            std::fs::read_link(r.join("d/s")).unwrap(),
-            Path::new("/nowhere/at/all")
-        );
+        assert_eq!(std::fs::read_link(r.join("d/s")).unwrap(), Path::new("/nowhere/at/all"));
         let null = stat(&r.join("d/null"));
         assert!(null.file_type().is_char_device() && null.rdev() == libc::makedev(1, 3));
         assert!(stat(&r.join("d/fifo")).file_type().is_fifo());
@@ -422,13 +357,9 @@ mod tests {
     }
 
     fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
-        let (p, n) = (
-            CString::new(p.as_os_str().as_encoded_bytes()).unwrap(),
-            CString::new(name).unwrap(),
-        );
+        let (p, n) = (CString::new(p.as_os_str().as_encoded_bytes()).unwrap(), CString::new(name).unwrap());
         let mut buf = [0u8; 64];
-        let len =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         (len >= 0).then(|| buf[..len as usize].to_vec())
     }
 
@@ -436,29 +367,15 @@ mod tests {
     fn whiteouts_and_opaque_dirs_in_any_order() {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         // The opaque marker before its directory's entry, and after a child of it.
-        let data = T::new()
-            .file("a/.wh..wh..opq", b"")
-            .dir("a")
-            .file("a/kept", b"k")
-            .file("b/.wh.gone", b"")
-            .file("c/child", b"")
-            .file("c/.wh..wh..opq", b"")
-            .done();
+        let data =
+            T::new().file("a/.wh..wh..opq", b"").dir("a").file("a/kept", b"k").file("b/.wh.gone", b"").file("c/child", b"").file("c/.wh..wh..opq", b"").done();
         let t = tempfile::tempdir().unwrap();
         unpack(&data[..], t.path(), None).unwrap();
         let r = t.path();
         for d in ["a", "c"] {
-            assert_eq!(
-                xattr(&r.join(d), "trusted.overlay.opaque"),
-                Some(b"y".to_vec()),
-                "{d}"
-            );
+            assert_eq!(xattr(&r.join(d), "trusted.overlay.opaque"), Some(b"y".to_vec()), "{d}");
         }
-        assert!(
-            !r.join("a/.wh..wh..opq").exists()
-                && r.join("a/kept").exists()
-                && r.join("c/child").exists()
-        );
+        assert!(!r.join("a/.wh..wh..opq").exists() && r.join("a/kept").exists() && r.join("c/child").exists());
         let gone = stat(&r.join("b/gone"));
         assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
         assert!(!r.join("b/.wh.gone").exists());
@@ -492,54 +409,23 @@ mod tests {
         let cases: Vec<(&str, Vec<u8>)> = vec![
             (
                 "symlink then file through it",
-                T::new()
-                    .file("ok", b"")
-                    .link(tar::EntryType::Symlink, "link", target.to_str().unwrap())
-                    .file("link/evil", b"x")
-                    .done(),
+                T::new().file("ok", b"").link(tar::EntryType::Symlink, "link", target.to_str().unwrap()).file("link/evil", b"x").done(),
             ),
             (
                 "relative symlink out",
-                T::new()
-                    .link(
-                        tar::EntryType::Symlink,
-                        "link",
-                        &format!("{up}{}", outside.path().display()),
-                    )
-                    .file("link/evil", b"x")
-                    .done(),
+                T::new().link(tar::EntryType::Symlink, "link", &format!("{up}{}", outside.path().display())).file("link/evil", b"x").done(),
             ),
-            (
-                "hardlink out",
-                T::new()
-                    .file("ok", b"")
-                    .link(tar::EntryType::Link, "h", &victim_rel)
-                    .done(),
-            ),
-            (
-                "hardlink absolute",
-                T::new()
-                    .link(tar::EntryType::Link, "h", victim.path().to_str().unwrap())
-                    .done(),
-            ),
+            ("hardlink out", T::new().file("ok", b"").link(tar::EntryType::Link, "h", &victim_rel).done()),
+            ("hardlink absolute", T::new().link(tar::EntryType::Link, "h", victim.path().to_str().unwrap()).done()),
             ("dotdot", raw_tar("a/../../x")),
-            (
-                "absolute",
-                raw_tar(&format!("{}/abs", outside.path().display())),
-            ),
+            ("absolute", raw_tar(&format!("{}/abs", outside.path().display()))),
         ];
         std::fs::create_dir(&target).unwrap();
         for (name, data) in cases {
             let dest = tempfile::tempdir().unwrap();
-            let err = unpack(&data[..], dest.path(), None)
-                .err()
-                .unwrap_or_else(|| panic!("{name}: accepted"));
+            let err = unpack(&data[..], dest.path(), None).err().unwrap_or_else(|| panic!("{name}: accepted"));
             assert!(err.to_string().contains("unsafe path"), "{name}: {err}");
-            assert_eq!(
-                std::fs::read_dir(dest.path()).unwrap().count(),
-                0,
-                "{name}: a partial layer remains"
-            );
+            assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0, "{name}: a partial layer remains");
         }
         assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
