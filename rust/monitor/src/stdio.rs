@@ -70,12 +70,9 @@ impl Outputs {
     /// Read the pipes poll found ready (`ready[i]` for `fds()[i]`), log what came; a pipe at
     /// EOF is closed, its last partial line logged.
     pub fn pump(&mut self, ready: &[bool], log: &mut LogFile) {
-        let mut k = 0;
         let mut still = Vec::with_capacity(self.open.len());
-        for (fd, mut split) in std::mem::take(&mut self.open) {
-            let is_ready = ready.get(k).copied().unwrap_or(false);
-            k += 1;
-            if !is_ready {
+        for (k, (fd, mut split)) in std::mem::take(&mut self.open).into_iter().enumerate() {
+            if !ready.get(k).copied().unwrap_or(false) {
                 still.push((fd, split));
                 continue;
             }

@@ -112,12 +112,15 @@ fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send
     Ok(Box::new(open_source(source)?))
 }
 
+/// (source, dest, blob, lowers), as Python passes one unpack job.
+type JobArgs<'py> = (Bound<'py, PyAny>, PathBuf, Option<PathBuf>, Vec<PathBuf>);
+
 /// Unpack several layers at once, on threads, the GIL released. `jobs` are (source, dest,
 /// blob, lowers) as for unpack_layer; a source may also be (path, offset, length), and lowers
 /// may name the dests of earlier jobs. Returns, per job, (diff_id, size, digest of the source
 /// bytes as they came), or the exception it raised.
 #[pyfunction]
-fn unpack_layers(py: Python<'_>, jobs: Vec<(Bound<'_, PyAny>, PathBuf, Option<PathBuf>, Vec<PathBuf>)>) -> PyResult<Vec<Py<PyAny>>> {
+fn unpack_layers(py: Python<'_>, jobs: Vec<JobArgs<'_>>) -> PyResult<Vec<Py<PyAny>>> {
     let jobs =
         jobs.into_iter().map(|(source, dest, blob, lowers)| Ok(layer::Job { input: job_input(&source)?, dest, blob, lowers })).collect::<PyResult<Vec<_>>>()?;
     let results = py.detach(|| layer::unpack_all(jobs));

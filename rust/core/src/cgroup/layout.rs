@@ -21,6 +21,8 @@ pub enum Layout {
 }
 
 fn fs_magic(p: &Path) -> Option<i64> {
+    // The magic's type differs between architectures (i64 on x86_64).
+    #[allow(clippy::unnecessary_cast)]
     nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type().0 as i64)
 }
 

@@ -63,7 +63,7 @@ pub struct Plan {
     pub rootfs: CString,
     pub overlay: CString,
     pub mounts: Vec<MountStep>,
-    pub links: Vec<(CString, InRoot)>,
+    pub links: Vec<Link>,
     pub cwd: CString,
     pub cwd_in_root: InRoot,
     pub masked: Vec<CString>,
@@ -154,7 +154,10 @@ fn namespace_flags(spec: &Spec) -> Result<(u64, bool, bool)> {
     Ok((flags, cgroup_ns, net_ns))
 }
 
-fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<(CString, InRoot)>)> {
+/// A symlink to make in the container: (what it points to, where it is).
+type Link = (CString, InRoot);
+
+fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
     let mut steps = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
         let dest = m.destination().to_string_lossy().into_owned();

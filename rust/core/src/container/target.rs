@@ -121,6 +121,21 @@ impl FdPath {
     }
 }
 
+impl InRoot {
+    /// The last component, for *at calls in the parent directory.
+    pub fn name(&self) -> &CStr {
+        self.names.last().map(|c| c.as_c_str()).unwrap_or(c".")
+    }
+
+    /// Open the parent directory of the path inside `root` (O_PATH).
+    pub fn parent_open(&self, root: RawFd) -> Result<OwnedFd, Errno> {
+        match self.prefixes.len() {
+            0 | 1 => open_in_root(root, c".", libc::O_PATH),
+            n => open_in_root(root, &self.prefixes[n - 2], libc::O_PATH),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,20 +168,5 @@ mod tests {
         InRoot::new("up/y").unwrap().ensure(root.as_raw_fd(), Leaf::Dir).unwrap();
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
         assert!(dir.path().join("y").is_dir());
-    }
-}
-
-impl InRoot {
-    /// The last component, for *at calls in the parent directory.
-    pub fn name(&self) -> &CStr {
-        self.names.last().map(|c| c.as_c_str()).unwrap_or(c".")
-    }
-
-    /// Open the parent directory of the path inside `root` (O_PATH).
-    pub fn parent_open(&self, root: RawFd) -> Result<OwnedFd, Errno> {
-        match self.prefixes.len() {
-            0 | 1 => open_in_root(root, c".", libc::O_PATH),
-            n => open_in_root(root, &self.prefixes[n - 2], libc::O_PATH),
-        }
     }
 }

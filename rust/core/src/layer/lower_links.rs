@@ -264,7 +264,7 @@ mod tests {
     }
 
     fn err(r: &Result<()>) -> String {
-        r.as_ref().err().expect("refused").to_string()
+        r.as_ref().expect_err("refused").to_string()
     }
 
     fn is_empty(dir: &Path) -> bool {
