@@ -101,7 +101,7 @@ class Bench:
         return ["podman", "--root", os.path.join(self.base, f"podman-{name}"), "--runroot", os.path.join(self.runroot, name), "--storage-driver", "overlay"]
 
     def sh(self, *args: str) -> str:
-        return subprocess.run(list(args), env=self.env, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).stdout
+        return subprocess.run(list(args), env=self.env, check=True, capture_output=True, text=True).stdout
 
     def quiet(self, *args: str) -> None:
         subprocess.run(list(args), env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,7 +164,7 @@ class Bench:
         self.sh(*self.podman_src, "save", "--format", "oci-archive", "-o", oci_tar, "localhost/src:1")
         for kind, archive in (("docker", docker_tar), ("oci", oci_tar)):
             if f"load-{kind}" in cases:
-                self.pair(f"load {kind}", ([PYC, "load", "-q", "-i", archive], self.empty_pyc), "podman", (lambda: [*self.podman, "load", "-q", "-i", archive], self.empty_podman))
+                self.pair(f"load {kind}", ([PYC, "load", "-q", "-i", archive], self.empty_pyc), "podman", (lambda archive=archive: [*self.podman, "load", "-q", "-i", archive], self.empty_podman))
         for kind, archive in (("docker", docker_tar), ("oci", oci_tar)):
             if f"reload-{kind}" in cases:
                 self.empty_pyc()

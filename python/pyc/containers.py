@@ -13,7 +13,6 @@ import msgpack
 
 from pyc.errors import Conflict, ContainerNotFound, InvalidArgument
 from pyc.paths import Paths
-from pyc.store import atomic
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:

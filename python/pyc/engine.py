@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 
 import msgpack
-import pyc_core
 
+import pyc_core
 from pyc.containers import Container, ContainerStore
 from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
-from pyc.store.images import Image, ImageStore
 from pyc.store import atomic
+from pyc.store.images import Image, ImageStore
 from pyc.store.layers import lower_dirs
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it

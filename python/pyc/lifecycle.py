@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import select
-import sys
 import signal
+import sys
 import time
 
 from pyc.containers import LIVE, Container, ContainerStore

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import PYC, pyc
 from tests.integration.lifecycle_helpers import alive, monitor_pid, ps_status, run_d, state, until
 from tests.integration.test_tty import UserTerminal, term  # noqa: F401 (fixture)

@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import pyc, store_snapshot, tar_bytes
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import PYC, pyc, store_snapshot
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import PYC, pyc
 
 from pyc.paths import Paths
 from pyc.store.images import ImageStore
-from tests.conftest import PYC, pyc
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
 
@@ -85,7 +85,7 @@ def _random_layer(n: int, files: int, size: int) -> bytes:
 def _docker_archive(path: Path, name: str, layers: list[bytes]) -> None:
     diff_ids = ["sha256:" + hashlib.sha256(data).hexdigest() for data in layers]
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-    members = {f"{d[7:]}/layer.tar": data for d, data in zip(diff_ids, layers)}
+    members = {f"{d[7:]}/layer.tar": data for d, data in zip(diff_ids, layers, strict=False)}
     members["config.json"] = config
     members["manifest.json"] = json.dumps([{"Config": "config.json", "RepoTags": [name], "Layers": [f"{d[7:]}/layer.tar" for d in diff_ids]}]).encode()
     with tarfile.open(path, "w") as t:
@@ -150,7 +150,7 @@ def _kill_at_moments(cmd: list[str], env: dict[str, str], root: Path, stdin: Pat
     kill_when(lambda: index.exists() and index.read_bytes() != base_index)
     for fraction in FRACTIONS:
         deadline = time.monotonic() + whole * fraction
-        kill_when(lambda: time.monotonic() >= deadline)
+        kill_when(lambda deadline=deadline: time.monotonic() >= deadline)
 
 
 def test_kill_load_at_any_moment(env: dict[str, str], tmp_path: Path, busybox_layer: bytes) -> None:
@@ -205,7 +205,7 @@ def test_two_loads_sharing_layers_at_once(env: dict[str, str], tmp_path: Path, b
     _docker_archive(tmp_path / "b.tar", "b:1", [*shared, _random_layer(2, 4, 1024)])
     procs = [subprocess.Popen([PYC, "load", "-i", str(tmp_path / f"{n}.tar")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in "ab"]
     outs = [p.communicate(timeout=300) for p in procs]
-    assert [(p.returncode, o) for p, (o, _) in zip(procs, outs)] == [(0, "Loaded image: a:1\n"), (0, "Loaded image: b:1\n")], outs
+    assert [(p.returncode, o) for p, (o, _) in zip(procs, outs, strict=False)] == [(0, "Loaded image: a:1\n"), (0, "Loaded image: b:1\n")], outs
     assert_consistent(root, env)
     assert_no_leftovers(root)
     # busybox, the shared layer, and one top layer each: 4 layer dirs, 4 layer blobs.

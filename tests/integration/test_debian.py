@@ -8,7 +8,6 @@ import subprocess
 import tempfile
 
 import pytest
-
 from tests.conftest import PYC
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -20,7 +19,8 @@ def test_bootstrap_debian_and_run_it() -> None:
     try:
         r = subprocess.run([PYC, "image", "bootstrap", "debian"], capture_output=True, text=True, env=env, timeout=600)
         assert r.returncode == 0, r.stderr
-        r = subprocess.run([PYC, "run", "--rm", "debian", "sh", "-c", "cat /etc/debian_version; dpkg -s bash | grep -c '^Status: install ok installed'; ls /var/lib/apt/lists | grep -c _ || true"], capture_output=True, text=True, env=env, timeout=60)
+        script = "cat /etc/debian_version; dpkg -s bash | grep -c '^Status: install ok installed'; ls /var/lib/apt/lists | grep -c _ || true"
+        r = subprocess.run([PYC, "run", "--rm", "debian", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
         version, bash_installed, lists = r.stdout.split()
         assert r.returncode == 0 and version[0].isdigit() and bash_installed == "1" and lists == "0"
     finally:

@@ -11,7 +11,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import pyc, store_snapshot
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]

@@ -9,7 +9,6 @@ import subprocess
 import time
 
 import pytest
-
 from tests.conftest import PYC, leftovers, pyc, store_snapshot
 from tests.integration.lifecycle_helpers import alive, log_files, monitor_pid, ps_status, restart_count, run_d, state, until
 
@@ -155,7 +154,7 @@ def test_restart_no_and_on_failure_after_success() -> None:
     for policy in ("no", "on-failure"):
         cid = run_d("--restart", policy, "busybox", "sh", "-c", "echo run")
         assert pyc("wait", cid).stdout == "0\n"
-        until(lambda: not alive(monitor_pid(cid)), "the monitor's end")
+        until(lambda cid=cid: not alive(monitor_pid(cid)), "the monitor's end")
         assert pyc("logs", cid).stdout == "run\n" and restart_count(cid) == 0
 
 

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import PYC, leftovers, pyc
 from tests.integration.lifecycle_helpers import alive, monitor_pid, ps_status, run_d, state, until
 

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.conftest import leftovers
+from tests.integration.lifecycle_helpers import alive, until
 
 from pyc.engine import Engine
-from pyc.runtime.spec import RunOptions
-from tests.conftest import leftovers
 from pyc.logs import records
-from tests.integration.lifecycle_helpers import alive, until
+from pyc.runtime.spec import RunOptions
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -33,7 +33,7 @@ def test_fifty_containers_leave_nothing_behind(store_root: Path) -> None:
         seen.append((c.id, int(st["MonitorPid"]), int(st["Pid"])))
         if i % 2:
             # Its trap is set once "hi" is out; a SIGTERM before would be ignored by the init.
-            until(lambda: records(engine.container(c.id))[0] != [], "the first line")
+            until(lambda c=c: records(engine.container(c.id))[0] != [], "the first line")
             engine.stop(c.id, timeout=5)
             # sh is the pid namespace's init: only its trap lets SIGTERM end it.
             assert engine.container(c.id).current_state()["ExitCode"] == 0

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import PYC, leftovers, pyc, store_snapshot
 
 import pyc_core
-from tests.conftest import PYC, leftovers, pyc, store_snapshot
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import pyc, store_snapshot
 
 from pyc.paths import Paths
 from pyc.store.images import ImageStore
-from tests.conftest import pyc, store_snapshot
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
 

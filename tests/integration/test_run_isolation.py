@@ -7,7 +7,6 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import leftovers, pyc
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]

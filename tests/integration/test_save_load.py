@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import PYC, pyc, store_snapshot, tar_bytes
 
 from pyc.paths import Paths
 from pyc.store.images import ImageStore
-from tests.conftest import PYC, pyc, store_snapshot, tar_bytes
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -108,9 +108,11 @@ def _oci_archive(out: Path, base: Path, layers: list[bytes], name: str, lie_abou
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": named, "size": len(gz)})
         config["rootfs"]["diff_ids"].append(digest(plain))
     cfg = json.dumps(config).encode()
-    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(cfg), "size": len(cfg)}, "layers": descs}).encode()
+    config_desc = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(cfg), "size": len(cfg)}
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config_desc, "layers": descs}).encode()
     blobs[digest(cfg)], blobs[digest(man)] = cfg, man
-    idx = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(man), "size": len(man), "annotations": {"org.opencontainers.image.ref.name": name}}]}).encode()
+    man_desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(man), "size": len(man), "annotations": {"org.opencontainers.image.ref.name": name}}
+    idx = json.dumps({"schemaVersion": 2, "manifests": [man_desc]}).encode()
     with tarfile.open(out, "w") as t:
         for member, data in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", idx)] + [(f"blobs/sha256/{d.split(':')[1]}", b) for d, b in blobs.items()]:
             info = tarfile.TarInfo(member)

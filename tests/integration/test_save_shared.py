@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import pyc
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]

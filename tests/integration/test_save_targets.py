@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import PYC, pyc
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
@@ -46,7 +45,7 @@ def test_same_archive_on_disk_tmpfs_pipe_and_append_only_stdout(fmt: str, beside
     for out in (on_disk, on_tmpfs):
         r = pyc("save", "busybox", "--format", fmt, "-o", str(out))
         assert r.returncode == 0, r.stderr
-    piped = subprocess.run([PYC, "save", "busybox", "--format", fmt], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    piped = subprocess.run([PYC, "save", "busybox", "--format", fmt], capture_output=True)
     assert piped.returncode == 0, piped.stderr
     with open(appended, "ab") as f:
         r2 = subprocess.run([PYC, "save", "busybox", "--format", fmt], stdout=f, stderr=subprocess.PIPE)

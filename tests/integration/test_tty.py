@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from tests.conftest import PYC
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]

@@ -60,6 +60,9 @@ def test_transfer_parses_typical_lines() -> None:
     assert transfer.fast_parse("save", ["a"]) == {"refs": ["a"], "output": None, "format": "docker-archive"}
 
 
-@pytest.mark.parametrize("verb, line", [("import", []), ("import", ["a", "b", "c"]), ("import", ["--help"]), ("load", ["x"]), ("load", ["-i"]), ("load", ["-q=1"]), ("save", ["-o", "f"]), ("save", ["-x", "a"])])
+BAD_LINES = [("import", []), ("import", ["a", "b", "c"]), ("import", ["--help"]), ("load", ["x"]), ("load", ["-i"]), ("load", ["-q=1"]), ("save", ["-o", "f"]), ("save", ["-x", "a"])]
+
+
+@pytest.mark.parametrize("verb, line", BAD_LINES)
 def test_transfer_hands_over_what_it_does_not_understand(verb: str, line: list[str]) -> None:
     assert transfer.fast_parse(verb, line) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pyc.errors import InvalidArgument
 from pyc.store.images import Image, ImageStore
 

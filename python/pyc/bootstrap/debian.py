@@ -20,7 +20,8 @@ def _apt_source() -> tuple[str, str]:
     except OSError:
         pass
     mirror = ""
-    candidates = ["/etc/apt/sources.list"] + [os.path.join("/etc/apt/sources.list.d", n) for n in sorted(os.listdir("/etc/apt/sources.list.d"))] if os.path.isdir("/etc/apt/sources.list.d") else ["/etc/apt/sources.list"]
+    parts = "/etc/apt/sources.list.d"
+    candidates = ["/etc/apt/sources.list"] + ([os.path.join(parts, n) for n in sorted(os.listdir(parts))] if os.path.isdir(parts) else [])
     for path in candidates:
         try:
             with open(path) as f:

@@ -40,7 +40,9 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
         rows = []
         for c in containers:
             cmd = " ".join(c.data.get("Config", {}).get("Cmd") or [])
-            rows.append({"ID": c.id[:12], "Image": str(c.data.get("Image")), "Command": cmd, "CreatedAt": str(c.data.get("Created")), "RunningFor": ago(str(c.data.get("Created"))), "Status": _status(c.current_state(), c.status), "State": c.status, "Names": c.name})
+            created = str(c.data.get("Created"))
+            status = _status(c.current_state(), c.status)
+            rows.append({"ID": c.id[:12], "Image": str(c.data.get("Image")), "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": status, "State": c.status, "Names": c.name})
         if format is not None:
             from pyc.cli.template import render
 

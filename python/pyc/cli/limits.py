@@ -110,7 +110,9 @@ def register(app: typer.Typer, container_app: typer.Typer) -> None:
         blkio_weight: str | None = typer.Option(None, "--blkio-weight", help="Relative block I/O weight, 10 to 1000."),
     ) -> None:
         """Change the limits of running containers."""
-        opts = RunOptions(memory=memory, memory_swap=memory_swap, memory_reservation=memory_reservation, cpus=cpus, cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit, blkio_weight=blkio_weight)
+        opts = RunOptions(
+            memory=memory, memory_swap=memory_swap, memory_reservation=memory_reservation, cpus=cpus, cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit, blkio_weight=blkio_weight
+        )
         engine = Engine()
         for ref in refs:
             engine.update(ref, opts)

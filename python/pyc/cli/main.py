@@ -16,7 +16,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def dispatch(argv: list[str]) -> int:
     import pyc_core
-
     from pyc.errors import PycError
 
     try:
@@ -27,7 +26,8 @@ def dispatch(argv: list[str]) -> int:
             if parsed is not None:
                 return run_container(*parsed)
         if argv[:1] == ["exec"] or argv[:2] == ["container", "exec"]:
-            from pyc.cli.exec import exec_command, fast_parse as fast_exec
+            from pyc.cli.exec import exec_command
+            from pyc.cli.exec import fast_parse as fast_exec
 
             line = fast_exec(argv[1:] if argv[0] == "exec" else argv[2:])
             if line is not None:

@@ -17,7 +17,7 @@ from pyc.errors import BadImage, InvalidArgument
 from pyc.paths import digest_hex
 from pyc.store import atomic
 from pyc.store.gc import collect_tmp
-from pyc.store.images import CONFIG, MANIFEST, REF_NAME, Image, ImageStore, chain_ids
+from pyc.store.images import MANIFEST, REF_NAME, Image, ImageStore, chain_ids
 from pyc.store.layers import commit_layer, temp_dir
 from pyc.store.refs import normalize, with_tag
 
@@ -352,7 +352,7 @@ class _Loader:
             # hardlinks to their files in that order, after the batch).
             jobs = [(source, dest, blob, [self._dir(c) for c in below]) for source, dest, blob, *_, below in self.pending]
             results = pyc_core.unpack_layers(jobs)
-        for (_, _, blob, name, diff_id, blob_digest, _), r in zip(self.pending, results):
+        for (_, _, blob, name, diff_id, blob_digest, _), r in zip(self.pending, results, strict=False):
             if isinstance(r, pyc_core.ArchiveError):
                 raise BadImage(f"layer {name}: {r}")
             if isinstance(r, Exception):
@@ -504,7 +504,7 @@ def _load_docker(src: _Source, loader: _Loader) -> None:
         diff_ids = _diff_ids(config, len(layer_names), cfg_name)
         layers = []
         chains = chain_ids(diff_ids)
-        for n, (name, diff_id) in enumerate(zip(layer_names, diff_ids)):
+        for n, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=False)):
             layers.append((diff_id, loader.layer(src, name, diff_id, chains[: n + 1], None)))
         tags = [normalize(t) for t in entry.get("RepoTags") or []]
         loader.image(config, layers, tags)
@@ -548,7 +548,7 @@ def _load_oci(src: _Source, loader: _Loader) -> None:
         diff_ids = _diff_ids(config, len(layer_descs), f"manifest {digest}")
         layers = []
         chains = chain_ids(diff_ids)
-        for n, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids)):
+        for n, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids, strict=False)):
             layers.append((diff_id, loader.layer(src, _blob_name(desc["digest"]), diff_id, chains[: n + 1], desc["digest"])))
         loader.image(config, layers, [normalize(n) for n in names])
 

@@ -7,7 +7,7 @@ import os
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 
 def write_file(path: str, data: bytes, durable: bool = True) -> None:

@@ -71,7 +71,6 @@ def collect(store: ImageStore, container_layers: set[str]) -> int:
     """Remove unreferenced blobs and layers; returns how many bytes were freed (blobs and
     unpacked layers)."""
     import pyc_core
-
     from pyc.store.usage import tree_size
 
     freed = 0

@@ -11,7 +11,6 @@ from pyc.store.images import Image, ImageStore
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
     from typing import Any
-    from collections.abc import Iterator
 
 
 class temp_dir:
@@ -47,7 +46,7 @@ def lower_dirs(store: ImageStore, image: Image) -> list[str]:
     if len(chains) != len(image.layers):
         raise BadImage(f"image {image.id[7:19]} has {len(image.layers)} layers but {len(chains)} diff ids")
     dirs = [store.paths.layer(c) for c in chains]
-    for n, (layer, chain, path) in enumerate(zip(image.layers, chains, dirs)):
+    for n, (layer, chain, path) in enumerate(zip(image.layers, chains, dirs, strict=False)):
         if not os.path.isdir(path):
             unpack_blob(store, layer, chain, dirs[n - 1 :: -1] if n else [])
     dirs.reverse()
