@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Run every test: Rust unit tests, the type checks, pytest (unit and, as root, integration), then
-# the integration tests again on a pure cgroup v2 kernel (a User-Mode Linux VM), since this kind
-# of host is hybrid and most users' hosts are pure v2.
+# Run every test: the lint (rustfmt, clippy, ruff, mypy), Rust unit tests, pytest (unit and, as
+# root, integration), then the integration tests again on a pure cgroup v2 kernel (a User-Mode
+# Linux VM), since this kind of host is hybrid and most users' hosts are pure v2.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-cargo test -q -p pyc-core -p pyc-monitor
+echo "== lint"
+cargo fmt --all -- --check
+cargo clippy -q --workspace --all-targets -- -D warnings
+.venv/bin/ruff check -q python tests benches
 .venv/bin/python -m mypy
+echo "== Rust unit tests"
+cargo test -q -p pyc-core -p pyc-monitor
 vm=../shared/tools/cgroup2-vm
 if [ "$(id -u)" = 0 ] && [ -x "$vm" ]; then
   echo "== integration tests on pure cgroup v2 ($vm)"
