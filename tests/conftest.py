@@ -27,6 +27,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# This run's containers get cgroups under a parent of its own: a leak check then sees this run's
+# leaks only, not the containers of another pyc (or test run) on the same host.
+CGROUP_PARENT = f"pyc-test-{os.getpid()}"
+os.environ["PYC_CGROUP_PARENT"] = CGROUP_PARENT
+
+
+def cgroup_dirs(cid: str = "") -> list[Path]:
+    """The directories of this run's cgroup parent (or of one container's cgroup) that exist,
+    in every hierarchy: the root itself on pure v2, each v1 hierarchy and the unified mount of
+    a hybrid host, and the root PYC_CGROUP_ROOT names."""
+    roots = {Path("/sys/fs/cgroup"), Path(os.environ.get("PYC_CGROUP_ROOT") or "/sys/fs/cgroup")}
+    hierarchies = {h for r in roots for h in [r, *(p for p in r.iterdir() if p.is_dir() and not p.is_symlink())]}
+    rel = f"{CGROUP_PARENT}/{cid}" if cid else CGROUP_PARENT
+    return sorted(h / rel for h in hierarchies if (h / rel).exists())
+
+
 @pytest.fixture(scope="session")
 def store_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="pyc-test-", dir="/var/tmp"))
@@ -114,9 +130,7 @@ def leftovers(cid: str) -> list[str]:
     found = []
     with open("/proc/self/mountinfo") as f:
         found += [line.split()[4] for line in f if cid in line]
-    for ctrl in Path("/sys/fs/cgroup").iterdir():
-        if (ctrl / "pyc" / cid).exists():
-            found.append(str(ctrl / "pyc" / cid))
+    found += [str(d) for d in cgroup_dirs(cid)]
     root = Path(os.environ["PYC_ROOT"])
     if (root / "containers" / cid).exists():
         found.append(str(root / "containers" / cid))

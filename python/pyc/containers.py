@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MONITOR_STATE = "state.msgpack"
+DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup"
 LIVE = ("running", "restarting")
 
 _ADJECTIVES = "brave calm eager fond gentle happy jolly keen lucid merry nifty proud quiet sharp sunny swift tender vivid witty zen".split()
@@ -102,7 +103,12 @@ class Container:
 
     @property
     def cgroup(self) -> str:
-        return f"pyc/{self.id}"
+        """The container's cgroup, relative to each hierarchy under `cgroup_root`."""
+        return f"{self.data.get('HostConfig', {}).get('CgroupParent') or 'pyc'}/{self.id}"
+
+    @property
+    def cgroup_root(self) -> str:
+        return str(self.data.get("CgroupRoot") or DEFAULT_CGROUP_ROOT)
 
 
 class ContainerStore:
@@ -224,7 +230,7 @@ class ContainerStore:
             raise Conflict(f"container {c.name} is running: stop it first, or use -f")
         if cgroup:
             # Whatever still runs in the container's cgroup is killed with it.
-            pyc_core.remove_cgroup(c.cgroup)
+            pyc_core.remove_cgroup(c.cgroup, c.cgroup_root)
         self._forget(c.id, c.name)
 
     def _forget(self, cid: str, name: str) -> None:

@@ -13,7 +13,7 @@ import os
 import msgpack
 
 import pyc_core
-from pyc.containers import Container, ContainerStore
+from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
@@ -164,8 +164,18 @@ class Engine:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
-        host_config = {"AutoRemove": opts.remove, "Init": opts.init, "ReadonlyRootfs": opts.read_only, "Binds": opts.volumes, "Tmpfs": opts.tmpfs}
-        record = {"Image": image, "ImageId": img.id, "Layers": img.chain_ids, "Config": {}, "HostConfig": host_config}
+        host_config = {
+            "AutoRemove": opts.remove,
+            "Init": opts.init,
+            "ReadonlyRootfs": opts.read_only,
+            "Binds": opts.volumes,
+            "Tmpfs": opts.tmpfs,
+            # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2
+            # mount of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
+            "CgroupParent": os.environ.get("PYC_CGROUP_PARENT") or "pyc",
+        }
+        cgroup_root = os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT
+        record = {"Image": image, "ImageId": img.id, "Layers": img.chain_ids, "Config": {}, "HostConfig": host_config, "CgroupRoot": cgroup_root}
         c = self.containers.new(opts.name, record)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
@@ -177,7 +187,7 @@ class Engine:
         config = {
             "spec": spec,
             "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
-            "cgroup": {"path": c.cgroup},
+            "cgroup": {"root": c.cgroup_root, "path": c.cgroup},
             "init": opts.init,
         }
         return c, etc, config
@@ -230,7 +240,7 @@ class Engine:
                 raise Conflict(f"container {c.name} is not running") from None
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
         process = exec_process(run_config["spec"]["process"], opts, passwd_dirs)
-        config = msgpack.packb({"process": process, "cgroup": {"path": c.cgroup}, "detach": opts.detach})
+        config = msgpack.packb({"process": process, "cgroup": {"root": c.cgroup_root, "path": c.cgroup}, "detach": opts.detach})
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.CommandNotFound as e:
@@ -287,7 +297,7 @@ class Engine:
         if c.status != "running":
             raise Conflict(f"container {c.name} is not running")
         try:
-            s = pyc_core.cgroup_stats(c.cgroup)
+            s = pyc_core.cgroup_stats(c.cgroup, c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise PycError(f"stats of {c.name}: {e}") from None
         return {
@@ -311,7 +321,7 @@ class Engine:
         if c.status != "running":
             raise Conflict(f"container {c.name} is not running")
         try:
-            pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources))
+            pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources), c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise PycError(f"update {c.name}: {e}") from None
         c.data.setdefault("HostConfig", {}).update(host_config_limits(resources))

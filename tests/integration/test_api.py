@@ -89,6 +89,7 @@ def test_run_path_imports_no_cli_or_http_libraries() -> None:
     assert out == "0 []\n"
 
 
+@pytest.mark.limits
 def test_oom_kill_is_reported() -> None:
     hog = "x=$(head -c 64m /dev/zero | tr '\\0' a)"
     r = pyc.Engine().run("busybox", pyc.RunOptions(["sh", "-c", hog], remove=True, memory="16m", memory_swap="16m"))

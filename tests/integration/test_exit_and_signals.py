@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import PYC, pyc
+from tests.conftest import CGROUP_PARENT, PYC, cgroup_dirs, pyc
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -24,7 +24,7 @@ def test_command_not_found_is_127() -> None:
     assert r.returncode == 127
     assert r.stderr.strip().splitlines() == ['pyc: exec: no-such-command: executable file not found in $PATH']
     # A failed start leaves no cgroup either.
-    assert not list(Path("/sys/fs/cgroup").glob("*/pyc")) and not Path("/sys/fs/cgroup/pyc").exists()
+    assert cgroup_dirs() == []
 
 
 def test_command_not_executable_is_126() -> None:
@@ -67,7 +67,7 @@ def test_container_stays_in_its_cgroup_while_running() -> None:
     try:
         init = _container_init(p.pid)
         groups = Path(f"/proc/{init}/cgroup").read_text()
-        assert "/pyc/" in groups
+        assert f"/{CGROUP_PARENT}/" in groups
         # Inside, the cgroup namespace shows the container's cgroup as the root.
     finally:
         os.kill(_container_init(p.pid), signal.SIGKILL)

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import PYC, leftovers, pyc, store_snapshot
+from tests.conftest import PYC, cgroup_dirs, leftovers, pyc, store_snapshot
 
 import pyc_core
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
+pytestmark = [pytest.mark.root, pytest.mark.limits, pytest.mark.usefixtures("busybox", "clean_containers")]
 
 V2 = pyc_core.cgroup_version() == 2
 
@@ -135,4 +135,4 @@ def test_bad_limits_are_refused_and_leave_nothing(store_root: Path, flags: list[
     r = pyc("run", "--rm", *flags, "busybox", "true")
     assert r.returncode == 125 and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
     assert store_snapshot(store_root) == before
-    assert not list(Path("/sys/fs/cgroup").glob("*/pyc")) and not list(Path("/sys/fs/cgroup").glob("pyc"))
+    assert cgroup_dirs() == []
