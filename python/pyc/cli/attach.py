@@ -3,13 +3,12 @@ for a container with a terminal."""
 
 from __future__ import annotations
 
-import typer
-
-from pyc.engine import Engine
+from pyc.cli.spec import Arg, Command, Flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyc.containers import Container
+    from pyc.engine import Engine
 
 
 def attach_and_wait(engine: Engine, ref: str, detach_keys: str) -> int:
@@ -57,13 +56,19 @@ def follow_output(engine: Engine, c: Container) -> int:
     return engine.wait(c.id)
 
 
-def register(app: typer.Typer, container_app: typer.Typer) -> None:
-    def attach(
-        ref: str = typer.Argument(..., metavar="CONTAINER"),
-        detach_keys: str = typer.Option("ctrl-p,ctrl-q", "--detach-keys", help="Keys that detach, leaving the container running."),
-    ) -> None:
-        """Attach to a running container: its terminal (-d -t), or else its output."""
-        raise typer.Exit(attach_and_wait(Engine(), ref, detach_keys))
+def attach_(container: str, detach_keys: str) -> int:
+    from pyc.engine import Engine
 
-    for a in (app, container_app):
-        a.command("attach")(attach)
+    return attach_and_wait(Engine(), container, detach_keys)
+
+
+COMMANDS = [
+    Command(
+        ("container", "attach"),
+        "Attach to a running container: its terminal (-d -t), or else its output.",
+        attach_,
+        (Arg("container", "CONTAINER"),),
+        (Flag(("--detach-keys",), "detach_keys", help="Keys that detach, leaving the container running.", default="ctrl-p,ctrl-q"),),
+        aliases=(("attach",),),
+    ),
+]

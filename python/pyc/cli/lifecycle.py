@@ -1,103 +1,146 @@
-"""Verbs of detached containers: create, start, stop, restart, kill, wait, logs. As docker, a
-verb on several containers goes on past a failure and exits 1 (not 125) if any failed."""
+"""Verbs of a container's life: create is in run.py; start, stop, restart, kill, wait, rm,
+rename, logs, container prune here. As docker, a verb on several containers goes on past a
+failure, one line for it, and exits 1 (not 125) if any failed."""
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
 
-import typer
+from pyc.cli.spec import Arg, Command, Flag
 
-from pyc.cli import verbs
-from pyc.engine import Engine
-from pyc.errors import PycError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pyc.engine import Engine
+
+CONTAINERS = (Arg("containers", "CONTAINER", "Container names or IDs.", many=True),)
+TIME = Flag(("-t", "--time"), "time", int, "Seconds to wait before SIGKILL (default 10).")
 
 
-def _each(refs: list[str], act: Callable[[str], object]) -> None:
+def _each(refs: list[str], act: Callable[[str], object], echo: bool = True) -> int:
+    """docker's way: go on past a failure, one line for it, exit 1 if any failed."""
+    from pyc.errors import PycError
+
     failed = 0
     for ref in refs:
         try:
-            act(ref)
-            print(ref)
+            out = act(ref)
+            print(ref if echo else out, flush=True)
         except PycError as e:
             sys.stderr.write(f"pyc: {e}\n")
             failed = 1
-    raise typer.Exit(failed)
+    return failed
 
 
-def register(app: typer.Typer, container_app: typer.Typer) -> None:
+def start(containers: list[str], attach: bool) -> int:
+    import os
+
     from pyc import attach as tty_attach
     from pyc.cli.attach import attach_and_wait
-    from pyc.cli.run import register_create
+    from pyc.engine import Engine
+    from pyc.errors import PycError
 
-    def start(refs: list[str] = typer.Argument(...), attach: bool = typer.Option(False, "-a", "--attach", help="Wait for it and print its output.")) -> None:
-        """Start stopped or created containers."""
-        engine = Engine()
-        if not attach:
-            _each(refs, engine.start)
-        if len(refs) != 1:
-            raise PycError("you cannot start and attach multiple containers at once")
-        c = engine.start(refs[0])
-        if os.path.exists(c.path(tty_attach.SOCKET)):  # -t: its monitor serves the terminal
-            raise typer.Exit(attach_and_wait(engine, c.id, tty_attach.DEFAULT_DETACH_KEYS))
-        _print_logs(engine, c.id, follow=True)
-        raise typer.Exit(engine.wait(c.id))
+    engine = Engine()
+    if not attach:
+        return _each(containers, engine.start)
+    if len(containers) != 1:
+        raise PycError("you cannot start and attach multiple containers at once")
+    c = engine.start(containers[0])
+    if os.path.exists(c.path(tty_attach.SOCKET)):  # -t: its monitor serves the terminal
+        return attach_and_wait(engine, c.id, tty_attach.DEFAULT_DETACH_KEYS)
+    print_logs(engine, c.id, follow=True)
+    return engine.wait(c.id)
 
-    def stop(refs: list[str] = typer.Argument(...), time: int | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL (default 10).")) -> None:
-        """Stop running containers: the image's STOPSIGNAL (or SIGTERM), then SIGKILL."""
-        raise typer.Exit(verbs.stop(Engine(), refs, time))
 
-    def restart(refs: list[str] = typer.Argument(...), time: int | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL (default 10).")) -> None:
-        """Stop (if running) and start containers again."""
-        from pyc.lifecycle import NotRunning
+def stop(containers: list[str], time: int | None) -> int:
+    from pyc.engine import Engine
+    from pyc.lifecycle import NotRunning
 
-        engine = Engine()
+    engine = Engine()
 
-        def again(ref: str) -> None:
-            try:
-                engine.stop(ref, time)
-            except NotRunning:
-                pass
-            engine.start(ref)
-
-        _each(refs, again)
-
-    def kill(refs: list[str] = typer.Argument(...), signal: str = typer.Option("KILL", "-s", "--signal", help="Signal to send (name or number).")) -> None:
-        """Send a signal to running containers (SIGKILL by default)."""
-        raise typer.Exit(verbs.kill(Engine(), refs, signal))
-
-    def wait(refs: list[str] = typer.Argument(...)) -> None:
-        """Block until containers stop; print their exit codes."""
-        raise typer.Exit(verbs.wait(Engine(), refs))
-
-    def logs(
-        ref: str = typer.Argument(...),
-        follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing while it runs."),
-        tail: str = typer.Option("all", "-n", "--tail", help="Lines from the end (default all)."),
-        timestamps: bool = typer.Option(False, "-t", "--timestamps", help="Show the time of each line."),
-        since: str | None = typer.Option(None, "--since", help="Only lines since a time (RFC 3339, Unix time or a duration like 10m)."),
-    ) -> None:
-        """Print a container's output: stdout to stdout, stderr to stderr."""
-        from pyc.errors import ContainerNotFound
-
+    def one(ref: str) -> None:
         try:
-            _print_logs(Engine(), ref, follow, tail, timestamps, since)
-        except ContainerNotFound as e:
-            sys.stderr.write(f"pyc: {e}\n")
-            raise typer.Exit(1) from None
+            engine.stop(ref, time)
+        except NotRunning as e:
+            # docker's answer (exit 0, nothing done), said on one line.
+            sys.stderr.write(f"pyc: {e}: nothing to stop\n")
 
-    for target in (app, container_app):
-        target.command("start", help="Start stopped or created containers.")(start)
-        target.command("stop", help="Stop running containers.")(stop)
-        target.command("restart", help="Restart containers.")(restart)
-        target.command("kill", help="Send a signal to running containers.")(kill)
-        target.command("wait", help="Block until containers stop; print their exit codes.")(wait)
-        target.command("logs", help="Print a container's output.")(logs)
-        register_create(target)
+    return _each(containers, one)
 
 
-def _print_logs(engine: Engine, ref: str, follow: bool = False, tail: str = "all", timestamps: bool = False, since: str | None = None) -> None:
+def restart(containers: list[str], time: int | None) -> int:
+    from pyc.engine import Engine
+    from pyc.lifecycle import NotRunning
+
+    engine = Engine()
+
+    def again(ref: str) -> None:
+        try:
+            engine.stop(ref, time)
+        except NotRunning:
+            pass
+        engine.start(ref)
+
+    return _each(containers, again)
+
+
+def kill(containers: list[str], signal: str) -> int:
+    from pyc.engine import Engine
+
+    engine = Engine()
+    return _each(containers, lambda ref: engine.kill(ref, signal))
+
+
+def wait(containers: list[str]) -> int:
+    from pyc.engine import Engine
+
+    return _each(containers, Engine().wait, echo=False)
+
+
+def rm(containers: list[str], force: bool, volumes: bool) -> int:
+    from pyc.engine import Engine
+
+    engine = Engine()
+    return _each(containers, lambda ref: engine.remove_container(ref, force))
+
+
+def rename(container: str, new_name: str) -> None:
+    from pyc.engine import Engine
+    from pyc.lifecycle import rename as rename_container
+
+    engine = Engine()
+    rename_container(engine.containers, engine.container(container), new_name)
+
+
+def prune(force: bool) -> None:
+    from pyc.engine import Engine
+    from pyc.errors import PycError
+
+    engine = Engine()
+    print("Deleted Containers:")
+    for c in engine.list_containers(all=True):
+        if c.status in ("exited", "created"):
+            try:
+                engine.remove_container(c.id)
+                print(c.id)
+            except PycError as e:
+                sys.stderr.write(f"pyc: {e}\n")
+
+
+def logs(container: str, follow: bool, tail: str, timestamps: bool, since: str | None) -> int:
+    from pyc.engine import Engine
+    from pyc.errors import ContainerNotFound
+
+    try:
+        print_logs(Engine(), container, follow, tail, timestamps, since)
+    except ContainerNotFound as e:
+        sys.stderr.write(f"pyc: {e}\n")
+        return 1
+    return 0
+
+
+def print_logs(engine: Engine, ref: str, follow: bool = False, tail: str = "all", timestamps: bool = False, since: str | None = None) -> None:
     from pyc import logs as logfile
     from pyc.errors import InvalidArgument
 
@@ -115,3 +158,52 @@ def _print_logs(engine: Engine, ref: str, follow: bool = False, tail: str = "all
     if follow:
         for r in logfile.follow(c, offset):
             logfile.write(r, timestamps)
+
+
+COMMANDS = [
+    Command(
+        ("container", "start"),
+        "Start stopped or created containers.",
+        start,
+        CONTAINERS,
+        (Flag(("-a", "--attach"), "attach", bool, "Wait for it and print its output."),),
+        aliases=(("start",),),
+    ),
+    Command(("container", "stop"), "Stop running containers: the image's STOPSIGNAL (or SIGTERM), then SIGKILL.", stop, CONTAINERS, (TIME,), aliases=(("stop",),)),
+    Command(("container", "restart"), "Stop (if running) and start containers again.", restart, CONTAINERS, (TIME,), aliases=(("restart",),)),
+    Command(
+        ("container", "kill"),
+        "Send a signal to running containers (SIGKILL by default).",
+        kill,
+        CONTAINERS,
+        (Flag(("-s", "--signal"), "signal", help="Signal to send (name or number).", default="KILL"),),
+        aliases=(("kill",),),
+    ),
+    Command(("container", "wait"), "Block until containers stop; print their exit codes.", wait, CONTAINERS, aliases=(("wait",),)),
+    Command(
+        ("container", "rm"),
+        "Remove containers.",
+        rm,
+        CONTAINERS,
+        (
+            Flag(("-f", "--force"), "force", bool, "Kill it first if it runs."),
+            Flag(("-v", "--volumes"), "volumes", bool, "Also anonymous volumes (pyc makes none)."),
+        ),
+        aliases=(("rm",), ("container", "remove")),
+    ),
+    Command(("container", "rename"), "Rename a container.", rename, (Arg("container", "CONTAINER"), Arg("new_name", "NEW_NAME")), aliases=(("rename",),)),
+    Command(("container", "prune"), "Remove all stopped containers.", prune, flags=(Flag(("-f", "--force"), "force", bool, "Do not prompt (pyc never prompts)."),)),
+    Command(
+        ("container", "logs"),
+        "Print a container's output: stdout to stdout, stderr to stderr.",
+        logs,
+        (Arg("container", "CONTAINER"),),
+        (
+            Flag(("-f", "--follow"), "follow", bool, "Keep printing while it runs."),
+            Flag(("-n", "--tail"), "tail", help="Lines from the end (default all).", default="all"),
+            Flag(("-t", "--timestamps"), "timestamps", bool, "Show the time of each line."),
+            Flag(("--since",), "since", help="Only lines since a time (RFC 3339, Unix time or a duration like 10m)."),
+        ),
+        aliases=(("logs",),),
+    ),
+]

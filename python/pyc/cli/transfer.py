@@ -1,6 +1,4 @@
-"""import, load, save: the bodies the typer commands run, and a parser that runs them without
-importing typer (100 ms of a 0.5 s import otherwise), as verbs.py does for stop and rm.
-tests/unit/test_cli_verbs.py keeps the flags equal to typer's."""
+"""import, load, save (also under `image`): images from and to archives and directories."""
 
 from __future__ import annotations
 
@@ -8,21 +6,8 @@ import os
 import sys
 
 from pyc import progress
-from pyc.cli.verbs import split_flags
+from pyc.cli.spec import Arg, Command, Flag
 from pyc.errors import InvalidArgument
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-# verb -> flag -> (parameter, takes a value: False, True, or "many" for a repeatable option)
-FLAGS: dict[str, dict[str, tuple[str, bool | str]]] = {
-    "import": {"-c": ("change", "many"), "--change": ("change", "many")},
-    "load": {"-i": ("input", True), "--input": ("input", True), "-q": ("quiet", False), "--quiet": ("quiet", False)},
-    "save": {"-o": ("output", True), "--output": ("output", True), "--format": ("format", True)},
-}
-# verb -> (fewest, most) positional arguments
-ARGS = {"import": (1, 2), "load": (0, 0), "save": (1, None)}
 
 
 def import_(source: str, ref: str | None, change: list[str]) -> int:
@@ -67,22 +52,34 @@ def save(refs: list[str], output: str | None, format: str) -> int:
     return 0
 
 
-def fast_parse(verb: str, args: list[str]) -> dict[str, object] | None:
-    """The command's keyword arguments, or None for anything typer should answer (help, errors)."""
-    parsed = split_flags(FLAGS[verb], args)
-    if parsed is None:
-        return None
-    positional, opts = parsed
-    fewest, most = ARGS[verb]
-    if len(positional) < fewest or (most is not None and len(positional) > most):
-        return None
-    if verb == "import":
-        return {"source": positional[0], "ref": positional[1] if len(positional) > 1 else None, "change": opts.get("change", [])}
-    if verb == "load":
-        return {"input": opts.get("input"), "quiet": bool(opts.get("quiet"))}
-    return {"refs": positional, "output": opts.get("output"), "format": opts.get("format", "docker-archive")}
-
-
-def run_fast(verb: str, kwargs: dict[str, object]) -> int:
-    bodies: dict[str, Callable[..., int]] = {"import": import_, "load": load, "save": save}
-    return bodies[verb](**kwargs)
+COMMANDS = [
+    Command(
+        ("image", "import"),
+        "Import a rootfs tarball or directory as a one-layer image.",
+        import_,
+        (Arg("source", "SOURCE", "A rootfs tar (plain, gzip or zstd), a directory, or - for stdin."), Arg("ref", "NAME[:TAG]", "Name of the new image.", required=False)),
+        (Flag(("-c", "--change"), "change", list, "Apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER."),),
+        aliases=(("import",),),
+    ),
+    Command(
+        ("image", "load"),
+        "Load images from an archive or an OCI directory.",
+        load,
+        flags=(
+            Flag(("-i", "--input"), "input", help="Archive (docker-archive, oci-archive; plain, gzip or zstd) or OCI directory; - for stdin."),
+            Flag(("-q", "--quiet"), "quiet", bool, "Print nothing."),
+        ),
+        aliases=(("load",),),
+    ),
+    Command(
+        ("image", "save"),
+        "Save images to a tar archive (docker-archive, oci-archive) or an OCI directory.",
+        save,
+        (Arg("refs", "IMAGE", "Images to save: NAME[:TAG] or ID.", many=True),),
+        (
+            Flag(("-o", "--output"), "output", help="File (or directory, for oci-dir) to write; - or none for stdout."),
+            Flag(("--format",), "format", help="docker-archive, oci-archive or oci-dir.", default="docker-archive"),
+        ),
+        aliases=(("save",),),
+    ),
+]
