@@ -1,7 +1,7 @@
 """pyc: a daemonless container engine. The engine API; the CLI (`pyc ...`) is a client of it."""
 
-from pyc.engine import CommandFailed, Engine, RunResult
-from pyc.errors import BadImage, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, PycError
+from pyc.engine import Engine, RunResult
+from pyc.errors import BadImage, CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError
 from pyc.runtime.spec import RunOptions
 
 __all__ = [
@@ -12,6 +12,8 @@ __all__ = [
     "Engine",
     "ImageNotFound",
     "InvalidArgument",
+    "Kind",
+    "NotRunning",
     "PycError",
     "RunOptions",
     "RunResult",

@@ -18,19 +18,13 @@ import tty
 from collections.abc import Iterator
 
 from pyc.containers import Container
-from pyc.errors import PycError
+from pyc.errors import InvalidArgument, NotRunning
 
 SOCKET = "attach.sock"
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 
 
-class AttachError(PycError):
-    """docker exits 1 when there is nothing to attach to."""
-
-    exit_code = 1
-
-
-class NoTerminal(AttachError):
+class NoTerminal(NotRunning):
     """The container runs without -t: there is no pty to join, only its output to follow."""
 
 
@@ -44,7 +38,7 @@ def parse_detach_keys(spec: str) -> bytes:
         elif len(key) == 1:
             out.append(ord(key))
         else:
-            raise PycError(f"invalid detach keys: {spec}")
+            raise InvalidArgument(f"invalid detach keys: {spec}")
     return bytes(out)
 
 
@@ -62,7 +56,7 @@ def _size_frame(fd: int) -> bytes | None:
 
 def connect(c: Container) -> socket.socket:
     if c.current_state()["Status"] != "running":
-        raise AttachError("You cannot attach to a stopped container, start it first")
+        raise NotRunning("You cannot attach to a stopped container, start it first")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     d = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

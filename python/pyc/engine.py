@@ -14,7 +14,7 @@ import msgpack
 
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
-from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
+from pyc.errors import CommandFailed, Conflict, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
@@ -48,14 +48,6 @@ class RunResult:
         return f"RunResult(container_id={self.container_id[:12]!r}, status={self.status})"
 
 
-class CommandFailed(PycError):
-    """The command could not be started: 127 when not found, 126 when not executable."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def _hosts(hostname: str) -> str:
     return f"127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -86,6 +78,7 @@ def host_config_limits(resources: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@convert  # every public method raises PycErrors only: pyc_core's and OSErrors are converted
 class Engine:
     def __init__(self, root: str | None = None) -> None:
         self.paths = Paths(root)
@@ -161,7 +154,7 @@ class Engine:
         """The container in memory, its /etc files and its run config: everything checked,
         nothing written yet, so a bad flag leaves no container."""
         if os.geteuid() != 0:
-            raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)")
+            raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
         host_config = {
@@ -207,14 +200,9 @@ class Engine:
             r = pyc_core.run(config, stdin, stdout, stderr)
             code, ended, oom = r.status, True, r.oom_killed
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
-        except pyc_core.CommandNotFound as e:
-            code = 127
-            raise CommandFailed(str(e), 127) from None
-        except pyc_core.CommandNotExecutable as e:
-            code = 126
-            raise CommandFailed(str(e), 126) from None
         except pyc_core.PycCoreError as e:
-            raise PycError(str(e)) from None
+            code = pyc_core.ERROR_KINDS.get(e.kind, 125)  # what docker records: 127, 126, 125
+            raise from_system(e) from None
         finally:
             if opts.remove:
                 self.containers.remove(c, force=True, cgroup=not ended)
@@ -228,7 +216,7 @@ class Engine:
 
         c = self.containers.get(ref)
         if c.status != "running":
-            raise Conflict(f"container {c.name} is not running")
+            raise NotRunning(f"container {c.name} is not running")
         try:
             with open(c.path(RUN_CONFIG), "rb") as f:
                 run_config = msgpack.unpackb(f.read())
@@ -237,20 +225,19 @@ class Engine:
                 with open(c.path("monitor.msgpack"), "rb") as f:
                     run_config = msgpack.unpackb(f.read())["run"]
             except FileNotFoundError:
-                raise Conflict(f"container {c.name} is not running") from None
+                raise NotRunning(f"container {c.name} is not running") from None
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
         process = exec_process(run_config["spec"]["process"], opts, passwd_dirs)
         config = msgpack.packb({"process": process, "cgroup": {"root": c.cgroup_root, "path": c.cgroup}, "detach": opts.detach})
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
-        except pyc_core.CommandNotFound as e:
-            raise CommandFailed(str(e), 127) from None
-        except pyc_core.CommandNotExecutable as e:
-            raise CommandFailed(str(e), 126) from None
         except pyc_core.PycCoreError as e:
             if c.status != "running":  # it ended meanwhile
-                raise Conflict(f"container {c.name} is not running") from None
-            raise CommandFailed(str(e), 126) from None
+                raise NotRunning(f"container {c.name} is not running") from None
+            error = from_system(e)
+            # Whatever failed before the command started is docker's 126 for exec.
+            kind = error.kind if error.kind in (Kind.COMMAND_NOT_FOUND, Kind.COMMAND_NOT_EXECUTABLE) else Kind.START_FAILED
+            raise CommandFailed(str(e), kind, error.errno) from None
         return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
 
     def create(self, image: str, opts: RunOptions) -> Container:
@@ -295,11 +282,11 @@ class Engine:
         """What a running container uses now: cpu time, memory, pids, block I/O."""
         c = self.containers.get(ref)
         if c.status != "running":
-            raise Conflict(f"container {c.name} is not running")
+            raise NotRunning(f"container {c.name} is not running")
         try:
             s = pyc_core.cgroup_stats(c.cgroup, c.cgroup_root)
         except pyc_core.PycCoreError as e:
-            raise PycError(f"stats of {c.name}: {e}") from None
+            raise from_system(e, f"stats of {c.name}") from None
         return {
             "id": c.id,
             "name": c.name,
@@ -319,11 +306,11 @@ class Engine:
         if not resources:
             raise InvalidArgument("nothing to update: give at least one limit (--memory, --cpus, ...)")
         if c.status != "running":
-            raise Conflict(f"container {c.name} is not running")
+            raise NotRunning(f"container {c.name} is not running")
         try:
             pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources), c.cgroup_root)
         except pyc_core.PycCoreError as e:
-            raise PycError(f"update {c.name}: {e}") from None
+            raise from_system(e, f"update {c.name}") from None
         c.data.setdefault("HostConfig", {}).update(host_config_limits(resources))
         self.containers.save(c)
 
@@ -352,7 +339,7 @@ class Engine:
         try:
             pyc_core.export_overlay(lowers, mountpoint, out_fd)
         except pyc_core.PycCoreError as e:
-            raise PycError(f"export {c.name}: {e}") from None
+            raise from_system(e, f"export {c.name}") from None
         finally:
             os.rmdir(mountpoint)
 
@@ -366,7 +353,7 @@ class Engine:
         try:
             return pyc_core.diff_upper(c.path("upper"), lowers)
         except pyc_core.PycCoreError as e:
-            raise PycError(f"diff {c.name}: {e}") from None
+            raise from_system(e, f"diff {c.name}") from None
 
     def commit(self, ref: str, new_ref: str | None, changes: dict[str, Any] | None = None, message: str | None = None) -> Image:
         """A new image: the container's image plus its changes as one more layer."""
@@ -386,7 +373,7 @@ class Engine:
         try:
             return commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
         except pyc_core.PycCoreError as e:
-            raise PycError(f"commit {c.name}: {e}") from None
+            raise from_system(e, f"commit {c.name}") from None
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         """The image's history, newest first: created, created_by, size (None for entries that

@@ -12,7 +12,7 @@ import sys
 import time
 
 from pyc.containers import LIVE, Container, ContainerStore
-from pyc.errors import Conflict, ContainerNotFound, InvalidArgument, PycError
+from pyc.errors import CommandFailed, Conflict, ContainerNotFound, InvalidArgument, Kind, NotRunning, PycError
 from pyc.paths import Paths
 from pyc.store import atomic
 
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 
 STOP_TIMEOUT = 10  # docker's default for `stop -t`
 POLICIES = ("no", "always", "unless-stopped", "on-failure")
-
-
-class NotRunning(Conflict):
-    """stop, kill of a container that is not running."""
 
 
 def restart_policy(value: str | None) -> tuple[str, int]:
@@ -94,7 +90,8 @@ class _lock:
 
 
 def start(store: ContainerStore, c: Container) -> Container:
-    from pyc.monitor import StartFailed, spawn
+    import pyc_core
+    from pyc.monitor import spawn
 
     with _lock(store, c):
         if c.current_state()["Status"] in LIVE:
@@ -108,8 +105,8 @@ def start(store: ContainerStore, c: Container) -> Container:
                 pass
         try:
             spawn(c.dir)
-        except StartFailed as e:
-            c.state.update(ExitCode=e.exit_code, Error=str(e))
+        except CommandFailed as e:
+            c.state.update(ExitCode=pyc_core.ERROR_KINDS.get(e.kind.value, 125), Error=str(e))
             store.save(c)
             raise
     return c
@@ -157,7 +154,7 @@ def _wait_monitor(c: Container, seconds: float = 90) -> None:
         return
     try:
         if not _ends_within(fd, seconds):
-            raise PycError(f"container {c.name}: its monitor (pid {st['MonitorPid']}) did not finish")
+            raise PycError(f"container {c.name}: its monitor (pid {st['MonitorPid']}) did not finish", Kind.SYSTEM)
     finally:
         os.close(fd)
 

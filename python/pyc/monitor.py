@@ -7,15 +7,10 @@ import os
 import shutil
 import sys
 
-from pyc.errors import PycError
+from pyc.errors import CommandFailed, Kind, PycError
 
-
-class StartFailed(PycError):
-    """The container did not start; `exit_code` is docker's (125, 126 not executable, 127 not found)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+# What the monitor's report says (docker's code for a start that failed: Error::exit_code) as a kind.
+_REPORTED = {127: Kind.COMMAND_NOT_FOUND, 126: Kind.COMMAND_NOT_EXECUTABLE}
 
 
 def binary() -> str:
@@ -25,13 +20,14 @@ def binary() -> str:
         return path
     found = shutil.which("pyc-monitor")
     if found is None:
-        raise PycError("pyc-monitor not found: set $PYC_MONITOR, or run ./setup.sh")
+        raise PycError("pyc-monitor not found: set $PYC_MONITOR, or run ./setup.sh", Kind.SYSTEM)
     return found
 
 
 def spawn(container_dir: str) -> int:
     """Start the monitor on a directory holding monitor.msgpack; returns the container's pid
-    once its command runs. The monitor detaches itself: nothing of it stays this process's."""
+    once its command runs, or raises CommandFailed. The monitor detaches itself: nothing of it
+    stays this process's."""
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         os.set_inheritable(w, True)
@@ -51,5 +47,5 @@ def spawn(container_dir: str) -> int:
         return int(rest)
     if word == "err":
         code, _, message = rest.partition(" ")
-        raise StartFailed(message, int(code))
-    raise PycError("pyc-monitor exited without starting the container")
+        raise CommandFailed(message, _REPORTED.get(int(code), Kind.START_FAILED))
+    raise CommandFailed("pyc-monitor exited without starting the container", Kind.START_FAILED)

@@ -1,6 +1,7 @@
 """pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups."""
 
 from pyc_core._pyc_core import (
+    ERROR_KINDS,
     ArchiveError,
     CgroupError,
     CgroupStats,
@@ -28,6 +29,7 @@ from pyc_core._pyc_core import (
 )
 
 __all__ = [
+    "ERROR_KINDS",
     "ArchiveError",
     "CgroupError",
     "CgroupStats",

@@ -5,6 +5,7 @@ from typing import final
 _StrPath = str | os.PathLike[str]
 
 __all__ = [
+    "ERROR_KINDS",
     "ArchiveError",
     "CgroupError",
     "CgroupStats",
@@ -31,7 +32,14 @@ __all__ = [
     "update_cgroup",
 ]
 
-class PycCoreError(Exception): ...
+# Every kind an exception may carry (pyc.errors.Kind's names), with docker's exit code for a
+# container start that fails so (pyc_core::Error::exit_code).
+ERROR_KINDS: dict[str, int]
+
+class PycCoreError(Exception):
+    kind: str
+    errno: int | None
+
 class ConfigError(PycCoreError): ...
 class StartError(PycCoreError): ...
 class CommandNotFound(StartError): ...

@@ -37,9 +37,10 @@ def test_stdin_from_a_file_descriptor() -> None:
 def test_command_failures_are_typed() -> None:
     with pytest.raises(pyc.CommandFailed) as e:
         pyc.Engine().run("busybox", pyc.RunOptions(["nope"], remove=True))
-    assert e.value.exit_code == 127
-    with pytest.raises(pyc.ImageNotFound):
+    assert e.value.kind is pyc.Kind.COMMAND_NOT_FOUND
+    with pytest.raises(pyc.ImageNotFound) as missing:
         pyc.Engine().run("nope-image", pyc.RunOptions(["true"], remove=True))
+    assert missing.value.kind is pyc.Kind.NOT_FOUND
 
 
 def test_kept_container_can_be_found_and_removed() -> None:

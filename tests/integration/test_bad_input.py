@@ -1,4 +1,5 @@
-"""Bad input: one clear line, exit code 125, and nothing in the store changes."""
+"""Bad input: one clear line, docker's exit code (125 for run, 1 for import, see
+pyc.errors.exit_code), and nothing in the store changes."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from tests.conftest import pyc, store_snapshot, tar_bytes
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
 
 
-def assert_refused(root: Path, *args: str, says: str, input: bytes | None = None) -> None:
+def assert_refused(root: Path, *args: str, says: str, input: bytes | None = None, code: int = 125) -> None:
     before = store_snapshot(root)
     r = pyc(*args, input=input)
-    assert r.returncode == 125, (r.returncode, r.stderr)
+    assert r.returncode == (1 if args[0] == "import" else code), (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pyc: "), r.stderr
     assert says in lines[0], lines[0]
@@ -32,11 +33,11 @@ def test_unknown_image(store_root: Path) -> None:
 def test_unknown_flag(store_root: Path) -> None:
     assert_refused(store_root, "run", "--bogus", "busybox", "true", says="--bogus")
     assert_refused(store_root, "--bogus", says="--bogus")
-    assert_refused(store_root, "frobnicate", says="frobnicate")
+    assert_refused(store_root, "frobnicate", says="frobnicate", code=1)  # docker: not a command, 1
 
 
 def test_missing_image_argument(store_root: Path) -> None:
-    assert_refused(store_root, "run", says="IMAGE")
+    assert_refused(store_root, "run", says="IMAGE", code=1)  # docker: too few arguments, 1
 
 
 def test_volume_source_missing(store_root: Path) -> None:

@@ -159,7 +159,7 @@ def test_bad_hardlinks_to_earlier_layers_are_refused(target: str, says: str, oth
     for _ in range(2):  # the first makes the store's empty layout
         r = pyc("load", "-i", str(archive), env=other_store)
         lines = r.stderr.strip().splitlines()
-        assert r.returncode == 125 and len(lines) == 1 and lines[0].startswith("pyc: ") and says in lines[0], r.stderr
+        assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("pyc: ") and says in lines[0], r.stderr
         assert os.listdir(root / "layers") == [] and pyc("images", "-q", env=other_store).stdout == ""
         before = before or store_snapshot(root)
     assert store_snapshot(root) == before

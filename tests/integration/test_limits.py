@@ -109,7 +109,7 @@ def test_stats_and_update_refuse_a_stopped_container() -> None:
     assert pyc("run", "--name", "stopped", "busybox", "true").returncode == 0
     for args in (["stats", "--no-stream", "stopped"], ["update", "--memory", "64m", "stopped"]):
         r = pyc(*args)
-        assert r.returncode == 125 and r.stderr.strip() == "pyc: container stopped is not running"
+        assert r.returncode == 1 and r.stderr.strip() == "pyc: container stopped is not running"
     pyc("rm", "stopped")
 
 

@@ -146,7 +146,7 @@ def test_exec_detached_terminal_is_refused() -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
         r = subprocess.run([PYC, "exec", "-d", "-t", "ttybox2", "true"], capture_output=True, text=True)
-        assert r.returncode == 125 and len(r.stderr.splitlines()) == 1 and "-d -t" in r.stderr
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "-d -t" in r.stderr
     finally:
         holder.kill()
         holder.communicate(timeout=10)

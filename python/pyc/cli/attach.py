@@ -14,13 +14,9 @@ if TYPE_CHECKING:
 def attach_and_wait(engine: Engine, ref: str, detach_keys: str) -> int:
     """Attach; the container's exit code once it ends, 0 after the detach keys."""
     from pyc import attach
-    from pyc.errors import ContainerNotFound
 
     keys = attach.parse_detach_keys(detach_keys)
-    try:
-        c = engine.container(ref)
-    except ContainerNotFound as e:
-        raise attach.AttachError(str(e)) from None
+    c = engine.container(ref)
     try:
         s = attach.connect(c)
     except attach.NoTerminal:

@@ -1,7 +1,6 @@
-"""`pyc exec` (also `container exec`): a command in a running container. Exit codes are docker's:
-the command's own, 126 when it cannot run, 127 when it is not found, and 1 when the container is
-missing or stopped (docker's CLI exits 1 on the daemon's "No such container" and "is not
-running")."""
+"""`pyc exec` (also `container exec`): a command in a running container. Its exit code is the
+command's own, else docker's from pyc.errors.exit_code: 126 when it cannot run, 127 when it is
+not found, 1 when the container is missing or stopped."""
 
 from __future__ import annotations
 
@@ -11,24 +10,14 @@ from pyc.cli.spec import Arg, Command, Flag
 
 
 def exec_(container: str, command: list[str], interactive: bool, tty: bool, detach: bool, env: list[str], workdir: str | None, user: str | None) -> int:
-    from pyc.engine import CommandFailed, Engine
-    from pyc.errors import Conflict, ContainerNotFound
+    from pyc.engine import Engine
     from pyc.runtime.exec import ExecOptions
 
     opts = ExecOptions(command, env=env, workdir=workdir, user=user, interactive=interactive, detach=detach, tty=tty)
-    try:
-        sys.stdout.flush()
-        if opts.detach:
-            result = Engine().exec(container, opts)
-        else:
-            result = Engine().exec(container, opts, stdin=0 if opts.interactive else None, stdout=1, stderr=2)
-    except (ContainerNotFound, Conflict) as e:
-        sys.stderr.write(f"pyc: {e}\n")
-        return 1
-    except CommandFailed as e:
-        sys.stderr.write(f"pyc: {e}\n")
-        return e.exit_code
-    return result.status
+    sys.stdout.flush()
+    if opts.detach:
+        return Engine().exec(container, opts).status
+    return Engine().exec(container, opts, stdin=0 if opts.interactive else None, stdout=1, stderr=2).status
 
 
 COMMANDS = [

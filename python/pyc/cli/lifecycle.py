@@ -1,6 +1,6 @@
 """Verbs of a container's life: create is in run.py; start, stop, restart, kill, wait, rm,
 rename, logs, container prune here. As docker, a verb on several containers goes on past a
-failure, one line for it, and exits 1 (not 125) if any failed."""
+failure, one line for it, and fails at the end if any failed."""
 
 from __future__ import annotations
 
@@ -18,34 +18,37 @@ CONTAINERS = (Arg("containers", "CONTAINER", "Container names or IDs.", many=Tru
 TIME = Flag(("-t", "--time"), "time", int, "Seconds to wait before SIGKILL (default 10).")
 
 
-def _each(refs: list[str], act: Callable[[str], object], echo: bool = True) -> int:
-    """docker's way: go on past a failure, one line for it, exit 1 if any failed."""
-    from pyc.errors import PycError
+def _each(refs: list[str], act: Callable[[str], object], echo: bool = True) -> None:
+    """docker's way: go on past a failure, one line for it; Reported (of the first failure's
+    kind) at the end if any failed."""
+    from pyc.errors import PycError, Reported
 
-    failed = 0
+    failed: PycError | None = None
     for ref in refs:
         try:
             out = act(ref)
             print(ref if echo else out, flush=True)
         except PycError as e:
             sys.stderr.write(f"pyc: {e}\n")
-            failed = 1
-    return failed
+            failed = failed or e
+    if failed is not None:
+        raise Reported("", failed.kind)
 
 
-def start(containers: list[str], attach: bool) -> int:
+def start(containers: list[str], attach: bool) -> int | None:
     import os
 
     from pyc import attach as tty_attach
     from pyc.cli.attach import attach_and_wait
     from pyc.engine import Engine
-    from pyc.errors import PycError
+    from pyc.errors import Kind, PycError
 
     engine = Engine()
     if not attach:
-        return _each(containers, engine.start)
+        _each(containers, engine.start)
+        return None
     if len(containers) != 1:
-        raise PycError("you cannot start and attach multiple containers at once")
+        raise PycError("you cannot start and attach multiple containers at once", Kind.USAGE)
     c = engine.start(containers[0])
     if os.path.exists(c.path(tty_attach.SOCKET)):  # -t: its monitor serves the terminal
         return attach_and_wait(engine, c.id, tty_attach.DEFAULT_DETACH_KEYS)
@@ -53,9 +56,9 @@ def start(containers: list[str], attach: bool) -> int:
     return engine.wait(c.id)
 
 
-def stop(containers: list[str], time: int | None) -> int:
+def stop(containers: list[str], time: int | None) -> None:
     from pyc.engine import Engine
-    from pyc.lifecycle import NotRunning
+    from pyc.errors import NotRunning
 
     engine = Engine()
 
@@ -66,12 +69,12 @@ def stop(containers: list[str], time: int | None) -> int:
             # docker's answer (exit 0, nothing done), said on one line.
             sys.stderr.write(f"pyc: {e}: nothing to stop\n")
 
-    return _each(containers, one)
+    _each(containers, one)
 
 
-def restart(containers: list[str], time: int | None) -> int:
+def restart(containers: list[str], time: int | None) -> None:
     from pyc.engine import Engine
-    from pyc.lifecycle import NotRunning
+    from pyc.errors import NotRunning
 
     engine = Engine()
 
@@ -82,27 +85,27 @@ def restart(containers: list[str], time: int | None) -> int:
             pass
         engine.start(ref)
 
-    return _each(containers, again)
+    _each(containers, again)
 
 
-def kill(containers: list[str], signal: str) -> int:
+def kill(containers: list[str], signal: str) -> None:
     from pyc.engine import Engine
 
     engine = Engine()
-    return _each(containers, lambda ref: engine.kill(ref, signal))
+    _each(containers, lambda ref: engine.kill(ref, signal))
 
 
-def wait(containers: list[str]) -> int:
+def wait(containers: list[str]) -> None:
     from pyc.engine import Engine
 
-    return _each(containers, Engine().wait, echo=False)
+    _each(containers, Engine().wait, echo=False)
 
 
-def rm(containers: list[str], force: bool, volumes: bool) -> int:
+def rm(containers: list[str], force: bool, volumes: bool) -> None:
     from pyc.engine import Engine
 
     engine = Engine()
-    return _each(containers, lambda ref: engine.remove_container(ref, force))
+    _each(containers, lambda ref: engine.remove_container(ref, force))
 
 
 def rename(container: str, new_name: str) -> None:
@@ -128,16 +131,10 @@ def prune(force: bool) -> None:
                 sys.stderr.write(f"pyc: {e}\n")
 
 
-def logs(container: str, follow: bool, tail: str, timestamps: bool, since: str | None) -> int:
+def logs(container: str, follow: bool, tail: str, timestamps: bool, since: str | None) -> None:
     from pyc.engine import Engine
-    from pyc.errors import ContainerNotFound
 
-    try:
-        print_logs(Engine(), container, follow, tail, timestamps, since)
-    except ContainerNotFound as e:
-        sys.stderr.write(f"pyc: {e}\n")
-        return 1
-    return 0
+    print_logs(Engine(), container, follow, tail, timestamps, since)
 
 
 def print_logs(engine: Engine, ref: str, follow: bool = False, tail: str = "all", timestamps: bool = False, since: str | None = None) -> None:

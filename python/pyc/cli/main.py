@@ -15,11 +15,6 @@ if TYPE_CHECKING:
 MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "system")
 
 
-def fail(message: str, code: int = 125) -> int:
-    sys.stderr.write(f"pyc: {message}\n")
-    return code
-
-
 def main(argv: list[str] | None = None) -> None:
     sys.exit(dispatch(sys.argv[1:] if argv is None else argv))
 
@@ -45,44 +40,60 @@ def commands() -> list[Command]:
 
 
 def dispatch(argv: list[str]) -> int:
+    """Run the command line; its exit code. The CLI's one error boundary: every error is said on
+    one line and its exit code comes from pyc.errors.exit_code."""
     import pyc_core
-    from pyc.errors import PycError
+    from pyc.errors import PycError, exit_code, from_system
 
+    name = ""  # the command's name in the exit-code table
     try:
         found = find(argv) if argv else None
         if found is not None:
             from pyc.cli.spec import parse
 
             cmd, words = found
+            name = cmd.name
             values = parse(cmd, argv[words:])
             if values is not None:
+                if name == "container start" and values["attach"]:
+                    name += " -a"
                 return cmd.handler(**values) or 0
         return _click(argv)
-    except PycError as e:
-        return fail(str(e), e.exit_code)
     except BrokenPipeError:
-        return 0
-    except OSError as e:
-        # A full disk, a permission, a file that vanished: the system's words, on one line.
-        return fail(f"{e.filename}: {e.strerror}" if e.filename else e.strerror or str(e))
-    except pyc_core.PycCoreError as e:
-        return fail(str(e))
+        return 0  # the reader went away (`pyc ... | head`)
+    except (PycError, OSError, pyc_core.PycCoreError) as e:
+        error = from_system(e)
+        if str(error):
+            sys.stderr.write(f"pyc: {_printable(str(error))}\n")
+        return exit_code(name, error.kind)
     except KeyboardInterrupt:
         return 130
 
 
+def _printable(message: str) -> str:
+    """One line of printable text: a control character escaped, a byte that was not UTF-8 (a
+    tar's garbage quoted in a message) a '?'."""
+    if message.isprintable() and "\ufffd" not in message:
+        return message
+    return "".join("?" if c == "\ufffd" else c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def _click(argv: list[str]) -> int:
+    """The slow path: click's help, or its words for a line the fast parser refused (a
+    PycError of kind FLAG for a flag's fault, USAGE for the arguments' or an unknown command)."""
     import click
 
     from pyc.cli.clickapp import build
+    from pyc.errors import Kind, PycError
 
     try:
         rv = build(commands()).main(args=argv, prog_name="pyc", standalone_mode=False)
     except click.UsageError as e:
         hint = f" (see 'pyc {e.ctx.command_path.partition(' ')[2]} --help')".replace("pyc  ", "pyc ") if e.ctx else ""
-        return fail(f"{e.format_message()}{hint}")
+        flag = isinstance(e, (click.NoSuchOption, click.BadOptionUsage)) or (isinstance(e, click.BadParameter) and not isinstance(e, click.MissingParameter))
+        raise PycError(f"{e.format_message()}{hint}", Kind.FLAG if flag else Kind.USAGE) from None
     except click.ClickException as e:
-        return fail(e.format_message())
+        raise PycError(e.format_message(), Kind.USAGE) from None
     except click.exceptions.Abort:
         return 130
     except click.exceptions.Exit as e:

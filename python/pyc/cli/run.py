@@ -53,31 +53,19 @@ IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command
 def run(image: str, command: list[str], **flags: Any) -> int:
     """Run in the foreground: stdio passed through, the container's exit code returned.
     Detached (-d): the container's id printed once it runs."""
-    from pyc.engine import CommandFailed, Engine
+    from pyc.engine import Engine
     from pyc.runtime.spec import RunOptions
 
     opts = RunOptions(command, **flags)
     if opts.detach:
-        from pyc.monitor import StartFailed
-
-        try:
-            c = Engine().run_detached(image, opts)
-        except StartFailed as e:
-            sys.stderr.write(f"pyc: {e}\n")
-            return e.exit_code
-        print(c.id)
+        print(Engine().run_detached(image, opts).id)
         return 0
     if opts.restart or opts.log_opts:
         from pyc.errors import InvalidArgument
 
         raise InvalidArgument("--restart and --log-opt are for detached containers (-d)")
-    try:
-        sys.stdout.flush()
-        result = Engine().run(image, opts, stdin=0 if opts.interactive else None, stdout=1, stderr=2)
-    except CommandFailed as e:
-        sys.stderr.write(f"pyc: {e}\n")
-        return e.exit_code
-    return result.status
+    sys.stdout.flush()
+    return Engine().run(image, opts, stdin=0 if opts.interactive else None, stdout=1, stderr=2).status
 
 
 def create(image: str, command: list[str], **flags: Any) -> None:

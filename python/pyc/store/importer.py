@@ -6,7 +6,7 @@ import os
 import platform
 
 from pyc import progress
-from pyc.errors import InvalidArgument
+from pyc.errors import BadImage, InvalidArgument
 from pyc.store.gc import collect_tmp
 from pyc.store.images import Image, ImageStore
 from pyc.store.layers import adopt_layer, temp_dir
@@ -55,7 +55,7 @@ def import_rootfs(store: ImageStore, source: str | int, ref: str | None, config:
                 with progress.task("Importing", total, progress.offset(fd)):
                     diff_id, size = pyc_core.unpack_layer(fd, layer_dir, blob)
             except pyc_core.ArchiveError as e:
-                raise InvalidArgument(f"cannot import {_name(source)}: {e}") from None
+                raise BadImage(f"cannot import {_name(source)}: {e}") from None
             finally:
                 if isinstance(source, str):
                     os.close(fd)

@@ -205,7 +205,7 @@ fn receive_fd(socket: &OwnedFd) -> Result<OwnedFd> {
             }
         }
     }
-    Err(Error::Start("the container sent no terminal".into()))
+    Err(Error::Start { what: "the container sent no terminal".into(), errno: None })
 }
 
 /// Child side (allocation-free, in the container's mount namespace): a pty from the

@@ -76,15 +76,6 @@ fn fail_early(e: Errno) -> ! {
     std::process::exit(1)
 }
 
-/// docker's exit codes for a container that could not start.
-fn start_error_code(e: &Error) -> i32 {
-    match e {
-        Error::CommandNotFound(_) => 127,
-        Error::CommandNotExecutable(_) => 126,
-        _ => 125,
-    }
-}
-
 fn say(report: &mut Option<OwnedFd>, message: &str) {
     if let Some(fd) = report.take() {
         let _ = nix::unistd::write(&fd, message.as_bytes());
@@ -115,7 +106,7 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         let mut started = match start(&cfg.run, container_stdio(cfg.run.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)), None) {
             Ok(s) => s,
             Err(e) => {
-                let code = start_error_code(&e);
+                let code = e.exit_code();
                 st = State { status: "exited", pid: 0, exit_code: code, finished_at: now_rfc3339(), error: e.to_string(), ..st };
                 if report.is_some() {
                     say(&mut report, &format!("err {code} {e}\n"));

@@ -92,7 +92,7 @@ fn is_ns_init(pid: i32) -> bool {
 }
 
 fn not_running(path: &Path) -> Error {
-    Error::Exec(format!("the container is not running (no process in cgroup {})", path.display()))
+    Error::Exec { what: format!("the container is not running (no process in cgroup {})", path.display()), errno: None }
 }
 
 impl ExecPlan {
@@ -188,7 +188,7 @@ pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
         }
         return Err(failure_error(&plan, Failure::decode(&report)));
     }
-    let Some(command) = command else { return Err(Error::Exec("the exec process ended before it started the command".into())) };
+    let Some(command) = command else { return Err(Error::Exec { what: "the exec process ended before it started the command".into(), errno: None }) };
     if plan.detach {
         return Ok(Outcome { pid: command.as_raw(), status: 0, signal: None, stdout: None, stderr: None, oom_killed: false });
     }
@@ -275,8 +275,8 @@ fn command_main(plan: &ExecPlan, fds: &Fds) -> Result<(), Failure> {
 }
 
 fn failure_error(plan: &ExecPlan, f: Option<Failure>) -> Error {
-    let Some(f) = f else { return Error::Exec("the exec process reported an unknown failure".into()) };
-    let errno = Errno::from_raw(f.errno).desc().to_lowercase();
+    let Some(f) = f else { return Error::Exec { what: "the exec process reported an unknown failure".into(), errno: None } };
+    let errno = Errno::from_raw(f.errno);
     let what = match f.step {
         Step::NotFound => return Error::CommandNotFound(plan.exec.name.clone()),
         Step::NotExecutable => return Error::CommandNotExecutable(plan.exec.name.clone()),
@@ -288,5 +288,5 @@ fn failure_error(plan: &ExecPlan, f: Option<Failure>) -> Error {
         Step::Exec => format!("exec {}", plan.exec.name),
         other => format!("{other:?}").to_lowercase(),
     };
-    Error::Exec(format!("{what}: {errno}"))
+    Error::Exec { what, errno: Some(errno) }
 }

@@ -326,13 +326,13 @@ pub fn exit_status(w: WaitStatus) -> Result<(i32, Option<i32>)> {
     match w {
         WaitStatus::Exited(_, code) => Ok((code, None)),
         WaitStatus::Signaled(_, sig, _) => Ok((128 + sig as i32, Some(sig as i32))),
-        other => Err(Error::Sys(format!("unexpected wait status {other:?}"))),
+        other => Err(Error::Internal(format!("unexpected wait status {other:?}"))),
     }
 }
 
 fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
-    let Some(f) = f else { return Error::Start("the container reported an unknown failure".into()) };
-    let errno = Errno::from_raw(f.errno).desc().to_lowercase();
+    let Some(f) = f else { return Error::Start { what: "the container reported an unknown failure".into(), errno: None } };
+    let errno = Errno::from_raw(f.errno);
     let i = f.index as usize;
     let mount_name = || plan.mounts.get(i).map(|m| m.target.display.clone()).unwrap_or_default();
     let what = match f.step {
@@ -351,7 +351,7 @@ fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
         Step::Gid | Step::Groups => format!("set group {}", plan.gid),
         other => format!("{other:?}").to_lowercase(),
     };
-    Error::Start(format!("{what}: {errno}"))
+    Error::Start { what, errno: Some(errno) }
 }
 
 impl From<RawFd> for Output {

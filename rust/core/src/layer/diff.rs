@@ -20,7 +20,7 @@ pub(super) fn is_whiteout(md: &std::fs::Metadata) -> bool {
 
 /// overlayfs' mark of a directory that hides what the layers below hold.
 pub(super) fn is_opaque(dir: &Path) -> Result<bool> {
-    let p = CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::Sys(format!("nul byte in path {}", dir.display())))?;
+    let p = CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::Internal(format!("nul byte in path {}", dir.display())))?;
     let mut value = [0u8; 4];
     let n = unsafe { libc::lgetxattr(p.as_ptr(), c"trusted.overlay.opaque".as_ptr(), value.as_mut_ptr().cast(), value.len()) };
     if n < 0 {

@@ -139,5 +139,5 @@ pub fn export_overlay(lowers: Vec<PathBuf>, mountpoint: PathBuf, out: File) -> R
         tar_directory(&mountpoint, out, false).map(drop)
     })
     .join()
-    .map_err(|_| Error::Sys("export thread panicked".into()))?
+    .map_err(|_| Error::Internal("export thread panicked".into()))?
 }

@@ -1,0 +1,197 @@
+"""The error boundary: the (command, kind) -> exit code table against docker's CLI, the Rust
+core's kinds and codes against it, the CLI's exit codes end to end (no root: commands that fail
+before any container is made), and the engine's public methods raising PycErrors only."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import pyc
+import pyc_core
+from pyc.cli import main
+from pyc.errors import STARTS, Kind, PycError, exit_code
+from pyc.runtime.exec import ExecOptions
+
+
+def name(*words: str) -> str:
+    found = main.find(list(words))
+    assert found is not None
+    return found[0].name
+
+
+# What docker's CLI exits with, as the issue lists it: an unknown container is 1 for every verb.
+CONTAINER_VERBS = ["rm", "stop", "start", "kill", "wait", "logs", "exec", "attach", "restart", "inspect", "rename", "export", "diff", "commit", "stats", "update"]
+
+
+@pytest.mark.parametrize("verb", CONTAINER_VERBS)
+def test_unknown_container_is_1(verb: str) -> None:
+    assert exit_code(name(verb), Kind.NOT_FOUND) == 1
+
+
+@pytest.mark.parametrize("verb", ["rmi", "history", "save", "tag", "images"])
+def test_unknown_image_is_1(verb: str) -> None:
+    assert exit_code(name(verb), Kind.NOT_FOUND) == 1
+
+
+@pytest.mark.parametrize("verb", ["load", "import"])
+def test_bad_archive_is_1(verb: str) -> None:
+    assert exit_code(name(verb), Kind.BAD_INPUT) == 1
+    assert exit_code(name(verb), Kind.INVALID_ARGUMENT) == 1
+
+
+def test_run_create_and_start_attach_fail_as_a_start() -> None:
+    for command in (name("run"), name("create"), name("start") + " -a"):
+        assert exit_code(command, Kind.NOT_FOUND) == 125  # an unknown image
+        assert exit_code(command, Kind.INVALID_ARGUMENT) == 125
+        assert exit_code(command, Kind.SYSTEM) == 125
+        assert exit_code(command, Kind.START_FAILED) == 125
+        assert exit_code(command, Kind.COMMAND_NOT_FOUND) == 127
+        assert exit_code(command, Kind.COMMAND_NOT_EXECUTABLE) == 126
+    # start without -a is an ordinary verb
+    assert exit_code(name("start"), Kind.COMMAND_NOT_FOUND) == 1
+
+
+def test_exec() -> None:
+    assert [exit_code(name("exec"), k) for k in (Kind.COMMAND_NOT_FOUND, Kind.COMMAND_NOT_EXECUTABLE, Kind.START_FAILED, Kind.NOT_RUNNING, Kind.NOT_FOUND)] == [127, 126, 126, 1, 1]
+
+
+def test_flags_are_125_and_arguments_1_for_every_command() -> None:
+    for c in main.commands():
+        assert (exit_code(c.name, Kind.FLAG), exit_code(c.name, Kind.USAGE)) == (125, 1), c.name
+
+
+def test_table_names_are_commands() -> None:
+    names = {c.name for c in main.commands()}
+    assert {s.removesuffix(" -a") for s in STARTS} | {"container exec"} <= names
+
+
+def test_rust_kinds_agree() -> None:
+    """Every kind the core raises is a Kind of Python's, and its exit code (the monitor's, for a
+    detached container) is the table's for run."""
+    for value, code in pyc_core.ERROR_KINDS.items():
+        kind = Kind.of(value)
+        assert kind.value == value
+        assert exit_code("container run", kind) == code
+
+
+# -- the CLI's exit codes, end to end ------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Path]:
+    old = os.environ.get("PYC_ROOT")
+    os.environ["PYC_ROOT"] = str(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        if old is None:
+            del os.environ["PYC_ROOT"]
+        else:
+            os.environ["PYC_ROOT"] = old
+
+
+LINES = [
+    (["frobnicate"], 1, "No such command"),
+    (["container", "frobnicate"], 1, "No such command"),
+    (["ps", "--bogus"], 125, "--bogus"),
+    (["--bogus"], 125, "--bogus"),
+    (["rm"], 1, "Missing argument"),
+    (["rename", "a", "b", "c"], 1, "unexpected extra argument"),
+    (["stop", "-t", "x", "a"], 125, "'x' is not a valid integer"),
+    (["logs", "-n"], 125, "requires an argument"),
+    (["rm", "nope"], 1, "no such container: nope"),
+    (["inspect", "nope"], 1, "no such container: nope"),
+    (["export", "nope"], 1, "no such container: nope"),
+    (["rmi", "nope"], 1, "no such image: nope"),
+    (["history", "nope"], 1, "no such image: nope"),
+    (["tag", "nope", "x:1"], 1, "no such image: nope"),
+    (["ps", "--filter", "bogus=1"], 1, "invalid filter"),
+    (["start", "-a", "a", "b"], 1, "cannot start and attach multiple"),
+]
+
+
+@pytest.mark.parametrize("argv, code, says", LINES)
+def test_cli_exit_codes(store: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, says: str) -> None:
+    assert main.dispatch(argv) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pyc: ") and says in err, err
+
+
+def test_verbs_on_several_containers_say_each_failure_once(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.dispatch(["rm", "a", "b"]) == 1
+    assert capsys.readouterr().err == "pyc: no such container: a\npyc: no such container: b\n"
+
+
+# -- the engine raises PycErrors only ---------------------------------------------------------------
+
+
+def _garbage(store: Path) -> str:
+    path = store / "garbage.tar"
+    path.write_bytes(b"\x00\x01not a tar at all\xff" * 40)
+    return str(path)
+
+
+def _container_without_files(engine: pyc.Engine) -> str:
+    """A container whose record is there but whose files are gone (a crash in rm)."""
+    c = engine.containers.new("filesless", {"Image": "x", "ImageId": "sha256:" + "0" * 64, "Layers": [], "Config": {}, "HostConfig": {}})
+    engine.containers.create(c, {})
+    os.rename(c.dir, c.dir + ".gone")
+    return c.id
+
+
+# Every public method of the engine, with a call that fails and the kind it must fail with.
+FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
+    "image": (lambda e, s: e.image("nope"), Kind.NOT_FOUND),
+    "image_for_run": (lambda e, s: e.image_for_run("nope"), Kind.NOT_FOUND),
+    "bootstrap": (lambda e, s: e.bootstrap("nope"), Kind.INVALID_ARGUMENT),
+    "import_image": (lambda e, s: e.import_image(_garbage(s), "g:1"), Kind.BAD_INPUT),
+    "save": (lambda e, s: e.save(["nope"], str(s / "out.tar")), Kind.NOT_FOUND),
+    "load": (lambda e, s: e.load(_garbage(s)), Kind.BAD_INPUT),
+    "tag": (lambda e, s: e.tag("nope", "x:1"), Kind.NOT_FOUND),
+    "remove_image": (lambda e, s: e.remove_image("nope"), Kind.NOT_FOUND),
+    "prune_images": (lambda e, s: ((s / "oci").write_bytes(b""), e.prune_images()), Kind.SYSTEM),
+    "run": (lambda e, s: e.run("nope", pyc.RunOptions(["true"], memory="lots")), Kind.NOT_FOUND if os.geteuid() == 0 else Kind.SYSTEM),
+    "exec": (lambda e, s: e.exec("nope", ExecOptions(["true"])), Kind.NOT_FOUND),
+    "create": (lambda e, s: e.create("nope", pyc.RunOptions(["true"])), Kind.NOT_FOUND if os.geteuid() == 0 else Kind.SYSTEM),
+    "run_detached": (lambda e, s: e.run_detached("nope", pyc.RunOptions(["true"])), Kind.NOT_FOUND if os.geteuid() == 0 else Kind.SYSTEM),
+    "start": (lambda e, s: e.start("nope"), Kind.NOT_FOUND),
+    "stop": (lambda e, s: e.stop("nope"), Kind.NOT_FOUND),
+    "kill": (lambda e, s: e.kill("nope"), Kind.NOT_FOUND),
+    "wait": (lambda e, s: e.wait("nope"), Kind.NOT_FOUND),
+    "stats": (lambda e, s: e.stats("nope"), Kind.NOT_FOUND),
+    "update": (lambda e, s: e.update("nope", pyc.RunOptions(memory="64m")), Kind.NOT_FOUND),
+    "container": (lambda e, s: e.container("nope"), Kind.NOT_FOUND),
+    "list_containers": (lambda e, s: ((s / "pyc.db").mkdir(), e.list_containers()), Kind.SYSTEM),  # sqlite3's error
+    "remove_container": (lambda e, s: e.remove_container("nope"), Kind.NOT_FOUND),
+    "export": (lambda e, s: e.export(_container_without_files(e), 1), Kind.INVALID_ARGUMENT),
+    "diff": (lambda e, s: e.diff(_container_without_files(e)), Kind.SYSTEM),
+    "commit": (lambda e, s: e.commit("nope", "x:1"), Kind.NOT_FOUND),
+    "history": (lambda e, s: e.history("nope"), Kind.NOT_FOUND),
+}
+
+
+def test_every_public_method_has_a_failure_case() -> None:
+    public = {n for n in vars(pyc.Engine) if not n.startswith("_")}
+    assert public == set(FAILURES)
+
+
+@pytest.mark.parametrize("method", sorted(FAILURES))
+def test_engine_raises_pyc_errors_only(store: Path, method: str) -> None:
+    call, kind = FAILURES[method]
+    with pytest.raises(PycError) as e:
+        call(pyc.Engine(str(store)), store)
+    assert e.value.kind is kind, (e.value.kind, str(e.value))
+    assert "\n" not in str(e.value)
+
+
+def test_core_errors_keep_their_errno(store: Path) -> None:
+    engine = pyc.Engine(str(store))
+    with pytest.raises(PycError) as e:
+        engine.diff(_container_without_files(engine))
+    assert (e.value.kind, e.value.errno) == (Kind.SYSTEM, errno.ENOENT)
+    assert not isinstance(e.value, (OSError, pyc_core.PycCoreError))
