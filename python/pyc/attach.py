@@ -55,7 +55,7 @@ def _size_frame(fd: int) -> bytes | None:
 
 
 def connect(c: Container) -> socket.socket:
-    if c.current_state()["Status"] != "running":
+    if c.current_state().status != "running":
         raise NotRunning("You cannot attach to a stopped container, start it first")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     d = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -2,7 +2,9 @@
 `inspect` show); containers/<id>/ holds the upper and work dirs of the overlay, the mount point,
 the files pyc bind-mounts into /etc, and a detached container's monitor files and log.
 A detached container also has state.msgpack, written by its pyc-monitor at every change: that,
-checked against the monitor being alive, is its state, whatever a pyc command died doing."""
+checked against the monitor being alive, is its state, whatever a pyc command died doing.
+Reading a container's state never writes: the monitor's last word goes into pyc.db with the
+next write to that container (`ContainerStore.save`)."""
 
 from __future__ import annotations
 
@@ -11,17 +13,18 @@ import time
 
 import msgpack
 
-from pyc.errors import Conflict, ContainerNotFound, InvalidArgument
+from pyc.errors import BadImage, Conflict, ContainerNotFound, InvalidArgument
 from pyc.paths import Paths
+from pyc.record import BadRecord
+from pyc.records import DEFAULT_CGROUP_ROOT, ContainerRecord, ContainerState, HostConfig
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
     import sqlite3
-    from typing import Any
 
 MONITOR_STATE = "state.msgpack"
-DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup"
 LIVE = ("running", "restarting")
+__all__ = ["DEFAULT_CGROUP_ROOT", "LIVE", "Container", "ContainerStore"]
 
 _ADJECTIVES = "brave calm eager fond gentle happy jolly keen lucid merry nifty proud quiet sharp sunny swift tender vivid witty zen".split()
 _NOUNS = "ada babbage curie darwin euler fermi gauss hopper jobs knuth lovelace mccarthy noether pascal ritchie shannon turing wozniak".split()
@@ -30,6 +33,11 @@ _NOUNS = "ada babbage curie darwin euler fermi gauss hopper jobs knuth lovelace 
 def _now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def check_name(name: str) -> None:
+    if not (name[:1].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
+        raise InvalidArgument(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
 def _start_time(pid: int) -> str | None:
@@ -45,58 +53,51 @@ def _start_time(pid: int) -> str | None:
 
 
 class Container:
-    __slots__ = ("data", "dir", "store")
+    """A container: its record, its directory, and the store that keeps it."""
 
-    def __init__(self, data: dict[str, Any], directory: str, store: ContainerStore | None = None) -> None:
-        self.data = data
+    __slots__ = ("record", "dir", "store")
+
+    def __init__(self, record: ContainerRecord, directory: str, store: ContainerStore | None = None) -> None:
+        self.record = record
         self.dir = directory
         self.store = store
 
     @property
     def id(self) -> str:
-        return str(self.data["Id"])
+        return self.record.id
 
     @property
     def name(self) -> str:
-        return str(self.data["Name"])
-
-    @property
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = self.data["State"]
-        return state
+        return self.record.name
 
     @property
     def status(self) -> str:
-        """created, running or exited."""
-        return str(self.current_state()["Status"])
+        """created, running, restarting or exited."""
+        return self.current_state().status
 
-    def current_state(self) -> dict[str, Any]:
+    @property
+    def state(self) -> ContainerState:
+        return self.current_state()
+
+    def current_state(self) -> ContainerState:
         """The recorded state (the monitor's, for a detached container), corrected for a holder
         (pyc-monitor, or the pyc of a foreground run) that died while the container ran: the
-        kernel killed the container with it (SIGKILL, exit code 137)."""
-        st = self.state
+        kernel killed the container with it (SIGKILL, exit code 137). Nothing is written."""
+        st = self.record.state
         monitor = self.monitor_state()
         if monitor is not None:
-            st = dict(st, **{k: v for k, v in monitor.items() if v != "" or k == "Error"})
-        if st["Status"] in LIVE and not self.holder_alive(st):
-            st = dict(st, Status="exited", ExitCode=137, Pid=0, Error="its holder (pyc or pyc-monitor) was killed")
-        if monitor is not None and st["Status"] == "exited" and st != self.state and self.store is not None and not self.holder_alive(st):
-            # The monitor is done: its last word goes into pyc.db, which outlives its files.
-            self.store.fold_state(self, st)
+            st = st.overlaid(monitor)
+        if st.status in LIVE and not holder_alive(st):
+            st = st.replace(status="exited", exit_code=137, pid=0, error="its holder (pyc or pyc-monitor) was killed")
         return st
 
-    def monitor_state(self) -> dict[str, Any] | None:
+    def monitor_state(self) -> ContainerState | None:
         try:
             with open(self.path(MONITOR_STATE), "rb") as f:
-                data: dict[str, Any] = msgpack.unpackb(f.read())
-                return data
+                data = msgpack.unpackb(f.read())
+            return ContainerState.from_monitor(data) if isinstance(data, dict) else None
         except (FileNotFoundError, ValueError, msgpack.UnpackException):
-            return None
-
-    @staticmethod
-    def holder_alive(st: dict[str, Any]) -> bool:
-        pid = st.get("MonitorPid") or 0
-        return bool(pid) and _start_time(pid) == st.get("MonitorStart")
+            return None  # BadRecord is a ValueError: a state file of another shape says nothing
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.dir, *parts)
@@ -104,11 +105,22 @@ class Container:
     @property
     def cgroup(self) -> str:
         """The container's cgroup, relative to each hierarchy under `cgroup_root`."""
-        return f"{self.data.get('HostConfig', {}).get('CgroupParent') or 'pyc'}/{self.id}"
+        return f"{self.record.host_config.cgroup_parent or 'pyc'}/{self.id}"
 
     @property
     def cgroup_root(self) -> str:
-        return str(self.data.get("CgroupRoot") or DEFAULT_CGROUP_ROOT)
+        return self.record.cgroup_root or DEFAULT_CGROUP_ROOT
+
+
+def holder_alive(st: ContainerState) -> bool:
+    return bool(st.monitor_pid) and _start_time(st.monitor_pid) == st.monitor_start
+
+
+def _decode(row: bytes) -> ContainerRecord:
+    try:
+        return ContainerRecord.load(msgpack.unpackb(row))
+    except (BadRecord, ValueError, msgpack.UnpackException) as e:
+        raise BadImage(f"a container record in pyc.db is corrupt: {e}") from None
 
 
 class ContainerStore:
@@ -125,17 +137,16 @@ class ContainerStore:
             self._db = connect(self.paths.root, self.paths.containers)
         return self._db
 
-    def new(self, name: str | None, record: dict[str, Any]) -> Container:
+    def new(self, name: str | None, image: str, image_id: str, layers: list[str], host_config: HostConfig, cgroup_root: str = DEFAULT_CGROUP_ROOT) -> Container:
         """A container in memory only: its id, name and paths, to validate a run against
         before anything is written."""
         cid = os.urandom(32).hex()
         if name is None:
             pick = os.urandom(2)
             name = f"{_ADJECTIVES[pick[0] % len(_ADJECTIVES)]}_{_NOUNS[pick[1] % len(_NOUNS)]}_{cid[:4]}"
-        elif not (name[:1].isalnum() and all(c.isalnum() or c in "_.-" for c in name)):
-            raise InvalidArgument(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
-        data = {"Id": cid, "Name": name, "Created": _now(), **record, "State": {"Status": "created", "ExitCode": 0, "OOMKilled": False}}
-        return Container(data, self.paths.container(cid))
+        check_name(name)
+        record = ContainerRecord(id=cid, name=name, created=_now(), image=image, image_id=image_id, layers=layers, host_config=host_config, cgroup_root=cgroup_root)
+        return Container(record, self.paths.container(cid))
 
     def create(self, c: Container, files: dict[str, str], running: bool = False) -> None:
         """Write the container: its row (the name is taken there), directories, `files` in its
@@ -145,7 +156,7 @@ class ContainerStore:
         if running:
             self._set_running(c)
         try:
-            self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.data["Created"], msgpack.packb(c.data)))
+            self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, msgpack.packb(c.record.to_dict())))
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "{c.name}" is already in use') from None
         try:
@@ -165,17 +176,20 @@ class ContainerStore:
             raise
 
     def save(self, c: Container) -> None:
-        if self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (msgpack.packb(c.data), c.id)).rowcount == 0:
+        """Write the record, with the monitor's last word on its state folded in (the only
+        place it is: reading a state writes nothing)."""
+        c.record.state = c.current_state()
+        if self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (msgpack.packb(c.record.to_dict()), c.id)).rowcount == 0:
             raise ContainerNotFound(f"no such container: {c.name}")
 
     @staticmethod
     def _set_running(c: Container) -> None:
         pid = os.getpid()
-        c.state.update(Status="running", StartedAt=_now(), MonitorPid=pid, MonitorStart=_start_time(pid))
+        c.record.state = c.record.state.replace(status="running", started_at=_now(), monitor_pid=pid, monitor_start=_start_time(pid) or "")
 
     def mark_exited(self, c: Container, code: int, oom_killed: bool = False) -> None:
         """Record the end; a container removed meanwhile (`pyc rm -f`) has nothing to record."""
-        c.state.update(Status="exited", ExitCode=code, OOMKilled=oom_killed, FinishedAt=_now(), MonitorPid=None)
+        c.record.state = c.record.state.replace(status="exited", exit_code=code, oom_killed=oom_killed, finished_at=_now(), monitor_pid=0)
         try:
             self.save(c)
         except ContainerNotFound:
@@ -184,10 +198,11 @@ class ContainerStore:
     def rename(self, c: Container, new: str) -> None:
         import sqlite3
 
-        self.new(new, {})  # checks the name's form
-        c.data["Name"] = new
+        check_name(new)
+        c.record.state = c.current_state()
+        c.record.name = new
         try:
-            self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, msgpack.packb(c.data), c.id))
+            self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, msgpack.packb(c.record.to_dict()), c.id))
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "{new}" is already in use') from None
 
@@ -200,27 +215,18 @@ class ContainerStore:
                 raise InvalidArgument(f"container id prefix {ref} is ambiguous")
         if not rows:
             raise ContainerNotFound(f"no such container: {ref}")
-        return Container(msgpack.unpackb(rows[0][1]), self.paths.container(rows[0][0]), self)
+        return Container(_decode(rows[0][1]), self.paths.container(rows[0][0]), self)
 
-    def fold_state(self, c: Container, state: dict[str, Any]) -> None:
-        try:
-            data = self.reload(c)
-        except ContainerNotFound:
-            return
-        data["State"] = state
-        self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (msgpack.packb(data), c.id))
-
-    def reload(self, c: Container) -> dict[str, Any]:
+    def reload(self, c: Container) -> ContainerRecord:
         """The record as it is now (another pyc may have changed it)."""
         row = self.db.execute("SELECT record FROM containers WHERE id = ?", (c.id,)).fetchone()
         if row is None:
             raise ContainerNotFound(f"no such container: {c.name}")
-        data: dict[str, Any] = msgpack.unpackb(row[0])
-        return data
+        return _decode(row[0])
 
     def all(self) -> list[Container]:
         rows = self.db.execute("SELECT id, record FROM containers ORDER BY created DESC").fetchall()
-        return [Container(msgpack.unpackb(record), self.paths.container(cid), self) for cid, record in rows]
+        return [Container(_decode(record), self.paths.container(cid), self) for cid, record in rows]
 
     def remove(self, c: Container, force: bool = False, cgroup: bool = True) -> None:
         """`cgroup=False` when the caller knows it is gone (a run that ended and removed it)."""
@@ -231,6 +237,11 @@ class ContainerStore:
         if cgroup:
             # Whatever still runs in the container's cgroup is killed with it.
             pyc_core.remove_cgroup(c.cgroup, c.cgroup_root)
+        if c.monitor_state() is not None:
+            try:
+                self.save(c)  # its monitor's last word into the row, which may outlive the files
+            except ContainerNotFound:
+                pass
         self._forget(c.id, c.name)
 
     def _forget(self, cid: str, name: str) -> None:

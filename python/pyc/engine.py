@@ -14,8 +14,10 @@ import msgpack
 
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
-from pyc.errors import CommandFailed, Conflict, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
+from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
+from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
+from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -23,6 +25,8 @@ from pyc.store.layers import lower_dirs
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
+    import socket
+    from collections.abc import Iterator
     from typing import Any
 
     from pyc.runtime.exec import ExecOptions
@@ -63,19 +67,15 @@ def _resolv_conf() -> str:
     return "\n".join(keep) + "\n"
 
 
-def host_config_limits(resources: dict[str, Any]) -> dict[str, Any]:
-    """docker inspect's names for the limits in an OCI `linux.resources` object."""
-    mem, cpu = resources.get("memory", {}), resources.get("cpu", {})
-    return {
-        "Memory": mem.get("limit", 0),
-        "MemorySwap": mem.get("swap", 0),
-        "MemoryReservation": mem.get("reservation", 0),
-        "NanoCpus": cpu["quota"] * 1_000_000_000 // cpu["period"] if "quota" in cpu else 0,
-        "CpuShares": cpu.get("shares", 0),
-        "CpusetCpus": cpu.get("cpus", ""),
-        "PidsLimit": resources.get("pids", {}).get("limit", 0),
-        "BlkioWeight": resources.get("blockIO", {}).get("weight", 0),
-    }
+def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions) -> RunConfig:
+    """What pyc_core.run (or the container's pyc-monitor) starts the container from."""
+    rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
+    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init)
+
+
+def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions) -> ExecConfig:
+    """What pyc_core.exec_in starts a process in the running container `c` from."""
+    return ExecConfig(process=process, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), detach=opts.detach)
 
 
 @convert  # every public method raises PycErrors only: pyc_core's and OSErrors are converted
@@ -89,6 +89,9 @@ class Engine:
 
     def image(self, ref: str) -> Image:
         return self.images.lookup(ref)
+
+    def list_images(self) -> list[Image]:
+        return list(self.images.all())
 
     def image_for_run(self, ref: str) -> Image:
         """The image, bootstrapped first when it is a missing built-in (busybox, debian)."""
@@ -132,7 +135,7 @@ class Engine:
     def remove_image(self, ref: str, force: bool = False) -> list[str]:
         from pyc.store.gc import collect
 
-        in_use = {str(c.data.get("ImageId")) for c in self.containers.all()}
+        in_use = {c.record.image_id for c in self.containers.all()}
         lines = self.images.untag_or_remove(ref, in_use, force)
         collect(self.images, self._container_layers())
         return lines
@@ -142,54 +145,41 @@ class Engine:
         lines and the bytes freed."""
         from pyc.store.prune import prune
 
-        in_use = {str(c.data.get("ImageId")) for c in self.containers.all()}
+        in_use = {c.record.image_id for c in self.containers.all()}
         return prune(self.images, in_use, self._container_layers(), all)
 
     def _container_layers(self) -> set[str]:
-        return {layer for c in self.containers.all() for layer in c.data.get("Layers", [])}
+        return {layer for c in self.containers.all() for layer in c.record.layers}
 
     # -- containers -----------------------------------------------------------------------
 
-    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], dict[str, Any]]:
+    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig]:
         """The container in memory, its /etc files and its run config: everything checked,
         nothing written yet, so a bad flag leaves no container."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
-        host_config = {
-            "AutoRemove": opts.remove,
-            "Init": opts.init,
-            "ReadonlyRootfs": opts.read_only,
-            "Binds": opts.volumes,
-            "Tmpfs": opts.tmpfs,
-            # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2
-            # mount of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
-            "CgroupParent": os.environ.get("PYC_CGROUP_PARENT") or "pyc",
-        }
-        cgroup_root = os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT
-        record = {"Image": image, "ImageId": img.id, "Layers": img.chain_ids, "Config": {}, "HostConfig": host_config, "CgroupRoot": cgroup_root}
-        c = self.containers.new(opts.name, record)
+        # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2 mount
+        # of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
+        host_config = HostConfig(
+            auto_remove=opts.remove, init=opts.init, readonly_rootfs=opts.read_only, binds=list(opts.volumes), tmpfs=list(opts.tmpfs), cgroup_parent=os.environ.get("PYC_CGROUP_PARENT") or "pyc"
+        )
+        c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
         spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
-        host_config.update(host_config_limits(spec["linux"]["resources"]))
-        c.data["Config"] = {"Cmd": spec["process"]["args"], "Env": spec["process"]["env"], "WorkingDir": spec["process"]["cwd"], "Hostname": hostname}
-        if img.run_config.get("StopSignal"):
-            c.data["Config"]["StopSignal"] = img.run_config["StopSignal"]
-        config = {
-            "spec": spec,
-            "rootfs": {"lower": lowers, "upper": c.path("upper"), "work": c.path("work"), "volatile": opts.remove},
-            "cgroup": {"root": c.cgroup_root, "path": c.cgroup},
-            "init": opts.init,
-        }
-        return c, etc, config
+        c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
+        process = spec["process"]
+        stop_signal = str(img.run_config.get("StopSignal") or "")
+        c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
+        return c, etc, run_config(c, spec, lowers, opts)
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config = self._prepare(image, opts)
-        config = msgpack.packb(run_config)
+        config = msgpack.packb(run_config.to_dict())
         self.containers.create(c, etc, running=True)
         with open(c.path(RUN_CONFIG), "wb") as f:
             f.write(config)  # what exec reads the container's process and cgroup from
@@ -219,16 +209,18 @@ class Engine:
             raise NotRunning(f"container {c.name} is not running")
         try:
             with open(c.path(RUN_CONFIG), "rb") as f:
-                run_config = msgpack.unpackb(f.read())
+                run = RunConfig.from_dict(msgpack.unpackb(f.read()))
         except FileNotFoundError:
             try:  # a detached container: its monitor's config holds the run config
                 with open(c.path("monitor.msgpack"), "rb") as f:
-                    run_config = msgpack.unpackb(f.read())["run"]
+                    run = MonitorConfig.from_dict(msgpack.unpackb(f.read())).run
             except FileNotFoundError:
                 raise NotRunning(f"container {c.name} is not running") from None
-        passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
-        process = exec_process(run_config["spec"]["process"], opts, passwd_dirs)
-        config = msgpack.packb({"process": process, "cgroup": {"root": c.cgroup_root, "path": c.cgroup}, "detach": opts.detach})
+        passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
+        container_process = run.spec.get("process")
+        if not isinstance(container_process, dict):
+            raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
+        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts).to_dict())
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -244,11 +236,11 @@ class Engine:
         """A container ready to start (detached, held by pyc-monitor): `pyc create`."""
         from pyc.lifecycle import monitor_config
 
-        c, etc, run_config = self._prepare(image, opts)
-        extra = monitor_config(c, opts, self.paths)  # checks --restart and --log-opt
-        c.data["HostConfig"].update(extra.pop("host_config"))
+        c, etc, run = self._prepare(image, opts)
+        monitor = monitor_config(c, opts, run)  # checks --restart and --log-opt
+        c.record.host_config = c.record.host_config.replace(restart=monitor.restart, log=monitor.log)
         self.containers.create(c, dict(etc))
-        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb({"run": run_config, **extra}), durable=False)
+        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)
         return c
 
     def run_detached(self, image: str, opts: RunOptions) -> Container:
@@ -278,7 +270,7 @@ class Engine:
 
         return wait(self.containers.get(ref))
 
-    def stats(self, ref: str) -> dict[str, Any]:
+    def stats(self, ref: str) -> Stats:
         """What a running container uses now: cpu time, memory, pids, block I/O."""
         c = self.containers.get(ref)
         if c.status != "running":
@@ -287,17 +279,17 @@ class Engine:
             s = pyc_core.cgroup_stats(c.cgroup, c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"stats of {c.name}") from None
-        return {
-            "id": c.id,
-            "name": c.name,
-            "cpu_usage_ns": s.cpu_usage_ns,
-            "memory_usage": s.memory_usage,
-            "memory_limit": s.memory_limit,
-            "pids": s.pids,
-            "pids_limit": s.pids_limit,
-            "io_read_bytes": s.io_read_bytes,
-            "io_write_bytes": s.io_write_bytes,
-        }
+        return Stats(
+            id=c.id,
+            name=c.name,
+            cpu_usage_ns=s.cpu_usage_ns,
+            memory_usage=s.memory_usage,
+            memory_limit=s.memory_limit,
+            pids=s.pids,
+            pids_limit=s.pids_limit,
+            io_read_bytes=s.io_read_bytes,
+            io_write_bytes=s.io_write_bytes,
+        )
 
     def update(self, ref: str, opts: RunOptions) -> None:
         """Change the limits of a running container (the limit fields of `opts`)."""
@@ -311,7 +303,7 @@ class Engine:
             pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources), c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"update {c.name}") from None
-        c.data.setdefault("HostConfig", {}).update(host_config_limits(resources))
+        c.record.host_config = c.record.host_config.with_limits(resources)
         self.containers.save(c)
 
     def container(self, ref: str) -> Container:
@@ -319,6 +311,60 @@ class Engine:
 
     def list_containers(self, all: bool = False) -> list[Container]:
         return [c for c in self.containers.all() if all or c.status == "running"]
+
+    def rename(self, ref: str, new_name: str) -> None:
+        from pyc.lifecycle import rename
+
+        rename(self.containers, self.containers.get(ref), new_name)
+
+    def prune_containers(self) -> list[str]:
+        """Remove every container that is not running; their ids. One that cannot be removed
+        (it started meanwhile) is left."""
+        removed = []
+        for c in self.containers.all():
+            if c.status in ("exited", "created"):
+                try:
+                    self.remove_container(c.id)
+                except (Conflict, ContainerNotFound):
+                    continue
+                removed.append(c.id)
+        return removed
+
+    def logs(self, ref: str, tail: int | None = None, since: str | None = None) -> tuple[list[LogRecord], int]:
+        """The container's log records, oldest first (the last `tail`, those `since` a time:
+        RFC 3339, a Unix time or a duration like 10m), and where to `follow_logs` from."""
+        from pyc import logs
+
+        c = self.containers.get(ref)
+        after = logs.parse_since(since) if since else None
+        records, offset = logs.records(c)
+        if after is not None:
+            records = [r for r in records if r.time.rstrip("Z") >= after]
+        if tail is not None:
+            records = records[len(records) - tail :] if tail > 0 else []
+        return records, offset
+
+    def follow_logs(self, ref: str, offset: int | None = None) -> Iterator[LogRecord]:
+        """Log records as the container writes them, from `offset` (None: from now on), until
+        it ends."""
+        from pyc import logs
+
+        c = self.containers.get(ref)
+        yield from logs.follow(c, logs.end(c) if offset is None else offset)
+
+    def attach(self, ref: str) -> socket.socket:
+        """A connection to the terminal of a running `-t` container, which its monitor serves
+        (pyc.attach has the frames); NotRunning when it has none or does not run."""
+        from pyc import attach
+
+        return attach.connect(self.containers.get(ref))
+
+    def disk_usage(self) -> DiskUsage:
+        """What the store holds: images (shared layers once), containers' writable layers, and
+        what interrupted commands left in tmp/."""
+        from pyc.store.usage import disk_usage
+
+        return disk_usage(list(self.images.all()), self.containers.all(), self.paths.tmp)
 
     def remove_container(self, ref: str, force: bool = False) -> str:
         from pyc.lifecycle import remove
@@ -330,7 +376,7 @@ class Engine:
     def export(self, ref: str, out_fd: int) -> None:
         """Write the container's filesystem (image plus its changes) as a tar to `out_fd`."""
         c = self.containers.get(ref)
-        lowers = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
+        lowers = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         missing = [d for d in lowers if not os.path.isdir(d)]
         if missing:
             raise InvalidArgument(f"container {c.name}: its files are incomplete ({missing[0]} is missing)")
@@ -349,7 +395,7 @@ class Engine:
         """The container's changes to its image: [(kind, path)], kind A(dded), C(hanged) or
         D(eleted), sorted by path. Read from its upper dir; the image's files are only stat'ed."""
         c = self.containers.get(ref)
-        lowers = [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
+        lowers = [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         try:
             return pyc_core.diff_upper(c.path("upper"), lowers)
         except pyc_core.PycCoreError as e:
@@ -366,16 +412,16 @@ class Engine:
         if c.status == "running":
             raise Conflict(f"container {c.name} is running: commit it once it has stopped")
         try:
-            img = self.images.lookup(str(c.data.get("ImageId")))
+            img = self.images.lookup(c.record.image_id)
         except ImageNotFound:
-            raise ImageNotFound(f"the image of container {c.name} ({c.data.get('Image')}) was removed") from None
-        created_by = " ".join(c.data.get("Config", {}).get("Cmd") or [])
+            raise ImageNotFound(f"the image of container {c.name} ({c.record.image}) was removed") from None
+        created_by = " ".join(c.record.config.cmd)
         try:
             return commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"commit {c.name}") from None
 
-    def history(self, ref: str) -> list[dict[str, Any]]:
+    def history(self, ref: str) -> list[HistoryEntry]:
         """The image's history, newest first: created, created_by, size (None for entries that
         made no layer), comment, and the image id on the top row."""
         from pyc.store.commit import history

@@ -1,47 +1,100 @@
-"""A container as `docker inspect` shows it: State, Config, HostConfig, Mounts, NetworkSettings."""
+"""Containers and images as `docker inspect` shows them (State, Config, HostConfig, Mounts,
+RootFS, ...), made from their typed records: the one place docker's names and shape are
+produced."""
 
 from __future__ import annotations
 
-from pyc.containers import Container
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from pyc.records import ContainerRecord, ContainerState, HostConfig
+    from pyc.store.images import Image
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _mounts(host_config: dict[str, Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for bind in host_config.get("Binds") or []:
-        src, _, rest = str(bind).partition(":")
+def _mounts(host: HostConfig) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for bind in host.binds:
+        src, _, rest = bind.partition(":")
         dst, _, mode = rest.partition(":")
         out.append({"Type": "bind", "Source": src, "Destination": dst, "Mode": mode, "RW": mode != "ro", "Propagation": "rprivate"})
-    for tmpfs in host_config.get("Tmpfs") or []:
-        out.append({"Type": "tmpfs", "Source": "", "Destination": str(tmpfs).partition(":")[0], "Mode": "", "RW": True, "Propagation": ""})
+    for tmpfs in host.tmpfs:
+        out.append({"Type": "tmpfs", "Source": "", "Destination": tmpfs.partition(":")[0], "Mode": "", "RW": True, "Propagation": ""})
     return out
 
 
-def document(c: Container) -> dict[str, Any]:
-    st = c.current_state()
-    status = str(st["Status"])
-    data = dict(c.data)
-    data["State"] = {
-        "Status": status,
-        "Running": status == "running",
-        "Paused": False,
-        "Restarting": status == "restarting",
-        "OOMKilled": bool(st.get("OOMKilled")),
-        "Dead": False,
-        "Pid": int(st.get("Pid") or 0) if status == "running" else 0,
-        "ExitCode": int(st.get("ExitCode") or 0),
-        "Error": str(st.get("Error") or ""),
-        "StartedAt": str(st.get("StartedAt") or "0001-01-01T00:00:00Z"),
-        "FinishedAt": str(st.get("FinishedAt") or "0001-01-01T00:00:00Z"),
-        "MonitorPid": st.get("MonitorPid"),
-        "MonitorStart": st.get("MonitorStart"),
+def _host_config(host: HostConfig) -> dict[str, object]:
+    out: dict[str, object] = {
+        "AutoRemove": host.auto_remove,
+        "Init": host.init,
+        "ReadonlyRootfs": host.readonly_rootfs,
+        "Binds": host.binds,
+        "Tmpfs": host.tmpfs,
+        "CgroupParent": host.cgroup_parent,
+        "Memory": host.memory,
+        "MemorySwap": host.memory_swap,
+        "MemoryReservation": host.memory_reservation,
+        "NanoCpus": host.nano_cpus,
+        "CpuShares": host.cpu_shares,
+        "CpusetCpus": host.cpuset_cpus,
+        "PidsLimit": host.pids_limit,
+        "BlkioWeight": host.blkio_weight,
+        "RestartPolicy": {"Name": host.restart.policy, "MaximumRetryCount": host.restart.max},
     }
-    data["RestartCount"] = int(st.get("RestartCount") or 0)
-    data["LogPath"] = c.path("ctr.log")
-    host_config = data.get("HostConfig") or {}
-    data["Mounts"] = _mounts(host_config)
-    data.setdefault("NetworkSettings", {"Networks": {}, "IPAddress": "", "Ports": {}, "SandboxKey": ""})
-    return data
+    if host.log is not None:
+        out["LogConfig"] = {"Type": "k8s-file", "Config": {"max-size": str(host.log.max_size), "max-file": str(host.log.max_files)}}
+    return out
+
+
+def document(record: ContainerRecord, state: ContainerState, log_path: str) -> dict[str, object]:
+    """docker inspect's document of a container, with its current `state`."""
+    c = record.config
+    config: dict[str, object] = {"Cmd": c.cmd, "Env": c.env, "WorkingDir": c.working_dir, "Hostname": c.hostname, "Image": record.image, "Tty": c.tty}
+    if c.stop_signal:
+        config["StopSignal"] = c.stop_signal
+    return {
+        "Id": record.id,
+        "Name": record.name,
+        "Created": record.created,
+        "Image": record.image,
+        "ImageId": record.image_id,
+        "Layers": record.layers,
+        "Config": config,
+        "HostConfig": _host_config(record.host_config),
+        "CgroupRoot": record.cgroup_root,
+        "State": {
+            "Status": state.status,
+            "Running": state.status == "running",
+            "Paused": False,
+            "Restarting": state.status == "restarting",
+            "OOMKilled": state.oom_killed,
+            "Dead": False,
+            "Pid": state.pid if state.status == "running" else 0,
+            "ExitCode": state.exit_code,
+            "Error": state.error,
+            "StartedAt": state.started_at or ZERO_TIME,
+            "FinishedAt": state.finished_at or ZERO_TIME,
+            "MonitorPid": state.monitor_pid,
+            "MonitorStart": state.monitor_start,
+        },
+        "RestartCount": state.restart_count,
+        "LogPath": log_path,
+        "Mounts": _mounts(record.host_config),
+        "NetworkSettings": {"Networks": {}, "IPAddress": "", "Ports": {}, "SandboxKey": ""},
+    }
+
+
+def image_document(img: Image) -> dict[str, object]:
+    """docker image inspect's document of an image."""
+    return {
+        "Id": img.id,
+        "RepoTags": img.refs,
+        "ManifestDigest": img.manifest_digest,
+        "Created": img.config.get("created"),
+        "Architecture": img.config.get("architecture"),
+        "Os": img.config.get("os"),
+        "Config": img.run_config,
+        "RootFS": {"Type": "layers", "Layers": img.diff_ids},
+        "Size": img.size,
+        "History": img.config.get("history", []),
+    }

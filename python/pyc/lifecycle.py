@@ -11,14 +11,14 @@ import signal
 import sys
 import time
 
-from pyc.containers import LIVE, Container, ContainerStore
+from pyc.containers import LIVE, Container, ContainerStore, holder_alive
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, InvalidArgument, Kind, NotRunning, PycError
-from pyc.paths import Paths
+from pyc.records import LogOptions, MonitorConfig, Restart, RunConfig
 from pyc.store import atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from pyc.runtime.spec import RunOptions
 
 STOP_TIMEOUT = 10  # docker's default for `stop -t`
 POLICIES = ("no", "always", "unless-stopped", "on-failure")
@@ -32,37 +32,30 @@ def restart_policy(value: str | None) -> tuple[str, int]:
     return name, int(count or 0)
 
 
-def log_options(opts: list[str]) -> dict[str, int]:
+def log_options(opts: list[str]) -> LogOptions:
     from pyc.runtime.resources import parse_bytes
 
-    out = {"max_size": 10 << 20, "max_files": 2}
+    log = LogOptions()
     for opt in opts:
         key, eq, value = opt.partition("=")
         if key == "max-size" and eq:
-            out["max_size"] = parse_bytes("--log-opt max-size", value)
+            log.max_size = parse_bytes("--log-opt max-size", value)
         elif key == "max-file" and value.isdigit() and int(value) > 0:
-            out["max_files"] = int(value)
+            log.max_files = int(value)
         else:
             raise InvalidArgument(f"invalid --log-opt {opt!r}: use max-size=SIZE or max-file=N")
-    return out
+    return log
 
 
-def monitor_config(c: Container, opts: Any, paths: Paths) -> dict[str, Any]:
-    """What pyc-monitor needs besides the run config, and the HostConfig fields that show it."""
+def monitor_config(c: Container, opts: RunOptions, run: RunConfig) -> MonitorConfig:
+    """What the container's pyc-monitor reads (monitor.msgpack): the run config, its --restart
+    and --log-opt (checked here), and what to do at its end."""
     policy, count = restart_policy(opts.restart)
     if opts.remove and policy != "no":
         raise InvalidArgument("conflicting options: --restart and --rm")
-    log = log_options(opts.log_opts)
-    return {
-        "restart": {"policy": policy, "max": count},
-        "log": log,
-        # `run -d --rm`: at its end the monitor runs `pyc rm` on the container.
-        "on_end": [sys.executable, "-c", "from pyc.cli.main import main; main()", "rm", "-f", c.id] if opts.remove else [],
-        "host_config": {
-            "RestartPolicy": {"Name": policy, "MaximumRetryCount": count},
-            "LogConfig": {"Type": "k8s-file", "Config": {"max-size": str(log["max_size"]), "max-file": str(log["max_files"])}},
-        },
-    }
+    # `run -d --rm`: at its end the monitor runs `pyc rm` on the container.
+    on_end = [sys.executable, "-c", "from pyc.cli.main import main; main()", "rm", "-f", c.id] if opts.remove else []
+    return MonitorConfig(run=run, restart=Restart(policy=policy, max=count), log=log_options(opts.log_opts), on_end=on_end)
 
 
 class _lock:
@@ -80,7 +73,7 @@ class _lock:
         except FileNotFoundError:
             pass  # a crash in rm left the row without its directory: nothing else to guard
         try:
-            self.c.data = self.store.reload(self.c)
+            self.c.record = self.store.reload(self.c)
         except ContainerNotFound:
             self.lock.__exit__()
             raise
@@ -94,7 +87,8 @@ def start(store: ContainerStore, c: Container) -> Container:
     from pyc.monitor import spawn
 
     with _lock(store, c):
-        if c.current_state()["Status"] in LIVE:
+        c.record.state = c.current_state()  # the last run's end, kept if this start fails
+        if c.record.state.status in LIVE:
             return c  # docker: starting a running container is not an error
         if not os.path.exists(c.path("monitor.msgpack")):
             raise Conflict(f"container {c.name} was run in the foreground: it cannot be started again")
@@ -106,7 +100,7 @@ def start(store: ContainerStore, c: Container) -> Container:
         try:
             spawn(c.dir)
         except CommandFailed as e:
-            c.state.update(ExitCode=pyc_core.ERROR_KINDS.get(e.kind.value, 125), Error=str(e))
+            c.record.state = c.record.state.replace(exit_code=pyc_core.ERROR_KINDS.get(e.kind.value, 125), error=str(e))
             store.save(c)
             raise
     return c
@@ -123,14 +117,14 @@ def _signal_name(value: str) -> signal.Signals:
 def _container_pidfd(c: Container) -> int | None:
     """A pidfd on the container's process, checked to still be the one the monitor runs."""
     st = c.current_state()
-    if st["Status"] != "running" or not st.get("Pid"):
+    if st.status != "running" or not st.pid:
         return None
     try:
-        fd = os.pidfd_open(int(st["Pid"]))
+        fd = os.pidfd_open(st.pid)
     except ProcessLookupError:
         return None
     again = c.current_state()
-    if again["Status"] != "running" or again.get("Pid") != st["Pid"]:
+    if again.status != "running" or again.pid != st.pid:
         os.close(fd)
         return None
     return fd
@@ -146,15 +140,15 @@ def _ends_within(pidfd: int, seconds: float | None) -> bool:
 def _wait_monitor(c: Container, seconds: float = 90) -> None:
     """Until the monitor has recorded the end and gone."""
     st = c.current_state()
-    if not c.holder_alive(st):
+    if not holder_alive(st):
         return
     try:
-        fd = os.pidfd_open(int(st["MonitorPid"]))
+        fd = os.pidfd_open(st.monitor_pid)
     except ProcessLookupError:
         return
     try:
         if not _ends_within(fd, seconds):
-            raise PycError(f"container {c.name}: its monitor (pid {st['MonitorPid']}) did not finish", Kind.SYSTEM)
+            raise PycError(f"container {c.name}: its monitor (pid {st.monitor_pid}) did not finish", Kind.SYSTEM)
     finally:
         os.close(fd)
 
@@ -179,9 +173,9 @@ def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
 
 def stop(store: ContainerStore, c: Container, timeout: float | None) -> Container:
     with _lock(store, c):
-        if c.current_state()["Status"] not in LIVE:
+        if c.current_state().status not in LIVE:
             raise NotRunning(f"container {c.name} is not running")
-        sig = _signal_name(str(c.data.get("Config", {}).get("StopSignal") or "SIGTERM"))
+        sig = _signal_name(c.record.config.stop_signal or "SIGTERM")
         _end(c, sig, STOP_TIMEOUT if timeout is None else timeout)
     return c
 
@@ -205,10 +199,10 @@ def wait(c: Container) -> int:
     """Block until the container's (next) end; its exit code."""
     while True:
         st = c.current_state()
-        if st["Status"] == "exited":
-            return int(st.get("ExitCode") or 0)
-        pid = st.get("Pid")
-        fd = _container_pidfd(c) if st["Status"] == "running" else None
+        if st.status == "exited":
+            return st.exit_code
+        pid = st.pid
+        fd = _container_pidfd(c) if st.status == "running" else None
         if fd is None:
             time.sleep(0.05)
             continue
@@ -219,19 +213,19 @@ def wait(c: Container) -> int:
         # The monitor records the end a moment after the process went.
         while True:
             st = c.current_state()
-            if st["Status"] != "running" or st.get("Pid") != pid:
-                return int(st.get("ExitCode") or 0)
+            if st.status != "running" or st.pid != pid:
+                return st.exit_code
             time.sleep(0.005)
 
 
 def remove(store: ContainerStore, c: Container, force: bool) -> None:
     with _lock(store, c):
         st = c.current_state()
-        if st["Status"] in LIVE and not force:
+        if st.status in LIVE and not force:
             raise Conflict(f"container {c.name} is running: stop it first, or use -f")
         # A foreground run's holder is its pyc, which ends once store.remove kills the cgroup.
         if os.path.exists(c.path("monitor.msgpack")):
-            if st["Status"] in LIVE:
+            if st.status in LIVE:
                 _end(c, signal.SIGKILL, 10)
             _wait_monitor(c, 10)
         store.remove(c, force=True)

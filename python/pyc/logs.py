@@ -9,20 +9,19 @@ import time
 
 from pyc.containers import LIVE, Container
 from pyc.errors import InvalidArgument
+from pyc.results import LogRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-Record = tuple[str, str, bytes]  # (time, stream, bytes with their newline if any)
 
-
-def write(r: Record, timestamps: bool = False) -> None:
+def write(r: LogRecord, timestamps: bool = False) -> None:
     """A record to this process's stdout or stderr, as the container wrote it."""
-    stream = sys.stderr.buffer if r[1] == "stderr" else sys.stdout.buffer
+    stream = sys.stderr.buffer if r.stream == "stderr" else sys.stdout.buffer
     if timestamps:
-        stream.write(r[0].encode() + b" ")
-    stream.write(r[2])
+        stream.write(r.time.encode() + b" ")
+    stream.write(r.data)
     stream.flush()
 
 
@@ -42,13 +41,13 @@ def parse_since(value: str, now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}"
 
 
-def _parse(line: bytes) -> Record | None:
+def _parse(line: bytes) -> LogRecord | None:
     parts = line.split(b" ", 3)
     if len(parts) < 4 or not line.endswith(b"\n"):
         return None
     ts, stream, tag, data = parts
     data = data[:-1] + (b"\n" if tag == b"F" else b"")
-    return ts.decode(), stream.decode(), data
+    return LogRecord(time=ts.decode(errors="replace"), stream=stream.decode(errors="replace"), data=data)
 
 
 def _files(c: Container) -> list[str]:
@@ -61,9 +60,9 @@ def _files(c: Container) -> list[str]:
     return [*reversed(rotated), base]
 
 
-def records(c: Container) -> tuple[list[Record], int]:
+def records(c: Container) -> tuple[list[LogRecord], int]:
     """Every record kept, oldest first, and how far the live file was read (for `follow`)."""
-    out: list[Record] = []
+    out: list[LogRecord] = []
     offset = 0
     for path in _files(c):
         try:
@@ -94,7 +93,7 @@ def end(c: Container) -> int:
     return 0
 
 
-def follow(c: Container, offset: int, interval: float = 0.05) -> Iterator[Record]:
+def follow(c: Container, offset: int, interval: float = 0.05) -> Iterator[LogRecord]:
     """Records written to the live log from `offset` on, while the container runs; a rotation
     is followed to the new file."""
     path = c.path("ctr.log")
@@ -125,7 +124,7 @@ def follow(c: Container, offset: int, interval: float = 0.05) -> Iterator[Record
                 f = open(path, "rb")  # noqa: SIM115
                 pending = b""
                 continue
-            if c.current_state()["Status"] not in LIVE:
+            if c.current_state().status not in LIVE:
                 if last:
                     return
                 last = True  # one more read: what was written before the end was recorded

@@ -47,7 +47,7 @@ def test_kept_container_can_be_found_and_removed() -> None:
     e = pyc.Engine()
     r = e.run("busybox", pyc.RunOptions(["true"], name="api-kept"))
     c = e.container("api-kept")
-    assert c.id == r.container_id and c.status == "exited" and c.state["ExitCode"] == 0
+    assert c.id == r.container_id and c.status == "exited" and c.state.exit_code == 0
     e.remove_container("api-kept")
     with pytest.raises(pyc.ContainerNotFound):
         e.container("api-kept")

@@ -30,6 +30,20 @@ def test_unknown_image(store_root: Path) -> None:
     assert_refused(store_root, "run", "--rm", "no-such-image", "true", says="no such image: no-such-image")
 
 
+def test_malformed_image_name(store_root: Path) -> None:
+    assert_refused(store_root, "run", "--rm", "UPPER:tag", "true", says="invalid reference format")
+    assert_refused(store_root, "tag", "busybox", "x:" + "a" * 129, says="a tag is at most 128", code=1)
+    assert_refused(store_root, "tag", "busybox", "a" * 256 + ":1", says="longer than 255", code=1)
+    assert_refused(store_root, "tag", "busybox", "x:tag\n", says="invalid reference format", code=1)
+
+
+def test_bad_tmpfs_or_hostname_leaves_no_container(store_root: Path) -> None:
+    assert_refused(store_root, "run", "--tmpfs", "/x:size=abc", "busybox", "true", says="bad option 'size=abc'")
+    assert_refused(store_root, "create", "--tmpfs", "/x:bogus", "busybox", "true", says="bad option 'bogus'")
+    assert_refused(store_root, "run", "-d", "-h", "h" * 100, "busybox", "true", says="longer than 64 characters")
+    assert_refused(store_root, "run", "-h", "a b", "busybox", "true", says="invalid hostname")
+
+
 def test_unknown_flag(store_root: Path) -> None:
     assert_refused(store_root, "run", "--bogus", "busybox", "true", says="--bogus")
     assert_refused(store_root, "--bogus", says="--bogus")

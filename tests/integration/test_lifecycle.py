@@ -38,7 +38,7 @@ def test_detached_lifecycle_end_to_end() -> None:
 
     assert pyc("rm", "svc").returncode == 0
     assert leftovers(cid) == []
-    assert pyc("ps", "-a", "-q").stdout == "\n"
+    assert pyc("ps", "-a", "-q").stdout == ""
 
 
 def test_create_then_start_and_start_again() -> None:

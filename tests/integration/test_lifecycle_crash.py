@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import PYC, leftovers, pyc
 from tests.integration.lifecycle_helpers import alive, monitor_pid, ps_status, run_d, state, until
 
+from pyc.engine import Engine
+
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
 LOOP = "trap 'echo ignored' TERM; while true; do sleep 0.05; done"
@@ -104,6 +106,9 @@ def test_cli_killed_while_removing(store_root: Path) -> None:
     cid = run_d("--name", "halfgone", "busybox", "true")
     assert pyc("wait", cid).stdout == "0\n"
     until(lambda: not alive(monitor_pid(cid)), "the monitor's end")
+    # rm's first write: the monitor's last word goes into the row (reading a state writes nothing)
+    engine = Engine()
+    engine.containers.save(engine.container(cid))
     (store_root / "tmp").mkdir(exist_ok=True)
     os.rename(store_root / "containers" / cid, store_root / "tmp" / f"1-rm-{cid}")
     assert ps_status(cid).startswith("Exited (0)")

@@ -15,6 +15,7 @@ import pyc
 import pyc_core
 from pyc.cli import main
 from pyc.errors import STARTS, Kind, PycError, exit_code
+from pyc.records import HostConfig
 from pyc.runtime.exec import ExecOptions
 
 
@@ -105,7 +106,10 @@ LINES = [
     (["stop", "-t", "x", "a"], 125, "'x' is not a valid integer"),
     (["logs", "-n"], 125, "requires an argument"),
     (["rm", "nope"], 1, "no such container: nope"),
-    (["inspect", "nope"], 1, "no such container: nope"),
+    (["inspect", "nope"], 1, "no such object: nope"),
+    (["container", "inspect", "nope"], 1, "no such container: nope"),
+    (["image", "inspect", "nope"], 1, "no such image: nope"),
+    (["tag", "UPPER", "x:1"], 1, "invalid reference format"),
     (["export", "nope"], 1, "no such container: nope"),
     (["rmi", "nope"], 1, "no such image: nope"),
     (["history", "nope"], 1, "no such image: nope"),
@@ -138,7 +142,7 @@ def _garbage(store: Path) -> str:
 
 def _container_without_files(engine: pyc.Engine) -> str:
     """A container whose record is there but whose files are gone (a crash in rm)."""
-    c = engine.containers.new("filesless", {"Image": "x", "ImageId": "sha256:" + "0" * 64, "Layers": [], "Config": {}, "HostConfig": {}})
+    c = engine.containers.new("filesless", "x", "sha256:" + "0" * 64, [], HostConfig())
     engine.containers.create(c, {})
     os.rename(c.dir, c.dir + ".gone")
     return c.id
@@ -172,6 +176,13 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "diff": (lambda e, s: e.diff(_container_without_files(e)), Kind.SYSTEM),
     "commit": (lambda e, s: e.commit("nope", "x:1"), Kind.NOT_FOUND),
     "history": (lambda e, s: e.history("nope"), Kind.NOT_FOUND),
+    "list_images": (lambda e, s: ((s / "oci").write_bytes(b""), e.list_images()), Kind.SYSTEM),
+    "rename": (lambda e, s: e.rename("nope", "new"), Kind.NOT_FOUND),
+    "prune_containers": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_containers()), Kind.SYSTEM),
+    "logs": (lambda e, s: e.logs("nope"), Kind.NOT_FOUND),
+    "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),
+    "attach": (lambda e, s: e.attach("nope"), Kind.NOT_FOUND),
+    "disk_usage": (lambda e, s: ((s / "pyc.db").mkdir(), e.disk_usage()), Kind.SYSTEM),
 }
 
 

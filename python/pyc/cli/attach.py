@@ -7,7 +7,6 @@ from pyc.cli.spec import Arg, Command, Flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyc.containers import Container
     from pyc.engine import Engine
 
 
@@ -16,18 +15,18 @@ def attach_and_wait(engine: Engine, ref: str, detach_keys: str) -> int:
     from pyc import attach
 
     keys = attach.parse_detach_keys(detach_keys)
-    c = engine.container(ref)
+    cid = engine.container(ref).id
     try:
-        s = attach.connect(c)
+        s = engine.attach(cid)
     except attach.NoTerminal:
-        return follow_output(engine, c)
+        return follow_output(engine, cid)
     with s:
         if attach.session(s, keys):
             return 0
-    return engine.wait(c.id)
+    return engine.wait(cid)
 
 
-def follow_output(engine: Engine, c: Container) -> int:
+def follow_output(engine: Engine, cid: str) -> int:
     """docker's attach to a container without a terminal: its output from now on, stdout and
     stderr apart, SIGINT and SIGTERM passed on to it (docker's --sig-proxy); its exit code at
     the end. Input is not passed: a detached container's stdin is closed."""
@@ -38,18 +37,18 @@ def follow_output(engine: Engine, c: Container) -> int:
 
     def proxy(sig: int, _frame: object) -> None:
         try:
-            engine.kill(c.id, signal.Signals(sig).name)
+            engine.kill(cid, signal.Signals(sig).name)
         except PycError:
             pass  # it has just ended: the follow below sees that
 
     old = {sig: signal.signal(sig, proxy) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for r in logs.follow(c, logs.end(c)):
+        for r in engine.follow_logs(cid):
             logs.write(r)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    return engine.wait(c.id)
+    return engine.wait(cid)
 
 
 def attach_(container: str, detach_keys: str) -> int:

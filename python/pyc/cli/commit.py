@@ -29,13 +29,13 @@ def history(image: str, no_trunc: bool, quiet: bool) -> None:
 
     rows = Engine().history(image)
     if quiet:
-        print("\n".join(r["id"] if no_trunc else r["id"][7:19] for r in rows if r["id"]))
+        print("\n".join(r.id if no_trunc else r.id[7:19] for r in rows if r.id))
         return
     out = []
     for r in rows:
-        image_id = (r["id"] if no_trunc else r["id"][7:19]) if r["id"] else "<missing>"
-        created_by = r["created_by"] if no_trunc or len(r["created_by"]) <= 45 else r["created_by"][:44] + "…"
-        out.append([image_id, ago(r["created"]) or "N/A", created_by, size(r["size"] or 0), r["comment"]])
+        image_id = (r.id if no_trunc else r.id[7:19]) if r.id else "<missing>"
+        created_by = r.created_by if no_trunc or len(r.created_by) <= 45 else r.created_by[:44] + "…"
+        out.append([image_id, ago(r.created) or "N/A", created_by, size(r.size or 0), r.comment])
     print(table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], out))
 
 

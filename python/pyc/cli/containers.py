@@ -8,18 +8,18 @@ from pyc.cli.spec import Arg, Command, Flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from pyc.records import ContainerState
 
 
-def _status(state: dict[str, Any], status: str) -> str:
+def _status(state: ContainerState) -> str:
     from pyc.cli.output import ago
 
-    if status == "running":
-        return f"Up {ago(str(state.get('StartedAt'))).removesuffix(' ago')}"
-    if status == "restarting":
-        return f"Restarting ({state.get('ExitCode')}) {ago(str(state.get('FinishedAt') or ''))}".rstrip()
-    if status == "exited":
-        return f"Exited ({state.get('ExitCode')}) {ago(str(state.get('FinishedAt') or ''))}".rstrip()
+    if state.status == "running":
+        return f"Up {ago(state.started_at).removesuffix(' ago')}"
+    if state.status == "restarting":
+        return f"Restarting ({state.exit_code}) {ago(state.finished_at)}".rstrip()
+    if state.status == "exited":
+        return f"Exited ({state.exit_code}) {ago(state.finished_at)}".rstrip()
     return "Created"
 
 
@@ -34,14 +34,15 @@ def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
     # A status filter asks about stopped containers too, as in docker.
     containers = [c for c in Engine().list_containers(all or "status" in filters) if matches(c, filters)]
     if quiet:
-        print("\n".join(c.id[:12] for c in containers))
+        for c in containers:
+            print(c.id[:12])
         return
     rows = []
     for c in containers:
-        cmd = " ".join(c.data.get("Config", {}).get("Cmd") or [])
-        created = str(c.data.get("Created"))
-        status = _status(c.current_state(), c.status)
-        rows.append({"ID": c.id[:12], "Image": str(c.data.get("Image")), "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": status, "State": c.status, "Names": c.name})
+        cmd = " ".join(c.record.config.cmd)
+        created = c.record.created
+        state = c.current_state()
+        rows.append({"ID": c.id[:12], "Image": c.record.image, "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": _status(state), "State": state.status, "Names": c.name})
     if format is not None:
         from pyc.cli.template import render
 
@@ -52,21 +53,52 @@ def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
     print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], short))
 
 
-def inspect(containers: list[str], format: str | None) -> None:
+def show(documents: list[dict[str, object]], format: str | None) -> None:
+    """inspect's output: JSON, or each document through a Go template."""
     import json
 
-    from pyc.engine import Engine
-    from pyc.inspect import document
-
-    engine = Engine()
-    out = [document(engine.container(ref)) for ref in containers]
     if format is not None:
         from pyc.cli.template import render
 
-        print("\n".join(render(format, d) for d in out))
+        print("\n".join(render(format, d) for d in documents))
         return
-    json.dump(out, sys.stdout, indent=4)
+    json.dump(documents, sys.stdout, indent=4)
     print()
+
+
+def inspect(containers: list[str], format: str | None) -> None:
+    from pyc.engine import Engine
+    from pyc.inspect import document
+
+    show([document(c.record, c.state, c.path("ctr.log")) for c in map(Engine().container, containers)], format)
+
+
+def inspect_any(names: list[str], format: str | None, type: str | None) -> None:
+    """docker's top-level inspect: each name a container, else an image (--type: only that)."""
+    from pyc.engine import Engine
+    from pyc.errors import ContainerNotFound, ImageNotFound, InvalidArgument, Kind, PycError
+    from pyc.inspect import document, image_document
+
+    if type not in (None, "container", "image"):
+        raise InvalidArgument(f"invalid --type {type!r}: container or image")
+    engine = Engine()
+    out = []
+    for name in names:
+        if type != "image":
+            try:
+                c = engine.container(name)
+                out.append(document(c.record, c.state, c.path("ctr.log")))
+                continue
+            except ContainerNotFound:
+                if type == "container":
+                    raise
+        try:
+            out.append(image_document(engine.image(name)))
+        except ImageNotFound:
+            if type == "image":
+                raise
+            raise PycError(f"no such object: {name}", Kind.NOT_FOUND) from None
+    show(out, format)
 
 
 def export(container: str, output: str | None) -> None:
@@ -108,7 +140,14 @@ COMMANDS = [
         ),
         aliases=(("ps",), ("container", "ps"), ("container", "list")),
     ),
-    Command(("container", "inspect"), "Show containers as JSON.", inspect, (Arg("containers", "CONTAINER", many=True),), (FORMAT,), aliases=(("inspect",),)),
+    Command(("container", "inspect"), "Show containers as JSON.", inspect, (Arg("containers", "CONTAINER", many=True),), (FORMAT,)),
+    Command(
+        ("inspect",),
+        "Show containers or images as JSON.",
+        inspect_any,
+        (Arg("names", "NAME", "Container or image names or IDs.", many=True),),
+        (FORMAT, Flag(("--type",), "type", help="Only this kind of object: container or image.")),
+    ),
     Command(
         ("container", "export"),
         "Write a container's filesystem as a tar.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyc.cli.containers import FORMAT
 from pyc.cli.spec import Arg, Command, Flag
 
 
@@ -10,7 +11,7 @@ def images(quiet: bool) -> None:
     from pyc.engine import Engine
 
     rows = []
-    for img in Engine().images.all():
+    for img in Engine().list_images():
         for ref in img.refs or ["<none>:<none>"]:
             repo, _, tag = ref.rpartition(":")
             rows.append([repo, tag, img.id[7:19], ago(img.config.get("created")) or "N/A", size(img.size)])
@@ -35,32 +36,13 @@ def rmi(images: list[str], force: bool) -> None:
         print("\n".join(engine.remove_image(ref, force)))
 
 
-def inspect(images: list[str]) -> None:
-    import json
-    import sys
-
+def inspect(images: list[str], format: str | None) -> None:
+    from pyc.cli.containers import show
     from pyc.engine import Engine
+    from pyc.inspect import image_document
 
     engine = Engine()
-    out = []
-    for ref in images:
-        img = engine.image(ref)
-        out.append(
-            {
-                "Id": img.id,
-                "RepoTags": img.refs,
-                "ManifestDigest": img.manifest_digest,
-                "Created": img.config.get("created"),
-                "Architecture": img.config.get("architecture"),
-                "Os": img.config.get("os"),
-                "Config": img.run_config,
-                "RootFS": {"Type": "layers", "Layers": img.diff_ids},
-                "Size": img.size,
-                "History": img.config.get("history", []),
-            }
-        )
-    json.dump(out, sys.stdout, indent=4)
-    print()
+    show([image_document(engine.image(ref)) for ref in images], format)
 
 
 def bootstrap(name: str) -> None:
@@ -81,6 +63,6 @@ COMMANDS = [
         (Flag(("-f", "--force"), "force", bool, "Remove it even if containers use it or it has several names."),),
         aliases=(("rmi",), ("image", "remove")),
     ),
-    Command(("image", "inspect"), "Show images as JSON.", inspect, (Arg("images", "IMAGE", many=True),)),
+    Command(("image", "inspect"), "Show images as JSON.", inspect, (Arg("images", "IMAGE", many=True),), (FORMAT,)),
     Command(("image", "bootstrap"), "Make a built-in image (busybox, debian) from this machine's Debian packages.", bootstrap, (Arg("name", "NAME", "busybox or debian."),)),
 ]

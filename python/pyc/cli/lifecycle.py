@@ -36,8 +36,6 @@ def _each(refs: list[str], act: Callable[[str], object], echo: bool = True) -> N
 
 
 def start(containers: list[str], attach: bool) -> int | None:
-    import os
-
     from pyc import attach as tty_attach
     from pyc.cli.attach import attach_and_wait
     from pyc.engine import Engine
@@ -50,7 +48,7 @@ def start(containers: list[str], attach: bool) -> int | None:
     if len(containers) != 1:
         raise PycError("you cannot start and attach multiple containers at once", Kind.USAGE)
     c = engine.start(containers[0])
-    if os.path.exists(c.path(tty_attach.SOCKET)):  # -t: its monitor serves the terminal
+    if c.record.config.tty:  # its monitor serves the terminal
         return attach_and_wait(engine, c.id, tty_attach.DEFAULT_DETACH_KEYS)
     print_logs(engine, c.id, follow=True)
     return engine.wait(c.id)
@@ -110,25 +108,15 @@ def rm(containers: list[str], force: bool, volumes: bool) -> None:
 
 def rename(container: str, new_name: str) -> None:
     from pyc.engine import Engine
-    from pyc.lifecycle import rename as rename_container
 
-    engine = Engine()
-    rename_container(engine.containers, engine.container(container), new_name)
+    Engine().rename(container, new_name)
 
 
 def prune(force: bool) -> None:
     from pyc.engine import Engine
-    from pyc.errors import PycError
 
-    engine = Engine()
-    print("Deleted Containers:")
-    for c in engine.list_containers(all=True):
-        if c.status in ("exited", "created"):
-            try:
-                engine.remove_container(c.id)
-                print(c.id)
-            except PycError as e:
-                sys.stderr.write(f"pyc: {e}\n")
+    removed = Engine().prune_containers()
+    print("\n".join(["Deleted Containers:", *removed]))
 
 
 def logs(container: str, follow: bool, tail: str, timestamps: bool, since: str | None) -> None:
@@ -143,17 +131,11 @@ def print_logs(engine: Engine, ref: str, follow: bool = False, tail: str = "all"
 
     if tail != "all" and not tail.isdigit():
         raise InvalidArgument(f"invalid --tail {tail!r}: a number of lines, or all")
-    c = engine.container(ref)
-    after = logfile.parse_since(since) if since else None
-    records, offset = logfile.records(c)
-    if after is not None:
-        records = [r for r in records if r[0].rstrip("Z") >= after]
-    if tail != "all":
-        records = records[len(records) - int(tail) :] if int(tail) else []
+    records, offset = engine.logs(ref, None if tail == "all" else int(tail), since)
     for r in records:
         logfile.write(r, timestamps)
     if follow:
-        for r in logfile.follow(c, offset):
+        for r in engine.follow_logs(ref, offset):
             logfile.write(r, timestamps)
 
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyc.engine import Engine
+    from pyc.results import Stats
 
 
 def _mib(n: int) -> str:
@@ -31,7 +32,7 @@ def _host_memory() -> int:
         return int(f.readline().split()[1]) * 1024
 
 
-def _sample(engine: Engine, refs: list[str]) -> dict[str, dict[str, object]]:
+def _sample(engine: Engine, refs: list[str]) -> dict[str, Stats]:
     from pyc.errors import PycError
 
     out = {}
@@ -43,27 +44,26 @@ def _sample(engine: Engine, refs: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
-def _rows(before: dict[str, dict[str, object]], after: dict[str, dict[str, object]], seconds: float) -> list[dict[str, object]]:
+def _rows(before: dict[str, Stats], after: dict[str, Stats], seconds: float) -> list[dict[str, object]]:
     host_mem = _host_memory()
     rows = []
     for ref, s in after.items():
         prev = before.get(ref, s)
-        cpu = (int(str(s["cpu_usage_ns"])) - int(str(prev["cpu_usage_ns"]))) / (seconds * 1e9) * 100
-        usage = int(str(s["memory_usage"]))
-        limit = int(str(s["memory_limit"])) if s["memory_limit"] is not None else host_mem
+        cpu = (s.cpu_usage_ns - prev.cpu_usage_ns) / (seconds * 1e9) * 100
+        limit = s.memory_limit if s.memory_limit is not None else host_mem
         rows.append(
             {
-                "ID": str(s["id"])[:12],
-                "Name": s["name"],
+                "ID": s.id[:12],
+                "Name": s.name,
                 "CPUPerc": f"{cpu:.2f}%",
-                "MemUsage": f"{_mib(usage)} / {_mib(limit)}",
-                "MemPerc": f"{usage / limit * 100:.2f}%",
-                "BlockIO": f"{_human(int(str(s['io_read_bytes'])))} / {_human(int(str(s['io_write_bytes'])))}",
-                "PIDs": str(s["pids"]),
+                "MemUsage": f"{_mib(s.memory_usage)} / {_mib(limit)}",
+                "MemPerc": f"{s.memory_usage / limit * 100:.2f}%",
+                "BlockIO": f"{_human(s.io_read_bytes)} / {_human(s.io_write_bytes)}",
+                "PIDs": str(s.pids),
                 "CPUPercent": round(cpu, 2),
-                "MemUsageBytes": usage,
+                "MemUsageBytes": s.memory_usage,
                 "MemLimitBytes": limit,
-                "PidsLimit": s["pids_limit"],
+                "PidsLimit": s.pids_limit,
             }
         )
     return rows

@@ -24,8 +24,8 @@ def parse_filters(given: list[str]) -> dict[str, list[str]]:
 
 
 def _ancestor(c: Container, ref: str) -> bool:
-    image = str(c.data.get("Image") or "")
-    image_id = str(c.data.get("ImageId") or "").removeprefix("sha256:")
+    image = c.record.image
+    image_id = c.record.image_id.removeprefix("sha256:")
     name = ref.removesuffix(":latest")
     return image.removesuffix(":latest") == name or (len(ref) >= 4 and image_id.startswith(ref.removeprefix("sha256:")))
 

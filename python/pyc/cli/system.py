@@ -33,32 +33,36 @@ def df(verbose: bool) -> None:
     """Show disk usage of images and containers."""
     from pyc.cli.output import ago, size, table
     from pyc.engine import Engine
-    from pyc.store.usage import image_usage, summary, tree_size
 
-    engine = Engine()
-    images = list(engine.images.all())
-    containers = engine.containers.all()
-    c_sizes = {c.id: tree_size(c.path("upper")) for c in containers}
+    u = Engine().disk_usage()
+    running = [c for c in u.containers if c.status == "running"]
+    c_size = sum(c.size for c in u.containers)
     if not verbose:
-        rows = [[t, str(n), str(a), size(s), _pct(r, s)] for t, n, a, s, r in summary(images, containers, c_sizes)]
+        rows = [
+            ["Images", str(len(u.images)), str(sum(1 for i in u.images if i.containers)), size(u.images_size), _pct(u.images_reclaimable, u.images_size)],
+            ["Containers", str(len(u.containers)), str(len(running)), size(c_size), _pct(c_size - sum(c.size for c in running), c_size)],
+            ["Local Volumes", "0", "0", size(0), _pct(0, 0)],
+            # What interrupted commands left in the store (pyc image prune frees it).
+            ["Leftovers", "", "", size(u.leftovers), _pct(u.leftovers, u.leftovers)],
+        ]
         print(table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
         return
     rows = []
-    for u in image_usage(images, containers):
-        for ref in u.image.refs or ["<none>:<none>"]:
+    for i in u.images:
+        for ref in i.refs or ["<none>:<none>"]:
             repo, _, tag = ref.rpartition(":")
-            created = ago(u.image.config.get("created")) or "N/A"
-            rows.append([repo, tag, u.image.id[7:19], created, size(u.size), size(u.shared), size(u.unique), str(u.containers)])
+            rows.append([repo, tag, i.id[7:19], ago(i.created) or "N/A", size(i.size), size(i.shared), size(i.size - i.shared), str(i.containers)])
     print("Images space usage:\n")
     print(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"], rows))
     crows = []
-    for c in containers:
-        cmd = " ".join(c.data.get("Config", {}).get("Cmd") or [])
-        crows.append([c.id[:12], str(c.data.get("Image")), f'"{cmd[:20]}"', "0", size(c_sizes[c.id]), ago(str(c.data.get("Created"))), c.status, c.name])
+    for c in u.containers:
+        cmd = " ".join(c.command)
+        crows.append([c.id[:12], c.image, f'"{cmd[:20]}"', "0", size(c.size), ago(c.created), c.status, c.name])
     print("\nContainers space usage:\n")
     print(table(["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"], crows))
     print("\nLocal Volumes space usage:\n")
     print(table(["VOLUME NAME", "LINKS", "SIZE"], []))
+    print(f"\nLeftovers of interrupted commands (pyc image prune frees them): {size(u.leftovers)}")
 
 
 COMMANDS = [

@@ -219,18 +219,44 @@ def volume_mounts(volumes: list[str]) -> list[dict[str, Any]]:
     return mounts
 
 
+# The options a --tmpfs may take (docker's): flags, and key=value with the value's form.
+TMPFS_FLAGS = ("rw", "ro", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime", "relatime", "strictatime", "diratime", "nodiratime", "sync", "async")
+TMPFS_VALUES = {"size": "0123456789kmgKMG%", "nr_inodes": "0123456789kmgKMG%", "mode": "01234567", "uid": "0123456789", "gid": "0123456789"}
+
+
 def tmpfs_mounts(tmpfs: list[str]) -> list[dict[str, Any]]:
+    """--tmpfs PATH[:OPTIONS], checked here: a bad option is one line before any container is
+    made, not a failed mount at its start."""
     mounts = []
     for t in tmpfs:
         path, _, opts = t.partition(":")
         if not os.path.isabs(path):
             raise InvalidArgument(f"invalid --tmpfs {t!r}: the path must be absolute")
-        options = ["nosuid", "nodev", "noexec"] + [o for o in opts.split(",") if o]
-        mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": options})
+        given = [o for o in opts.split(",") if o]
+        for o in given:
+            key, eq, value = o.partition("=")
+            digits = value.rstrip("kmgKMG%") if key in ("size", "nr_inodes") else value
+            if not (key in TMPFS_FLAGS and not eq or key in TMPFS_VALUES and value and digits.isdigit() and all(c in TMPFS_VALUES[key] for c in value)):
+                raise InvalidArgument(f"invalid --tmpfs {t!r}: bad option {o!r} (size=64m, mode=1777, uid=N, gid=N, nr_inodes=N, ro, exec, ...)")
+        mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", *given]})
     return mounts
 
 
+HOSTNAME_MAX = 64  # the kernel's (HOST_NAME_MAX): sethostname refuses more
+
+
+def check_hostname(hostname: str) -> str:
+    """A host name the container can be given: at most 64 characters, no space or control
+    character (it is written into the container's /etc/hosts)."""
+    if len(hostname) > HOSTNAME_MAX:
+        raise InvalidArgument(f"invalid hostname {hostname[:20]!r}…: longer than {HOSTNAME_MAX} characters ({len(hostname)})")
+    if not hostname or not all(c.isascii() and c.isprintable() and not c.isspace() for c in hostname):
+        raise InvalidArgument(f"invalid hostname {hostname!r}: use letters, digits, - and .")
+    return hostname
+
+
 def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files: dict[str, str], lowers: list[str], hostname: str) -> dict[str, Any]:
+    check_hostname(hostname)
     env = merge_env(list(image_config.get("Env") or []), opts)
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.append(f"HOSTNAME={hostname}")

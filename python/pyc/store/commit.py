@@ -7,6 +7,7 @@ import os
 
 from pyc import progress
 from pyc.errors import InvalidArgument
+from pyc.results import HistoryEntry
 from pyc.store.changes import apply_changes
 from pyc.store.gc import collect_tmp
 from pyc.store.images import Image, ImageStore, chain_ids
@@ -58,19 +59,20 @@ def commit_upper(store: ImageStore, image: Image, upper: str, ref: str | None, c
             return store.add(config, layers, ref)
 
 
-def history(image: Image) -> list[dict[str, Any]]:
-    """One row per history entry, newest first, with the size of the layer it made (None for
-    entries that made none, `empty_layer`). Layers without an entry get a row of their own."""
+def history(image: Image) -> list[HistoryEntry]:
+    """One entry per history entry, newest first, with the size of the layer it made (None for
+    entries that made none, `empty_layer`). Layers without an entry get one of their own."""
     layers = image.layers
-    rows: list[dict[str, Any]] = []
+    rows: list[HistoryEntry] = []
     n = 0
     for h in image.config.get("history") or []:
         empty = bool(h.get("empty_layer"))
         size = None if empty or n >= len(layers) else int(layers[n]["size"])
         n += 0 if empty else 1
-        rows.append({"created": h.get("created"), "created_by": h.get("created_by", ""), "size": size, "comment": h.get("comment", ""), "empty_layer": empty})
-    rows += [{"created": None, "created_by": "", "size": int(layer["size"]), "comment": "", "empty_layer": False} for layer in layers[n:]]
+        created = h.get("created")
+        rows.append(HistoryEntry(created=str(created) if created else None, created_by=str(h.get("created_by", "")), size=size, comment=str(h.get("comment", "")), empty_layer=empty))
+    rows += [HistoryEntry(size=int(layer["size"])) for layer in layers[n:]]
     rows.reverse()
-    for i, row in enumerate(rows):
-        row["id"] = image.id if i == 0 else None
+    if rows:
+        rows[0].id = image.id
     return rows

@@ -33,23 +33,35 @@ def _unlocked(path: str) -> bool:
     return True
 
 
-def collect_tmp(store: ImageStore) -> None:
+def leftovers(tmp: str) -> list[str]:
     """Temp dirs are named `<pid>-<random>` and locked while in use. One whose pid is dead and
     whose lock is free is a crash's leftover (the pid check covers the instant between mkdir and
     flock; the lock, a pid reused since)."""
+    try:
+        names = os.listdir(tmp)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        pid = name.partition("-")[0]
+        path = os.path.join(tmp, name)
+        if pid.isdigit() and int(pid) != os.getpid() and _unlocked(path) and not _pid_alive(int(pid)):
+            out.append(path)
+    return out
+
+
+def collect_tmp(store: ImageStore) -> int:
+    """Remove what crashed commands left; the bytes freed."""
     import pyc_core
+    from pyc.store.usage import tree_size
 
     for directory in (store.paths.root, store.paths.oci, store.paths.blobs):
         _collect_tmp_files(directory)
-    try:
-        names = os.listdir(store.paths.tmp)
-    except FileNotFoundError:
-        return
-    for name in names:
-        pid = name.partition("-")[0]
-        path = os.path.join(store.paths.tmp, name)
-        if pid.isdigit() and int(pid) != os.getpid() and _unlocked(path) and not _pid_alive(int(pid)):
-            pyc_core.remove_tree(path)
+    freed = 0
+    for path in leftovers(store.paths.tmp):
+        freed += tree_size(path)
+        pyc_core.remove_tree(path)
+    return freed
 
 
 def _collect_tmp_files(directory: str) -> None:
@@ -92,5 +104,4 @@ def collect(store: ImageStore, container_layers: set[str]) -> int:
                 path = os.path.join(store.paths.layers, name)
                 freed += tree_size(path)
                 pyc_core.remove_tree(path)
-    collect_tmp(store)
-    return freed
+    return freed + collect_tmp(store)

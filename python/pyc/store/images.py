@@ -171,6 +171,8 @@ class ImageStore:
                 img = self._load(e["digest"], entries)
                 if img.id.removeprefix("sha256:").startswith(hexpart):
                     return img
+        if not ref.startswith("sha256:"):
+            normalize(ref)  # a malformed reference is said so, as docker does, not "no such image"
         raise ImageNotFound(f"no such image: {ref}")
 
     def _load(self, manifest_digest: str, entries: list[dict[str, Any]]) -> Image:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from pyc.results import ContainerUsage, DiskUsage, ImageUsage
+from pyc.store.gc import leftovers
 from pyc.store.images import Image
 
 TYPE_CHECKING = False
@@ -30,54 +32,37 @@ def tree_size(path: str) -> int:
     return total
 
 
-class ImageUsage:
-    """Per image: SIZE, SHARED SIZE (layers another image has too), UNIQUE SIZE, CONTAINERS."""
-
-    __slots__ = ("image", "size", "shared", "unique", "containers")
-
-    def __init__(self, image: Image, size: int, shared: int, containers: int) -> None:
-        self.image = image
-        self.size = size
-        self.shared = shared
-        self.unique = size - shared
-        self.containers = containers
-
-
 def layer_sizes(images: list[Image]) -> dict[str, int]:
     """Each distinct layer blob once, by digest."""
     return {layer["digest"]: int(layer.get("size", 0)) for img in images for layer in img.layers}
 
 
-def image_usage(images: list[Image], containers: list[Container]) -> list[ImageUsage]:
+def disk_usage(images: list[Image], containers: list[Container], tmp: str) -> DiskUsage:
+    """Images by their layer blobs (SIZE, SHARED SIZE: layers another image has too), what
+    only images no container uses hold (reclaimable), containers by their writable layer, and
+    what interrupted commands left in `tmp` (an import or load killed midway)."""
     users: dict[str, int] = {}
     for c in containers:
-        key = str(c.data.get("ImageId"))
-        users[key] = users.get(key, 0) + 1
+        users[c.record.image_id] = users.get(c.record.image_id, 0) + 1
     holders: dict[str, int] = {}
     for img in images:
         for digest in {layer["digest"] for layer in img.layers}:
             holders[digest] = holders.get(digest, 0) + 1
     sizes = layer_sizes(images)
-    out = []
+    rows = []
     for img in images:
         mine = {layer["digest"] for layer in img.layers}
-        out.append(ImageUsage(img, sum(sizes[d] for d in mine), sum(sizes[d] for d in mine if holders[d] > 1), users.get(img.id, 0)))
-    return out
-
-
-def summary(images: list[Image], containers: list[Container], container_sizes: dict[str, int]) -> list[tuple[str, int, int, int, int]]:
-    """Rows (TYPE, TOTAL, ACTIVE, SIZE, RECLAIMABLE) as `docker system df` has them: an image is
-    active when a container uses it; what only inactive images hold is reclaimable."""
-    used_ids = {str(c.data.get("ImageId")) for c in containers}
-    active = [img for img in images if img.id in used_ids]
-    all_sizes = layer_sizes(images)
-    kept = layer_sizes(active)
-    total = sum(all_sizes.values())
-    running = [c for c in containers if c.status == "running"]
-    c_total = sum(container_sizes.values())
-    c_reclaim = sum(n for cid, n in container_sizes.items() if cid not in {c.id for c in running})
-    return [
-        ("Images", len(images), len(active), total, total - sum(kept.values())),
-        ("Containers", len(containers), len(running), c_total, c_reclaim),
-        ("Local Volumes", 0, 0, 0, 0),
-    ]
+        created = img.config.get("created")
+        size, shared = sum(sizes[d] for d in mine), sum(sizes[d] for d in mine if holders[d] > 1)
+        rows.append(ImageUsage(id=img.id, refs=list(img.refs), created=str(created) if created else None, size=size, shared=shared, containers=users.get(img.id, 0)))
+    kept = layer_sizes([img for img in images if img.id in users])
+    total = sum(sizes.values())
+    return DiskUsage(
+        images=rows,
+        images_size=total,
+        images_reclaimable=total - sum(kept.values()),
+        containers=[
+            ContainerUsage(id=c.id, name=c.name, image=c.record.image, command=c.record.config.cmd, created=c.record.created, status=c.status, size=tree_size(c.path("upper"))) for c in containers
+        ],
+        leftovers=sum(tree_size(path) for path in leftovers(tmp)),
+    )

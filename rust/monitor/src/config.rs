@@ -59,3 +59,20 @@ impl MonitorConfig {
         rmp_serde::from_slice(bytes).map_err(|e| format!("invalid monitor config: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What pyc writes as monitor.msgpack (tests/golden/, made by tests/unit/test_golden.py).
+    #[test]
+    fn decodes_the_golden_config() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/golden/monitor-config.msgpack");
+        let cfg = MonitorConfig::from_msgpack(&std::fs::read(path).expect("the golden file")).expect("decodes");
+        assert_eq!((cfg.restart.policy.as_str(), cfg.restart.max), ("on-failure", 3));
+        assert_eq!((cfg.log.max_size, cfg.log.max_files), (1 << 20, 3));
+        assert!(cfg.on_end.is_empty());
+        assert!(cfg.run.init);
+        assert_eq!(cfg.run.spec.process().as_ref().and_then(|p| p.args().clone()), Some(vec!["sh".to_string(), "-c".into(), "echo hi".into()]));
+    }
+}

@@ -50,3 +50,32 @@ pub fn own_start_time() -> String {
     let after = stat.iter().rposition(|&b| b == b')').map(|i| &stat[i + 1..]).unwrap_or(&[]);
     String::from_utf8_lossy(after).split_whitespace().nth(19).unwrap_or("").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// state.msgpack as pyc reads it (tests/golden/; tests/unit/test_golden.py decodes it).
+    /// PYC_GOLDEN_UPDATE=1 rewrites the file.
+    #[test]
+    fn writes_the_golden_state() {
+        let st = State {
+            status: "exited",
+            pid: 4242,
+            exit_code: 137,
+            oom_killed: true,
+            started_at: "2026-12-01T00:00:01.000000000Z".into(),
+            finished_at: "2026-12-01T00:00:02.000000000Z".into(),
+            restart_count: 2,
+            monitor_pid: 4241,
+            monitor_start: "123456".into(),
+            error: String::new(),
+        };
+        let bytes = rmp_serde::to_vec_named(&st).expect("encodes");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/golden/monitor-state.msgpack");
+        if std::env::var_os("PYC_GOLDEN_UPDATE").is_some_and(|v| v == "1") {
+            std::fs::write(path, &bytes).expect("write the golden file");
+        }
+        assert_eq!(std::fs::read(path).expect("the golden file"), bytes, "state.msgpack changed: if on purpose, PYC_GOLDEN_UPDATE=1, and check pyc reads it");
+    }
+}

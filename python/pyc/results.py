@@ -1,0 +1,74 @@
+"""What `pyc.Engine` returns besides containers and images: typed records the CLI formats and
+API users read (mypy checks this module with disallow_any_explicit, as records.py)."""
+
+from pyc.record import Record
+
+
+class LogRecord(Record):
+    """One record of a container's log: when, which stream, the bytes it wrote (with their
+    newline when one followed)."""
+
+    time: str
+    stream: str  # stdout or stderr
+    data: bytes
+
+
+class Stats(Record):
+    """What a running container uses now (its cgroup's counters)."""
+
+    id: str
+    name: str
+    cpu_usage_ns: int
+    memory_usage: int
+    memory_limit: int | None  # None: no limit
+    pids: int
+    pids_limit: int | None
+    io_read_bytes: int
+    io_write_bytes: int
+
+
+class HistoryEntry(Record):
+    """A step of an image's history, newest first: the layer it made (`size`, None when it
+    made none) and the image id on the top one."""
+
+    id: str | None = None
+    created: str | None = None
+    created_by: str = ""
+    size: int | None = None
+    comment: str = ""
+    empty_layer: bool = False
+
+
+class ImageUsage(Record):
+    """An image's disk use: its layers (`size`), those another image has too (`shared`), and
+    how many containers use it."""
+
+    id: str
+    refs: list[str]
+    created: str | None
+    size: int
+    shared: int
+    containers: int
+
+
+class ContainerUsage(Record):
+    """A container's disk use: its writable layer."""
+
+    id: str
+    name: str
+    image: str
+    command: list[str]
+    created: str
+    status: str
+    size: int
+
+
+class DiskUsage(Record):
+    """`pyc system df`: images (each layer blob counted once in `images_size`), containers, and
+    what interrupted commands left in the store's tmp/ (freed by `pyc image prune`)."""
+
+    images: list[ImageUsage]
+    images_size: int
+    images_reclaimable: int  # what only images no container uses hold
+    containers: list[ContainerUsage]
+    leftovers: int

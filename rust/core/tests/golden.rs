@@ -1,0 +1,57 @@
+//! The msgpack pyc's Python side sends (tests/golden/, written and checked byte for byte by
+//! tests/unit/test_golden.py) decodes into the core's structures with the fields it meant.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::LinuxResources;
+use pyc_core::cgroup::Limits;
+use pyc_core::container::{ExecConfig, RunConfig};
+
+fn golden(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const CID: &str = "0123456789abcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+
+#[test]
+fn run_config() {
+    let cfg = RunConfig::from_msgpack(&golden("run-config.msgpack")).expect("decodes");
+    let process = cfg.spec.process().as_ref().expect("a process");
+    assert_eq!(process.args().as_deref(), Some(&["sh".to_string(), "-c".into(), "echo hi".into()][..]));
+    assert_eq!(process.cwd().to_str(), Some("/tmp"));
+    assert_eq!((process.user().uid(), process.user().gid()), (1000, 1000));
+    assert_eq!(process.terminal(), Some(true));
+    assert!(process.env().as_ref().expect("env").contains(&"A=1".to_string()));
+    assert_eq!(cfg.spec.hostname().as_deref(), Some("golden"));
+    let mounts = cfg.spec.mounts().as_ref().expect("mounts");
+    assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/host") && m.source().as_ref().and_then(|s| s.to_str()) == Some("/")));
+    assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/run") && m.typ().as_deref() == Some("tmpfs")));
+    let resources = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).expect("resources");
+    assert_eq!(Limits::from_oci(resources).memory, Some(64 << 20));
+    assert_eq!(cfg.rootfs.lower.len(), 2);
+    assert_eq!(cfg.rootfs.upper, PathBuf::from(format!("/var/lib/pyc/containers/{CID}/upper")));
+    assert!(!cfg.rootfs.volatile);
+    let cgroup = cfg.cgroup.expect("a cgroup");
+    assert_eq!((cgroup.root.to_str(), cgroup.path.as_str()), (Some("/sys/fs/cgroup"), format!("pyc/{CID}").as_str()));
+    assert!(cfg.init);
+}
+
+#[test]
+fn exec_config() {
+    let cfg = ExecConfig::from_msgpack(&golden("exec-config.msgpack")).expect("decodes");
+    assert_eq!(cfg.process.args().as_deref(), Some(&["ls".to_string(), "-l".into()][..]));
+    assert_eq!((cfg.process.user().uid(), cfg.process.cwd().to_str()), (0, Some("/")));
+    assert!(cfg.process.env().as_ref().expect("env").contains(&"B=2".to_string()));
+    assert_eq!(cfg.cgroup.path, format!("pyc/{CID}"));
+    assert!(cfg.detach);
+}
+
+#[test]
+fn update_resources() {
+    let r: LinuxResources = rmp_serde::from_slice(&golden("update-resources.msgpack")).expect("decodes");
+    let l = Limits::from_oci(&r);
+    assert_eq!((l.memory, l.memory_swap, l.memory_reservation), (Some(64 << 20), Some(128 << 20), Some(32 << 20)));
+    assert_eq!((l.cpu_quota, l.cpu_period, l.cpu_shares, l.cpuset_cpus.as_deref()), (Some(100_000), Some(100_000), Some(512), Some("0")));
+    assert_eq!((l.pids, l.blkio_weight), (Some(100), Some(500)));
+}
