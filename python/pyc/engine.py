@@ -17,7 +17,6 @@ from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
-from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -275,6 +275,8 @@ class Engine:
         c = self.containers.get(ref)
         if c.status != "running":
             raise NotRunning(f"container {c.name} is not running")
+        from pyc.results import Stats
+
         try:
             s = pyc_core.cgroup_stats(c.cgroup, c.cgroup_root)
         except pyc_core.PycCoreError as e:

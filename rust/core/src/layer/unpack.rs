@@ -74,11 +74,20 @@ fn same_fs(f: &File, dir: &Path) -> bool {
     }
 }
 
+/// The tar crate's words for a header that does not parse, without the header's bytes it
+/// quotes after them ("... when getting cksum for <garbage>"), which may be anything.
+fn tar_words(e: &io::Error) -> String {
+    let words = e.to_string();
+    let cut = words.find(" when getting ").map_or(words.as_str(), |i| &words[..i]);
+    let cut = cut.split_once(": ").filter(|(_, rest)| rest.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)).map_or(cut, |(head, _)| head);
+    cut.chars().filter(|c| !c.is_control()).collect()
+}
+
 /// Walk the tar and write each entry beneath `dest`'s fd (see beneath.rs); directories get
 /// their metadata at the end, once nothing more is written into them. Returns the number of
 /// entries and the hardlinks left for the layers below.
 fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<LowerLink>)> {
-    let bad = |e: io::Error| Error::BadArchive(format!("malformed or truncated tar: {e}"));
+    let bad = |e: io::Error| Error::BadArchive(format!("malformed or truncated tar: {}", tar_words(&e)));
     let mut root = Root::open(dest)?;
     let mut dirs: Vec<(Vec<u8>, Meta)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -86,7 +95,8 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
     let mut count = 0;
     let mut lower_links: Vec<LowerLink> = Vec::new();
     for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
+        // A first header that does not parse: the input is not a tar at all.
+        let mut entry = entry.map_err(|e| if count == 0 { Error::BadArchive("not a tar archive".into()) } else { bad(e) })?;
         let kind = entry.header().entry_type();
         if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
             continue;
@@ -397,6 +407,20 @@ mod tests {
         assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"2");
         assert!(stat(&t.path().join("s")).is_file());
         assert_eq!(std::fs::read(t.path().join("d")).unwrap(), b"now a file");
+    }
+
+    #[test]
+    fn garbage_is_one_clear_line() {
+        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&garbage[..], dest.path(), None).err().expect("garbage accepted");
+        assert_eq!(err.to_string(), "not a tar archive");
+        // A later header that does not parse: the tar crate's words, not the bytes it quotes.
+        let mut data = T::new().file("ok", b"fine").done();
+        data.truncate(1024);
+        data.extend(std::iter::repeat_n(0xffu8, 512));
+        let err = unpack(&data[..], dest.path(), None).err().expect("a bad second header accepted").to_string();
+        assert!(err.starts_with("malformed or truncated tar") && !err.contains('\u{fffd}') && err.chars().all(|c| !c.is_control()), "{err}");
     }
 
     #[test]
