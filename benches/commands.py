@@ -88,6 +88,9 @@ def main():
         print(f"  {name:32} pyc {got['pyc']:7.1f} ms" + (f"   podman {got['podman']:7.1f} ms" if "podman" in got else ""))
 
     try:
+        # Warm cache: pyc's modules as bytecode, as an installed pyc has them (with
+        # PYTHONDONTWRITEBYTECODE set, or in a fresh checkout, each run would compile them).
+        sh(PYTHON, "-m", "compileall", "-q", os.path.join(REPO, "python"), capture=True)
         sh(PYC, "image", "bootstrap", "busybox", capture=True)
         if podman:
             layers = os.path.join(os.environ["PYC_ROOT"], "layers")
