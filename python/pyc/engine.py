@@ -16,6 +16,7 @@ import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
+from pyc.programs import program
 from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
@@ -67,15 +68,17 @@ def _resolv_conf() -> str:
     return "\n".join(keep) + "\n"
 
 
-def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions) -> RunConfig:
-    """What pyc_core.run (or the container's pyc-monitor) starts the container from."""
+def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None) -> RunConfig:
+    """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
+    the program of --init."""
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
-    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init)
+    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init)
 
 
-def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions) -> ExecConfig:
-    """What pyc_core.exec_in starts a process in the running container `c` from."""
-    return ExecConfig(process=process, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), detach=opts.detach)
+def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str) -> ExecConfig:
+    """What pyc_core.exec_in starts a process in the running container `c` from, through the
+    program `pyc_init`."""
+    return ExecConfig(process=process, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), detach=opts.detach, pyc_init=pyc_init)
 
 
 @convert  # every public method raises PycErrors only: pyc_core's and OSErrors are converted
@@ -173,7 +176,7 @@ class Engine:
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
-        return c, etc, run_config(c, spec, lowers, opts)
+        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None)
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
@@ -220,7 +223,7 @@ class Engine:
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts).to_dict())
+        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:

@@ -4,24 +4,12 @@ for a container directory, and reading what it reports back."""
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 
-from pyc.errors import CommandFailed, Kind, PycError
+from pyc.errors import CommandFailed, Kind
+from pyc.programs import program
 
 # What the monitor's report says (docker's code for a start that failed: Error::exit_code) as a kind.
 _REPORTED = {127: Kind.COMMAND_NOT_FOUND, 126: Kind.COMMAND_NOT_EXECUTABLE}
-
-
-def binary() -> str:
-    """$PYC_MONITOR, else beside the Python that runs pyc (the venv), else on PATH."""
-    path = os.environ.get("PYC_MONITOR") or os.path.join(os.path.dirname(sys.executable), "pyc-monitor")
-    if os.access(path, os.X_OK):
-        return path
-    found = shutil.which("pyc-monitor")
-    if found is None:
-        raise PycError("pyc-monitor not found: set $PYC_MONITOR, or run ./setup.sh", Kind.SYSTEM)
-    return found
 
 
 def spawn(container_dir: str) -> int:
@@ -31,7 +19,7 @@ def spawn(container_dir: str) -> int:
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         os.set_inheritable(w, True)
-        pid = os.posix_spawn(binary(), ["pyc-monitor", container_dir, str(w)], os.environ)
+        pid = os.posix_spawn(program("pyc-monitor"), ["pyc-monitor", container_dir, str(w)], os.environ)
     finally:
         os.close(w)
     try:

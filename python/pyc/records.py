@@ -228,6 +228,7 @@ class RunConfig(Record):
     rootfs: Overlay
     cgroup: CgroupPlace
     init: bool = False  # a reaper as pid 1 (--init)
+    pyc_init: str | None = None  # the program of --init (pyc-init), run from a sealed copy
 
 
 class ExecConfig(Record):
@@ -236,6 +237,7 @@ class ExecConfig(Record):
     process: dict[str, object]
     cgroup: CgroupPlace
     detach: bool = False
+    pyc_init: str  # pyc-init, which enters the container and starts the process
 
 
 class MonitorConfig(Record):

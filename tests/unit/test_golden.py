@@ -54,6 +54,7 @@ OPTS = RunOptions(
     restart="on-failure:3",
     log_opts=["max-size=1m", "max-file=3"],
 )
+PYC_INIT = "/usr/local/libexec/pyc-init"
 LOWERS = ["/var/lib/pyc/layers/" + "22" * 32, "/var/lib/pyc/layers/" + "33" * 32]
 
 
@@ -61,7 +62,7 @@ def run() -> dict[str, object]:
     c = container()
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
     spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, c.path("rootfs"), etc, LOWERS, "golden")
-    return run_config(c, spec, LOWERS, OPTS).to_dict()
+    return run_config(c, spec, LOWERS, OPTS, PYC_INIT).to_dict()
 
 
 def test_run_config() -> None:
@@ -72,7 +73,7 @@ def test_exec_config() -> None:
     spec = run()["spec"]
     assert isinstance(spec, dict)
     process = exec_process(spec["process"], ExecOptions(["ls", "-l"], env=["B=2"], workdir="/", user="0", tty=True), [])
-    check("exec-config.msgpack", msgpack.packb(exec_config(container(), process, ExecOptions(["ls"], detach=True)).to_dict()))
+    check("exec-config.msgpack", msgpack.packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT).to_dict()))
 
 
 def test_monitor_config() -> None:

@@ -35,6 +35,7 @@ fn run_config() {
     let cgroup = cfg.cgroup.expect("a cgroup");
     assert_eq!((cgroup.root.to_str(), cgroup.path.as_str()), (Some("/sys/fs/cgroup"), format!("pyc/{CID}").as_str()));
     assert!(cfg.init);
+    assert_eq!(cfg.pyc_init.as_deref(), Some(std::path::Path::new("/usr/local/libexec/pyc-init")));
 }
 
 #[test]
@@ -45,6 +46,7 @@ fn exec_config() {
     assert!(cfg.process.env().as_ref().expect("env").contains(&"B=2".to_string()));
     assert_eq!(cfg.cgroup.path, format!("pyc/{CID}"));
     assert!(cfg.detach);
+    assert_eq!(cfg.pyc_init, PathBuf::from("/usr/local/libexec/pyc-init"));
 }
 
 #[test]
