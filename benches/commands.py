@@ -29,8 +29,6 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, settle, sh  # noqa: E402
 
-# This repository's pyc, not a launcher that may point elsewhere.
-PYC = os.path.join(REPO, ".venv", "bin", "pyc")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 LOOP = "echo hi; exec sleep 1000000"  # sleep as pid 1 ignores SIGTERM: stop -t 0 kills at once
 
@@ -72,6 +70,12 @@ def main():
     scales = [int(s) for s in args.scales.split(",")]
 
     tmp = tempfile.mkdtemp(prefix="pycbench-cmd.", dir="/var/tmp")
+    # This repository's pyc, through a launcher as setup.sh installs it (pip's console script
+    # imports `re` first).
+    pyc = os.path.join(tmp, "pyc")
+    with open(pyc, "w") as f:
+        f.write(f"#!{PYTHON}\nfrom pyc.cli.main import main\n\nmain()\n")
+    os.chmod(pyc, 0o755)
     os.environ["PYC_ROOT"] = os.path.join(tmp, "store")
     os.environ["CONTAINERS_CONF"] = os.path.join(tmp, "containers.conf")
     with open(os.environ["CONTAINERS_CONF"], "w") as f:
@@ -91,28 +95,28 @@ def main():
         # Warm cache: pyc's modules as bytecode, as an installed pyc has them (with
         # PYTHONDONTWRITEBYTECODE set, or in a fresh checkout, each run would compile them).
         sh(PYTHON, "-m", "compileall", "-q", os.path.join(REPO, "python"), capture=True)
-        sh(PYC, "image", "bootstrap", "busybox", capture=True)
+        sh(pyc, "image", "bootstrap", "busybox", capture=True)
         if podman:
             layers = os.path.join(os.environ["PYC_ROOT"], "layers")
             (layer,) = os.listdir(layers)
             subprocess.run(f"tar -C {os.path.join(layers, layer)} -c . | {podman} import -q - {PODMAN_IMAGE}", shell=True, check=True, capture_output=True)
 
         # One container: inspect, logs, exec, stop, start, rm.
-        sh(PYC, "run", "-d", "--name", "one", "busybox", "sh", "-c", LOOP, capture=True)
+        sh(pyc, "run", "-d", "--name", "one", "busybox", "sh", "-c", LOOP, capture=True)
         if podman:
             sh(*podman.split(), "run", "-d", "--name", "one", "--network=none", PODMAN_IMAGE, "sh", "-c", LOOP, capture=True)
         settle(2)
         p = podman or ""
-        case("inspect one", f"{PYC} inspect one", f"{p} inspect one")
-        case("logs one", f"{PYC} logs one", f"{p} logs one")
-        case("exec one true", f"{PYC} exec one true", f"{p} exec one true")
-        case("stop -t 0 one", f"{PYC} stop -t 0 one", f"{p} stop -t 0 one", f"{PYC} start one", f"{p} start one")
-        case("start one", f"{PYC} start one", f"{p} start one", f"{PYC} stop -t 0 one", f"{p} stop -t 0 one")
-        sh(PYC, "rm", "-f", "one", capture=True)
+        case("inspect one", f"{pyc} inspect one", f"{p} inspect one")
+        case("logs one", f"{pyc} logs one", f"{p} logs one")
+        case("exec one true", f"{pyc} exec one true", f"{p} exec one true")
+        case("stop -t 0 one", f"{pyc} stop -t 0 one", f"{p} stop -t 0 one", f"{pyc} start one", f"{p} start one")
+        case("start one", f"{pyc} start one", f"{p} start one", f"{pyc} stop -t 0 one", f"{p} stop -t 0 one")
+        sh(pyc, "rm", "-f", "one", capture=True)
         if podman:
             sh(*podman.split(), "rm", "-f", "-t", "0", "one", capture=True)
-        create = f"{PYC} create --name gone busybox true"
-        case("rm of a created one", f"{PYC} rm gone", f"{p} rm gone", create, f"{p} create --name gone --network=none {PODMAN_IMAGE} true")
+        create = f"{pyc} create --name gone busybox true"
+        case("rm of a created one", f"{pyc} rm gone", f"{p} rm gone", create, f"{p} create --name gone --network=none {PODMAN_IMAGE} true")
 
         # ps, ps -a and images as the store grows.
         have = 0
@@ -125,11 +129,11 @@ def main():
                 subprocess.run(f"{podman} tag {PODMAN_IMAGE} {ids}", shell=True, check=True, capture_output=True)
             have = n
             settle(2)
-            case(f"ps ({n} containers)", f"{PYC} ps", f"{p} ps")
-            case(f"ps -a ({n} containers)", f"{PYC} ps -a", f"{p} ps -a")
-            case(f"images ({n} images)", f"{PYC} images", f"{p} images")
+            case(f"ps ({n} containers)", f"{pyc} ps", f"{p} ps")
+            case(f"ps -a ({n} containers)", f"{pyc} ps -a", f"{p} ps -a")
+            case(f"images ({n} images)", f"{pyc} images", f"{p} images")
     finally:
-        subprocess.run(f"{PYC} ps -aq | xargs -r {PYC} rm -f", shell=True, capture_output=True)
+        subprocess.run(f"{pyc} ps -aq | xargs -r {pyc} rm -f", shell=True, capture_output=True)
         if podman:
             subprocess.run(f"{podman} rm -a -f -t 0; {podman} rmi -a -f; {podman} system reset -f", shell=True, capture_output=True)
         with open("/proc/self/mountinfo") as f:

@@ -42,8 +42,7 @@ def commands() -> list[Command]:
 def dispatch(argv: list[str]) -> int:
     """Run the command line; its exit code. The CLI's one error boundary: every error is said on
     one line and its exit code comes from pyc.errors.exit_code."""
-    import pyc_core
-    from pyc.errors import PycError, exit_code, from_system
+    from pyc.errors import PycError, exit_code, from_system, is_system
 
     name = ""  # the command's name in the exit-code table
     try:
@@ -61,13 +60,15 @@ def dispatch(argv: list[str]) -> int:
         return _click(argv)
     except BrokenPipeError:
         return 0  # the reader went away (`pyc ... | head`)
-    except (PycError, OSError, pyc_core.PycCoreError) as e:
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if not isinstance(e, PycError) and not is_system(e):
+            raise  # a bug: its traceback
         error = from_system(e)
         if str(error):
             sys.stderr.write(f"pyc: {_printable(str(error))}\n")
         return exit_code(name, error.kind)
-    except KeyboardInterrupt:
-        return 130
 
 
 def _printable(message: str) -> str:
