@@ -94,7 +94,9 @@ class Engine:
         return self.images.lookup(ref)
 
     def list_images(self) -> list[Image]:
-        return list(self.images.all())
+        from pyc.store import cache
+
+        return cache.all_images(self.images)
 
     def image_for_run(self, ref: str) -> Image:
         """The image, bootstrapped first when it is a missing built-in (busybox, debian)."""
@@ -367,9 +369,10 @@ class Engine:
     def disk_usage(self) -> DiskUsage:
         """What the store holds: images (shared layers once), containers' writable layers, and
         what interrupted commands left in tmp/."""
+        from pyc.store import cache
         from pyc.store.usage import disk_usage
 
-        return disk_usage(list(self.images.all()), self.containers.all(), self.paths.tmp)
+        return disk_usage(cache.all_images(self.images), self.containers.all(), self.paths.tmp)
 
     def remove_container(self, ref: str, force: bool = False) -> str:
         from pyc.lifecycle import remove

@@ -12,7 +12,7 @@ import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Self, dataclass_transform
 else:
 
@@ -43,6 +43,7 @@ class RecordType(type):
     _fields: tuple[str, ...]
     _defaults: dict[str, object]
     _hints: dict[str, object]
+    _checks: "tuple[tuple[str, Callable[[object], object]], ...]"
 
 
 def _fresh(value: object) -> object:
@@ -94,13 +95,20 @@ class Record(metaclass=RecordType):
     def from_dict(cls, data: "Mapping[str, object]") -> "Self":
         """The record of `data` (keys its fields; others are ignored, missing ones take their
         default); BadRecord when a value is not of its field's type."""
-        values: dict[str, object] = {}
-        for f in cls._fields:
+        checks = cls.__dict__.get("_checks")
+        if checks is None:  # made once per class, at its first use: `pyc ps` reads a record per row
+            checks = tuple((f, _checker(cls._hints[f], f"{cls.__name__}.{f}")) for f in cls._fields)
+            cls._checks = checks
+        record = object.__new__(cls)
+        for f, check in checks:
             if f in data:
-                values[f] = _typed(data[f], cls._hints[f], f"{cls.__name__}.{f}")
-            elif f not in cls._defaults:
+                value = check(data[f])
+            elif f in cls._defaults:
+                value = _fresh(cls._defaults[f])
+            else:
                 raise BadRecord(f"{cls.__name__}: no {f!r}")
-        return cls(**values)
+            object.__setattr__(record, f, value)
+        return record
 
 
 def _plain(value: object) -> object:
@@ -111,33 +119,77 @@ def _plain(value: object) -> object:
     return value
 
 
-def _typed(value: object, hint: object, where: str) -> object:
-    """`value` checked against `hint` (records made from their dicts)."""
+def _checker(hint: object, where: str) -> "Callable[[object], object]":
+    """A function that checks a value against `hint` and returns it (records made from their
+    dicts, floats from ints), or raises BadRecord."""
+
+    def bad(value: object) -> BadRecord:
+        return BadRecord(f"{where}: expected {getattr(hint, '__name__', hint)}, got {type(value).__name__}")
+
     if hint is object:
-        return value
+        return lambda value: value
     if isinstance(hint, type) and issubclass(hint, Record):
-        if not isinstance(value, dict):
-            raise BadRecord(f"{where}: expected a map, got {type(value).__name__}")
-        return hint.from_dict(value)
+        record_type = hint
+
+        def record(value: object) -> object:
+            if type(value) is not dict:
+                raise bad(value)
+            return record_type.from_dict(value)
+
+        return record
     if isinstance(hint, types.UnionType):
-        if value is None and type(None) in hint.__args__:
-            return None
-        for option in hint.__args__:
-            if option is not type(None):
+        options = [o for o in hint.__args__ if o is not type(None)]
+        nullable = len(options) < len(hint.__args__)
+        checks = [_checker(o, where) for o in options]
+
+        def union(value: object) -> object:
+            if value is None and nullable:
+                return None
+            for check in checks:
                 try:
-                    return _typed(value, option, where)
+                    return check(value)
                 except BadRecord:
                     pass
-        raise BadRecord(f"{where}: expected {hint}, got {type(value).__name__}")
+            raise bad(value)
+
+        return union
     if isinstance(hint, types.GenericAlias):
         origin, args = hint.__origin__, hint.__args__
-        if origin is list and isinstance(value, list):
-            return [_typed(v, args[0], where) for v in value]
-        if origin is dict and isinstance(value, dict):
-            return {str(k): _typed(v, args[1], where) for k, v in value.items()}
-        raise BadRecord(f"{where}: expected {hint}, got {type(value).__name__}")
-    if hint is float and isinstance(value, int):
-        return float(value)
-    if not isinstance(hint, type) or not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise BadRecord(f"{where}: expected {getattr(hint, '__name__', hint)}, got {type(value).__name__}")
-    return value
+        item = _checker(args[-1], where)
+        if origin is list:
+            plain = args[0] in (str, int, bool, bytes)
+
+            def items(value: object) -> object:
+                if type(value) is not list:
+                    raise bad(value)
+                if plain and all(type(v) is args[0] for v in value):
+                    return value
+                return [item(v) for v in value]
+
+            return items
+        if origin is dict:
+
+            def mapping(value: object) -> object:
+                if type(value) is not dict:
+                    raise bad(value)
+                return value if args[1] is object else {str(k): item(v) for k, v in value.items()}
+
+            return mapping
+    if hint is float:
+
+        def number(value: object) -> object:
+            if type(value) is float or type(value) is int:
+                return float(value)
+            raise bad(value)
+
+        return number
+    if not isinstance(hint, type):
+        raise TypeError(f"{where}: a Record field cannot be {hint!r}")
+    exact = hint
+
+    def scalar(value: object) -> object:
+        if type(value) is not exact:  # exactly: a bool is no int here
+            raise bad(value)
+        return value
+
+    return scalar

@@ -24,8 +24,6 @@ def _status(state: ContainerState) -> str:
 
 
 def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
-    import json
-
     from pyc.cli.output import ago, table
     from pyc.cli.ps_filter import matches, parse_filters
     from pyc.engine import Engine
@@ -44,6 +42,8 @@ def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
         state = c.current_state()
         rows.append({"ID": c.id[:12], "Image": c.record.image, "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": _status(state), "State": state.status, "Names": c.name})
     if format is not None:
+        import json
+
         from pyc.cli.template import render
 
         for row in rows:

@@ -21,12 +21,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def find(argv: list[str]) -> tuple[Command, int] | None:
     """The command `argv` starts with, and how many words name it."""
-    import importlib
-
     from pyc.cli.spec import find as find_in
 
     for name in MODULES:
-        found = find_in(importlib.import_module(f"pyc.cli.{name}").COMMANDS, argv)
+        found = find_in(_table(name), argv)
         if found is not None:
             return found
     return None
@@ -34,9 +32,13 @@ def find(argv: list[str]) -> tuple[Command, int] | None:
 
 def commands() -> list[Command]:
     """Every command, in the order of MODULES."""
-    import importlib
+    return [c for name in MODULES for c in _table(name)]
 
-    return [c for name in MODULES for c in importlib.import_module(f"pyc.cli.{name}").COMMANDS]
+
+def _table(module: str) -> list[Command]:
+    # __import__, not importlib: the run path imports neither importlib nor the warnings it pulls in.
+    commands: list[Command] = __import__(f"pyc.cli.{module}", fromlist=["COMMANDS"]).COMMANDS
+    return commands
 
 
 def dispatch(argv: list[str]) -> int:

@@ -1,7 +1,7 @@
 """The run path's view of the index: every name with its manifest, config and chain ids, in one
-msgpack file. `pyc run` reads it instead of parsing index.json, a manifest and a config (and
-importing json); it is rebuilt whenever index.json changes (index writes are atomic renames, so
-the index's inode, mtime and size tell)."""
+msgpack file. `pyc run` and `pyc images` read it instead of parsing index.json, manifests and
+configs (and importing json); it is rebuilt whenever index.json changes (index writes are atomic
+renames, so the index's inode, mtime and size tell)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,8 @@ def _path(store: ImageStore) -> str:
     return os.path.join(store.paths.root, "images.cache")
 
 
-def find(store: ImageStore, ref: str) -> Image | None:
-    """The image named `ref` (name[:tag]), or None when no image has that name."""
-    from pyc.store.images import Image
-
+def _current(store: ImageStore) -> dict[str, Any] | None:
+    """The cache, rebuilt if the index changed since; None without an index."""
     try:
         st = os.stat(store.index_path)
     except FileNotFoundError:
@@ -35,11 +33,28 @@ def find(store: ImageStore, ref: str) -> Image | None:
     data = _read(store)
     if data is None or data.get("key") != key:
         data = _rebuild(store, key)
-    digest = data["refs"].get(with_tag(ref))
-    if digest is None:
-        return None
-    e = data["images"][digest]
+    return data
+
+
+def _image(digest: str, e: dict[str, Any]) -> Image:
+    from pyc.store.images import Image
+
     return Image(digest, e["manifest"], e["config"], e["refs"], e["chains"])
+
+
+def find(store: ImageStore, ref: str) -> Image | None:
+    """The image named `ref` (name[:tag]), or None when no image has that name."""
+    data = _current(store)
+    digest = None if data is None else data["refs"].get(with_tag(ref))
+    if data is None or digest is None:
+        return None
+    return _image(digest, data["images"][digest])
+
+
+def all_images(store: ImageStore) -> list[Image]:
+    """Every image of the index, named or not, in the index's order."""
+    data = _current(store)
+    return [] if data is None else [_image(digest, e) for digest, e in data["images"].items()]
 
 
 def _read(store: ImageStore) -> dict[str, Any] | None:
