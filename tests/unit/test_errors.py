@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,16 +84,9 @@ def test_rust_kinds_agree() -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Path]:
-    old = os.environ.get("PYC_ROOT")
-    os.environ["PYC_ROOT"] = str(tmp_path)
-    try:
-        yield tmp_path
-    finally:
-        if old is None:
-            del os.environ["PYC_ROOT"]
-        else:
-            os.environ["PYC_ROOT"] = old
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PYC_ROOT", str(tmp_path))
+    return tmp_path
 
 
 LINES = [
