@@ -11,8 +11,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # busybox-static and debootstrap make the built-in images; zstd, runc, crun, podman, skopeo,
-# umoci and hyperfine are the tools tests and benchmarks compare against.
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine)
+# umoci and hyperfine are the tools tests and benchmarks compare against; gcc and libc6-dev
+# build pyc-init (static) and the tests' probe programs.
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,10 +28,14 @@ command -v cargo >/dev/null || { echo "setup.sh: cargo (Rust) is needed: https:/
 .venv/bin/pip install -q --upgrade pip
 # Builds the Rust core (release) through maturin and installs pyc with its dev tools.
 .venv/bin/pip install -q -e '.[dev]'
-# pyc-monitor, the process that holds each detached container, beside the venv's python
-# (where pyc looks for it first).
+# pyc-monitor, the process that holds each detached container, and pyc-init, the static program
+# pyc runs inside containers (--init, exec), beside the venv's python (where pyc looks first).
 cargo build -q --profile monitor -p pyc-monitor
 install -m 755 target/monitor/pyc-monitor .venv/bin/pyc-monitor
+host=$(rustc -vV | sed -n 's/^host: //p')
+# crt-static through --target: then RUSTFLAGS spares the build scripts and proc macros.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile init -p pyc-init --bin pyc-init --target "$host"
+install -m 755 "target/$host/init/pyc-init" .venv/bin/pyc-init
 # The venv's setuptools (unused: maturin builds in pip's own build env) only adds a .pth file
 # that every start of pyc would read.
 .venv/bin/pip uninstall -q -y setuptools 2>/dev/null || true

@@ -16,6 +16,7 @@ import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import Conflict, ImageNotFound, InvalidArgument, PycError
 from pyc.paths import Paths
+from pyc.programs import program
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -190,6 +191,8 @@ class Engine:
             "cgroup": {"root": c.cgroup_root, "path": c.cgroup},
             "init": opts.init,
         }
+        if opts.init:
+            config["pyc_init"] = program("pyc-init")
         return c, etc, config
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
@@ -240,7 +243,7 @@ class Engine:
                 raise Conflict(f"container {c.name} is not running") from None
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.data.get("Layers", []))]
         process = exec_process(run_config["spec"]["process"], opts, passwd_dirs)
-        config = msgpack.packb({"process": process, "cgroup": {"root": c.cgroup_root, "path": c.cgroup}, "detach": opts.detach})
+        config = msgpack.packb({"process": process, "cgroup": {"root": c.cgroup_root, "path": c.cgroup}, "detach": opts.detach, "pyc_init": program("pyc-init")})
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.CommandNotFound as e:

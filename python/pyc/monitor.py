@@ -4,10 +4,9 @@ for a container directory, and reading what it reports back."""
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 
 from pyc.errors import PycError
+from pyc.programs import program
 
 
 class StartFailed(PycError):
@@ -18,24 +17,13 @@ class StartFailed(PycError):
         self.exit_code = exit_code
 
 
-def binary() -> str:
-    """$PYC_MONITOR, else beside the Python that runs pyc (the venv), else on PATH."""
-    path = os.environ.get("PYC_MONITOR") or os.path.join(os.path.dirname(sys.executable), "pyc-monitor")
-    if os.access(path, os.X_OK):
-        return path
-    found = shutil.which("pyc-monitor")
-    if found is None:
-        raise PycError("pyc-monitor not found: set $PYC_MONITOR, or run ./setup.sh")
-    return found
-
-
 def spawn(container_dir: str) -> int:
     """Start the monitor on a directory holding monitor.msgpack; returns the container's pid
     once its command runs. The monitor detaches itself: nothing of it stays this process's."""
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         os.set_inheritable(w, True)
-        pid = os.posix_spawn(binary(), ["pyc-monitor", container_dir, str(w)], os.environ)
+        pid = os.posix_spawn(program("pyc-monitor"), ["pyc-monitor", container_dir, str(w)], os.environ)
     finally:
         os.close(w)
     try:

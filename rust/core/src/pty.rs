@@ -23,12 +23,7 @@ use crate::error::{Error, Result};
 
 pub type Winsize = libc::winsize;
 
-/// What the child side needs to make the pty: where to send the master, the size to set.
-#[derive(Clone, Copy)]
-pub struct Inside {
-    pub socket: RawFd,
-    pub size: Option<Winsize>,
-}
+pub use pyc_init::tty::Inside;
 
 pub struct Terminal {
     /// Our end of the socket the master comes through, and the child's (closed in `start`).
@@ -66,7 +61,8 @@ impl Terminal {
 
     /// For the child side; valid until `start`.
     pub fn inside(&self) -> Inside {
-        Inside { socket: self.child_socket.as_ref().map_or(-1, |s| s.as_raw_fd()), size: self.size }
+        let size = self.size.map(|w| [w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel]);
+        Inside { socket: self.child_socket.as_ref().map_or(-1, |s| s.as_raw_fd()), size }
     }
 
     /// Our end of the socket, for the child to close.
@@ -206,48 +202,4 @@ fn receive_fd(socket: &OwnedFd) -> Result<OwnedFd> {
         }
     }
     Err(Error::Start("the container sent no terminal".into()))
-}
-
-/// Child side (allocation-free, in the container's mount namespace): a pty from the
-/// container's /dev/ptmx, its master sent over `inside.socket`; returns the slave.
-pub fn open_inside(inside: &Inside) -> std::result::Result<RawFd, Errno> {
-    let master = Errno::result(unsafe { libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
-    let unlock: libc::c_int = 0;
-    Errno::result(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) })?;
-    // The slave by the master's fd (no path lookup: the name is the container's devpts one).
-    let slave = Errno::result(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
-    if let Some(ws) = &inside.size {
-        Errno::result(unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, ws) })?;
-    }
-    send_fd(inside.socket, master)?;
-    unsafe { libc::close(master) };
-    Ok(slave)
-}
-
-/// SCM_RIGHTS with a buffer on the stack (nix's sendmsg allocates one).
-fn send_fd(socket: RawFd, fd: RawFd) -> std::result::Result<(), Errno> {
-    #[repr(C, align(8))]
-    struct Buf([u8; 64]);
-    let mut buf = Buf([0; 64]);
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = buf.0.as_mut_ptr().cast();
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
-    }
-    Errno::result(unsafe { libc::sendmsg(socket, &msg, 0) }).map(drop)
-}
-
-/// Child side (allocation-free): a new session whose controlling terminal is stdin, the slave.
-pub fn make_controlling() -> std::result::Result<(), Errno> {
-    nix::unistd::setsid()?;
-    Errno::result(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }).map(drop)
 }

@@ -94,12 +94,6 @@ pub fn open_in_root(root: RawFd, path: &CStr, flags: i32) -> Result<OwnedFd, Err
     Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Mark every descriptor from `first` on close-on-exec.
-pub fn cloexec_from(first: u32) -> Result<(), Errno> {
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    Errno::result(ret).map(drop)
-}
-
 /// Start writing `len` bytes of `fd` from `offset` back to disk, without waiting: a hint, so
 /// that a later fsync or syncfs has little left to wait for. tmpfs and the like ignore it.
 pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) {

@@ -11,113 +11,14 @@ use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use pyc_init::command::exec;
+use pyc_init::fds::{cloexec_from, inherit};
+use pyc_init::process::{enter_process, reset_signals};
+pub use pyc_init::report::{at, Failure, Step};
+use pyc_init::user::become_user;
 
-use super::plan::{Caps, Exec, Plan};
+use super::plan::{InitExec, Plan};
 use super::target::{FdPath, Leaf};
-use crate::sys::cloexec_from;
-
-/// Which step failed, sent to the parent through the error pipe with an index and errno.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Step {
-    Sync = 1,
-    Cgroup,
-    CgroupNs,
-    Propagation,
-    Overlay,
-    RootFd,
-    MountTarget,
-    Mount,
-    Remount,
-    MountPropagation,
-    Link,
-    Workdir,
-    PivotRoot,
-    Masked,
-    Readonly,
-    ReadonlyRoot,
-    Hostname,
-    Loopback,
-    Chdir,
-    NoNewPrivs,
-    Stdio,
-    Groups,
-    Gid,
-    Uid,
-    Caps,
-    Signals,
-    NotFound,
-    NotExecutable,
-    Exec,
-    Init,
-    Setns,
-    Tty,
-}
-
-impl Step {
-    pub fn from_u32(v: u32) -> Option<Step> {
-        use Step::*;
-        const ALL: [Step; 32] = [
-            Sync,
-            Cgroup,
-            CgroupNs,
-            Propagation,
-            Overlay,
-            RootFd,
-            MountTarget,
-            Mount,
-            Remount,
-            MountPropagation,
-            Link,
-            Workdir,
-            PivotRoot,
-            Masked,
-            Readonly,
-            ReadonlyRoot,
-            Hostname,
-            Loopback,
-            Chdir,
-            NoNewPrivs,
-            Stdio,
-            Groups,
-            Gid,
-            Uid,
-            Caps,
-            Signals,
-            NotFound,
-            NotExecutable,
-            Exec,
-            Init,
-            Setns,
-            Tty,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
-    }
-}
-
-pub struct Failure {
-    pub step: Step,
-    pub index: u32,
-    pub errno: i32,
-}
-
-impl Failure {
-    pub const SIZE: usize = 12;
-
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        b[0..4].copy_from_slice(&(self.step as u32).to_ne_bytes());
-        b[4..8].copy_from_slice(&self.index.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.errno.to_ne_bytes());
-        b
-    }
-
-    pub fn decode(b: &[u8; Self::SIZE]) -> Option<Failure> {
-        let word = |i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap());
-        Some(Failure { step: Step::from_u32(word(0))?, index: word(4), errno: word(8) as i32 })
-    }
-}
 
 /// The descriptors the child works with; the parent's ends are closed first thing.
 pub struct ChildFds {
@@ -125,15 +26,11 @@ pub struct ChildFds {
     pub error_write: RawFd,
     pub close: [RawFd; 4],
     pub stdio: [RawFd; 3],
-    /// `-t`: stdio is a pty made inside instead (pty.rs).
-    pub tty: Option<crate::pty::Inside>,
+    /// `-t`: stdio is a pty made inside instead (pyc_init::tty).
+    pub tty: Option<pyc_init::tty::Inside>,
 }
 
 type Res = Result<(), Failure>;
-
-pub(super) fn at(step: Step, index: usize) -> impl Fn(Errno) -> Failure {
-    move |e| Failure { step, index: index as u32, errno: e as i32 }
-}
 
 /// Never returns: execs the command, or reports the failure and exits.
 pub fn child_main(plan: &Plan, fds: &ChildFds) -> ! {
@@ -142,22 +39,52 @@ pub fn child_main(plan: &Plan, fds: &ChildFds) -> ! {
             unsafe { libc::close(fd) };
         }
     }
-    let failure = match setup_and_exec(plan, fds) {
-        Ok(()) => unreachable_exec(),
-        Err(f) => f,
-    };
-    let bytes = failure.encode();
-    unsafe {
-        libc::write(fds.error_write, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(1)
+    let failure = setup_and_exec(plan, fds);
+    pyc_init::report::report_and_exit(fds.error_write, failure)
+}
+
+/// Returns only in failure.
+fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Failure {
+    match setup(plan, fds) {
+        Ok(()) => {}
+        Err(f) => return f,
+    }
+    if let Err(f) = cloexec_from(3).map_err(at(Step::Stdio, 3)) {
+        return f;
+    }
+    match &plan.init {
+        Some(init) => exec_init(init, fds.error_write),
+        None => match reset_signals() {
+            Ok(()) => exec(&plan.exec),
+            Err(e) => at(Step::Signals, 0)(e),
+        },
     }
 }
 
-fn unreachable_exec() -> Failure {
-    Failure { step: Step::Exec, index: 0, errno: 0 }
+/// `--init`: pid 1 becomes pyc-init (from its sealed memfd: no host binary is ever pid 1),
+/// which forks the command and reports to our error pipe if it cannot be executed.
+fn exec_init(init: &InitExec, report: RawFd) -> Failure {
+    if let Err(e) = inherit(report) {
+        return at(Step::Init, 0)(e);
+    }
+    const MAX: usize = 1024;
+    let (argv, env) = (&init.argv, &init.env);
+    if argv.len() >= MAX || env.len() >= MAX {
+        return Failure { step: Step::Exec, index: 0, errno: Errno::E2BIG as i32 };
+    }
+    let mut argp = [std::ptr::null::<libc::c_char>(); MAX];
+    let mut envp = [std::ptr::null::<libc::c_char>(); MAX];
+    for (i, a) in argv.iter().enumerate() {
+        argp[i] = a.as_ptr();
+    }
+    for (i, v) in env.iter().enumerate() {
+        envp[i] = v.as_ptr();
+    }
+    unsafe { libc::syscall(libc::SYS_execveat, init.program.as_raw_fd(), c"".as_ptr(), argp.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH) };
+    at(Step::Init, 1)(Errno::last())
 }
 
-fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
+fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     // No daemon holds the container: it lives as long as the pyc process that waits for it, so
     // what `pyc ps` says of a container whose pyc died (exited) stays true. Should pyc die
     // before this line, the sync read below sees EOF and the child leaves.
@@ -223,13 +150,7 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Res {
     }
     become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref())?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    if plan.init {
-        // From here on this is the command's process; pid 1 stays in there as the reaper.
-        super::init::fork_command(plan.tty).map_err(at(Step::Init, 0))?;
-    }
-    cloexec_from(3).map_err(at(Step::Stdio, 3))?;
-    reset_signals().map_err(at(Step::Signals, 0))?;
-    exec(&plan.exec)
+    Ok(())
 }
 
 fn mount_all(plan: &Plan, root: RawFd) -> Res {
@@ -324,119 +245,4 @@ fn loopback_up() -> Result<(), Errno> {
     })();
     unsafe { libc::close(sock) };
     res
-}
-
-pub(super) fn become_user(uid: u32, gid: u32, groups: &[libc::gid_t], caps: Option<&Caps>) -> Res {
-    if let Some(c) = caps {
-        drop_bounding(c).map_err(at(Step::Caps, 0))?;
-    }
-    Errno::result(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map_err(at(Step::Groups, 0))?;
-    Errno::result(unsafe { libc::setresgid(gid, gid, gid) }).map_err(at(Step::Gid, 0))?;
-    // Changing to a non-root uid clears the capability sets, as docker's users expect.
-    Errno::result(unsafe { libc::setresuid(uid, uid, uid) }).map_err(at(Step::Uid, 0))?;
-    if let (Some(c), 0) = (caps, uid) {
-        set_caps(c).map_err(at(Step::Caps, 1))?;
-    }
-    Ok(())
-}
-
-fn drop_bounding(c: &Caps) -> Result<(), Errno> {
-    for cap in 0..=c.last_cap {
-        if c.bounding & (1 << cap) == 0 {
-            match Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }) {
-                Ok(_) | Err(Errno::EINVAL) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-fn set_caps(c: &Caps) -> Result<(), Errno> {
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = CapHeader { version: VERSION_3, pid: 0 };
-    let split = |m: u64| [m as u32, (m >> 32) as u32];
-    let (e, p, i) = (split(c.effective), split(c.permitted), split(c.inheritable));
-    let data = [CapData { effective: e[0], permitted: p[0], inheritable: i[0] }, CapData { effective: e[1], permitted: p[1], inheritable: i[1] }];
-    Errno::result(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) }).map(drop)
-}
-
-pub(super) fn reset_signals() -> Result<(), Errno> {
-    // Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec.
-    for sig in 1..=libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
-    }
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-}
-
-pub(super) fn exec(e: &Exec) -> Res {
-    // Pointer arrays on the stack: up to 1024 arguments and 1024 variables, no allocation.
-    const MAX: usize = 1024;
-    if e.argv.len() >= MAX || e.env.len() >= MAX {
-        return Err(Failure { step: Step::Exec, index: 0, errno: Errno::E2BIG as i32 });
-    }
-    let mut argv = [std::ptr::null::<libc::c_char>(); MAX];
-    let mut envp = [std::ptr::null::<libc::c_char>(); MAX];
-    for (i, a) in e.argv.iter().enumerate() {
-        argv[i] = a.as_ptr();
-    }
-    for (i, v) in e.env.iter().enumerate() {
-        envp[i] = v.as_ptr();
-    }
-    let mut denied = false;
-    let mut other: Option<Errno> = None;
-    for c in &e.candidates {
-        unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        match Errno::last() {
-            Errno::ENOENT | Errno::ENOTDIR => {}
-            Errno::EACCES | Errno::EISDIR | Errno::EPERM => denied = true,
-            err => {
-                other.get_or_insert(err);
-            }
-        }
-    }
-    if let Some(err) = other {
-        if err == Errno::ENOEXEC {
-            return Err(Failure { step: Step::NotExecutable, index: 0, errno: err as i32 });
-        }
-        return Err(Failure { step: Step::Exec, index: 0, errno: err as i32 });
-    }
-    let step = if denied { Step::NotExecutable } else { Step::NotFound };
-    Err(Failure { step, index: 0, errno: 0 })
-}
-
-/// What the container's process and an exec'd one both set up last, in their own mount ns:
-/// the working directory, no_new_privs, and stdio (the given fds, or the container's pty).
-pub(super) fn enter_process(cwd: &CStr, no_new_privs: bool, stdio: [RawFd; 3], tty: Option<&crate::pty::Inside>) -> Result<(), Failure> {
-    nix::unistd::chdir(cwd).map_err(at(Step::Chdir, 0))?;
-    if no_new_privs {
-        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
-    }
-    let stdio = match tty {
-        Some(t) => [crate::pty::open_inside(t).map_err(at(Step::Tty, 0))?; 3],
-        None => stdio,
-    };
-    for (i, fd) in stdio.iter().enumerate() {
-        Errno::result(unsafe { libc::dup2(*fd, i as RawFd) }).map_err(at(Step::Stdio, i))?;
-    }
-    if tty.is_some() {
-        crate::pty::make_controlling().map_err(at(Step::Tty, 1))?;
-    }
-    Ok(())
 }

@@ -15,6 +15,9 @@ pub struct RunConfig {
     /// Run a reaper as pid 1 and the command as its child (`--init`).
     #[serde(default)]
     pub init: bool,
+    /// The pyc-init program (the reaper of `--init`), run from a sealed copy.
+    #[serde(default)]
+    pub pyc_init: Option<PathBuf>,
 }
 
 /// The union mount of the container: read-only image layers under a private upper dir.

@@ -2,38 +2,36 @@
 //!
 //! The container is found through its cgroup (the process there that is pid 1 of its own pid
 //! namespace) and held by a pidfd, so a pid reused meanwhile cannot be joined by mistake. The
-//! caller forks (clone3 straight into the cgroup on v2; on v1 the child writes its own tid into
-//! each `tasks` file) and the child joins every namespace at once with setns(pidfd). Joining a
-//! pid namespace only places the joiner's children in it, so the child forks once more, with
-//! CLONE_PARENT: the command becomes the caller's own child, waited for like a container's pid 1
-//! (run.rs), and the middle process leaves at once. Since setns into the mount namespace sets
-//! root and working directory to that namespace's root, which pivot_root made the container's
-//! root, no chroot is needed.
+//! caller forks (clone3 straight into the cgroup on v2; on v1 the fork writes its own tid into
+//! each `tasks` file). The fork is a copy of the caller (a Python interpreter, its open files):
+//! nothing of it may ever be seen from inside. So it joins nothing: it makes itself not dumpable,
+//! closes every descriptor but the few the command needs, and executes pyc-init from a sealed
+//! memfd, which enters the container and forks the command (pyc_init::enter has the why).
 //!
-//! The child side follows child.rs's rule: no allocation, no lock, only syscalls with arguments
+//! The fork follows child.rs's rule: no allocation, no lock, only syscalls with arguments
 //! prepared here in the parent.
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::io::{Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::signal::{kill, pthread_sigmask, SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::stat::Mode;
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
+use pyc_init::enter::EnterPlan;
+use pyc_init::fds::{close_all_but, inherit};
+use pyc_init::process::undumpable;
+use pyc_init::report::{at, report_and_exit, Failure, Step};
 use serde::Deserialize;
 
-use super::child::{at, become_user, enter_process, exec, reset_signals, Failure, Step};
 use super::config::CgroupConfig;
-use super::plan::{caps_of, cstring, exec_of, Caps, Exec};
-use super::run::{forwarded_set, output_fds, pipe, read_full, terminal_output, wait, MaskGuard, Outcome, Stdio};
+use super::parent::{catch_forwarded, pipe, read_full, wait, Outcome, Stdio, Streams};
+use super::plan::{caps_of, cstring, exec_of};
 use crate::cgroup::Cgroup;
-use crate::error::{Error, Result};
-use crate::pty::Terminal;
+use crate::error::{Error, IoContext, Result};
 use crate::sys::{clone_fork, pidfd_open, Forked};
 
 /// What Python sends for one exec (msgpack): the process as the OCI spec describes it (the
@@ -46,6 +44,8 @@ pub struct ExecConfig {
     /// Return once the command started (`exec -d`); it is not waited for.
     #[serde(default)]
     pub detach: bool,
+    /// The pyc-init program, which enters the container (from a sealed copy).
+    pub pyc_init: PathBuf,
 }
 
 impl ExecConfig {
@@ -59,20 +59,15 @@ impl ExecConfig {
 const NAMESPACES: libc::c_int = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
 
 struct ExecPlan {
-    pidfd: OwnedFd,
+    /// Held open: the enter plan names it by its number.
+    _pidfd: OwnedFd,
     /// v2: the cgroup directory, for clone3's CLONE_INTO_CGROUP.
     cgroup_dir: Option<File>,
-    /// Where the middle process writes "0" to move itself in when clone3 did not place it:
+    /// Where the fork writes "0" to move itself in when clone3 did not place it:
     /// v1's `tasks` of every hierarchy, or v2's `cgroup.procs`.
     cgroup_tasks: Vec<File>,
-    cwd: CString,
-    uid: u32,
-    gid: u32,
-    groups: Vec<libc::gid_t>,
-    caps: Option<Caps>,
-    no_new_privs: bool,
-    exec: Exec,
-    detach: bool,
+    /// The plan for pyc-init, its descriptors still to be filled in.
+    enter: EnterPlan,
     tty: bool,
 }
 
@@ -123,59 +118,58 @@ impl ExecPlan {
         if !cwd.starts_with('/') {
             return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
         }
-        Ok(ExecPlan {
-            pidfd,
-            cgroup_dir,
-            cgroup_tasks,
+        let enter = EnterPlan {
+            pidfd: pidfd.as_raw_fd(),
+            namespaces: NAMESPACES,
             cwd: cstring("working directory", cwd)?,
             uid: p.user().uid(),
             gid: p.user().gid(),
             groups: p.user().additional_gids().clone().unwrap_or_default(),
             caps: caps_of(p)?,
             no_new_privs: p.no_new_privileges().unwrap_or(false),
-            exec: exec_of(p)?,
+            command: exec_of(p)?,
             detach: cfg.detach,
-            tty: p.terminal().unwrap_or(false),
-        })
+            stdio: [-1; 3],
+            tty: None,
+            report: -1,
+            pid_out: -1,
+        };
+        Ok(ExecPlan { _pidfd: pidfd, cgroup_dir, cgroup_tasks, enter, tty: p.terminal().unwrap_or(false) })
     }
 }
 
 /// Run a command in a running container and, unless detached, wait for it. Blocking.
 pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
-    let plan = ExecPlan::build(cfg)?;
+    let mut plan = ExecPlan::build(cfg)?;
     let (pid_r, pid_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let devnull;
-    let stdin = match stdio.stdin {
-        Some(fd) => fd,
-        None => {
-            devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| Error::sys("open /dev/null", e))?;
-            devnull.as_raw_fd()
-        }
-    };
-    let (captures, child_ends, out_fds) = output_fds(&stdio)?;
-    let mut term = if plan.tty { Some(Terminal::open(stdio.stdin, terminal_output(&stdio)?)?) } else { None };
-    // As in run.rs: signals for the command are blocked before the fork so none is lost.
-    let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), Some(&mut old)).map_err(|e| Error::sys("sigprocmask", e))?;
-    let _mask = MaskGuard(old);
-    let sigfd = SignalFd::with_flags(&forwarded_set(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| Error::sys("signalfd", e))?;
-
-    let fds = Fds {
-        pid_write: pid_w.as_raw_fd(),
-        error_write: err_w.as_raw_fd(),
-        close: [pid_r.as_raw_fd(), err_r.as_raw_fd(), sigfd.as_fd().as_raw_fd(), term.as_ref().map_or(-1, |t| t.socket_fd())],
-        stdio: [stdin, out_fds[0], out_fds[1]],
-        tty: term.as_ref().map(|t| t.inside()),
+    let mut streams = Streams::new(&stdio, plan.tty)?;
+    let (_mask, sigfd) = catch_forwarded()?;
+    let program = super::sealed::program(&cfg.pyc_init)?;
+    plan.enter.stdio = streams.stdio();
+    plan.enter.tty = streams.tty_inside();
+    plan.enter.report = err_w.as_raw_fd();
+    plan.enter.pid_out = pid_w.as_raw_fd();
+    let plan_file = plan_memfd(&plan.enter)?;
+    let mut keep = plan.enter.fds();
+    keep.push(plan_file.as_raw_fd());
+    keep.sort_unstable();
+    let middle = Middle {
+        cgroup_tasks: &plan.cgroup_tasks,
+        keep: &keep,
+        program: program.as_raw_fd(),
+        argv: [cstring("argument", "pyc-init")?, cstring("argument", "--enter")?, cstring("argument", plan_file.as_raw_fd().to_string())?],
+        report: err_w.as_raw_fd(),
     };
     let cgroup_fd = plan.cgroup_dir.as_ref().map(|f| f.as_raw_fd());
     let use_clone3 = std::env::var_os("PYC_CLONE").is_none_or(|v| v != "clone");
     let (forked, joined) = unsafe { clone_fork(0, cgroup_fd, use_clone3) }.map_err(|e| Error::sys("clone", e))?;
     let middle = match forked {
-        Forked::Child => middle_main(&plan, &fds, joined),
+        Forked::Child => middle_main(&middle, joined),
         Forked::Parent { pid, .. } => Pid::from_raw(pid),
     };
-    drop((pid_w, err_w, child_ends));
+    drop((pid_w, err_w, plan_file, program));
+    streams.forked();
     let mut buf = [0u8; 4];
     let got = read_full(pid_r.as_raw_fd(), &mut buf);
     let _ = waitpid(middle, None);
@@ -183,13 +177,13 @@ pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
     let n = read_full(err_r.as_raw_fd(), &mut report);
     let command = (got == 4).then(|| Pid::from_raw(i32::from_ne_bytes(buf)));
     if n == Failure::SIZE {
-        if let (Some(c), false) = (command, plan.detach) {
+        if let (Some(c), false) = (command, plan.enter.detach) {
             let _ = waitpid(c, None);
         }
-        return Err(failure_error(&plan, Failure::decode(&report)));
+        return Err(failure_error(&plan.enter, Failure::decode(&report)));
     }
     let Some(command) = command else { return Err(Error::Exec("the exec process ended before it started the command".into())) };
-    if plan.detach {
+    if plan.enter.detach {
         return Ok(Outcome { pid: command.as_raw(), status: 0, signal: None, stdout: None, stderr: None, oom_killed: false });
     }
     let pidfd = match pidfd_open(command.as_raw()) {
@@ -200,92 +194,84 @@ pub fn exec_in(cfg: &ExecConfig, stdio: Stdio) -> Result<Outcome> {
             return Err(Error::sys("pidfd_open", e));
         }
     };
-    if let Some(t) = &mut term {
-        if let Err(e) = t.start() {
-            let _ = kill(command, Signal::SIGKILL);
-            let _ = waitpid(command, None);
-            return Err(e);
-        }
+    if let Err(e) = streams.started() {
+        let _ = kill(command, Signal::SIGKILL);
+        let _ = waitpid(command, None);
+        return Err(e);
     }
-    wait(command, &pidfd, &sigfd, captures, term.as_ref())
+    let captures = std::mem::take(&mut streams.captures);
+    let out = wait(command, &pidfd, &sigfd, captures, streams.term.as_ref());
+    drop(streams);
+    out
 }
 
-struct Fds {
-    pid_write: RawFd,
-    error_write: RawFd,
-    close: [RawFd; 4],
-    stdio: [RawFd; 3],
-    tty: Option<crate::pty::Inside>,
+/// The plan, where pyc-init reads it: a memfd (no size limit, unlike an argument or a pipe).
+fn plan_memfd(plan: &EnterPlan) -> Result<File> {
+    let bytes = rmp_serde::to_vec(plan).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let raw = unsafe { libc::memfd_create(c"pyc-exec".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(Error::io("memfd_create", "exec plan", std::io::Error::last_os_error()));
+    }
+    let mut f = unsafe { File::from_raw_fd(raw) };
+    f.write_all(&bytes).ctx("write", "exec plan")?;
+    f.rewind().ctx("seek", "exec plan")?;
+    Ok(f)
 }
 
-fn report(fds: &Fds, f: Failure) -> ! {
-    let bytes = f.encode();
-    unsafe {
-        libc::write(fds.error_write, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(1)
-    }
+/// What the fork needs, ready-made.
+struct Middle<'a> {
+    cgroup_tasks: &'a [File],
+    /// The descriptors pyc-init gets, sorted; every other one is closed.
+    keep: &'a [RawFd],
+    program: RawFd,
+    argv: [CString; 3],
+    report: RawFd,
 }
 
-/// The process between the caller and the command: joins, forks the command, leaves.
-fn middle_main(plan: &ExecPlan, fds: &Fds, joined: bool) -> ! {
-    for fd in fds.close.into_iter().filter(|&fd| fd >= 0) {
-        unsafe { libc::close(fd) };
-    }
+/// The fork of the caller: into the cgroup, everything else closed, pyc-init executed.
+fn middle_main(m: &Middle, joined: bool) -> ! {
+    let _ = undumpable();
     if !joined {
         // v1, or v2 without clone3: move this thread in before anything else.
-        for (i, f) in plan.cgroup_tasks.iter().enumerate() {
+        for (i, f) in m.cgroup_tasks.iter().enumerate() {
             if let Err(e) = nix::unistd::write(f, b"0") {
-                report(fds, at(Step::Cgroup, i)(e));
+                report_and_exit(m.report, at(Step::Cgroup, i)(e));
             }
         }
     }
-    if let Err(e) = Errno::result(unsafe { libc::setns(plan.pidfd.as_raw_fd(), NAMESPACES) }) {
-        report(fds, at(Step::Setns, 0)(e));
-    }
-    // Detached, the command is left to the reaper of our namespace once we leave; waited
-    // for, it becomes the caller's child.
-    let flags = if plan.detach { 0 } else { libc::CLONE_PARENT as libc::c_ulong };
-    let pid = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-    match pid {
-        0 => {
-            let f = match command_main(plan, fds) {
-                Ok(()) => at(Step::Exec, 0)(Errno::UnknownErrno),
-                Err(f) => f,
-            };
-            report(fds, f)
-        }
-        p if p < 0 => report(fds, at(Step::Sync, 0)(Errno::last())),
-        p => {
-            let bytes = (p as i32).to_ne_bytes();
-            unsafe {
-                libc::write(fds.pid_write, bytes.as_ptr().cast(), bytes.len());
-                libc::_exit(0)
-            }
+    for &fd in m.keep {
+        if let Err(e) = inherit(fd) {
+            report_and_exit(m.report, at(Step::Stdio, 4)(e));
         }
     }
+    // The program's fd is close-on-exec: execveat still runs it (an ELF, not a script).
+    let mut keep = [-1; 16];
+    let n = m.keep.len().min(15);
+    keep[..n].copy_from_slice(&m.keep[..n]);
+    keep[n] = m.program;
+    keep[..=n].sort_unstable();
+    if let Err(e) = close_all_but(&keep[..=n]) {
+        report_and_exit(m.report, at(Step::Stdio, 5)(e));
+    }
+    let argv = [m.argv[0].as_ptr(), m.argv[1].as_ptr(), m.argv[2].as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    unsafe { libc::syscall(libc::SYS_execveat, m.program, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH) };
+    report_and_exit(m.report, at(Step::Init, 0)(Errno::last()))
 }
 
-fn command_main(plan: &ExecPlan, fds: &Fds) -> Result<(), Failure> {
-    unsafe { libc::close(fds.pid_write) };
-    enter_process(&plan.cwd, plan.no_new_privs, fds.stdio, fds.tty.as_ref())?;
-    become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref())?;
-    crate::sys::cloexec_from(3).map_err(at(Step::Stdio, 3))?;
-    reset_signals().map_err(at(Step::Signals, 0))?;
-    exec(&plan.exec)
-}
-
-fn failure_error(plan: &ExecPlan, f: Option<Failure>) -> Error {
+fn failure_error(plan: &EnterPlan, f: Option<Failure>) -> Error {
     let Some(f) = f else { return Error::Exec("the exec process reported an unknown failure".into()) };
     let errno = Errno::from_raw(f.errno).desc().to_lowercase();
     let what = match f.step {
-        Step::NotFound => return Error::CommandNotFound(plan.exec.name.clone()),
-        Step::NotExecutable => return Error::CommandNotExecutable(plan.exec.name.clone()),
+        Step::NotFound => return Error::CommandNotFound(plan.command.name.clone()),
+        Step::NotExecutable => return Error::CommandNotExecutable(plan.command.name.clone()),
         Step::Chdir => format!("change to working directory {}", plan.cwd.to_string_lossy()),
         Step::Setns => "join the container's namespaces".to_string(),
         Step::Cgroup => "join the container's cgroup".to_string(),
+        Step::Init => "start pyc-init".to_string(),
         Step::Uid => format!("set user {}", plan.uid),
         Step::Gid | Step::Groups => format!("set group {}", plan.gid),
-        Step::Exec => format!("exec {}", plan.exec.name),
+        Step::Exec => format!("exec {}", plan.command.name),
         other => format!("{other:?}").to_lowercase(),
     };
     Error::Exec(format!("{what}: {errno}"))

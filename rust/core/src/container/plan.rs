@@ -2,6 +2,7 @@
 //! the child side allocates nothing and only makes calls (see child.rs for why).
 
 use std::ffi::CString;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -16,8 +17,6 @@ use super::target::{InRoot, Leaf};
 use crate::error::{Error, Result};
 use crate::overlay::{Method, OverlayMount};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 #[derive(Debug)]
 pub struct MountStep {
     pub target: InRoot,
@@ -30,23 +29,22 @@ pub struct MountStep {
     pub propagation: MsFlags,
 }
 
-#[derive(Debug)]
-pub struct Caps {
-    pub bounding: u64,
-    pub effective: u64,
-    pub permitted: u64,
-    pub inheritable: u64,
-    pub last_cap: u32,
-}
+pub use pyc_init::command::Command as Exec;
+pub use pyc_init::user::Caps;
 
+/// `--init`: what pid 1 executes instead of the command: pyc-init from its sealed memfd.
 #[derive(Debug)]
-pub struct Exec {
-    /// The command as the user wrote it, for messages.
-    pub name: String,
-    /// Where to look for it: the name itself if it has a `/`, else each `$PATH` entry.
-    pub candidates: Vec<CString>,
+pub struct InitExec {
+    pub program: OwnedFd,
+    /// `pyc-init --report-fd N -- COMMAND...`: N is set once the error pipe exists (`report_to`).
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
+}
+
+impl InitExec {
+    pub fn report_to(&mut self, fd: RawFd) {
+        self.argv[2] = CString::new(fd.to_string()).expect("digits");
+    }
 }
 
 #[derive(Debug)]
@@ -79,8 +77,8 @@ pub struct Plan {
     pub exec: Exec,
     /// `-t`: stdio is a pty slave, made the controlling terminal (pty.rs).
     pub tty: bool,
-    /// `--init`: pid 1 forks the command and stays as a reaper (init.rs).
-    pub init: bool,
+    /// `--init`: pid 1 executes pyc-init, which forks the command and stays as a reaper.
+    pub init: Option<InitExec>,
 }
 
 pub(super) fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString> {
@@ -200,23 +198,19 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
 }
 
 pub(super) fn exec_of(process: &Process) -> Result<Exec> {
-    let args = process.args().clone().unwrap_or_default();
-    let name = args.first().cloned().ok_or_else(|| Error::InvalidConfig("no command given and the image has none".into()))?;
-    let env = process.env().clone().unwrap_or_default();
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
-    let candidates = if name.contains('/') {
-        vec![cstring("command", name.as_str())?]
-    } else if name.is_empty() {
-        vec![]
-    } else {
-        path.split(':').filter(|d| !d.is_empty()).map(|d| cstring("command", format!("{}/{name}", d.trim_end_matches('/')))).collect::<Result<_>>()?
-    };
-    Ok(Exec {
-        name,
-        candidates,
-        argv: args.into_iter().map(|a| cstring("argument", a)).collect::<Result<_>>()?,
-        env: env.into_iter().map(|e| cstring("environment", e)).collect::<Result<_>>()?,
-    })
+    let argv = process.args().clone().unwrap_or_default().into_iter().map(|a| cstring("argument", a)).collect::<Result<_>>()?;
+    let env = process.env().clone().unwrap_or_default().into_iter().map(|e| cstring("environment", e)).collect::<Result<_>>()?;
+    Exec::new(argv, env).map_err(|e| Error::InvalidConfig(e.to_string()))
+}
+
+fn init_of(cfg: &RunConfig, exec: &Exec) -> Result<Option<InitExec>> {
+    if !cfg.init {
+        return Ok(None);
+    }
+    let path = cfg.pyc_init.as_ref().ok_or_else(|| Error::InvalidConfig("--init needs the path of the pyc-init program".into()))?;
+    let mut argv = vec![cstring("argument", "pyc-init")?, cstring("argument", "--report-fd")?, cstring("argument", "-1")?, cstring("argument", "--")?];
+    argv.extend(exec.argv.iter().cloned());
+    Ok(Some(InitExec { program: super::sealed::program(path)?, argv, env: exec.env.clone() }))
 }
 
 pub(super) fn caps_of(process: &Process) -> Result<Option<Caps>> {
@@ -255,6 +249,7 @@ impl Plan {
             return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
         }
         let user = process.user();
+        let exec = exec_of(process)?;
         let linux = spec.linux().as_ref();
         let paths = |v: Option<&Vec<String>>| -> Result<Vec<CString>> { v.into_iter().flatten().map(|p| cstring("path", p.as_str())).collect() };
         Ok(Plan {
@@ -277,8 +272,8 @@ impl Plan {
             groups: user.additional_gids().clone().unwrap_or_default(),
             caps: caps_of(process)?,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
-            exec: exec_of(process)?,
-            init: cfg.init,
+            init: init_of(cfg, &exec)?,
+            exec,
             tty: process.terminal().unwrap_or(false),
         })
     }

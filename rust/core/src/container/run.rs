@@ -1,74 +1,20 @@
 //! The parent's side of a container start: cgroup, clone, release the child, report a failed
 //! start, then wait while forwarding signals and, if asked, collecting output.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, pthread_sigmask, SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{pipe2, Pid};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 
 use super::child::{child_main, ChildFds, Failure, Step};
 use super::config::RunConfig;
+use super::parent::{catch_forwarded, pipe, read_full, wait, Outcome, Stdio, Streams};
 use super::plan::Plan;
 use crate::cgroup::{Cgroup, Limits};
 use crate::error::{Error, Result};
 use crate::pty::Terminal;
 use crate::sys::{clone_fork, Forked};
-
-/// Where a container's stdout or stderr goes.
-pub enum Output {
-    /// An fd of the caller's, passed through as it is.
-    Fd(RawFd),
-    /// Collected and returned in the Outcome.
-    Capture,
-}
-
-pub struct Stdio {
-    /// None: /dev/null, as docker does without `-i`.
-    pub stdin: Option<RawFd>,
-    pub stdout: Output,
-    pub stderr: Output,
-}
-
-#[derive(Debug)]
-pub struct Outcome {
-    pub pid: i32,
-    /// The exit code as a shell reports it: the code, or 128 + the signal that killed it.
-    pub status: i32,
-    pub signal: Option<i32>,
-    pub stdout: Option<Vec<u8>>,
-    pub stderr: Option<Vec<u8>>,
-    /// The kernel killed a process of the container for exceeding its memory limit.
-    pub oom_killed: bool,
-}
-
-/// Signals a user sends to pyc that belong to the container.
-const FORWARDED: [Signal; 7] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
-
-pub(super) fn forwarded_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    set
-}
-
-pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))
-}
-
-/// Restores the caller's signal mask however run() ends.
-pub(super) struct MaskGuard(pub(super) SigSet);
-
-impl Drop for MaskGuard {
-    fn drop(&mut self) {
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
-    }
-}
 
 /// A started container: what its parent holds on to. `finish` must follow its end.
 pub struct Started {
@@ -78,6 +24,8 @@ pub struct Started {
     pub captures: Vec<(usize, OwnedFd)>,
     /// `-t`: the pty's master side, copying already (dropped: drained, the user's terminal back).
     pub term: Option<Terminal>,
+    /// The copier for the caller's terminals (relay.rs); dropped: the output copied to its end.
+    pub relay: Option<super::relay::Relay>,
     cgroup: Option<Cgroup>,
 }
 
@@ -94,17 +42,13 @@ impl Started {
 
 /// Start the container and wait for it. Blocking: the binding releases the GIL around it.
 pub fn run(cfg: &RunConfig, stdio: Stdio) -> Result<Outcome> {
-    // Block the forwarded signals before the clone so none is lost between clone and wait;
-    // the child unblocks them right before exec.
-    let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), Some(&mut old)).map_err(|e| Error::sys("sigprocmask", e))?;
-    let _mask = MaskGuard(old);
-    let sigfd = SignalFd::with_flags(&forwarded_set(), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| Error::sys("signalfd", e))?;
-    let mut started = start(cfg, stdio, Some(sigfd.as_fd().as_raw_fd()))?;
+    let (_mask, sigfd) = catch_forwarded()?;
+    let mut started = start(cfg, stdio, Some(sigfd.as_raw_fd()))?;
     let captures = std::mem::take(&mut started.captures);
     let term = started.term.take();
     let result = wait(Pid::from_raw(started.pid), &started.pidfd, &sigfd, captures, term.as_ref());
     drop(term);
+    drop(started.relay.take());
     let oom = started.finish();
     let mut out = result?;
     out.oom_killed = oom?;
@@ -127,8 +71,11 @@ pub fn start(cfg: &RunConfig, stdio: Stdio, close: Option<RawFd>) -> Result<Star
             return Err(e);
         }
     }
-    match spawn(&plan, cgroup.as_ref(), stdio, close.unwrap_or(-1)) {
-        Ok((pid, pidfd, captures, term)) => Ok(Started { pid, pidfd, captures, term, cgroup }),
+    match spawn(&mut plan, cgroup.as_ref(), stdio, close.unwrap_or(-1)) {
+        Ok((pid, pidfd, mut streams)) => {
+            let captures = std::mem::take(&mut streams.captures);
+            Ok(Started { pid, pidfd, captures, term: streams.term.take(), relay: Some(streams.relay), cgroup })
+        }
         Err(e) => {
             if let Some(cg) = cgroup {
                 let _ = cg.remove();
@@ -138,55 +85,19 @@ pub fn start(cfg: &RunConfig, stdio: Stdio, close: Option<RawFd>) -> Result<Star
     }
 }
 
-/// The fds the process writes its stdout and stderr to: the caller's, or the write end of a
-/// pipe whose read end (with its stream's index) is returned for capturing; and the write ends,
-/// which the caller drops once the process has them.
-pub(super) type OutputFds = (Vec<(usize, OwnedFd)>, Vec<OwnedFd>, [RawFd; 2]);
-
-pub(super) fn output_fds(stdio: &Stdio) -> Result<OutputFds> {
-    let (mut captures, mut child_ends, mut out_fds) = (Vec::new(), Vec::new(), [-1; 2]);
-    for (i, out) in [&stdio.stdout, &stdio.stderr].into_iter().enumerate() {
-        out_fds[i] = match out {
-            Output::Fd(fd) => *fd,
-            Output::Capture => {
-                let (r, w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| Error::sys("pipe", e))?;
-                // The write end must block in the container: only our end is non-blocking.
-                nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| Error::sys("fcntl", e))?;
-                let raw = w.as_raw_fd();
-                captures.push((i, r));
-                child_ends.push(w);
-                raw
-            }
-        };
-    }
-    Ok((captures, child_ends, out_fds))
-}
-
-type Spawned = (i32, OwnedFd, Vec<(usize, OwnedFd)>, Option<Terminal>);
-
-fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Result<Spawned> {
+fn spawn(plan: &mut Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Result<(i32, OwnedFd, Streams)> {
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let devnull;
-    let stdin = match stdio.stdin {
-        Some(fd) => fd,
-        None => {
-            devnull = nix::fcntl::open(c"/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                .map_err(|e| Error::sys("open /dev/null", e))?;
-            devnull.as_raw_fd()
-        }
-    };
-    let (captures, child_ends, out_fds) = output_fds(&stdio)?;
-
-    // -t: the process's stdio is a pty it makes inside; pty.rs copies between it and ours.
-    let mut term = if plan.tty { Some(Terminal::open(stdio.stdin, terminal_output(&stdio)?)?) } else { None };
-
+    if let Some(init) = &mut plan.init {
+        init.report_to(err_w.as_raw_fd());
+    }
+    let mut streams = Streams::new(&stdio, plan.tty)?;
     let fds = ChildFds {
         sync_read: sync_r.as_raw_fd(),
         error_write: err_w.as_raw_fd(),
-        close: [sync_w.as_raw_fd(), err_r.as_raw_fd(), close, term.as_ref().map_or(-1, |t| t.socket_fd())],
-        stdio: [stdin, out_fds[0], out_fds[1]],
-        tty: term.as_ref().map(|t| t.inside()),
+        close: [sync_w.as_raw_fd(), err_r.as_raw_fd(), close, streams.term_socket()],
+        stdio: streams.stdio(),
+        tty: streams.tty_inside(),
     };
     let cgroup_fd = cgroup.and_then(|c| c.clone_fd());
     // PYC_CLONE=clone takes the path of kernels without clone3, so tests can cover it here.
@@ -196,7 +107,8 @@ fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Re
         Forked::Child => child_main(plan, &fds),
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    drop((sync_r, err_w, child_ends));
+    drop((sync_r, err_w));
+    streams.forked();
     let child = Pid::from_raw(pid);
 
     // The child makes its mounts meanwhile, and waits for this before it execs.
@@ -221,124 +133,24 @@ fn spawn(plan: &Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -> Re
         let _ = waitpid(child, None);
         return Err(failure_error(plan, Failure::decode(&buf)));
     }
-    if let Err(e) = joined {
+    if let Err(e) = joined.and_then(|()| streams.started()) {
         let _ = kill(child, Signal::SIGKILL);
         let _ = waitpid(child, None);
         return Err(e);
     }
-    if let Some(t) = &mut term {
-        if let Err(e) = t.start() {
-            let _ = kill(child, Signal::SIGKILL);
-            let _ = waitpid(child, None);
-            return Err(e);
-        }
-    }
-    Ok((pid, pidfd, captures, term))
-}
-
-/// A terminal's output goes to an fd of the caller's (there is nothing to capture apart).
-pub(super) fn terminal_output(stdio: &Stdio) -> Result<RawFd> {
-    match stdio.stdout {
-        Output::Fd(fd) => Ok(fd),
-        Output::Capture => Err(Error::InvalidConfig("a terminal (-t) needs stdout as a file descriptor".into())),
-    }
-}
-
-pub(super) fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
-    let mut got = 0;
-    while got < buf.len() {
-        match nix::unistd::read(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    got
-}
-
-pub(super) fn wait(child: Pid, pidfd: &OwnedFd, sigfd: &SignalFd, captures: Vec<(usize, OwnedFd)>, term: Option<&Terminal>) -> Result<Outcome> {
-    let mut outputs: [Option<Vec<u8>>; 2] = [None, None];
-    let mut open: Vec<(usize, OwnedFd)> = captures;
-    for (i, _) in &open {
-        outputs[*i] = Some(Vec::new());
-    }
-    let mut status: Option<WaitStatus> = None;
-    let mut chunk = vec![0u8; 64 * 1024];
-    while status.is_none() || !open.is_empty() {
-        let mut pfds = Vec::with_capacity(2 + open.len());
-        if status.is_none() {
-            pfds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
-            pfds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
-        }
-        for (_, fd) in &open {
-            pfds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut pfds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", e)),
-        }
-        let ready: Vec<bool> = pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
-        drop(pfds);
-        let mut k = 0;
-        if status.is_none() {
-            if ready[1] {
-                while let Ok(Some(info)) = sigfd.read_signal() {
-                    let sig = Signal::try_from(info.ssi_signo as i32).ok();
-                    // With a pty, a resize goes to the pty; the kernel signals the process.
-                    if let (Some(Signal::SIGWINCH), Some(t)) = (sig, term) {
-                        t.resize();
-                        continue;
-                    }
-                    let _ = nix::sys::signal::kill(child, sig);
-                }
-            }
-            if ready[0] {
-                status = Some(waitpid(child, None).map_err(|e| Error::sys("wait", e))?);
-            }
-            k = 2;
-        }
-        let mut still = Vec::with_capacity(open.len());
-        for (j, (i, fd)) in open.into_iter().enumerate() {
-            if !ready[k + j] {
-                still.push((i, fd));
-                continue;
-            }
-            match nix::unistd::read(&fd, &mut chunk) {
-                Ok(0) => {}
-                Ok(n) => {
-                    outputs[i].as_mut().unwrap().extend_from_slice(&chunk[..n]);
-                    still.push((i, fd));
-                }
-                Err(Errno::EAGAIN | Errno::EINTR) => still.push((i, fd)),
-                Err(e) => return Err(Error::sys("read output", e)),
-            }
-        }
-        open = still;
-    }
-    let (status, signal) = exit_status(status.unwrap())?;
-    let [stdout, stderr] = outputs;
-    Ok(Outcome { pid: child.as_raw(), status, signal, stdout, stderr, oom_killed: false })
-}
-
-/// The exit code as a shell reports it (the code, or 128 + the signal) and the signal.
-pub fn exit_status(w: WaitStatus) -> Result<(i32, Option<i32>)> {
-    match w {
-        WaitStatus::Exited(_, code) => Ok((code, None)),
-        WaitStatus::Signaled(_, sig, _) => Ok((128 + sig as i32, Some(sig as i32))),
-        other => Err(Error::Sys(format!("unexpected wait status {other:?}"))),
-    }
+    Ok((pid, pidfd, streams))
 }
 
 fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
     let Some(f) = f else { return Error::Start("the container reported an unknown failure".into()) };
-    let errno = Errno::from_raw(f.errno).desc().to_lowercase();
+    let errno = nix::errno::Errno::from_raw(f.errno).desc().to_lowercase();
     let i = f.index as usize;
     let mount_name = || plan.mounts.get(i).map(|m| m.target.display.clone()).unwrap_or_default();
     let what = match f.step {
         Step::NotFound => return Error::CommandNotFound(plan.exec.name.clone()),
         Step::NotExecutable => return Error::CommandNotExecutable(plan.exec.name.clone()),
         Step::Exec => format!("exec {}", plan.exec.name),
+        Step::Init => "start the init (pyc-init)".to_string(),
         Step::Overlay => format!("mount the image (overlay, {})", plan.overlay.describe(i)),
         Step::MountTarget => format!("create mount point {}", mount_name()),
         Step::Mount | Step::Remount | Step::MountPropagation => format!("mount {}", mount_name()),
@@ -352,10 +164,4 @@ fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
         other => format!("{other:?}").to_lowercase(),
     };
     Error::Start(format!("{what}: {errno}"))
-}
-
-impl From<RawFd> for Output {
-    fn from(fd: RawFd) -> Self {
-        Output::Fd(fd)
-    }
 }
