@@ -112,9 +112,9 @@ def settle(seconds=5.0):
     time.sleep(seconds)
 
 
-def hyperfine(runs, commands, json_path, wrap=()):
+def hyperfine(runs, commands, json_path, wrap=(), extra=()):
     """Time commands ({name: command line}) side by side; {name: (median ms, mean ms)}."""
-    argv = ["hyperfine", "-N", "--style", "basic", "--warmup", "5", "--runs", str(runs), "--export-json", json_path]
+    argv = ["hyperfine", "-N", *extra, "--style", "basic", "--warmup", "5", "--runs", str(runs), "--export-json", json_path]
     for name, command in commands.items():
         argv += ["-n", name, command]
     sh(*wrap, *argv, interruptible=True)

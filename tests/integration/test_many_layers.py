@@ -116,6 +116,13 @@ def test_overlayfs_limit_is_500_layers(method: str, image: Callable[[int], str],
     assert sorted(os.listdir(store_root / "containers")) == before
 
 
+def test_an_unknown_way_is_refused(store_root: Path) -> None:
+    before = sorted(os.listdir(store_root / "containers"))
+    r = pyc("run", "--rm", "busybox", "true", env={**os.environ, "PYC_OVERLAY_MOUNT": "new"})
+    assert (r.returncode, r.stdout, r.stderr) == (125, "", "pyc: invalid config: PYC_OVERLAY_MOUNT=new: the only value is legacy\n")
+    assert sorted(os.listdir(store_root / "containers")) == before
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_export_merges_200_layers(method: str, image: Callable[[int], str], tmp_path: Path) -> None:
     ok("run", "--name", "many-export", image(200), "sh", "-c", "echo mine > /many/mine; rm /many/f1 /opq/new")

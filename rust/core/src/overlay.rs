@@ -202,7 +202,8 @@ impl OverlayMount {
             i if i == n + CHDIR => "change to /proc/thread-self/fd".into(),
             i if i == n + FSOPEN => "fsopen".into(),
             i if i == n + CREATE => "create".into(),
-            _ => "attach".into(),
+            _ if self.method == Method::Legacy => "mount".into(),
+            _ => "move_mount".into(),
         }
     }
 }
