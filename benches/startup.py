@@ -112,9 +112,9 @@ def settle(seconds=5.0):
     time.sleep(seconds)
 
 
-def hyperfine(runs, commands, json_path, wrap=()):
+def hyperfine(runs, commands, json_path, wrap=(), extra=()):
     """Time commands ({name: command line}) side by side; {name: (median ms, mean ms)}."""
-    argv = ["hyperfine", "-N", "--style", "basic", "--warmup", "5", "--runs", str(runs), "--export-json", json_path]
+    argv = ["hyperfine", "-N", *extra, "--style", "basic", "--warmup", "5", "--runs", str(runs), "--export-json", json_path]
     for name, command in commands.items():
         argv += ["-n", name, command]
     sh(*wrap, *argv, interruptible=True)
@@ -147,12 +147,27 @@ def podman_import(podman, rootfs):
         tar.wait()
 
 
+def remove_pyc_containers(pyc=PYC):
+    """A run cut short leaves its container, and its cgroup."""
+    if os.path.isdir(os.environ["PYC_ROOT"]):
+        ids = subprocess.run([pyc, "ps", "-aq"], capture_output=True, text=True, check=False).stdout.split()
+        if ids:
+            subprocess.run([pyc, "rm", "-f", *ids], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def remove_tmp(tmp):
+    """Nothing should be mounted below tmp (pyc mounts in the container's namespace); if something
+    is, detach it so that rmtree stays inside tmp."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(tmp + "/")), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    shutil.rmtree(tmp)
+
+
 def clean_up(tmp, podman, crun):
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
-    if os.path.isdir(os.environ["PYC_ROOT"]):  # a run cut short leaves its container, and cgroup
-        ids = subprocess.run([PYC, "ps", "-aq"], capture_output=True, text=True, check=False).stdout.split()
-        if ids:
-            subprocess.run([PYC, "rm", "-f", *ids], **quiet)
+    remove_pyc_containers()
     for cid in RUNC_IDS:
         subprocess.run(["runc", "delete", "-f", cid], **quiet)
     if crun:
@@ -163,13 +178,7 @@ def clean_up(tmp, podman, crun):
         if subprocess.run(rmi, stdout=subprocess.DEVNULL, stderr=None if last else subprocess.DEVNULL).returncode == 0:
             break
         time.sleep(1)
-    # Nothing should be mounted below tmp (pyc mounts in the container's namespace); if something
-    # is, detach it so that rmtree stays inside tmp.
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted((p for p in points if p.startswith(tmp + "/")), reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
-    shutil.rmtree(tmp)
+    remove_tmp(tmp)
 
 
 def main():

@@ -95,9 +95,10 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     // Modes in the spec are exact (devices 0666); the command gets docker's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     mount(None::<&CStr>, c"/", None::<&CStr>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&CStr>).map_err(at(Step::Propagation, 0))?;
-    // nodev: a device node that comes with an image (or is made in it) opens nothing; the
-    // container's devices are the ones pyc makes in its /dev tmpfs.
-    mount(Some(c"overlay"), plan.rootfs.as_c_str(), Some(c"overlay"), MsFlags::MS_NODEV, Some(plan.overlay.as_c_str())).map_err(at(Step::Overlay, 0))?;
+    // nodev (overlay.rs): the container's devices are the ones pyc makes in its /dev tmpfs.
+    let mounted = plan.overlay.mount(plan.rootfs.as_c_str());
+    plan.overlay.close_copies();
+    mounted.map_err(|(i, e)| at(Step::Overlay, i)(e))?;
     let root = nix::fcntl::open(
         plan.rootfs.as_c_str(),
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,

@@ -15,6 +15,7 @@ use super::config::{Overlay, RunConfig};
 use super::mount_opts;
 use super::target::{InRoot, Leaf};
 use crate::error::{Error, Result};
+use crate::overlay::{Method, OverlayMount};
 
 #[derive(Debug)]
 pub struct MountStep {
@@ -59,7 +60,7 @@ pub struct Plan {
     pub cgroup_ns: bool,
     pub net_ns: bool,
     pub rootfs: CString,
-    pub overlay: CString,
+    pub overlay: OverlayMount,
     pub mounts: Vec<MountStep>,
     pub links: Vec<Link>,
     pub cwd: CString,
@@ -92,34 +93,13 @@ fn in_root(p: &str) -> Result<InRoot> {
     InRoot::new(p).map_err(Error::InvalidConfig)
 }
 
-/// overlayfs mount data; lower dirs top-most first.
-pub fn overlay_data(o: &Overlay) -> Result<CString> {
-    if o.lower.is_empty() {
-        return Err(Error::InvalidConfig("the image has no layers".into()));
+/// The container's root: the image's layers under its upper dir, mounted on the root path.
+fn overlay_of(o: &Overlay, root: &Path) -> Result<OverlayMount> {
+    // The mount changes the child's working directory first (overlay.rs).
+    if !root.is_absolute() {
+        return Err(Error::InvalidConfig(format!("root path {} is not absolute", root.display())));
     }
-    let mut data = b"lowerdir=".to_vec();
-    for (i, l) in o.lower.iter().enumerate() {
-        let bytes = l.as_os_str().as_bytes();
-        if bytes.iter().any(|b| matches!(b, b':' | b',')) {
-            return Err(Error::InvalidConfig(format!("layer path {} contains ':' or ','", l.display())));
-        }
-        if i > 0 {
-            data.push(b':');
-        }
-        data.extend_from_slice(bytes);
-    }
-    data.extend_from_slice(b",upperdir=");
-    data.extend_from_slice(o.upper.as_os_str().as_bytes());
-    data.extend_from_slice(b",workdir=");
-    data.extend_from_slice(o.work.as_os_str().as_bytes());
-    if o.volatile {
-        data.extend_from_slice(b",volatile");
-    }
-    // The kernel takes at most one page of mount data.
-    if data.len() >= 4096 {
-        return Err(Error::InvalidConfig("too many layers for one overlay mount".into()));
-    }
-    cstring("overlay options", data)
+    OverlayMount::prepare(&o.lower, Some((&o.upper, &o.work)), o.volatile, Method::for_this_kernel()?)
 }
 
 fn namespace_flags(spec: &Spec) -> Result<(u64, bool, bool)> {
@@ -278,7 +258,7 @@ impl Plan {
             cgroup_ns,
             net_ns,
             rootfs: path_cstring("root path", root.path())?,
-            overlay: overlay_data(&cfg.rootfs)?,
+            overlay: overlay_of(&cfg.rootfs, root.path())?,
             mounts,
             links,
             cwd: cstring("working directory", cwd.as_str())?,
@@ -303,7 +283,11 @@ impl Plan {
 mod tests {
     use super::*;
 
-    fn config(extra_mounts: &str) -> RunConfig {
+    fn config(extra_mounts: &str, layers: &Path) -> RunConfig {
+        for d in ["top", "base", "upper", "work"] {
+            std::fs::create_dir_all(layers.join(d)).unwrap();
+        }
+        let l = layers.display();
         let json = format!(
             r#"{{
             "spec": {{
@@ -316,7 +300,7 @@ mod tests {
                 "linux": {{"namespaces": [{{"type": "mount"}}, {{"type": "pid"}}, {{"type": "network"}}, {{"type": "cgroup"}}],
                           "devices": [{{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}}]}}
             }},
-            "rootfs": {{"lower": ["/l/top", "/l/base"], "upper": "/c/upper", "work": "/c/work", "volatile": true}}
+            "rootfs": {{"lower": ["{l}/top", "{l}/base"], "upper": "{l}/upper", "work": "{l}/work", "volatile": true}}
         }}"#
         );
         serde_json::from_str(&json).unwrap()
@@ -324,10 +308,12 @@ mod tests {
 
     #[test]
     fn a_spec_becomes_syscall_arguments() {
-        let p = Plan::build(&config(r#", {"destination": "/data", "type": "bind", "source": "/etc/hostname", "options": ["rbind", "ro"]}"#)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p =
+            Plan::build(&config(r#", {"destination": "/data", "type": "bind", "source": "/etc/hostname", "options": ["rbind", "ro"]}"#, dir.path())).unwrap();
         assert_eq!(p.clone_flags, (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWNET) as u64);
         assert!(p.cgroup_ns && p.net_ns && p.readonly_root);
-        assert_eq!(p.overlay.to_str().unwrap(), "lowerdir=/l/top:/l/base,upperdir=/c/upper,workdir=/c/work,volatile");
+        assert_eq!(p.overlay.describe(0), format!("layer 2 of 2, {}/top", dir.path().display()));
         assert_eq!(p.exec.candidates, vec![c"/usr/bin/sh".to_owned(), c"/bin/sh".to_owned()]);
         assert_eq!((p.uid, p.gid, p.cwd.to_str().unwrap()), (1000, 1000, "/work"));
         assert_eq!(p.caps.as_ref().unwrap().bounding, 1 << 5);
@@ -341,11 +327,15 @@ mod tests {
 
     #[test]
     fn bad_specs_are_refused() {
-        let mut c = config("");
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config("", dir.path());
         c.rootfs.lower.clear();
         assert!(Plan::build(&c).unwrap_err().to_string().contains("no layers"));
-        let mut c = config("");
-        c.rootfs.lower = vec!["/a:b".into()];
-        assert!(Plan::build(&c).is_err());
+        let mut c = config("", dir.path());
+        c.rootfs.lower = vec![dir.path().join("gone")];
+        assert!(Plan::build(&c).unwrap_err().to_string().contains("open layer"));
+        let mut c = config("", dir.path());
+        c.spec.set_root(Some(oci_spec::runtime::RootBuilder::default().path("rootfs").build().unwrap()));
+        assert!(Plan::build(&c).unwrap_err().to_string().contains("root path rootfs is not absolute"));
     }
 }

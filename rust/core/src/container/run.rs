@@ -151,7 +151,7 @@ fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
         Step::NotExecutable => return Error::CommandNotExecutable(plan.exec.name.clone()),
         Step::Exec => format!("exec {}", plan.exec.name),
         Step::Init => "start the init (pyc-init)".to_string(),
-        Step::Overlay => "mount the image (overlay)".to_string(),
+        Step::Overlay => format!("mount the image (overlay, {})", plan.overlay.describe(i)),
         Step::MountTarget => format!("create mount point {}", mount_name()),
         Step::Mount | Step::Remount | Step::MountPropagation => format!("mount {}", mount_name()),
         Step::Workdir => format!("create working directory {}", plan.cwd_in_root.display),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::digest::HashingWriter;
 use crate::error::{Error, IoContext, Result};
+use crate::overlay::{Method, OverlayMount};
 
 /// Write `dir` as a tar to `out`; `deterministic` zeroes owners and times (for built-in images
 /// whose digest should not depend on when they were made). Returns the digest and size.
@@ -117,24 +118,23 @@ fn append_entry<W: Write>(b: &mut tar::Builder<W>, p: &Path, r: &Path, md: &std:
 /// `mountpoint` in a mount namespace private to a short-lived thread: nothing outlives the call,
 /// even if the process dies in the middle.
 pub fn export_overlay(lowers: Vec<PathBuf>, mountpoint: PathBuf, out: File) -> Result<()> {
+    // The overlay mount changes the thread's working directory first (overlay.rs).
+    if !mountpoint.is_absolute() {
+        return Err(Error::InvalidConfig(format!("mount point {} is not absolute", mountpoint.display())));
+    }
     std::thread::spawn(move || -> Result<()> {
         use nix::mount::{mount, MsFlags};
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS).map_err(|e| Error::sys("unshare", e))?;
         mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(|e| Error::sys("make mounts private", e))?;
-        let mut data = b"lowerdir=".to_vec();
-        for (i, l) in lowers.iter().enumerate() {
-            if i > 0 {
-                data.push(b':');
-            }
-            data.extend_from_slice(l.as_os_str().as_bytes());
-        }
-        let data = std::ffi::OsStr::from_bytes(&data);
         // A single lower dir is not an overlay; bind it instead.
         if lowers.len() == 1 {
             mount(Some(&lowers[0]), &mountpoint, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>)
                 .map_err(|e| Error::sys("mount the container's files", e))?;
         } else {
-            mount(Some("overlay"), &mountpoint, Some("overlay"), MsFlags::MS_RDONLY, Some(data)).map_err(|e| Error::sys("mount the container's files", e))?;
+            let overlay = OverlayMount::prepare(&lowers, None, false, Method::for_this_kernel()?)?;
+            let target =
+                std::ffi::CString::new(mountpoint.as_os_str().as_bytes()).map_err(|_| Error::InvalidConfig("mount point contains a NUL byte".into()))?;
+            overlay.mount(&target).map_err(|(i, e)| Error::sys(format!("mount the container's files ({})", overlay.describe(i)), e))?;
         }
         tar_directory(&mountpoint, out, false).map(drop)
     })
