@@ -17,18 +17,23 @@ __all__ = [
     "StartError",
     "cgroup_stats",
     "cgroup_version",
+    "copy",
     "copy_file_to",
+    "copy_up",
     "diff_upper",
     "exec_in",
     "export_overlay",
+    "merge_into",
     "remove_cgroup",
     "remove_tree",
     "run",
     "sha256_file",
     "tar_directory",
+    "tar_tree",
     "tar_upper",
     "unpack_layer",
     "unpack_layers",
+    "untar_into",
     "update_cgroup",
 ]
 
@@ -96,3 +101,8 @@ def remove_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def remove_tree(path: _StrPath) -> None: ...
 def cgroup_stats(path: str, root: _StrPath = ...) -> CgroupStats: ...
 def update_cgroup(path: str, resources: bytes, root: _StrPath = ...) -> None: ...
+def copy(config: bytes, stream: int | None = None) -> None: ...
+def copy_up(view: bytes, path: str, stage: _StrPath) -> bool: ...
+def merge_into(stage: _StrPath, dest: _StrPath, keep: bool) -> None: ...
+def tar_tree(dir: _StrPath, out: int) -> None: ...
+def untar_into(source: _StrPath | int, dir: _StrPath) -> None: ...

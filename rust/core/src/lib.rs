@@ -4,6 +4,7 @@
 pub mod blobcopy;
 pub mod cgroup;
 pub mod container;
+pub mod copy;
 pub mod error;
 pub mod layer;
 pub mod overlay;

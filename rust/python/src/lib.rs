@@ -77,11 +77,7 @@ fn exec_in(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<R
 /// Open a source given as a path or as a file descriptor (which stays the caller's).
 fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
     if let Ok(fd) = source.extract::<RawFd>() {
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        return Ok(unsafe { File::from_raw_fd(dup) });
+        return dup_fd(fd);
     }
     let path: PathBuf = source.extract()?;
     File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", path, e)))
@@ -168,12 +164,64 @@ fn tar_upper(py: Python<'_>, upper: PathBuf, out: PathBuf) -> PyResult<(String, 
 /// `mountpoint` in a mount namespace that lives only as long as the call.
 #[pyfunction]
 fn export_overlay(py: Python<'_>, lowers: Vec<PathBuf>, mountpoint: PathBuf, out: RawFd) -> PyResult<()> {
-    let dup = unsafe { libc::fcntl(out, libc::F_DUPFD_CLOEXEC, 0) };
+    let file = dup_fd(out)?;
+    blocking(py, || layer::export_overlay(lowers, mountpoint, file))
+}
+
+/// A descriptor of the caller's, duplicated: the copy is ours to close.
+fn dup_fd(fd: RawFd) -> PyResult<File> {
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
         return Err(std::io::Error::last_os_error().into());
     }
-    let file = unsafe { File::from_raw_fd(dup) };
-    blocking(py, || layer::export_overlay(lowers, mountpoint, file))
+    Ok(unsafe { File::from_raw_fd(dup) })
+}
+
+/// `pyc cp` (a msgpack copy config: where the container's files are, the paths, -a, -L);
+/// `stream` is the fd of the tar for `-` (stdin in, stdout out).
+#[pyfunction]
+#[pyo3(signature = (config, stream=None))]
+fn copy(py: Python<'_>, config: &[u8], stream: Option<RawFd>) -> PyResult<()> {
+    let cfg = pyc_core::copy::CopyConfig::from_msgpack(config).map_err(into_py)?;
+    let stream = stream.map(dup_fd).transpose()?;
+    blocking(py, || pyc_core::copy::copy(&cfg, stream))
+}
+
+fn view_of(view: &[u8]) -> PyResult<pyc_core::copy::View> {
+    rmp_serde::from_slice(view).map_err(|e| into_py(pyc_core::Error::InvalidConfig(e.to_string())))
+}
+
+/// A volume's copy-up: what the image (a msgpack view, {"image": {lower, mountpoint}}) holds
+/// at `path`, unpacked into the empty directory `stage`. False when it holds no directory there.
+#[pyfunction]
+fn copy_up(py: Python<'_>, view: &[u8], path: String, stage: PathBuf) -> PyResult<bool> {
+    let view = view_of(view)?;
+    blocking(py, || pyc_core::copy::copy_up(&view, &path, &stage))
+}
+
+/// Move what `stage` holds into `dest`, which takes `stage`'s owner and mode; `keep`: a name
+/// `dest` has already stays as it is (else files are replaced, directories merged).
+#[pyfunction]
+fn merge_into(py: Python<'_>, stage: PathBuf, dest: PathBuf, keep: bool) -> PyResult<()> {
+    let policy = if keep { pyc_core::copy::Policy::Keep } else { pyc_core::copy::Policy::Replace };
+    blocking(py, || pyc_core::copy::merge_into(&stage, &dest, policy))
+}
+
+/// Write what the directory `dir` holds (owners, modes, times, xattrs, hardlinks) as a tar to
+/// the fd `out`.
+#[pyfunction]
+fn tar_tree(py: Python<'_>, dir: PathBuf, out: RawFd) -> PyResult<()> {
+    let out = dup_fd(out)?;
+    blocking(py, || pyc_core::copy::tar_tree(&dir, out))
+}
+
+/// Unpack a tar (plain, gzip or zstd; a path or fd) into the directory `dir` with the layer
+/// unpacker, staged and moved in: files replaced, directories merged, `dir` taking the owner
+/// and mode of the tar's `./`.
+#[pyfunction]
+fn untar_into(py: Python<'_>, source: &Bound<'_, PyAny>, dir: PathBuf) -> PyResult<()> {
+    let input = open_source(source)?;
+    blocking(py, || pyc_core::copy::untar_into(&dir, input, pyc_core::copy::Policy::Replace))
 }
 
 /// (digest, size) of a file, streamed.
@@ -285,5 +333,10 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
     m.add_function(wrap_pyfunction!(diff_upper, m)?)?;
     m.add_function(wrap_pyfunction!(tar_upper, m)?)?;
+    m.add_function(wrap_pyfunction!(copy, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_up, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_into, m)?)?;
+    m.add_function(wrap_pyfunction!(tar_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(untar_into, m)?)?;
     Ok(())
 }

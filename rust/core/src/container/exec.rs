@@ -79,7 +79,7 @@ pub fn container_init(cgroup: &Cgroup) -> Option<i32> {
     procs.lines().filter_map(|l| l.trim().parse().ok()).find(|&pid| is_ns_init(pid))
 }
 
-fn is_ns_init(pid: i32) -> bool {
+pub(crate) fn is_ns_init(pid: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
     let Some(line) = status.lines().find_map(|l| l.strip_prefix("NSpid:")) else { return false };
     let ids: Vec<&str> = line.split_whitespace().collect();

@@ -13,9 +13,10 @@ pub mod plan;
 mod relay;
 mod run;
 mod sealed;
-mod target;
+pub(crate) mod target;
 
 pub use config::RunConfig;
-pub use exec::{exec_in, ExecConfig};
+pub(crate) use exec::is_ns_init;
+pub use exec::{container_init, exec_in, ExecConfig};
 pub use parent::{exit_status, Outcome, Output, Stdio};
 pub use run::{run, start, Started};

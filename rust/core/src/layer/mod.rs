@@ -17,4 +17,4 @@ pub use digest::{sha256_file, HashingReader, HashingWriter};
 pub use export::{export_overlay, tar_directory};
 pub use lower_links::LowerLink;
 pub use parallel::{unpack_all, Job};
-pub use unpack::{unpack, Unpacked};
+pub use unpack::{unpack, unpack_plain, Unpacked};

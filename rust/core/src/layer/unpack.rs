@@ -26,6 +26,8 @@ pub struct Unpacked {
     /// Hardlinks to files this layer does not hold: made by `link_from_lowers`, from the
     /// layers below, once they are unpacked.
     pub lower_links: Vec<LowerLink>,
+    /// The tar had an entry for its root (`./`), whose owner, mode and times `dest` took.
+    pub root: bool,
 }
 
 /// Unpack `input` (tar, gzip or zstd, told by its first bytes) into `dest`, an empty
@@ -33,19 +35,47 @@ pub struct Unpacked {
 /// synced before returning. Reading, decompressing and hashing run beside the unpacking
 /// (readahead.rs), in one pass over the input.
 pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Result<Unpacked> {
+    unpack_as(input, dest, blob, Mode::Layer)
+}
+
+/// How the entries of a tar are read: as an image layer's, or as plain files.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`) become overlayfs' marks; a hardlink to a file
+    /// the tar does not hold is left for the layers below.
+    Layer,
+    /// Files as they are (`pyc cp`, volume import): a `.wh.` name is a name, a hardlink must
+    /// name a file of the tar; `owner`, when given, owns every entry (docker cp without -a).
+    /// `tame`: no set-id bit and no device node (a container's files copied out to the host).
+    Plain { owner: Option<(u32, u32)>, tame: bool },
+}
+
+/// `unpack` of a plain tar (see `Mode::Plain`) into the empty directory `dest`; on failure
+/// `dest` is left empty. Returns whether the tar had an entry for its root (`./`).
+pub fn unpack_plain(input: impl Read + Send, dest: &Path, owner: Option<(u32, u32)>, tame: bool) -> Result<bool> {
+    let u = unpack_as(input, dest, None, Mode::Plain { owner, tame })?;
+    if let Some(l) = u.lower_links.first() {
+        empty(dest);
+        let (path, target) = (String::from_utf8_lossy(&l.path), String::from_utf8_lossy(&l.target));
+        return Err(Error::BadArchive(format!("hardlink {path}: its target {target} is not in the archive")));
+    }
+    Ok(u.root)
+}
+
+fn unpack_as(input: impl Read + Send, dest: &Path, blob: Option<&Path>, mode: Mode) -> Result<Unpacked> {
     let blob_file = blob.map(|p| File::create(p).ctx("create", p)).transpose()?;
     let abort = AtomicBool::new(false);
     let (entries, measured) = std::thread::scope(|s| {
         let (mut chunks, side) = readahead::start(s, input, blob_file.as_ref().zip(blob), &abort);
-        let entries = unpack_entries(&mut chunks, dest);
+        let entries = unpack_entries(&mut chunks, dest, mode);
         if entries.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
         drop(chunks); // the input side reads on alone, to the end, for the digests
         (entries, side.join())
     });
-    let (m, lower_links) = match (entries, measured) {
-        (Ok((n, lower_links)), Ok(Some(m))) if n > 0 => (m, lower_links),
+    let (m, lower_links, root) = match (entries, measured) {
+        (Ok((n, lower_links, root)), Ok(Some(m))) if n > 0 => (m, lower_links, root),
         // A read or decompression error says more than the tar parse that stopped on it.
         (_, Err(e)) | (Err(e), _) => {
             empty(dest);
@@ -63,7 +93,7 @@ pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Resu
         }
     }
     syncfs(dest)?;
-    Ok(Unpacked { diff_id: m.diff_id, size: m.size, digest: m.digest, lower_links })
+    Ok(Unpacked { diff_id: m.diff_id, size: m.size, digest: m.digest, lower_links, root })
 }
 
 fn same_fs(f: &File, dir: &Path) -> bool {
@@ -86,7 +116,7 @@ fn tar_words(e: &io::Error) -> String {
 /// Walk the tar and write each entry beneath `dest`'s fd (see beneath.rs); directories get
 /// their metadata at the end, once nothing more is written into them. Returns the number of
 /// entries and the hardlinks left for the layers below.
-fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<LowerLink>)> {
+fn unpack_entries(input: &mut impl Read, dest: &Path, mode: Mode) -> Result<(usize, Vec<LowerLink>, bool)> {
     let bad = |e: io::Error| Error::BadArchive(format!("malformed or truncated tar: {}", tar_words(&e)));
     let mut root = Root::open(dest)?;
     let mut dirs: Vec<(Vec<u8>, Meta)> = Vec::new();
@@ -106,14 +136,24 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
         let escapes = || Error::BadArchive(format!("unsafe path in archive: {shown} leads outside the layer"));
         let path = clean(&raw).ok_or_else(escapes)?;
         count += 1;
-        let meta = Meta::of(&mut entry).map_err(bad)?;
+        let mut meta = Meta::of(&mut entry).map_err(bad)?;
+        let (whiteouts, tame) = match mode {
+            Mode::Layer => (true, false),
+            Mode::Plain { owner, tame } => {
+                (meta.uid, meta.gid) = owner.unwrap_or((meta.uid, meta.gid));
+                if tame {
+                    meta.mode &= !0o6000;
+                }
+                (false, tame)
+            }
+        };
         let fail = |f: Fail| match f {
             Fail::Sys(_, Errno::EXDEV | Errno::ELOOP) => escapes(),
             Fail::Sys(op, e) => Error::BadArchive(format!("unpack {shown}: {op}: {}", e.desc().to_lowercase())),
             Fail::Input(e) => bad(e),
         };
         let (parent, name) = split(&path);
-        if !lower_links.is_empty() {
+        if whiteouts && !lower_links.is_empty() {
             replaced(&mut lower_links, &path, name, kind.is_dir());
         }
         if name.is_empty() {
@@ -124,11 +164,11 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
         }
         let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
         let cname = cstr(name)?;
-        if name == b".wh..wh..opq" {
+        if whiteouts && name == b".wh..wh..opq" {
             entry::opaque(at).map_err(fail)?;
             continue;
         }
-        let removed_dir = if let Some(hidden) = name.strip_prefix(b".wh.") {
+        let removed_dir = if let Some(hidden) = name.strip_prefix(b".wh.").filter(|_| whiteouts) {
             entry::whiteout(at, &cstr(hidden)?)
         } else if kind.is_dir() {
             let made = entry::dir(at, &cname);
@@ -171,6 +211,8 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
                 }
                 done => done,
             }
+        } else if tame && (kind.is_character_special() || kind.is_block_special()) {
+            continue;
         } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
             let h = entry.header();
             let number = |n: io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0)).map_err(bad);
@@ -203,7 +245,8 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
             Err(e) => return Err(Error::sys(format!("open {}", shown()), e)),
         }
     }
-    Ok((count, lower_links))
+    let root = dirs.iter().any(|(path, _)| path.is_empty());
+    Ok((count, lower_links, root))
 }
 
 /// Drop the hardlinks for the layers below that the entry at `path` replaces: one at that
@@ -454,6 +497,39 @@ mod tests {
         assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
         assert_eq!(stat(victim.path()).nlink(), 1);
+    }
+
+    #[test]
+    fn plain_tars_keep_whiteout_names_and_take_an_owner() {
+        let data = T::new()
+            .add(tar::EntryType::Regular, ".wh.x", "", b"a file", |h| h.set_uid(1234))
+            .file("d/.wh..wh..opq", b"")
+            .link(tar::EntryType::Link, "h", ".wh.x")
+            .done();
+        let t = tempfile::tempdir().unwrap();
+        unpack_plain(&data[..], t.path(), Some((7, 8)), false).unwrap();
+        let f = stat(&t.path().join(".wh.x"));
+        assert_eq!((f.uid(), f.gid(), f.nlink()), (7, 8, 2));
+        assert!(t.path().join("d/.wh..wh..opq").is_file());
+        // A hardlink to what the tar does not hold is refused, and nothing is left.
+        let data = T::new().file("a", b"").link(tar::EntryType::Link, "h", "elsewhere").done();
+        let t = tempfile::tempdir().unwrap();
+        let err = unpack_plain(&data[..], t.path(), None, false).expect_err("accepted").to_string();
+        assert_eq!(err, "hardlink h: its target elsewhere is not in the archive");
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+        // Tame: what a container hands the host brings no set-id program and no device.
+        let data = T::new()
+            .add(tar::EntryType::Regular, "suid", "", b"#!/bin/sh", |h| h.set_mode(0o6755))
+            .add(tar::EntryType::Block, "disk", "", b"", |h| {
+                h.set_device_major(8).unwrap();
+                h.set_device_minor(0).unwrap();
+            })
+            .add(tar::EntryType::Fifo, "fifo", "", b"", |_| {})
+            .done();
+        let t = tempfile::tempdir().unwrap();
+        unpack_plain(&data[..], t.path(), None, true).unwrap();
+        assert_eq!(stat(&t.path().join("suid")).mode() & 0o7777, 0o755);
+        assert!(!t.path().join("disk").exists() && t.path().join("fifo").exists());
     }
 
     #[test]
