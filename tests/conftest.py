@@ -145,3 +145,18 @@ def clean_containers(store_root: Path) -> Iterator[None]:
     after = set(os.listdir(store_root / "containers")) if (store_root / "containers").exists() else set()
     for cid in after - before:
         pyc("rm", "-f", cid)
+
+
+@pytest.fixture
+def clean_volumes(store_root: Path) -> Iterator[None]:
+    """Removes the containers, then the volumes, a test left after it; and checks that no
+    mount of the store's is left (a copy's private mounts go with its thread)."""
+    containers, volumes = store_root / "containers", store_root / "volumes"
+    before = (set(os.listdir(containers)) if containers.exists() else set(), set(os.listdir(volumes)) if volumes.exists() else set())
+    yield
+    for cid in (set(os.listdir(containers)) if containers.exists() else set()) - before[0]:
+        pyc("rm", "-f", cid)
+    for name in (set(os.listdir(volumes)) if volumes.exists() else set()) - before[1]:
+        pyc("volume", "rm", "-f", name)
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(store_root) in line.split()[4]], "a mount of the store was left"

@@ -1,7 +1,9 @@
-"""$PYC_ROOT/pyc.db: the containers table in SQLite (WAL, so readers never wait for a writer;
-a busy timeout, so writers take turns). One row per container: id, name (UNIQUE: two commands
-never share one), creation time, and the record (msgpack) that `inspect` shows. The container's
-directory keeps its files; a detached container's live state is its monitor's state.msgpack.
+"""$PYC_ROOT/pyc.db: the containers and volumes tables in SQLite (WAL, so readers never wait for
+a writer; a busy timeout, so writers take turns). One row per container: id, name (UNIQUE: two
+commands never share one), creation time, and the record (msgpack) that `inspect` shows. The
+container's directory keeps its files; a detached container's live state is its monitor's
+state.msgpack. One row per volume (its record), and one per volume and container that uses it:
+a foreign key keeps a used volume's row, and the rows of a container go with it.
 
 The store before pyc.db kept records as containers/<id>/container.msgpack and names as files
 under names/: they are imported once, when pyc.db is made."""
@@ -13,19 +15,34 @@ import sqlite3
 
 import msgpack
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """CREATE TABLE containers (
     id      TEXT PRIMARY KEY,
     name    TEXT NOT NULL UNIQUE,
     created TEXT NOT NULL,
     record  BLOB NOT NULL
 )"""
+# Version 2: volumes, and who uses them.
+VOLUMES = (
+    """CREATE TABLE volumes (
+    name    TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    record  BLOB NOT NULL
+)""",
+    """CREATE TABLE volume_users (
+    volume    TEXT NOT NULL REFERENCES volumes (name),
+    container TEXT NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+    PRIMARY KEY (volume, container)
+)""",
+    "CREATE INDEX volume_users_by_container ON volume_users (container)",
+)
 
 
 def connect(root: str, containers_dir: str) -> sqlite3.Connection:
     os.makedirs(root, exist_ok=True)
     db = sqlite3.connect(os.path.join(root, "pyc.db"), timeout=60, isolation_level=None)
     db.execute("PRAGMA busy_timeout = 60000")
+    db.execute("PRAGMA foreign_keys = ON")
     if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
         _create(db, containers_dir)
     # WAL: a commit is an append, synced at checkpoints; state a crash makes moot at worst.
@@ -37,10 +54,16 @@ def _create(db: sqlite3.Connection, containers_dir: str) -> None:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("BEGIN IMMEDIATE")
     try:
-        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # another pyc won
+        # Step by step from the version found: a store of an older pyc keeps its rows.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:  # a new pyc.db (or another pyc made it meanwhile: version is then current)
             db.execute(SCHEMA)
             for data in _old_records(containers_dir):
                 db.execute("INSERT OR IGNORE INTO containers VALUES (?, ?, ?, ?)", (data["Id"], data["Name"], str(data.get("Created", "")), msgpack.packb(data)))
+        if version < 2:
+            for statement in VOLUMES:
+                db.execute(statement)
+        if version < SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:

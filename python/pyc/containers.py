@@ -16,7 +16,7 @@ import msgpack
 from pyc.errors import BadImage, Conflict, ContainerNotFound, InvalidArgument
 from pyc.paths import Paths
 from pyc.record import BadRecord
-from pyc.records import DEFAULT_CGROUP_ROOT, ContainerRecord, ContainerState, HostConfig
+from pyc.records import DEFAULT_CGROUP_ROOT, ContainerRecord, ContainerState, HostConfig, VolumeRecord
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
@@ -148,17 +148,33 @@ class ContainerStore:
         record = ContainerRecord(id=cid, name=name, created=_now(), image=image, image_id=image_id, layers=layers, host_config=host_config, cgroup_root=cgroup_root)
         return Container(record, self.paths.container(cid))
 
-    def create(self, c: Container, files: dict[str, str], running: bool = False) -> None:
-        """Write the container: its row (the name is taken there), directories, `files` in its
-        directory (its record already marked running when it is about to start: one write)."""
+    def create(self, c: Container, files: dict[str, str], running: bool = False, volumes: list[VolumeRecord] | None = None, uses: list[str] | None = None) -> None:
+        """Write the container: its row (the name is taken there), with the `volumes` it makes
+        and the rows of those it `uses`, in one transaction; then its directories and `files`
+        in its directory (its record already marked running when it is about to start: one
+        write)."""
         import sqlite3
 
         if running:
             self._set_running(c)
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, msgpack.packb(c.record.to_dict())))
-        except sqlite3.IntegrityError:
-            raise Conflict(f'the container name "{c.name}" is already in use') from None
+            db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, msgpack.packb(c.record.to_dict())))
+            if volumes or uses:
+                from pyc.volumes import insert
+
+                insert(db, self.paths, volumes or [])
+                db.executemany("INSERT OR IGNORE INTO volume_users VALUES (?, ?)", [(name, c.id) for name in uses or []])
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError as e:
+            db.execute("ROLLBACK")
+            if "containers.name" in str(e):
+                raise Conflict(f'the container name "{c.name}" is already in use') from None
+            raise Conflict(f"a volume of container {c.name} was removed while it was being made: {e}") from None
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         try:
             if not os.path.isdir(self.paths.containers):
                 from pyc.store.placement import spread_children

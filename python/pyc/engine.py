@@ -14,7 +14,7 @@ import msgpack
 
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
-from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
+from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, VolumeNotFound, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
 from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from pyc.records import VolumeRecord
     from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats
     from pyc.runtime.exec import ExecOptions
+    from pyc.volumes import MountPlan, VolumeStore
 
 BUILTIN_IMAGES = ("busybox", "debian")
 RUN_CONFIG = "run.msgpack"
@@ -75,6 +77,29 @@ def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunO
     return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init)
 
 
+def run_config_of(c: Container) -> RunConfig | None:
+    """The run config a container was started (or is to start) from: a foreground run's
+    run.msgpack, or a detached one's monitor config; None when it has neither."""
+    try:
+        with open(c.path(RUN_CONFIG), "rb") as f:
+            return RunConfig.from_dict(msgpack.unpackb(f.read()))
+    except FileNotFoundError:
+        pass
+    try:
+        with open(c.path("monitor.msgpack"), "rb") as f:
+            return MonitorConfig.from_dict(msgpack.unpackb(f.read())).run
+    except FileNotFoundError:
+        return None
+
+
+def _may_hold(lowers: list[str], path: str) -> bool:
+    """Whether the image may have something at `path`: a layer has its first component. Only
+    a quick way out (no mount) for the usual volume at a path the image lacks; the copy-up
+    itself looks through the image as the container sees it."""
+    first = path.strip("/").split("/", 1)[0]
+    return any(os.path.lexists(os.path.join(layer, first)) for layer in lowers)
+
+
 def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str) -> ExecConfig:
     """What pyc_core.exec_in starts a process in the running container `c` from, through the
     program `pyc_init`."""
@@ -87,6 +112,15 @@ class Engine:
         self.paths = Paths(root)
         self.images = ImageStore(self.paths)
         self.containers = ContainerStore(self.paths)
+        self._volume_store: VolumeStore | None = None
+
+    @property
+    def _volumes(self) -> VolumeStore:
+        if self._volume_store is None:
+            from pyc.volumes import VolumeStore
+
+            self._volume_store = VolumeStore(self.paths, lambda: self.containers.db)
+        return self._volume_store
 
     # -- images ---------------------------------------------------------------------------
 
@@ -158,34 +192,65 @@ class Engine:
 
     # -- containers -----------------------------------------------------------------------
 
-    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig]:
-        """The container in memory, its /etc files and its run config: everything checked,
-        nothing written yet, so a bad flag leaves no container."""
+    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig, MountPlan]:
+        """The container in memory, its /etc files, its run config and its mounts: everything
+        checked, nothing written yet, so a bad flag leaves no container."""
+        from pyc.runtime.mounts import parse_all, parse_volumes_from
+        from pyc.volumes import plan
+
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
+        requests = parse_all(opts.volumes, opts.mounts, opts.tmpfs)
+        volumes_from = [(self.containers.get(ref).record, mode) for ref, mode in map(parse_volumes_from, opts.volumes_from)]
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
+        mounts = plan(self._volumes, requests, volumes_from, sorted(img.run_config.get("Volumes") or {}))
         # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2 mount
         # of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
         host_config = HostConfig(
-            auto_remove=opts.remove, init=opts.init, readonly_rootfs=opts.read_only, binds=list(opts.volumes), tmpfs=list(opts.tmpfs), cgroup_parent=os.environ.get("PYC_CGROUP_PARENT") or "pyc"
+            auto_remove=opts.remove,
+            init=opts.init,
+            readonly_rootfs=opts.read_only,
+            binds=list(opts.volumes),
+            tmpfs=list(opts.tmpfs),
+            mounts=list(opts.mounts),
+            volumes_from=list(opts.volumes_from),
+            cgroup_parent=os.environ.get("PYC_CGROUP_PARENT") or "pyc",
         )
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
+        c.record.mounts = mounts.points
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
+        spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname, mounts.points)
         c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
-        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None)
+        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None), mounts
+
+    def _write(self, c: Container, etc: dict[str, str], mounts: MountPlan, lowers: list[str], running: bool = False) -> None:
+        """Write a prepared container: the bind sources -v makes; its new and empty volumes
+        filled from the image (copy-up, crash-safe: pyc/volumes.py), before the container
+        exists, so a crash meanwhile leaves no container whose volume missed its copy-up; then
+        its row with its volumes' rows, and its files."""
+        from pyc.volumes import is_empty, make_dirs
+
+        for d in mounts.bind_dirs:
+            os.makedirs(d, mode=0o755, exist_ok=True)
+        for name in mounts.volumes:
+            self._volumes.settle(name)  # what a crash in another copy-up left, finished
+        for name, path in mounts.copyups:
+            make_dirs(self.paths, name)
+            if _may_hold(lowers, path) and is_empty(self._volumes.data(name)):
+                self._volumes.fill(name, lowers, path)
+        self.containers.create(c, etc, running, list(mounts.volumes.values()), list(mounts.volumes))
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
-        c, etc, run_config = self._prepare(image, opts)
+        c, etc, run_config, mounts = self._prepare(image, opts)
         config = msgpack.packb(run_config.to_dict())
-        self.containers.create(c, etc, running=True)
+        self._write(c, etc, mounts, run_config.rootfs.lower, running=True)
         with open(c.path(RUN_CONFIG), "wb") as f:
             f.write(config)  # what exec reads the container's process and cgroup from
         code = 125
@@ -201,6 +266,7 @@ class Engine:
         finally:
             if opts.remove:
                 self.containers.remove(c, force=True, cgroup=not ended)
+                self._remove_anonymous(c)
             else:
                 self.containers.mark_exited(c, code, oom)
 
@@ -212,15 +278,9 @@ class Engine:
         c = self.containers.get(ref)
         if c.status != "running":
             raise NotRunning(f"container {c.name} is not running")
-        try:
-            with open(c.path(RUN_CONFIG), "rb") as f:
-                run = RunConfig.from_dict(msgpack.unpackb(f.read()))
-        except FileNotFoundError:
-            try:  # a detached container: its monitor's config holds the run config
-                with open(c.path("monitor.msgpack"), "rb") as f:
-                    run = MonitorConfig.from_dict(msgpack.unpackb(f.read())).run
-            except FileNotFoundError:
-                raise NotRunning(f"container {c.name} is not running") from None
+        run = run_config_of(c)
+        if run is None:
+            raise NotRunning(f"container {c.name} is not running")
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
@@ -241,10 +301,10 @@ class Engine:
         """A container ready to start (detached, held by pyc-monitor): `pyc create`."""
         from pyc.lifecycle import monitor_config
 
-        c, etc, run = self._prepare(image, opts)
+        c, etc, run, mounts = self._prepare(image, opts)
         monitor = monitor_config(c, opts, run)  # checks --restart and --log-opt
         c.record.host_config = c.record.host_config.replace(restart=monitor.restart, log=monitor.log)
-        self.containers.create(c, dict(etc))
+        self._write(c, etc, mounts, run.rootfs.lower)
         atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)
         return c
 
@@ -258,7 +318,11 @@ class Engine:
     def start(self, ref: str) -> Container:
         from pyc.lifecycle import start
 
-        return start(self.containers, self.containers.get(ref))
+        c = self.containers.get(ref)
+        for m in c.record.mounts:
+            if m.type == "volume":
+                self._volumes.settle(m.name)  # a copy-up a crash interrupted is finished first
+        return start(self.containers, c)
 
     def stop(self, ref: str, timeout: float | None = None) -> Container:
         from pyc.lifecycle import stop
@@ -367,19 +431,85 @@ class Engine:
         return attach.connect(self.containers.get(ref))
 
     def disk_usage(self) -> DiskUsage:
-        """What the store holds: images (shared layers once), containers' writable layers, and
-        what interrupted commands left in tmp/."""
+        """What the store holds: images (shared layers once), containers' writable layers,
+        volumes, and what interrupted commands left in tmp/."""
+        from pyc.results import VolumeUsage
         from pyc.store import cache
         from pyc.store.usage import disk_usage
 
-        return disk_usage(cache.all_images(self.images), self.containers.all(), self.paths.tmp)
+        volumes = [VolumeUsage(name=v.name, size=self._volumes.size(v), links=len(users)) for v, users in self._volumes.all()]
+        return disk_usage(cache.all_images(self.images), self.containers.all(), self.paths.tmp, volumes)
 
-    def remove_container(self, ref: str, force: bool = False) -> str:
+    def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> str:
+        """`pyc rm [-f] [-v]`: `volumes` removes its anonymous volumes too (named ones stay)."""
         from pyc.lifecycle import remove
 
         c = self.containers.get(ref)
         remove(self.containers, c, force)
+        if volumes:
+            self._remove_anonymous(c)
         return c.id
+
+    def _remove_anonymous(self, c: Container) -> None:
+        """The anonymous volumes of a removed container, but those another container uses
+        (through --volumes-from)."""
+        for m in c.record.mounts:
+            if m.type != "volume":
+                continue
+            v = self._volumes.find(m.name)
+            if v is not None and v.anonymous:
+                try:
+                    self._volumes.remove(m.name)
+                except (Conflict, VolumeNotFound):
+                    pass
+
+    # -- volumes --------------------------------------------------------------------------
+
+    def create_volume(self, name: str | None = None, labels: dict[str, str] | None = None, options: dict[str, str] | None = None) -> VolumeRecord:
+        return self._volumes.create(name, labels or {}, options or {})
+
+    def volume(self, name: str) -> VolumeRecord:
+        return self._volumes.get(name)
+
+    def list_volumes(self) -> list[tuple[VolumeRecord, list[str]]]:
+        """Every volume, with the ids of the containers that use it."""
+        return self._volumes.all()
+
+    def remove_volume(self, name: str) -> None:
+        self._volumes.remove(name)
+
+    def prune_volumes(self, all: bool = False) -> tuple[list[str], int]:
+        """Remove the volumes no container uses: anonymous ones (all=True: named ones too).
+        Returns their names and the bytes freed."""
+        removed, freed = [], 0
+        for v, users in self._volumes.all():
+            if users or not (all or v.anonymous):
+                continue
+            size = self._volumes.size(v)
+            try:
+                self._volumes.remove(v.name)
+            except (Conflict, VolumeNotFound):
+                continue  # taken by a container made meanwhile
+            removed.append(v.name)
+            freed += size
+        return removed, freed
+
+    def export_volume(self, name: str, out_fd: int) -> None:
+        """Write the volume's files (owners, modes, times, xattrs, hardlinks) as a tar to `out_fd`."""
+        self._volumes.export(name, out_fd)
+
+    def import_volume(self, name: str, source: str | int, force: bool = False) -> None:
+        """Unpack a tar (plain, gzip, zstd; a path or fd) into a new or empty volume (`force`:
+        into one with files, which the tar's replace)."""
+        self._volumes.import_(name, source, force)
+
+    def copy(self, source: str, dest: str, archive: bool = False, follow: bool = False, stdin: int = 0, stdout: int = 1) -> None:
+        """`pyc cp`: `source` or `dest` is CONTAINER:PATH, the other a host path or `-` (a tar
+        on `stdin` or to `stdout`). A running container is entered from the host side, through
+        its root; a stopped one through a mount of its files (pyc/copy.py)."""
+        from pyc.copy import copy
+
+        copy(self, source, dest, archive, follow, stdin, stdout)
 
     def export(self, ref: str, out_fd: int) -> None:
         """Write the container's filesystem (image plus its changes) as a tar to `out_fd`."""

@@ -12,7 +12,23 @@ if TYPE_CHECKING:
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _mounts(host: HostConfig) -> list[dict[str, object]]:
+def _mounts(record: ContainerRecord) -> list[dict[str, object]]:
+    """docker's `Mounts`: a container's volumes, binds and tmpfs as they were resolved. A record
+    of a pyc before volumes has only its -v and --tmpfs strings: those, read as they were."""
+    if not record.mounts:
+        return _old_mounts(record.host_config)
+    out: list[dict[str, object]] = []
+    for m in record.mounts:
+        if m.type == "volume":
+            out.append({"Type": "volume", "Name": m.name, "Source": m.source, "Destination": m.destination, "Driver": "local", "Mode": m.mode, "RW": m.rw, "Propagation": ""})
+        elif m.type == "bind":
+            out.append({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode, "RW": m.rw, "Propagation": m.propagation})
+        else:
+            out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": "", "RW": m.rw, "Propagation": ""})
+    return out
+
+
+def _old_mounts(host: HostConfig) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for bind in host.binds:
         src, _, rest = bind.partition(":")
@@ -23,6 +39,16 @@ def _mounts(host: HostConfig) -> list[dict[str, object]]:
     return out
 
 
+def _mount_spec(spec: str) -> dict[str, object]:
+    """One --mount as docker's HostConfig.Mounts shows it."""
+    fields = dict(f.partition("=")[::2] for f in spec.split(","))
+    target = fields.get("target", fields.get("dst", fields.get("destination", "")))
+    out: dict[str, object] = {"Type": fields.get("type", "volume"), "Source": fields.get("source", fields.get("src", "")), "Target": target}
+    if "readonly" in fields or "ro" in fields:
+        out["ReadOnly"] = fields.get("readonly", fields.get("ro")) in ("", "1", "true")
+    return out
+
+
 def _host_config(host: HostConfig) -> dict[str, object]:
     out: dict[str, object] = {
         "AutoRemove": host.auto_remove,
@@ -30,6 +56,8 @@ def _host_config(host: HostConfig) -> dict[str, object]:
         "ReadonlyRootfs": host.readonly_rootfs,
         "Binds": host.binds,
         "Tmpfs": host.tmpfs,
+        "Mounts": [_mount_spec(m) for m in host.mounts],
+        "VolumesFrom": host.volumes_from,
         "CgroupParent": host.cgroup_parent,
         "Memory": host.memory,
         "MemorySwap": host.memory_swap,
@@ -79,7 +107,7 @@ def document(record: ContainerRecord, state: ContainerState, log_path: str) -> d
         },
         "RestartCount": state.restart_count,
         "LogPath": log_path,
-        "Mounts": _mounts(record.host_config),
+        "Mounts": _mounts(record),
         "NetworkSettings": {"Networks": {}, "IPAddress": "", "Ports": {}, "SandboxKey": ""},
     }
 

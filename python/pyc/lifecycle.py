@@ -53,12 +53,13 @@ def monitor_config(c: Container, opts: RunOptions, run: RunConfig) -> MonitorCon
     policy, count = restart_policy(opts.restart)
     if opts.remove and policy != "no":
         raise InvalidArgument("conflicting options: --restart and --rm")
-    # `run -d --rm`: at its end the monitor runs `pyc rm` on the container.
-    on_end = [sys.executable, "-c", "from pyc.cli.main import main; main()", "rm", "-f", c.id] if opts.remove else []
+    # `run -d --rm`: at its end the monitor runs `pyc rm -v` on the container (its anonymous
+    # volumes go with it, as docker has it).
+    on_end = [sys.executable, "-c", "from pyc.cli.main import main; main()", "rm", "-f", "-v", c.id] if opts.remove else []
     return MonitorConfig(run=run, restart=Restart(policy=policy, max=count), log=log_options(opts.log_opts), on_end=on_end)
 
 
-class _lock:
+class container_lock:
     """The container's flock, and its record read again once the lock is ours: a `pyc rm`
     that went first removed it, a `pyc rename` renamed it."""
 
@@ -86,7 +87,7 @@ def start(store: ContainerStore, c: Container) -> Container:
     import pyc_core
     from pyc.monitor import spawn
 
-    with _lock(store, c):
+    with container_lock(store, c):
         c.record.state = c.current_state()  # the last run's end, kept if this start fails
         if c.record.state.status in LIVE:
             return c  # docker: starting a running container is not an error
@@ -172,7 +173,7 @@ def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
 
 
 def stop(store: ContainerStore, c: Container, timeout: float | None) -> Container:
-    with _lock(store, c):
+    with container_lock(store, c):
         if c.current_state().status not in LIVE:
             raise NotRunning(f"container {c.name} is not running")
         sig = _signal_name(c.record.config.stop_signal or "SIGTERM")
@@ -182,7 +183,7 @@ def stop(store: ContainerStore, c: Container, timeout: float | None) -> Containe
 
 def kill(store: ContainerStore, c: Container, sig: str) -> Container:
     s = _signal_name(sig)
-    with _lock(store, c):
+    with container_lock(store, c):
         fd = _container_pidfd(c)
         if fd is None:
             raise NotRunning(f"container {c.name} is not running")
@@ -219,7 +220,7 @@ def wait(c: Container) -> int:
 
 
 def remove(store: ContainerStore, c: Container, force: bool) -> None:
-    with _lock(store, c):
+    with container_lock(store, c):
         st = c.current_state()
         if st.status in LIVE and not force:
             raise Conflict(f"container {c.name} is running: stop it first, or use -f")
@@ -233,5 +234,5 @@ def remove(store: ContainerStore, c: Container, force: bool) -> None:
 
 def rename(store: ContainerStore, c: Container, new: str) -> None:
     """The new name is taken (O_EXCL) before the old one is let go: never two, never none."""
-    with _lock(store, c):
+    with container_lock(store, c):
         store.rename(c, new)

@@ -15,7 +15,7 @@ def digest_hex(digest: str) -> str:
 
 
 class Paths:
-    __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp")
+    __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp", "volumes")
 
     def __init__(self, root: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ.get("PYC_ROOT") or "/var/lib/pyc")
@@ -25,6 +25,7 @@ class Paths:
         self.containers = os.path.join(self.root, "containers")
         self.names = os.path.join(self.root, "names")
         self.tmp = os.path.join(self.root, "tmp")
+        self.volumes = os.path.join(self.root, "volumes")
 
     def blob(self, digest: str) -> str:
         return os.path.join(self.blobs, digest_hex(digest))
@@ -34,3 +35,7 @@ class Paths:
 
     def container(self, cid: str) -> str:
         return os.path.join(self.containers, cid)
+
+    def volume(self, name: str) -> str:
+        """A volume's directory: its files are in `_data` beneath it."""
+        return os.path.join(self.volumes, name)

@@ -81,14 +81,31 @@ class LogOptions(Record):
     max_files: int = 2
 
 
+class MountPoint(Record):
+    """One volume, bind or tmpfs of a container, as resolved when it was made (docker's
+    MountPoint, the `Mounts` of inspect)."""
+
+    type: str  # volume, bind or tmpfs
+    destination: str
+    source: str = ""  # the host path: a bind's source, a volume's _data; "" for tmpfs
+    name: str = ""  # a volume's
+    mode: str = ""  # as given (-v's ro, z, nocopy ...), for inspect
+    rw: bool = True
+    propagation: str = ""  # a bind's: rprivate unless given
+    options: list[str] = []  # a tmpfs's: size=, mode=
+    driver_type: str = ""  # a volume's `type` option: "" (its own _data), tmpfs, none (a bind)
+
+
 class HostConfig(Record):
     """How a container is set up on the host (docker's HostConfig); limits in docker's units."""
 
     auto_remove: bool = False
     init: bool = False
     readonly_rootfs: bool = False
-    binds: list[str] = []
+    binds: list[str] = []  # -v, as given
     tmpfs: list[str] = []
+    mounts: list[str] = []  # --mount, as given
+    volumes_from: list[str] = []
     # The cgroup goes at <cgroup root>/<each hierarchy>/<cgroup_parent>/<id>.
     cgroup_parent: str = "pyc"
     memory: int = 0
@@ -139,6 +156,7 @@ class ContainerRecord(Record):
     host_config: HostConfig = HostConfig()
     cgroup_root: str = DEFAULT_CGROUP_ROOT
     state: ContainerState = ContainerState()
+    mounts: list[MountPoint] = []
 
     @classmethod
     def load(cls, data: object) -> "ContainerRecord":
@@ -201,6 +219,18 @@ def _from_docker_names(old: dict[str, object]) -> dict[str, object]:
     }
 
 
+class VolumeRecord(Record):
+    """A volume as pyc.db keeps it: docker's local driver, its files under
+    $PYC_ROOT/volumes/<name>/_data, or (options) a tmpfs or a bind of a host directory."""
+
+    name: str
+    created: str
+    driver: str = "local"
+    labels: dict[str, str] = {}
+    options: dict[str, str] = {}  # type=tmpfs|none, o=..., device=PATH
+    anonymous: bool = False  # made for one container (-v /path, an image's VOLUME)
+
+
 # -- what crosses to the Rust side (rust/core/src/container/config.rs, exec.rs; rust/monitor) ---
 
 
@@ -238,6 +268,19 @@ class ExecConfig(Record):
     cgroup: CgroupPlace
     detach: bool = False
     pyc_init: str  # pyc-init, which enters the container and starts the process
+
+
+class CopyConfig(Record):
+    """pyc_core.copy's config: one `pyc cp`. `view` is where the container's files are:
+    {"running": {"cgroup": CgroupPlace}} or {"stopped": {lower, upper, work, mountpoint,
+    readonly, mounts: [{source, destination, tmpfs, readonly}]}} (rust/core/src/copy/view.rs)."""
+
+    view: dict[str, object]
+    container_path: str
+    host_path: str | None = None  # None: a tar on the stream given (`-`)
+    into: bool  # into the container, else out of it
+    follow: bool = False  # -L
+    archive: bool = False  # -a
 
 
 class MonitorConfig(Record):

@@ -63,12 +63,22 @@ class ContainerUsage(Record):
     size: int
 
 
+class VolumeUsage(Record):
+    """A volume's disk use: the files in its directory (0 for a tmpfs or a bind of a host
+    directory), and how many containers use it."""
+
+    name: str
+    size: int
+    links: int
+
+
 class DiskUsage(Record):
-    """`pyc system df`: images (each layer blob counted once in `images_size`), containers, and
-    what interrupted commands left in the store's tmp/ (freed by `pyc image prune`)."""
+    """`pyc system df`: images (each layer blob counted once in `images_size`), containers,
+    volumes, and what interrupted commands left in the store's tmp/ (freed by `pyc image prune`)."""
 
     images: list[ImageUsage]
     images_size: int
     images_reclaimable: int  # what only images no container uses hold
     containers: list[ContainerUsage]
     leftovers: int
+    volumes: list[VolumeUsage] = []

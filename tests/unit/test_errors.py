@@ -109,6 +109,22 @@ LINES = [
     (["tag", "nope", "x:1"], 1, "no such image: nope"),
     (["ps", "--filter", "bogus=1"], 1, "invalid filter"),
     (["start", "-a", "a", "b"], 1, "cannot start and attach multiple"),
+    (["volume", "rm", "nope"], 1, "no such volume: nope"),
+    (["volume", "inspect", "nope"], 1, "no such volume: nope"),
+    (["volume", "create", "--opt", "type=nfs"], 1, 'volume type "nfs" is not supported'),
+    (["volume", "create", "--opt", "size"], 1, "invalid --opt 'size': use KEY=VALUE"),
+    (["volume", "create", "--driver", "nfs", "v1"], 1, 'volume driver "nfs" is not supported'),
+    (["volume", "create", "--opt", "colour=red"], 1, 'invalid option "colour" for the local volume driver'),
+    (["volume", "create", "a/b"], 1, '"a/b" includes invalid characters for a local volume name'),
+    (["volume", "ls", "--filter", "bogus=1"], 1, "invalid filter"),
+    (["volume", "import", "v1"], 1, "Missing argument"),
+    (["cp", "a", "b"], 1, "must specify at least one container source"),
+    (["cp", "a:/x", "b:/y"], 1, "copying between containers is not supported"),
+    (["cp", "nope:/x", "/tmp"], 1, "no such container: nope"),
+    (["cp", "nope:", "/tmp"], 1, "no path in the container given"),
+    (["run", "-v", "x:/x", "busybox"], 125, '"x" includes invalid characters for a local volume name'),
+    (["run", "--mount", "type=bind,target=/x", "busybox"], 125, "field Source must not be empty"),
+    (["create", "--volumes-from", "nope", "busybox"], 125, "no such container: nope"),
 ]
 
 
@@ -176,6 +192,14 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),
     "attach": (lambda e, s: e.attach("nope"), Kind.NOT_FOUND),
     "disk_usage": (lambda e, s: ((s / "pyc.db").mkdir(), e.disk_usage()), Kind.SYSTEM),
+    "copy": (lambda e, s: e.copy("nope:/x", str(s)), Kind.NOT_FOUND),
+    "create_volume": (lambda e, s: e.create_volume("v1", options={"type": "nfs"}), Kind.INVALID_ARGUMENT),
+    "volume": (lambda e, s: e.volume("nope"), Kind.NOT_FOUND),
+    "list_volumes": (lambda e, s: ((s / "pyc.db").mkdir(), e.list_volumes()), Kind.SYSTEM),
+    "remove_volume": (lambda e, s: e.remove_volume("nope"), Kind.NOT_FOUND),
+    "prune_volumes": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_volumes()), Kind.SYSTEM),
+    "export_volume": (lambda e, s: e.export_volume("nope", 1), Kind.NOT_FOUND),
+    "import_volume": (lambda e, s: e.import_volume("v1", _garbage(s)), Kind.BAD_INPUT),
 }
 
 

@@ -19,7 +19,7 @@ import pytest
 from pyc.containers import Container
 from pyc.engine import exec_config, run_config
 from pyc.lifecycle import monitor_config
-from pyc.records import ContainerRecord, ContainerState, HostConfig
+from pyc.records import CgroupPlace, ContainerRecord, ContainerState, CopyConfig, HostConfig, MountPoint
 from pyc.runtime.exec import ExecOptions, exec_process
 from pyc.runtime.spec import RunOptions, build
 
@@ -56,12 +56,18 @@ OPTS = RunOptions(
 )
 PYC_INIT = "/usr/local/libexec/pyc-init"
 LOWERS = ["/var/lib/pyc/layers/" + "22" * 32, "/var/lib/pyc/layers/" + "33" * 32]
+# What OPTS' -v and --tmpfs resolve to (pyc.volumes.plan), and a named volume.
+POINTS = [
+    MountPoint(type="bind", destination="/host", source="/", mode="ro", rw=False, propagation="rprivate"),
+    MountPoint(type="tmpfs", destination="/run", options=["size=1m"]),
+    MountPoint(type="volume", destination="/data", source="/var/lib/pyc/volumes/data/_data", name="data"),
+]
 
 
 def run() -> dict[str, object]:
     c = container()
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
-    spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, c.path("rootfs"), etc, LOWERS, "golden")
+    spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, c.path("rootfs"), etc, LOWERS, "golden", POINTS)
     return run_config(c, spec, LOWERS, OPTS, PYC_INIT).to_dict()
 
 
@@ -82,6 +88,20 @@ def test_monitor_config() -> None:
 
     config = monitor_config(c, OPTS, RunConfig.from_dict(run()))
     check("monitor-config.msgpack", msgpack.packb(config.to_dict()))
+
+
+def test_copy_configs() -> None:
+    running = CopyConfig(view={"running": {"cgroup": CgroupPlace(root="/sys/fs/cgroup", path=f"pyc/{CID}").to_dict()}}, container_path="/etc/.", host_path="/tmp/out", into=False, follow=True)
+    check("copy-config-running.msgpack", msgpack.packb(running.to_dict()))
+    stopped = {
+        "lower": LOWERS,
+        "upper": f"/var/lib/pyc/containers/{CID}/upper",
+        "work": f"/var/lib/pyc/containers/{CID}/work",
+        "mountpoint": "/var/lib/pyc/tmp/1-cp-0",
+        "readonly": True,
+        "mounts": [{"source": "/var/lib/pyc/volumes/data/_data", "destination": "/data", "readonly": False}, {"destination": "/run", "tmpfs": True, "readonly": True}],
+    }
+    check("copy-config-stopped.msgpack", msgpack.packb(CopyConfig(view={"stopped": stopped}, container_path="/data", into=True, archive=True).to_dict()))
 
 
 def test_update_resources() -> None:

@@ -102,27 +102,11 @@ def inspect_any(names: list[str], format: str | None, type: str | None) -> None:
 
 
 def export(container: str, output: str | None) -> None:
-    import os
-
+    from pyc.cli.output import write_out
     from pyc.engine import Engine
-    from pyc.errors import InvalidArgument
 
-    if output is None:
-        if sys.stdout.isatty():
-            raise InvalidArgument("refusing to write a tar to a terminal: use -o FILE or a redirect")
-        Engine().export(container, 1)
-        return
-    tmp = f"{output}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        Engine().export(container, fd)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.rename(tmp, output)
+    engine = Engine()
+    write_out(output, lambda fd: engine.export(container, fd))
 
 
 FORMAT = Flag(("-f", "--format"), "format", help="A Go template, e.g. '{{.State.Status}}'.")

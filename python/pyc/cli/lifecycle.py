@@ -103,7 +103,7 @@ def rm(containers: list[str], force: bool, volumes: bool) -> None:
     from pyc.engine import Engine
 
     engine = Engine()
-    _each(containers, lambda ref: engine.remove_container(ref, force))
+    _each(containers, lambda ref: engine.remove_container(ref, force, volumes))
 
 
 def rename(container: str, new_name: str) -> None:
@@ -166,7 +166,7 @@ COMMANDS = [
         CONTAINERS,
         (
             Flag(("-f", "--force"), "force", bool, "Kill it first if it runs."),
-            Flag(("-v", "--volumes"), "volumes", bool, "Also anonymous volumes (pyc makes none)."),
+            Flag(("-v", "--volumes"), "volumes", bool, "Also its anonymous volumes (named ones stay)."),
         ),
         aliases=(("rm",), ("container", "remove")),
     ),

@@ -1,6 +1,11 @@
-"""Plain-text tables and relative times, as docker prints them."""
+"""Plain-text tables and relative times, as docker prints them; a tar written out."""
 
+import sys
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -44,3 +49,29 @@ def size(n: int) -> str:
             return f"{value:.3g}{unit}"
         value /= 1000
     return f"{value:.3g}TB"
+
+
+def write_out(output: str | None, write: "Callable[[int], None]") -> None:
+    """A tar `write` makes, to stdout (None; never a terminal) or to the file `output`: written
+    beside it, synced and renamed, so a failed write leaves no partial file."""
+    import os
+
+    from pyc.errors import InvalidArgument
+
+    if output is None or output == "-":
+        if sys.stdout.isatty():
+            raise InvalidArgument("refusing to write a tar to a terminal: use -o FILE or a redirect")
+        sys.stdout.flush()
+        write(1)
+        return
+    tmp = f"{output}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        write(fd)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.rename(tmp, output)

@@ -37,11 +37,12 @@ def df(verbose: bool) -> None:
     u = Engine().disk_usage()
     running = [c for c in u.containers if c.status == "running"]
     c_size = sum(c.size for c in u.containers)
+    v_size = sum(v.size for v in u.volumes)
     if not verbose:
         rows = [
             ["Images", str(len(u.images)), str(sum(1 for i in u.images if i.containers)), size(u.images_size), _pct(u.images_reclaimable, u.images_size)],
             ["Containers", str(len(u.containers)), str(len(running)), size(c_size), _pct(c_size - sum(c.size for c in running), c_size)],
-            ["Local Volumes", "0", "0", size(0), _pct(0, 0)],
+            ["Local Volumes", str(len(u.volumes)), str(sum(1 for v in u.volumes if v.links)), size(v_size), _pct(v_size - sum(v.size for v in u.volumes if v.links), v_size)],
             # What interrupted commands left in the store (pyc image prune frees it).
             ["Leftovers", "", "", size(u.leftovers), _pct(u.leftovers, u.leftovers)],
         ]
@@ -61,7 +62,7 @@ def df(verbose: bool) -> None:
     print("\nContainers space usage:\n")
     print(table(["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"], crows))
     print("\nLocal Volumes space usage:\n")
-    print(table(["VOLUME NAME", "LINKS", "SIZE"], []))
+    print(table(["VOLUME NAME", "LINKS", "SIZE"], [[v.name, str(v.links), size(v.size)] for v in u.volumes]))
     print(f"\nLeftovers of interrupted commands (pyc image prune frees them): {size(u.leftovers)}")
 
 

@@ -10,6 +10,8 @@ TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyc.records import MountPoint
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Docker's default capability set less CAP_MKNOD, as podman does: with it, root in a container
@@ -57,6 +59,8 @@ class RunOptions:
         name: str | None = None,
         read_only: bool = False,
         volumes: list[str] | None = None,
+        mounts: list[str] | None = None,
+        volumes_from: list[str] | None = None,
         tmpfs: list[str] | None = None,
         interactive: bool = False,
         remove: bool = False,
@@ -85,7 +89,9 @@ class RunOptions:
         self.hostname = hostname
         self.name = name
         self.read_only = read_only
-        self.volumes = volumes or []
+        self.volumes = volumes or []  # -v, --mount, --volumes-from, --tmpfs as given (runtime/mounts.py)
+        self.mounts = mounts or []
+        self.volumes_from = volumes_from or []
         self.tmpfs = tmpfs or []
         self.interactive = interactive
         self.remove = remove
@@ -199,47 +205,35 @@ def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
     return uid, gid if gid is not None else 0
 
 
-def volume_mounts(volumes: list[str]) -> list[dict[str, Any]]:
-    mounts = []
-    for v in volumes:
-        parts = v.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise InvalidArgument(f"invalid volume {v!r}: use HOST:CONTAINER[:ro|rw]")
-        src, dst = parts[0], parts[1]
-        mode = parts[2] if len(parts) == 3 else "rw"
-        if mode not in ("ro", "rw"):
-            raise InvalidArgument(f"invalid volume {v!r}: mode must be ro or rw")
-        if not os.path.isabs(src):
-            raise InvalidArgument(f"invalid volume {v!r}: the host path must be absolute (named volumes come later)")
-        if not os.path.isabs(dst):
-            raise InvalidArgument(f"invalid volume {v!r}: the container path must be absolute")
-        if not os.path.exists(src):
-            raise InvalidArgument(f"bind source path does not exist: {src}")
-        mounts.append({"destination": dst, "type": "bind", "source": os.path.realpath(src), "options": ["rbind", "rprivate", mode]})
-    return mounts
+def bind_options(readonly: bool, propagation: str = "") -> list[str]:
+    """A bind or a volume: recursive, private unless asked, and never a way to a device or a
+    set-id program (nodev, nosuid): what a container has of the host's files is data only."""
+    return ["rbind", propagation or "rprivate", "nosuid", "nodev", "ro" if readonly else "rw"]
 
 
-# The options a --tmpfs may take (docker's): flags, and key=value with the value's form.
-TMPFS_FLAGS = ("rw", "ro", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime", "relatime", "strictatime", "diratime", "nodiratime", "sync", "async")
-TMPFS_VALUES = {"size": "0123456789kmgKMG%", "nr_inodes": "0123456789kmgKMG%", "mode": "01234567", "uid": "0123456789", "gid": "0123456789"}
+def tmpfs_options(options: list[str]) -> list[str]:
+    """A tmpfs (--tmpfs, --mount type=tmpfs, a tmpfs volume): docker's defaults, then what was given."""
+    return ["nosuid", "nodev", "noexec", *options]
 
 
-def tmpfs_mounts(tmpfs: list[str]) -> list[dict[str, Any]]:
-    """--tmpfs PATH[:OPTIONS], checked here: a bad option is one line before any container is
-    made, not a failed mount at its start."""
-    mounts = []
-    for t in tmpfs:
-        path, _, opts = t.partition(":")
-        if not os.path.isabs(path):
-            raise InvalidArgument(f"invalid --tmpfs {t!r}: the path must be absolute")
-        given = [o for o in opts.split(",") if o]
-        for o in given:
-            key, eq, value = o.partition("=")
-            digits = value.rstrip("kmgKMG%") if key in ("size", "nr_inodes") else value
-            if not (key in TMPFS_FLAGS and not eq or key in TMPFS_VALUES and value and digits.isdigit() and all(c in TMPFS_VALUES[key] for c in value)):
-                raise InvalidArgument(f"invalid --tmpfs {t!r}: bad option {o!r} (size=64m, mode=1777, uid=N, gid=N, nr_inodes=N, ro, exec, ...)")
-        mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", *given]})
-    return mounts
+def user_mounts(points: list[MountPoint], etc: dict[str, str], readonly_root: bool) -> list[dict[str, Any]]:
+    """The OCI mounts of a container's volumes, binds and tmpfs, and of its /etc files (read-only
+    with --read-only, as docker has them; left out where the user mounts something there), in
+    order of depth: a mount goes on the ones above it."""
+    mounts: list[tuple[str, dict[str, Any]]] = []
+    for m in points:
+        if m.type == "tmpfs" or m.driver_type == "tmpfs":
+            opts = tmpfs_options(m.options + ([] if m.rw else ["ro"]))
+            mounts.append((m.destination, {"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": opts}))
+        else:
+            mounts.append((m.destination, {"destination": m.destination, "type": "bind", "source": m.source, "options": bind_options(not m.rw, m.propagation)}))
+    taken = {m.destination for m in points}
+    for name, src in etc.items():
+        dest = f"/etc/{name}"
+        if dest not in taken:
+            mounts.append((dest, {"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"] + (["ro"] if readonly_root else [])}))
+    mounts.sort(key=lambda m: m[0].count("/"))
+    return [m for _, m in mounts]
 
 
 HOSTNAME_MAX = 64  # the kernel's (HOST_NAME_MAX): sethostname refuses more
@@ -255,7 +249,7 @@ def check_hostname(hostname: str) -> str:
     return hostname
 
 
-def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files: dict[str, str], lowers: list[str], hostname: str) -> dict[str, Any]:
+def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files: dict[str, str], lowers: list[str], hostname: str, points: list[MountPoint] | None = None) -> dict[str, Any]:
     check_hostname(hostname)
     env = merge_env(list(image_config.get("Env") or []), opts)
     if not any(e.startswith("HOSTNAME=") for e in env):
@@ -267,7 +261,6 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is not an absolute path")
     caps = list(DEFAULT_CAPS)
-    etc = [{"destination": f"/etc/{name}", "type": "bind", "source": src, "options": ["rbind", "rprivate"]} for name, src in etc_files.items()]
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -280,7 +273,7 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
         },
         "root": {"path": rootfs, "readonly": opts.read_only},
         "hostname": hostname,
-        "mounts": BASE_MOUNTS + etc + volume_mounts(opts.volumes) + tmpfs_mounts(opts.tmpfs),
+        "mounts": BASE_MOUNTS + user_mounts(points or [], etc_files, opts.read_only),
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
             "devices": [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0} for p, ma, mi in DEVICES],

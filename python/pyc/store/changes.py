@@ -1,5 +1,5 @@
 """Dockerfile instructions given with `-c/--change` (import, commit): CMD, ENTRYPOINT, ENV,
-WORKDIR, USER, STOPSIGNAL, turned into image config fields."""
+WORKDIR, USER, STOPSIGNAL, VOLUME, turned into image config fields."""
 
 from __future__ import annotations
 
@@ -32,14 +32,23 @@ def parse_changes(changes: list[str]) -> dict[str, Any]:
             out["User"] = rest
         elif word == "STOPSIGNAL" and rest:
             out["StopSignal"] = rest
+        elif word == "VOLUME" and rest:
+            try:
+                paths = json.loads(rest) if rest.startswith("[") else rest.split()
+            except ValueError:
+                raise InvalidArgument(f"invalid --change {change!r}: not a JSON array") from None
+            if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+                raise InvalidArgument(f"invalid --change {change!r}: VOLUME takes absolute paths")
+            out.setdefault("Volumes", {}).update({p: {} for p in paths})
         else:
-            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR, USER or STOPSIGNAL")
+            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR, USER, STOPSIGNAL or VOLUME")
     return out
 
 
 def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """`config` (an image's run config) with `changes` applied: ENV sets one variable and keeps
-    the others, as in a Dockerfile; the other fields replace what was there."""
+    the others, VOLUME adds to the image's, as in a Dockerfile; the other fields replace what
+    was there."""
     out = dict(config)
     for key, value in changes.items():
         if key == "Env":
@@ -48,6 +57,8 @@ def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, 
                 name = kv.split("=", 1)[0]
                 env = [e for e in env if e.split("=", 1)[0] != name] + [kv]
             out["Env"] = env
+        elif key == "Volumes":
+            out["Volumes"] = {**(out.get("Volumes") or {}), **value}
         else:
             out[key] = value
     return out

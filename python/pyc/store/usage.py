@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from pyc.results import ContainerUsage, DiskUsage, ImageUsage
+from pyc.results import ContainerUsage, DiskUsage, ImageUsage, VolumeUsage
 from pyc.store.gc import leftovers
 from pyc.store.images import Image
 
@@ -37,10 +37,11 @@ def layer_sizes(images: list[Image]) -> dict[str, int]:
     return {layer["digest"]: int(layer.get("size", 0)) for img in images for layer in img.layers}
 
 
-def disk_usage(images: list[Image], containers: list[Container], tmp: str) -> DiskUsage:
+def disk_usage(images: list[Image], containers: list[Container], tmp: str, volumes: list[VolumeUsage]) -> DiskUsage:
     """Images by their layer blobs (SIZE, SHARED SIZE: layers another image has too), what
-    only images no container uses hold (reclaimable), containers by their writable layer, and
-    what interrupted commands left in `tmp` (an import or load killed midway)."""
+    only images no container uses hold (reclaimable), containers by their writable layer,
+    `volumes` as measured, and what interrupted commands left in `tmp` (an import or load
+    killed midway)."""
     users: dict[str, int] = {}
     for c in containers:
         users[c.record.image_id] = users.get(c.record.image_id, 0) + 1
@@ -65,4 +66,5 @@ def disk_usage(images: list[Image], containers: list[Container], tmp: str) -> Di
             ContainerUsage(id=c.id, name=c.name, image=c.record.image, command=c.record.config.cmd, created=c.record.created, status=c.status, size=tree_size(c.path("upper"))) for c in containers
         ],
         leftovers=sum(tree_size(path) for path in leftovers(tmp)),
+        volumes=volumes,
     )

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::LinuxResources;
 use pyc_core::cgroup::Limits;
 use pyc_core::container::{ExecConfig, RunConfig};
+use pyc_core::copy::{CopyConfig, View};
 
 fn golden(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name);
@@ -25,7 +26,10 @@ fn run_config() {
     assert!(process.env().as_ref().expect("env").contains(&"A=1".to_string()));
     assert_eq!(cfg.spec.hostname().as_deref(), Some("golden"));
     let mounts = cfg.spec.mounts().as_ref().expect("mounts");
-    assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/host") && m.source().as_ref().and_then(|s| s.to_str()) == Some("/")));
+    let host = mounts.iter().find(|m| m.destination().to_str() == Some("/host")).expect("the bind");
+    assert_eq!(host.source().as_ref().and_then(|s| s.to_str()), Some("/"));
+    assert_eq!(host.options().as_deref(), Some(&["rbind".to_string(), "rprivate".into(), "nosuid".into(), "nodev".into(), "ro".into()][..]));
+    assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/data") && m.typ().as_deref() == Some("bind")));
     assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/run") && m.typ().as_deref() == Some("tmpfs")));
     let resources = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).expect("resources");
     assert_eq!(Limits::from_oci(resources).memory, Some(64 << 20));
@@ -56,4 +60,18 @@ fn update_resources() {
     assert_eq!((l.memory, l.memory_swap, l.memory_reservation), (Some(64 << 20), Some(128 << 20), Some(32 << 20)));
     assert_eq!((l.cpu_quota, l.cpu_period, l.cpu_shares, l.cpuset_cpus.as_deref()), (Some(100_000), Some(100_000), Some(512), Some("0")));
     assert_eq!((l.pids, l.blkio_weight), (Some(100), Some(500)));
+}
+
+#[test]
+fn copy_configs() {
+    let cfg = CopyConfig::from_msgpack(&golden("copy-config-running.msgpack")).expect("decodes");
+    assert!(matches!(&cfg.view, View::Running { cgroup } if cgroup.path == format!("pyc/{CID}")));
+    assert_eq!((cfg.container_path.as_str(), cfg.host_path.as_deref()), ("/etc/.", Some(std::path::Path::new("/tmp/out"))));
+    assert!(!cfg.into && cfg.follow && !cfg.archive);
+    let cfg = CopyConfig::from_msgpack(&golden("copy-config-stopped.msgpack")).expect("decodes");
+    let View::Stopped { lower, upper, readonly, mounts, .. } = &cfg.view else { panic!("a stopped view: {:?}", cfg.view) };
+    assert_eq!((lower.len(), *readonly), (2, true));
+    assert_eq!(upper, &PathBuf::from(format!("/var/lib/pyc/containers/{CID}/upper")));
+    assert_eq!((mounts[0].destination.as_str(), mounts[0].tmpfs, mounts[1].tmpfs, mounts[1].readonly), ("/data", false, true, true));
+    assert!(cfg.into && cfg.archive && cfg.host_path.is_none());
 }
