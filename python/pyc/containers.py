@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import time
 
-import msgpack
-
 from pyc.errors import BadImage, Conflict, ContainerNotFound, InvalidArgument
 from pyc.paths import Paths
 from pyc.record import BadRecord
 from pyc.records import DEFAULT_CGROUP_ROOT, ContainerRecord, ContainerState, HostConfig
+from pyc_core import packb, unpackb
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
@@ -94,9 +93,9 @@ class Container:
     def monitor_state(self) -> ContainerState | None:
         try:
             with open(self.path(MONITOR_STATE), "rb") as f:
-                data = msgpack.unpackb(f.read())
+                data = unpackb(f.read())
             return ContainerState.from_monitor(data) if isinstance(data, dict) else None
-        except (FileNotFoundError, ValueError, msgpack.UnpackException):
+        except (FileNotFoundError, ValueError):
             return None  # BadRecord is a ValueError: a state file of another shape says nothing
 
     def path(self, *parts: str) -> str:
@@ -118,8 +117,8 @@ def holder_alive(st: ContainerState) -> bool:
 
 def _decode(row: bytes) -> ContainerRecord:
     try:
-        return ContainerRecord.load(msgpack.unpackb(row))
-    except (BadRecord, ValueError, msgpack.UnpackException) as e:
+        return ContainerRecord.load(unpackb(row))
+    except (BadRecord, ValueError) as e:
         raise BadImage(f"a container record in pyc.db is corrupt: {e}") from None
 
 
@@ -156,7 +155,7 @@ class ContainerStore:
         if running:
             self._set_running(c)
         try:
-            self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, msgpack.packb(c.record.to_dict())))
+            self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, packb(c.record.to_dict())))
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "{c.name}" is already in use') from None
         try:
@@ -179,7 +178,7 @@ class ContainerStore:
         """Write the record, with the monitor's last word on its state folded in (the only
         place it is: reading a state writes nothing)."""
         c.record.state = c.current_state()
-        if self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (msgpack.packb(c.record.to_dict()), c.id)).rowcount == 0:
+        if self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (packb(c.record.to_dict()), c.id)).rowcount == 0:
             raise ContainerNotFound(f"no such container: {c.name}")
 
     @staticmethod
@@ -202,7 +201,7 @@ class ContainerStore:
         c.record.state = c.current_state()
         c.record.name = new
         try:
-            self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, msgpack.packb(c.record.to_dict()), c.id))
+            self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, packb(c.record.to_dict()), c.id))
         except sqlite3.IntegrityError:
             raise Conflict(f'the container name "{new}" is already in use') from None
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
@@ -184,7 +182,7 @@ class Engine:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config = self._prepare(image, opts)
-        config = msgpack.packb(run_config.to_dict())
+        config = pyc_core.packb(run_config.to_dict())
         self.containers.create(c, etc, running=True)
         with open(c.path(RUN_CONFIG), "wb") as f:
             f.write(config)  # what exec reads the container's process and cgroup from
@@ -214,18 +212,18 @@ class Engine:
             raise NotRunning(f"container {c.name} is not running")
         try:
             with open(c.path(RUN_CONFIG), "rb") as f:
-                run = RunConfig.from_dict(msgpack.unpackb(f.read()))
+                run = RunConfig.from_dict(pyc_core.unpackb(f.read()))
         except FileNotFoundError:
             try:  # a detached container: its monitor's config holds the run config
                 with open(c.path("monitor.msgpack"), "rb") as f:
-                    run = MonitorConfig.from_dict(msgpack.unpackb(f.read())).run
+                    run = MonitorConfig.from_dict(pyc_core.unpackb(f.read())).run
             except FileNotFoundError:
                 raise NotRunning(f"container {c.name} is not running") from None
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
+        config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -245,7 +243,7 @@ class Engine:
         monitor = monitor_config(c, opts, run)  # checks --restart and --log-opt
         c.record.host_config = c.record.host_config.replace(restart=monitor.restart, log=monitor.log)
         self.containers.create(c, dict(etc))
-        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)
+        atomic.write_file(c.path("monitor.msgpack"), pyc_core.packb(monitor.to_dict()), durable=False)
         return c
 
     def run_detached(self, image: str, opts: RunOptions) -> Container:
@@ -307,7 +305,7 @@ class Engine:
         if c.status != "running":
             raise NotRunning(f"container {c.name} is not running")
         try:
-            pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources), c.cgroup_root)
+            pyc_core.update_cgroup(c.cgroup, pyc_core.packb(resources), c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"update {c.name}") from None
         c.record.host_config = c.record.host_config.with_limits(resources)

@@ -1,4 +1,4 @@
-"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups."""
+"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups, msgpack."""
 
 from pyc_core._pyc_core import (
     ERROR_KINDS,
@@ -17,6 +17,7 @@ from pyc_core._pyc_core import (
     diff_upper,
     exec_in,
     export_overlay,
+    packb,
     remove_cgroup,
     remove_tree,
     run,
@@ -25,6 +26,7 @@ from pyc_core._pyc_core import (
     tar_upper,
     unpack_layer,
     unpack_layers,
+    unpackb,
     update_cgroup,
 )
 
@@ -45,6 +47,7 @@ __all__ = [
     "diff_upper",
     "exec_in",
     "export_overlay",
+    "packb",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -53,5 +56,6 @@ __all__ = [
     "tar_upper",
     "unpack_layer",
     "unpack_layers",
+    "unpackb",
     "update_cgroup",
 ]

@@ -1,6 +1,6 @@
 import os
 from collections.abc import Sequence
-from typing import final
+from typing import Any, final
 
 _StrPath = str | os.PathLike[str]
 
@@ -21,6 +21,7 @@ __all__ = [
     "diff_upper",
     "exec_in",
     "export_overlay",
+    "packb",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -29,6 +30,7 @@ __all__ = [
     "tar_upper",
     "unpack_layer",
     "unpack_layers",
+    "unpackb",
     "update_cgroup",
 ]
 
@@ -95,4 +97,8 @@ def cgroup_version(root: _StrPath = ...) -> int: ...
 def remove_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def remove_tree(path: _StrPath) -> None: ...
 def cgroup_stats(path: str, root: _StrPath = ...) -> CgroupStats: ...
+# msgpack of plain data (None, bool, int, float, str, bytes, list, tuple, dict), as the msgpack
+# package's packb/unpackb with their defaults; unpackb raises ValueError for anything malformed.
+def packb(obj: object) -> bytes: ...
+def unpackb(data: bytes) -> Any: ...
 def update_cgroup(path: str, resources: bytes, root: _StrPath = ...) -> None: ...

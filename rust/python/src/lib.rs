@@ -2,6 +2,7 @@
 //! through `blocking`, which releases the GIL; every error becomes one Python exception class.
 
 mod errors;
+mod wire;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, RawFd};
@@ -285,5 +286,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
     m.add_function(wrap_pyfunction!(diff_upper, m)?)?;
     m.add_function(wrap_pyfunction!(tar_upper, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::packb, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::unpackb, m)?)?;
     Ok(())
 }
