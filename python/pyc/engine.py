@@ -183,9 +183,10 @@ class Engine:
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config = self._prepare(image, opts)
         config = pyc_core.packb(run_config.to_dict())
-        self.containers.create(c, etc, running=True)
-        with open(c.path(RUN_CONFIG), "wb") as f:
-            f.write(config)  # what exec reads the container's process and cgroup from
+        # What exec reads the container's process and cgroup from, beside the /etc files.
+        files: dict[str, str | bytes] = {**etc, RUN_CONFIG: config}
+        # An unnamed --rm container's record is a file while it runs, not a row in pyc.db.
+        self.containers.create(c, files, running=True, foreground=opts.remove and opts.name is None)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False

@@ -15,7 +15,7 @@ def digest_hex(digest: str) -> str:
 
 
 class Paths:
-    __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp")
+    __slots__ = ("root", "oci", "blobs", "layers", "containers", "foreground", "tmp")
 
     def __init__(self, root: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ.get("PYC_ROOT") or "/var/lib/pyc")
@@ -23,7 +23,7 @@ class Paths:
         self.blobs = os.path.join(self.oci, "blobs", "sha256")
         self.layers = os.path.join(self.root, "layers")
         self.containers = os.path.join(self.root, "containers")
-        self.names = os.path.join(self.root, "names")
+        self.foreground = os.path.join(self.root, "foreground")  # pyc/foreground.py
         self.tmp = os.path.join(self.root, "tmp")
 
     def blob(self, digest: str) -> str:
