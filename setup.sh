@@ -41,10 +41,8 @@ install -m 755 "target/$host/init/pyc-init" .venv/bin/pyc-init
 .venv/bin/pip uninstall -q -y setuptools 2>/dev/null || true
 # Installed packages ship bytecode; do the same here so `pyc` starts as fast as it would.
 PYTHONDONTWRITEBYTECODE= .venv/bin/python -m compileall -q python >/dev/null
-# `pyc` on the PATH: a launcher of our own rather than pip's console script, which imports `re`
-# first (a tenth of a `pyc run`'s time).
-rm -f /usr/local/bin/pyc
-printf '#!%s\nfrom pyc.cli.main import main\n\nmain()\n' "$PWD/.venv/bin/python" > /usr/local/bin/pyc
-chmod 755 /usr/local/bin/pyc
+# `pyc` on the PATH: a launcher of our own (python/pyc/launcher.py) rather than pip's console
+# script, which imports `re` and runs `site` first (a fifth of a `pyc run`'s time).
+.venv/bin/python -m pyc.launcher /usr/local/bin/pyc
 
 pyc run --rm busybox sh -c 'echo "hello from $(hostname), a pyc container (pid $$)"'

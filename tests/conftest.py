@@ -8,14 +8,22 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PYC = str(Path(sys.executable).parent / "pyc")
+from pyc import launcher
+
+# The `pyc` users run: the launcher setup.sh installs (pyc/launcher.py), for this venv.
+_LAUNCHER_DIR = tempfile.mkdtemp(prefix="pyc-test-launcher-")
+os.chmod(_LAUNCHER_DIR, 0o755)
+PYC = launcher.write(os.path.join(_LAUNCHER_DIR, "pyc"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_LAUNCHER_DIR, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
