@@ -181,8 +181,12 @@ class ContainerStore:
                 os.makedirs(self.paths.containers, exist_ok=True)
                 spread_children(self.paths.containers)
                 os.mkdir(c.dir)
-            for sub in ("upper", "work", "rootfs"):
+            for sub in ("upper", "work"):
                 os.mkdir(c.path(sub))
+            try:
+                os.mkdir(self.paths.rootfs, 0o755)
+            except FileExistsError:
+                pass
             for name, content in files.items():
                 with open(c.path(name), "wb" if isinstance(content, bytes) else "w") as f:
                     f.write(content)

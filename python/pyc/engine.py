@@ -171,7 +171,7 @@ class Engine:
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
+        spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname)
         c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")

@@ -15,7 +15,7 @@ def digest_hex(digest: str) -> str:
 
 
 class Paths:
-    __slots__ = ("root", "oci", "blobs", "layers", "containers", "foreground", "tmp")
+    __slots__ = ("root", "oci", "blobs", "layers", "containers", "foreground", "rootfs", "tmp")
 
     def __init__(self, root: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ.get("PYC_ROOT") or "/var/lib/pyc")
@@ -24,6 +24,9 @@ class Paths:
         self.layers = os.path.join(self.root, "layers")
         self.containers = os.path.join(self.root, "containers")
         self.foreground = os.path.join(self.root, "foreground")  # pyc/foreground.py
+        # Where every container's root is mounted, each in a mount namespace of its own: one
+        # empty directory for all, never removed (a directory removed is a block freed).
+        self.rootfs = os.path.join(self.root, "rootfs")
         self.tmp = os.path.join(self.root, "tmp")
 
     def blob(self, digest: str) -> str:

@@ -61,7 +61,7 @@ LOWERS = ["/var/lib/pyc/layers/" + "22" * 32, "/var/lib/pyc/layers/" + "33" * 32
 def run() -> dict[str, object]:
     c = container()
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
-    spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, c.path("rootfs"), etc, LOWERS, "golden")
+    spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, "/var/lib/pyc/rootfs", etc, LOWERS, "golden")
     return run_config(c, spec, LOWERS, OPTS, PYC_INIT).to_dict()
 
 
