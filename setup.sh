@@ -24,7 +24,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "setup.sh: cargo (Rust) is needed: https://rustup.rs" >&2; exit 1; }
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# The distribution's Python when there is one: every user can run it (the tests' unprivileged
+# tier runs as nobody, which cannot reach a pyenv under /root), and Debian's, static and built
+# with PGO, starts each pyc command 2 ms sooner than a shared-library build.
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+[ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # Builds the Rust core (release) through maturin and installs pyc with its dev tools.
 .venv/bin/pip install -q -e '.[dev]'

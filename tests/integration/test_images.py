@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import PYC, pyc
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
+pytestmark = [pytest.mark.usefixtures("busybox", "clean_containers")]
 
 
 def image_id(ref: str) -> str:
@@ -33,6 +33,7 @@ def image_layer(store_root: Path, ref: str) -> str:
     return str(diff_ids[0]).removeprefix("sha256:")
 
 
+@pytest.mark.root
 def test_busybox_image_is_a_proper_oci_image(store_root: Path) -> None:
     info = json.loads(pyc("image", "inspect", "busybox").stdout)[0]
     assert info["RepoTags"] == ["busybox:latest"]
@@ -57,6 +58,7 @@ def test_bootstrap_is_deterministic() -> None:
     assert r.returncode == 0 and image_id("busybox") == before
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("compression", ["plain", "gzip", "zstd"])
 def test_import_tarball(store_root: Path, tmp_path: Path, compression: str) -> None:
     data = busybox_tar(store_root)
@@ -75,6 +77,7 @@ def test_import_tarball(store_root: Path, tmp_path: Path, compression: str) -> N
     assert pyc("rmi", f"imported:{compression}").returncode == 0
 
 
+@pytest.mark.root
 def test_import_from_stdin_with_changes(store_root: Path) -> None:
     r = pyc("import", "-c", 'CMD ["echo", "from cmd"]', "-c", "ENV GREETING=hi", "-", "stdin:1", input=None)
     assert r.returncode == 1  # no input at all is refused
@@ -84,6 +87,7 @@ def test_import_from_stdin_with_changes(store_root: Path) -> None:
     assert pyc("rmi", "stdin:1").returncode == 0
 
 
+@pytest.mark.root
 def test_import_directory_keeps_owners_and_modes(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)
@@ -99,6 +103,7 @@ def test_import_directory_keeps_owners_and_modes(tmp_path: Path) -> None:
     assert pyc("rmi", "dirimage:1").returncode == 0
 
 
+@pytest.mark.root
 def test_export_is_the_containers_view(store_root: Path, tmp_path: Path) -> None:
     assert pyc("run", "--name", "exp", "busybox", "sh", "-c", "echo new > /etc/new; rm /bin/vi; mkdir -p /srv/a").returncode == 0
     out = tmp_path / "exp.tar"
@@ -120,6 +125,7 @@ def test_export_is_the_containers_view(store_root: Path, tmp_path: Path) -> None
     assert "export" not in Path("/proc/self/mountinfo").read_text()
 
 
+@pytest.mark.root
 def test_tag_images_rmi(store_root: Path) -> None:
     assert pyc("tag", "busybox", "mybox:v1").returncode == 0
     listing = pyc("images").stdout
@@ -132,6 +138,7 @@ def test_tag_images_rmi(store_root: Path) -> None:
     assert pyc("run", "--rm", "busybox", "true").returncode == 0
 
 
+@pytest.mark.root
 def test_rmi_refuses_an_image_in_use_and_frees_layers(store_root: Path, tmp_path: Path) -> None:
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as t:
@@ -160,6 +167,7 @@ def test_images_quiet_and_inspect_fields() -> None:
     assert set(info) >= {"Id", "RepoTags", "Created", "Config", "RootFS", "Size", "Architecture", "Os"}
 
 
+@pytest.mark.root
 def test_import_directory_keeps_special_files_and_hardlinks(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -221,6 +229,7 @@ def _flags(path: Path) -> int | None:
         os.close(fd)
 
 
+@pytest.mark.root
 def test_layers_and_containers_are_placed_apart(store_root: Path) -> None:
     # The store asks ext4's allocator to give each unpacked layer and each container its own
     # block group (see store/placement.py): the directories they are made in carry FS_TOPDIR_FL.
