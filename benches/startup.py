@@ -26,8 +26,9 @@ The busybox image is made with `pyc image bootstrap busybox` in a private store 
 temp dir); its single layer is copied into the OCI bundle for runc/crun and imported into podman,
 so every tool starts the same files. podman runs runc and, like pyc and runc, gives the container
 a network namespace with only lo (--network=none: no bridge, veth or firewall rules on the host,
-nothing left behind if it is cut short). pyc, runc and podman are timed by one hyperfine
-invocation, side by side. crun refuses to run on this hybrid-cgroup host while
+nothing left behind if it is cut short). pyc and runc (and the --compare pyc) are timed by one
+hyperfine invocation, side by side; podman by a second, beside runc again, with -i: on a loaded
+machine it exits 125 now and then. crun refuses to run on this hybrid-cgroup host while
 /sys/fs/cgroup/unified/cgroup.controllers exists, so it runs in a second hyperfine invocation in a
 private mount namespace where /dev/null hides that file; runc is measured again there and crun's
 ratio is against that runc. The API row is timed in-process with perf_counter (its ratio is
@@ -60,7 +61,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 VENV_PYC = os.path.join(REPO, ".venv", "bin", "pyc")  # pip's console script, for the clean-up
 PODMAN_IMAGE = "localhost/pycbench:latest"
-RUNC_IDS = ("pycbench-runc", "pycbench-runc2")
+RUNC_IDS = ("pycbench-runc", "pycbench-runc2", "pycbench-runc3")
 CRUN_ID = "pycbench-crun"
 CGROUP_CONTROLLERS = "/sys/fs/cgroup/unified/cgroup.controllers"
 CONTAINERS_CONF = """\
@@ -264,14 +265,21 @@ def main():
         if args.compare:
             other = launcher(os.path.join(tmp, "pyc-compare"), os.path.abspath(args.compare))
             commands[f"pyc CLI ({args.compare})"] = f"{other} run --rm busybox true"
-        if podman:
-            podman_import(podman, os.path.join(bundle, "rootfs"))
-            commands["podman"] = f"{podman} run --rm --pull=never --network=none {PODMAN_IMAGE} true"
-        else:
-            print("note: podman not found, skipping its row")
         settle()
         for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "main.json")).items():
             rows[name] = (*times, "runc")
+
+        if podman:
+            # A group of its own, which tolerates the exit 125 podman gives now and then on a
+            # loaded machine (-i); runc again beside it.
+            podman_import(podman, os.path.join(bundle, "rootfs"))
+            commands = {"podman": f"{podman} run --rm --pull=never --network=none {PODMAN_IMAGE} true",
+                        "runc (podman group)": f"runc run --bundle {bundle} {RUNC_IDS[2]}"}  # fmt: skip
+            settle()
+            for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "podman.json"), extra=["-i"]).items():
+                rows[name] = (*times, "runc (podman group)")
+        else:
+            print("note: podman not found, skipping its row")
 
         if crun:
             wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",

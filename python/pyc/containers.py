@@ -334,9 +334,12 @@ class _Taking:
 
     def __enter__(self) -> None:
         self.store.db.execute("BEGIN IMMEDIATE")
-        if self.store.foreground.named(self.name):
+        try:
+            if self.store.foreground.named(self.name):
+                raise Conflict(f'the container name "{self.name}" is already in use')
+        except BaseException:
             self.store.db.execute("ROLLBACK")
-            raise Conflict(f'the container name "{self.name}" is already in use')
+            raise
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self.store.db.execute("ROLLBACK" if kind else "COMMIT")

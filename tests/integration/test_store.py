@@ -5,15 +5,13 @@ blobs, index and cache, not by running a container."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
-import tarfile
 from pathlib import Path
 
 import pytest
-from tests.conftest import pyc
+from tests.conftest import pyc, tar_bytes
 
 from pyc.paths import Paths
 from pyc.store.images import ImageStore
@@ -43,16 +41,6 @@ def image_id(ref: str, env: dict[str, str] | None = None) -> str:
     return r.stdout.strip()
 
 
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive", "oci-dir"])
 def test_a_loaded_image_is_the_saved_one(fmt: str, tmp_path: Path, store_root: Path, other_store: dict[str, str]) -> None:
     out = tmp_path / "bb"
@@ -70,7 +58,7 @@ def test_the_index_cache_follows_the_index(other_store: dict[str, str], tmp_path
     corrupt, it is made again from the index."""
     root = Path(other_store["PYC_ROOT"])
     source = tmp_path / "layer.tar"
-    source.write_bytes(layer_tar({"a": b"a\n"}))
+    source.write_bytes(tar_bytes({"a": b"a\n"}))
     assert pyc("import", str(source), "one:1", env=other_store).returncode == 0
     assert pyc("images", env=other_store).stdout.split()[6:8] == ["one", "1"]
     cache = root / "images.cache"
@@ -91,7 +79,7 @@ def test_rmi_frees_what_nothing_else_uses(other_store: dict[str, str], tmp_path:
     """Untagging one of an image's two names frees nothing; removing its last name frees its
     layer, its blobs and its name."""
     root = other_store["PYC_ROOT"]
-    (tmp_path / "base.tar").write_bytes(layer_tar({"base/f": b"base\n"}))
+    (tmp_path / "base.tar").write_bytes(tar_bytes({"base/f": b"base\n"}))
     assert pyc("import", str(tmp_path / "base.tar"), "base:1", env=other_store).returncode == 0
     assert pyc("tag", "base:1", "alias:1", env=other_store).returncode == 0
     (base_layer,) = layer_dirs(root, "base:1")
@@ -111,7 +99,7 @@ def test_prune_and_df(other_store: dict[str, str], tmp_path: Path) -> None:
     `-af` every image; df counts each layer once, and what a killed command left in tmp/."""
     root = Path(other_store["PYC_ROOT"])
     for n in (1, 2):
-        (tmp_path / f"{n}.tar").write_bytes(layer_tar({"f": f"{n}\n".encode() * 1000}))
+        (tmp_path / f"{n}.tar").write_bytes(tar_bytes({"f": f"{n}\n".encode() * 1000}))
         assert pyc("import", str(tmp_path / f"{n}.tar"), "moved:1", env=other_store).returncode == 0
     r = pyc("images", env=other_store)
     assert sorted(line.split()[:2] for line in r.stdout.splitlines()[1:]) == [["<none>", "<none>"], ["moved", "1"]]

@@ -100,6 +100,15 @@ pub fn unpackb<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>>
     Ok(value)
 }
 
+/// The bytes of the length that follows a str, bin, array or map marker.
+fn width(marker: Marker) -> usize {
+    match marker {
+        Marker::Str8 | Marker::Bin8 => 1,
+        Marker::Str16 | Marker::Bin16 | Marker::Array16 | Marker::Map16 => 2,
+        _ => 4,
+    }
+}
+
 fn bad(message: String) -> PyErr {
     PyValueError::new_err(format!("msgpack: {message}"))
 }
@@ -164,42 +173,22 @@ impl<'a> Reader<'a> {
             Marker::F32 => PyFloat::new(py, f32::from_be_bytes(self.array()?).into()).into_any(),
             Marker::F64 => PyFloat::new(py, f64::from_be_bytes(self.array()?)).into_any(),
             Marker::FixStr(n) => self.str(py, n as usize)?,
-            Marker::Str8 => {
-                let n = self.len(1)?;
-                self.str(py, n)?
-            }
-            Marker::Str16 => {
-                let n = self.len(2)?;
-                self.str(py, n)?
-            }
-            Marker::Str32 => {
-                let n = self.len(4)?;
+            Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+                let n = self.len(width(marker))?;
                 self.str(py, n)?
             }
             Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
-                let n = self.len(match marker {
-                    Marker::Bin8 => 1,
-                    Marker::Bin16 => 2,
-                    _ => 4,
-                })?;
+                let n = self.len(width(marker))?;
                 PyBytes::new(py, self.take(n)?).into_any()
             }
             Marker::FixArray(n) => self.list(py, n as usize, depth)?,
-            Marker::Array16 => {
-                let n = self.count(2)?;
-                self.list(py, n, depth)?
-            }
-            Marker::Array32 => {
-                let n = self.count(4)?;
+            Marker::Array16 | Marker::Array32 => {
+                let n = self.count(width(marker))?;
                 self.list(py, n, depth)?
             }
             Marker::FixMap(n) => self.map(py, n as usize, depth)?,
-            Marker::Map16 => {
-                let n = self.count(2)?;
-                self.map(py, n, depth)?
-            }
-            Marker::Map32 => {
-                let n = self.count(4)?;
+            Marker::Map16 | Marker::Map32 => {
+                let n = self.count(width(marker))?;
                 self.map(py, n, depth)?
             }
             Marker::Reserved => return Err(bad(format!("invalid byte 0xc1 at offset {}", self.pos - 1))),
