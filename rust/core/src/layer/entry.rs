@@ -214,22 +214,9 @@ pub fn node(dir: RawFd, name: &CStr, kind: libc::mode_t, dev: libc::dev_t, meta:
     Ok(removed_dir)
 }
 
-/// overlayfs' mark of a file deleted from the layers below: a 0/0 character device.
+/// A whiteout at `name` (overlay.rs).
 pub fn whiteout(dir: RawFd, name: &CStr) -> Res<bool> {
-    replace(dir, name, || unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFCHR, 0) }, "whiteout")
-}
-
-/// Whether `name` in `dir` is a whiteout (not following a symlink there).
-pub fn is_whiteout(dir: RawFd, name: &CStr) -> bool {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let ret = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    ret == 0 && st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
-}
-
-/// overlayfs' mark of a directory that hides what the layers below hold in it.
-pub fn opaque(fd: RawFd) -> Res {
-    check("mark opaque", unsafe { libc::fsetxattr(fd, c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) })?;
-    Ok(())
+    replace(dir, name, || super::overlay::mknod_whiteout(dir, name), "whiteout")
 }
 
 /// A hardlink at `name` in `dir` to `target_name` in `target_dir`.

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::digest::HashingWriter;
+use super::overlay;
 use crate::error::{Error, IoContext, Result};
 
 /// Write `dir` as a tar to `out`; `deterministic` zeroes owners and times (for built-in images
@@ -37,11 +38,9 @@ pub(super) fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path, overla
         let mut names: Vec<_> = std::fs::read_dir(&full).ctx("read", &full)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().ctx("read", &full)?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut dirs = Vec::new();
-        if overlay_upper && !rel.as_os_str().is_empty() && super::diff::is_opaque(&full)? {
+        if overlay_upper && !rel.as_os_str().is_empty() && overlay::is_opaque_path(&full)? {
             let md = std::fs::symlink_metadata(&full).ctx("stat", &full)?;
-            let mut h = header_of(&md, tar::EntryType::Regular);
-            h.set_mode(0o600);
-            b.append_data(&mut h, rel.join(".wh..wh..opq"), std::io::empty()).ctx("add", &full)?;
+            append_mark(b, &md, &rel.join(overlay::opaque_tar_name()), &full)?;
         }
         for name in names {
             let r = rel.join(&name);
@@ -49,12 +48,8 @@ pub(super) fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path, overla
             let md = std::fs::symlink_metadata(&p).ctx("stat", &p)?;
             let ft = md.file_type();
             // Before the hardlink check: overlayfs links its whiteouts to one shared inode.
-            if overlay_upper && super::diff::is_whiteout(&md) {
-                let mut wh = std::ffi::OsString::from(".wh.");
-                wh.push(&name);
-                let mut h = header_of(&md, tar::EntryType::Regular);
-                h.set_mode(0o600);
-                b.append_data(&mut h, rel.join(wh), std::io::empty()).ctx("add", &p)?;
+            if overlay_upper && overlay::is_whiteout(md.mode(), md.rdev()) {
+                append_mark(b, &md, &rel.join(overlay::whiteout_tar_name(&name)), &p)?;
                 continue;
             }
             if ft.is_dir() {
@@ -80,6 +75,14 @@ pub(super) fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path, overla
         stack.extend(dirs.into_iter().rev());
     }
     Ok(())
+}
+
+/// An overlay mark of the upper dir's `src` as a layer tar holds it: an empty file `name`,
+/// with the mark's owner and time.
+fn append_mark<W: Write>(b: &mut tar::Builder<W>, md: &std::fs::Metadata, name: &Path, src: &Path) -> Result<()> {
+    let mut h = header_of(md, tar::EntryType::Regular);
+    h.set_mode(0o600);
+    b.append_data(&mut h, name, std::io::empty()).ctx("add", src)
 }
 
 fn header_of(md: &std::fs::Metadata, kind: tar::EntryType) -> tar::Header {

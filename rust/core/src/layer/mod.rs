@@ -1,11 +1,13 @@
 //! Layers: a tar stream in, checked and unpacked once; a directory or a container's view out.
 
 mod beneath;
+mod dest;
 mod diff;
 mod digest;
 mod entry;
 mod export;
 mod lower_links;
+mod overlay;
 mod parallel;
 mod readahead;
 #[cfg(test)]

@@ -12,8 +12,10 @@ use nix::fcntl::OFlag;
 use tar::EntryType;
 
 use super::beneath::{clean, cstr, split, Root};
+use super::dest::{empty, syncfs};
 use super::entry::{self, Fail, Meta};
 use super::lower_links::LowerLink;
+use super::overlay::{self, TarName};
 use super::readahead;
 use crate::error::{Error, IoContext, Result};
 
@@ -114,11 +116,15 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
         }
         let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
         let cname = cstr(name)?;
-        if name == b".wh..wh..opq" {
-            entry::opaque(at).map_err(fail)?;
-            continue;
-        }
-        let removed_dir = if let Some(hidden) = name.strip_prefix(b".wh.") {
+        let hidden = match overlay::tar_name(name) {
+            TarName::Opaque => {
+                overlay::mark_opaque(at).map_err(|e| fail(Fail::Sys("mark opaque", e)))?;
+                continue;
+            }
+            TarName::Whiteout(hidden) => Some(hidden),
+            TarName::Plain => None,
+        };
+        let removed_dir = if let Some(hidden) = hidden {
             entry::whiteout(at, &cstr(hidden)?)
         } else if kind.is_dir() {
             let made = entry::dir(at, &cname);
@@ -139,7 +145,7 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
                 Err(Errno::ENOENT | Errno::ENOTDIR) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
                 Err(e) => return Err(fail(Fail::Sys("open hardlink target", e))),
                 // A whiteout this layer made is no file to link to: the file is deleted.
-                Ok(tdir) if entry::is_whiteout(tdir.as_raw_fd(), &cstr(tname)?) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
+                Ok(tdir) if overlay::is_whiteout_at(tdir.as_raw_fd(), &cstr(tname)?) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
                 Ok(tdir) => {
                     let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
                     entry::hardlink(at, &cname, tdir.as_raw_fd(), &cstr(tname)?)
@@ -200,9 +206,9 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
 /// path, and, unless the entry is a directory (kept with what it holds), any beneath it. A
 /// whiteout `.wh.NAME` replaces NAME.
 fn replaced(links: &mut Vec<LowerLink>, path: &[u8], name: &[u8], is_dir: bool) {
-    let (gone, whole) = match name.strip_prefix(b".wh.") {
-        Some(b".wh..opq") => return,
-        Some(hidden) => {
+    let (gone, whole) = match overlay::tar_name(name) {
+        TarName::Opaque => return,
+        TarName::Whiteout(hidden) => {
             let mut p = split(path).0.to_vec();
             if !p.is_empty() {
                 p.push(b'/');
@@ -210,7 +216,7 @@ fn replaced(links: &mut Vec<LowerLink>, path: &[u8], name: &[u8], is_dir: bool) 
             p.extend_from_slice(hidden);
             (p, true)
         }
-        None => (path.to_vec(), !is_dir),
+        TarName::Plain => (path.to_vec(), !is_dir),
     };
     if gone.is_empty() {
         return; // the root's own entry
@@ -219,21 +225,6 @@ fn replaced(links: &mut Vec<LowerLink>, path: &[u8], name: &[u8], is_dir: bool) 
         let under = whole && l.path.len() > gone.len() && l.path.starts_with(&gone) && l.path[gone.len()] == b'/';
         l.path != gone && !under
     });
-}
-
-/// Remove what a refused archive left in `dest`: no partial layer remains. remove_dir_all does
-/// not follow symlinks, so this stays inside too.
-pub(super) fn empty(dest: &Path) {
-    for child in std::fs::read_dir(dest).into_iter().flatten().flatten() {
-        let path = child.path();
-        let _ = if child.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-    }
-}
-
-/// One sync for the whole layer, instead of one per file.
-pub fn syncfs(dir: &Path) -> Result<()> {
-    let f = File::open(dir).ctx("open", dir)?;
-    nix::unistd::syncfs(&f).map_err(|e| Error::sys(format!("syncfs {}", dir.display()), e))
 }
 
 #[cfg(test)]
