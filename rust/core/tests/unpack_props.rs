@@ -40,8 +40,22 @@ enum Base {
 /// Names of path components: a few plain ones most of the time, so entries meet each other.
 /// Link targets climb more often, and name the sentinel and the lower layer.
 fn component(link_target: bool) -> impl Strategy<Value = &'static str> {
-    let mut weighted: Vec<(usize, &'static str)> =
-        vec![(5, "a"), (4, "b"), (3, "f"), (1, ".."), (1, "."), (1, ""), (1, ".wh.a"), (1, ".wh.f"), (1, ".wh..wh..opq"), (1, "out"), (1, "rel")];
+    let mut weighted: Vec<(usize, &'static str)> = vec![
+        (5, "a"),
+        (4, "b"),
+        (3, "f"),
+        (1, ".."),
+        (1, "."),
+        (1, ""),
+        (1, ".wh.a"),
+        (1, ".wh.f"),
+        (1, ".wh..wh..opq"),
+        (1, ".wh."),
+        (1, ".wh.."),
+        (1, ".wh..."),
+        (1, "out"),
+        (1, "rel"),
+    ];
     if link_target {
         weighted.extend([(3, ".."), (2, "sentinel"), (1, "lower")]);
     }
@@ -494,7 +508,8 @@ proptest! {
 
 /// The cases a random search may take long to meet, once each: a symlink out and a write
 /// through it, relative and absolute; a hardlink to a file outside; `..` and absolute paths,
-/// also as PAX and GNU long names.
+/// also as PAX and GNU long names; a whiteout of `..` or `.` (which once emptied the directory
+/// the layer is unpacked in).
 #[test]
 fn known_escapes_stay_inside() {
     let at = |base: Base, parts: &[&'static str]| Spec { base, parts: parts.to_vec(), long: false, trailing_slash: false };
@@ -516,6 +531,9 @@ fn known_escapes_stay_inside() {
         vec![ent(at(Base::SentinelAbs, &["f"]), file(), Names::Gnu)],
         vec![ent(layer(&["a", "..", "..", "sentinel", "f"]), file(), Names::Ustar)],
         vec![ent(layer(&["..", "sentinel", ".wh.f"]), Kind::File(Vec::new()), Names::Ustar)],
+        vec![ent(layer(&["f"]), file(), Names::Ustar), ent(layer(&[".wh..."]), Kind::File(Vec::new()), Names::Ustar)],
+        vec![ent(layer(&["a", "f"]), file(), Names::Ustar), ent(layer(&["a", ".wh..."]), Kind::File(Vec::new()), Names::Ustar)],
+        vec![ent(layer(&["a", "f"]), file(), Names::Ustar), ent(layer(&["a", ".wh.."]), Kind::File(Vec::new()), Names::Pax)],
     ];
     for ents in cases {
         let fx = Fixture::new();

@@ -103,7 +103,11 @@ fn replace(dir: RawFd, name: &CStr, mut create: impl FnMut() -> libc::c_int, op:
 }
 
 /// Remove `name` from `dir`, a whole tree if it is a directory. Returns whether it was one.
+/// `.` and `..` are no names of `dir`'s to remove: refused.
 pub fn remove(dir: RawFd, name: &CStr) -> Res<bool> {
+    if matches!(name.to_bytes(), b"." | b"..") {
+        return Err(Fail::Sys("remove", Errno::EINVAL));
+    }
     if unsafe { libc::unlinkat(dir, name.as_ptr(), 0) } == 0 {
         return Ok(false);
     }

@@ -32,6 +32,9 @@ pub enum TarName<'a> {
     Opaque,
     /// `.wh.NAME`: NAME is deleted.
     Whiteout(&'a [u8]),
+    /// `.wh.`, `.wh..`, `.wh...`: a whiteout that names no sibling but the directory itself
+    /// or its parent, which a layer cannot delete (an archive that holds one is refused).
+    NoSibling,
     /// Any other name: the entry itself.
     Plain,
 }
@@ -41,6 +44,7 @@ pub fn tar_name(name: &[u8]) -> TarName<'_> {
         return TarName::Opaque;
     }
     match name.strip_prefix(WHITEOUT_PREFIX) {
+        Some(b"" | b"." | b"..") => TarName::NoSibling,
         Some(hidden) => TarName::Whiteout(hidden),
         None => TarName::Plain,
     }
@@ -183,6 +187,9 @@ mod tests {
         assert_eq!(tar_name(b".wh.x"), TarName::Whiteout(b"x"));
         assert_eq!(tar_name(b".wh..wh.plnk"), TarName::Whiteout(b".wh.plnk"));
         assert_eq!(tar_name(b"x.wh."), TarName::Plain);
+        for name in [&b".wh."[..], b".wh..", b".wh..."] {
+            assert_eq!(tar_name(name), TarName::NoSibling);
+        }
         assert_eq!(whiteout_tar_name(OsStr::new("x")), OsStr::new(".wh.x"));
         assert_eq!(tar_name(opaque_tar_name().as_bytes()), TarName::Opaque);
     }

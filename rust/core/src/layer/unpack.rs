@@ -122,6 +122,7 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
                 continue;
             }
             TarName::Whiteout(hidden) => Some(hidden),
+            TarName::NoSibling => return Err(escapes()),
             TarName::Plain => None,
         };
         let removed_dir = if let Some(hidden) = hidden {
@@ -207,7 +208,7 @@ fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<Lowe
 /// whiteout `.wh.NAME` replaces NAME.
 fn replaced(links: &mut Vec<LowerLink>, path: &[u8], name: &[u8], is_dir: bool) {
     let (gone, whole) = match overlay::tar_name(name) {
-        TarName::Opaque => return,
+        TarName::Opaque | TarName::NoSibling => return,
         TarName::Whiteout(hidden) => {
             let mut p = split(path).0.to_vec();
             if !p.is_empty() {
