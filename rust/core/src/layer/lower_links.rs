@@ -120,7 +120,7 @@ fn copy(mut src: File, st: &FileStat, at: &OwnedFd, name: &CString) -> std::resu
         mtime: libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
         xattrs: xattrs(&src).map_err(|e| entry::Fail::Sys("read xattrs", e))?,
     };
-    entry::finish_fd(out.as_raw_fd(), &meta)
+    entry::finish_fd(out.as_raw_fd(), &meta, &entry::Defaults::NONE, 0o600)
 }
 
 /// Every xattr of an open file, as (name, value).

@@ -1,5 +1,7 @@
 //! Layers: a tar stream in, checked and unpacked once; a directory or a container's view out.
 
+#[cfg(test)]
+mod any_workers;
 mod beneath;
 mod dest;
 mod diff;
@@ -9,14 +11,17 @@ mod export;
 mod lower_links;
 mod overlay;
 mod parallel;
+mod plan;
 mod readahead;
 #[cfg(test)]
 mod testtar;
+mod tree;
 mod unpack;
+mod writers;
 
 pub use diff::{changes, upper_to_layer, Change};
 pub use digest::{sha256_file, HashingReader, HashingWriter};
 pub use export::{export_overlay, tar_directory};
 pub use lower_links::LowerLink;
 pub use parallel::{unpack_all, Job};
-pub use unpack::{unpack, Unpacked};
+pub use unpack::{default_workers, unpack, unpack_with, Unpacked};

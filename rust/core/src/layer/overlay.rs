@@ -67,11 +67,12 @@ pub fn is_whiteout(mode: u32, rdev: u64) -> bool {
     mode & libc::S_IFMT == libc::S_IFCHR && rdev == 0
 }
 
-/// Whether `name` in `dir` is a whiteout (a symlink there is not followed).
-pub fn is_whiteout_at(dir: RawFd, name: &CStr) -> bool {
+/// Whether `dir` holds something at `name` that is no whiteout (a symlink there is not
+/// followed).
+pub fn present_at(dir: RawFd, name: &CStr) -> bool {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let ret = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    ret == 0 && is_whiteout(st.st_mode, st.st_rdev)
+    ret == 0 && !is_whiteout(st.st_mode, st.st_rdev)
 }
 
 /// mknodat of a whiteout at `name` in `dir`: 0, or -1 with errno set.
@@ -200,9 +201,9 @@ mod tests {
         let dir = Root::open(t.path()).unwrap();
         let fd = dir.open_beneath(b"", OFlag::O_RDONLY | OFlag::O_DIRECTORY).unwrap();
         assert_eq!(mknod_whiteout(fd.as_raw_fd(), c"gone"), 0);
-        assert!(is_whiteout_at(fd.as_raw_fd(), c"gone"));
+        assert!(!present_at(fd.as_raw_fd(), c"gone") && !present_at(fd.as_raw_fd(), c"nothing"));
         std::fs::write(t.path().join("f"), b"").unwrap();
-        assert!(!is_whiteout_at(fd.as_raw_fd(), c"f"));
+        assert!(present_at(fd.as_raw_fd(), c"f"));
         assert!(!is_opaque(fd.as_raw_fd()).unwrap());
         if mark_opaque(fd.as_raw_fd()).is_ok() {
             // trusted.* needs root.
