@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::dest::{empty, syncfs};
+use super::dest::{empty, flushing, syncfs};
 use super::lower_links::LowerLink;
 use super::writers::Limits;
 use super::{plan, readahead};
@@ -46,7 +46,7 @@ pub fn unpack_with(input: impl Read + Send, dest: &Path, blob: Option<&Path>, wo
     let abort = AtomicBool::new(false);
     let (entries, measured) = std::thread::scope(|s| {
         let (mut chunks, side) = readahead::start(s, input, blob_file.as_ref().zip(blob), &abort);
-        let entries = plan::unpack_entries(&mut chunks, dest, workers.max(1), Limits::DEFAULT);
+        let entries = flushing(dest, || plan::unpack_entries(&mut chunks, dest, workers.max(1), Limits::DEFAULT));
         if entries.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
