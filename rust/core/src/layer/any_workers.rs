@@ -310,7 +310,7 @@ fn a_100k_layer_is_the_same_with_one_worker_or_two() {
 fn tiny_batches_meet_each_other_and_agree() {
     let data = layer(20_000);
     let t = scratch();
-    let tiny = Limits { bytes: 4096, entries: 3 };
+    let tiny = Limits { bytes: 4096, entries: 3, fds: 2 };
     let mut first: Option<Outcome> = None;
     for (workers, limits) in [(1, Limits::DEFAULT), (2, tiny), (3, tiny)] {
         let dest = t.path().join(format!("w{workers}"));
@@ -356,7 +356,8 @@ fn the_first_failure_in_tar_order_is_the_one_reported() {
     data.truncate(data.len() - 1024);
     data.extend_from_slice(&super::testtar::raw_tar("../evil"));
     let t = scratch();
-    for (workers, limits) in [(1, Limits::DEFAULT), (2, Limits::DEFAULT), (2, Limits { bytes: 4096, entries: 3 }), (3, Limits { bytes: 4096, entries: 3 })] {
+    let tiny = Limits { bytes: 4096, entries: 3, fds: 2 };
+    for (workers, limits) in [(1, Limits::DEFAULT), (2, Limits::DEFAULT), (2, tiny), (3, tiny)] {
         let dest = t.path().join(format!("w{workers}-{}", limits.entries));
         std::fs::create_dir(&dest).unwrap();
         let e = unpack_entries(&mut &data[..], &dest, workers, limits).unwrap_err().to_string();

@@ -320,6 +320,8 @@ impl<'a, 'r> Plan<'a, 'r> {
                 other => other,
             };
             self.tree.set(path, node);
+            let new_dir = self.batch.tasks.last().is_none_or(|t| !Arc::ptr_eq(&t.at, &task.at));
+            self.batch.fds += usize::from(new_dir) + usize::from(matches!(task.op, Op::Hardlink(..)));
             self.batch.tasks.push(task);
             if self.batch.is_full(&self.limits) {
                 self.flush();

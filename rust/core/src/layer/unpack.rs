@@ -46,7 +46,8 @@ pub fn unpack_with(input: impl Read + Send, dest: &Path, blob: Option<&Path>, wo
     let abort = AtomicBool::new(false);
     let (entries, measured) = std::thread::scope(|s| {
         let (mut chunks, side) = readahead::start(s, input, blob_file.as_ref().zip(blob), &abort);
-        let entries = flushing(dest, || plan::unpack_entries(&mut chunks, dest, workers.max(1), Limits::DEFAULT));
+        let workers = workers.max(1);
+        let entries = flushing(dest, || plan::unpack_entries(&mut chunks, dest, workers, Limits::for_workers(workers)));
         if entries.is_err() {
             abort.store(true, Ordering::Relaxed);
         }

@@ -21,15 +21,24 @@ use super::beneath::Root;
 use super::entry::{self, Defaults, Fail, Meta};
 use crate::error::Error;
 
-/// A batch is handed out once it holds this much content or this many entries.
+/// A batch is handed out once it holds this much content, this many entries, or this many
+/// directory fds (a layer of many small directories must not run the process out of fds:
+/// a few batches are in flight at once).
 #[derive(Clone, Copy)]
 pub struct Limits {
     pub bytes: usize,
     pub entries: usize,
+    pub fds: usize,
 }
 
 impl Limits {
-    pub const DEFAULT: Limits = Limits { bytes: 1 << 20, entries: 1024 };
+    pub const DEFAULT: Limits = Limits { bytes: 1 << 20, entries: 1024, fds: 32 };
+
+    /// The default, with fewer fds per batch where the process may hold few.
+    pub fn for_workers(workers: usize) -> Limits {
+        let in_flight = (QUEUE_PER_WORKER + 1) * workers + 1;
+        Limits { fds: (crate::sys::fd_share() / in_flight).clamp(2, Limits::DEFAULT.fds), ..Limits::DEFAULT }
+    }
 }
 /// Batches waiting per worker: enough to ride over an uneven batch, few enough to stay small.
 const QUEUE_PER_WORKER: usize = 2;
@@ -95,6 +104,8 @@ pub struct Batch {
     pub after: u64,
     pub tasks: Vec<Task>,
     pub data: Vec<u8>,
+    /// The directory fds the tasks hold.
+    pub fds: usize,
     /// (place for errors, path, metadata).
     pub dirs: Vec<(usize, Vec<u8>, Meta)>,
 }
@@ -109,7 +120,7 @@ impl Batch {
     }
 
     pub fn is_full(&self, limits: &Limits) -> bool {
-        self.data.len() >= limits.bytes || self.tasks.len() >= limits.entries || self.dirs.len() >= limits.entries
+        self.data.len() >= limits.bytes || self.tasks.len() >= limits.entries || self.fds >= limits.fds || self.dirs.len() >= limits.entries
     }
 }
 
