@@ -56,7 +56,7 @@ pub fn upper_to_layer(upper: &Path, out: impl Write) -> Result<(String, u64)> {
     let mut b = tar::Builder::new(HashingWriter::new(BufWriter::with_capacity(1 << 20, out)));
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
-    super::export::append_tree(&mut b, upper, true)?;
+    super::pack::append_tree(&mut b, upper, tar::HeaderMode::Complete, true)?;
     let hw = b.into_inner().ctx("write tar of", upper)?;
     let (mut w, digest, size) = hw.finish();
     w.flush().ctx("write tar of", upper)?;

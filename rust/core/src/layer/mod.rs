@@ -10,6 +10,7 @@ mod entry;
 mod export;
 mod lower_links;
 mod overlay;
+mod pack;
 mod parallel;
 mod plan;
 mod readahead;
