@@ -10,7 +10,6 @@
 //! batch in flight is met at every turn.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -18,6 +17,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::plan::unpack_entries;
+use super::testtar::{scratch, xattrs};
 use super::unpack::unpack_with;
 use super::writers::Limits;
 
@@ -242,30 +242,9 @@ fn describe(root: &Path) -> Tree {
     (out, groups.collect())
 }
 
-fn xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-    let mut names = vec![0u8; 4096];
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    names.truncate(n.max(0) as usize);
-    let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let k = CString::new(name).unwrap();
-        let mut v = vec![0u8; 4096];
-        let n = unsafe { libc::lgetxattr(c.as_ptr(), k.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-        v.truncate(n.max(0) as usize);
-        out.push((name.to_vec(), v));
-    }
-    out.sort();
-    out
-}
-
 /// What an unpack gave: the tree, the hardlinks left for below, and the digest where there is
 /// one.
 type Outcome = (Tree, Vec<super::LowerLink>, String);
-
-fn scratch() -> tempfile::TempDir {
-    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
-}
 
 fn same(want: &Outcome, got: &Outcome, what: &str) {
     let (((wtree, wgroups), wlinks, wdigest), ((tree, groups), links, digest)) = (want, got);

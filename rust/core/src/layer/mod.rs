@@ -18,6 +18,8 @@ mod readahead;
 mod testtar;
 mod tree;
 mod unpack;
+#[cfg(test)]
+mod unpack_props;
 mod writers;
 
 pub use diff::{changes, upper_to_layer, Change};

@@ -583,9 +583,7 @@ mod tests {
 
     #[test]
     fn the_bytes_are_the_tar_crates() {
-        // On tmpfs where there is one: thousands of files made and removed on a shared disk
-        // take seconds.
-        let t = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
+        let t = super::super::testtar::scratch();
         tree(t.path());
         for mode in [HeaderMode::Complete, HeaderMode::Deterministic] {
             for overlay_upper in [false, true] {

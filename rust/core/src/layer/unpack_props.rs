@@ -8,18 +8,19 @@
 //! escapes, and a refused archive is an error that leaves `layer/` empty.
 //!
 //! PROPTEST_CASES=N raises the number of archives per property (64 by default, a few seconds).
+//! A failing case is kept in rust/core/proptest-regressions/, to be run first next time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::testtar::{scratch, xattrs};
+use super::{unpack_all, Job};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
-use pyc_core::layer::{unpack_all, Job};
 
 /// Where a path or a link target starts.
 #[derive(Debug, Clone, Copy)]
@@ -306,28 +307,6 @@ impl Fixture {
         }
         out
     }
-}
-
-/// A temp dir on tmpfs where there is one: the unpack's syncfs costs nothing there, and the
-/// cases run many times faster than on a disk other processes write to.
-fn scratch() -> tempfile::TempDir {
-    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
-}
-
-fn xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-    let mut names = vec![0u8; 4096];
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    names.truncate(n.max(0) as usize);
-    let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let k = CString::new(name).unwrap();
-        let mut v = vec![0u8; 4096];
-        let n = unsafe { libc::lgetxattr(c.as_ptr(), k.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-        v.truncate(n.max(0) as usize);
-        out.push((name.to_vec(), v));
-    }
-    out
 }
 
 /// A tar written header by header, so nothing in it is refused or cleaned on the way in (the
