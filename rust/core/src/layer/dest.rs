@@ -41,10 +41,16 @@ pub fn flushing<R>(dir: &Path, work: impl FnOnce() -> R) -> R {
             }
             let _ = nix::unistd::syncfs(&f); // the final sync reports errors
         });
-        let r = work();
-        done.store(true, Ordering::Relaxed);
-        flusher.thread().unpark();
-        r
+        // However `work` ends, the flusher ends too.
+        struct Done<'a>(&'a AtomicBool, &'a std::thread::Thread);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+                self.1.unpark();
+            }
+        }
+        let _done = Done(&done, flusher.thread());
+        work()
     })
 }
 

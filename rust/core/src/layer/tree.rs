@@ -1,7 +1,7 @@
 //! What the parse knows of the layer it is writing: every path this layer put something at,
 //! by its path in the tar, and what is there now. The layer's directory starts empty and
 //! nothing else writes in it, so this is what the directory holds (until a path is reached
-//! through a symlink: unpack.rs then stops trusting it and writes in tar order alone). It
+//! through a symlink: plan.rs then stops trusting it and writes in tar order alone). It
 //! tells which entries can be written by a worker at once (a new name in a directory that
 //! is there) and which must wait (a path written before, a hardlink to a file a worker may
 //! still be writing).

@@ -1,4 +1,4 @@
-//! The threads that write a layer's files. The parse (unpack.rs) reads the tar once, in order,
+//! The threads that write a layer's files. The parse (plan.rs) reads the tar once, in order,
 //! and hands out batches of entries that nothing else in flight touches: new names in
 //! directories that are there. Workers take the batches in order and write each entry
 //! beneath its directory's fd; a batch whose hardlinks name a file of an earlier batch waits
@@ -40,6 +40,7 @@ impl Limits {
         Limits { fds: (crate::sys::fd_share() / in_flight).clamp(2, Limits::DEFAULT.fds), ..Limits::DEFAULT }
     }
 }
+
 /// Batches waiting per worker: enough to ride over an uneven batch, few enough to stay small.
 const QUEUE_PER_WORKER: usize = 2;
 
