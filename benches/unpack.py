@@ -23,6 +23,10 @@ Places:
     rmi      /var/tmp, the store's disk: each run right after the previous run's result was
              removed (pyc rmi, podman rmi, rm -rf), the build-run-destroy cycle
 
+Each run's CPU time (user and system, the tool's process and what it waited for) is reported
+beside its wall time: on a machine shared with other work the wall times of tools that use
+two cores and of tools that use one move differently.
+
 Several pyc builds can be timed in the same run (`--pyc before=/path/to/.venv/bin/pyc`), so a
 change is measured against the code before it under the same load. Everything made is removed
 at the end, also on failure, Ctrl-C or SIGTERM: mounts, loop devices, files, podman stores.
@@ -39,6 +43,7 @@ import argparse
 import contextlib
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -58,6 +63,8 @@ PLACES = ("tmpfs", "fresh", "rmi")
 LAYERS = ("100k", "minbase")
 WORK = ("import", "load")
 LOOP_SIZE = 8 << 30
+# (place, layer, work, tool, elapsed seconds per run, CPU seconds per run)
+Row = tuple[str, str, str, str, list[float], list[float]]
 
 
 def many_files_tar() -> str:
@@ -238,12 +245,13 @@ class Bench:
         self.env = dict(os.environ, CONTAINERS_CONF=os.path.join(base, "containers.conf"))
         with open(self.env["CONTAINERS_CONF"], "w") as f:
             f.write(CONTAINERS_CONF)
-        self.rows: list[tuple[str, str, str, str, list[float]]] = []
+        self.rows: list[Row] = []
         self.made = 0  # places made so far: each gets a name of its own
 
     def measure(self, tools: list[Tool], work: str, layer: str, inputs: dict[str, str]) -> None:
         """`runs` timed runs of each tool, interleaved, in a place as `self.place` says."""
         times: dict[str, list[float]] = {t.name: [] for t in tools if not (isinstance(t, Tar) and work == "load")}
+        cpu: dict[str, list[float]] = {name: [] for name in times}
         active = [t for t in tools if t.name in times]
         with contextlib.ExitStack() as keep:
             if self.place == "rmi":
@@ -265,14 +273,17 @@ class Bench:
                             run.callback(t.close, where)
                         argv = t.command(work, inputs, where)
                         os.sync()
+                        used = _children_cpu()
                         start = time.perf_counter()
                         t.run(argv, where)
                         times[t.name].append(time.perf_counter() - start)
+                        cpu[t.name].append(_children_cpu() - used)
                         if self.place == "rmi":
                             t.undo(where)
         for name, ts in times.items():
-            self.rows.append((self.place, layer, work, name, ts))
-        print(f"  {self.place:<6} {layer:<8} {work:<7}" + "".join(f"  {k} {statistics.median(v):6.3f} s" for k, v in times.items()), file=sys.stderr, flush=True)
+            self.rows.append((self.place, layer, work, name, ts, cpu[name]))
+        line = "".join(f"  {k} {statistics.median(v):6.3f} s (cpu {statistics.median(cpu[k]):.2f})" for k, v in times.items())
+        print(f"  {self.place:<6} {layer:<8} {work:<7}{line}", file=sys.stderr, flush=True)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.runroot, ignore_errors=True)
@@ -288,20 +299,27 @@ def _scratch(base: str, name: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user and system) of the children waited for so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def report(rows: list[tuple[str, str, str, str, list[float]]], runs: int, pyc_names: list[str]) -> None:
-    print(f"\nmedians of {runs} runs (min-max); ratio = the other tool's median / {pyc_names[0]}'s (above 1: {pyc_names[0]} is faster)")
-    print(f"| place | layer | work | tool | median | min-max | ratio to {pyc_names[0]} |\n| --- | --- | --- | --- | --- | --- | --- |")
-    medians = {(p, layer, w, tool): statistics.median(ts) for p, layer, w, tool, ts in rows}
+def report(rows: list[Row], runs: int, pyc_names: list[str]) -> None:
+    ours_name = pyc_names[0]
+    print(f"\nmedians of {runs} runs (min-max); ratio = the other tool's median / {ours_name}'s (above 1: {ours_name} is faster); cpu = user + system seconds")
+    print(f"| place | layer | work | tool | median | min-max | cpu | ratio to {ours_name} |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+    medians = {(p, layer, w, tool): statistics.median(ts) for p, layer, w, tool, ts, _ in rows}
     tar = {(p, layer): m for (p, layer, w, tool), m in medians.items() if tool == "tar"}
-    for p, layer, w, tool, ts in rows:
-        ours = medians.get((p, layer, w, pyc_names[0]))
+    for p, layer, w, tool, ts, cpu in rows:
+        ours = medians.get((p, layer, w, ours_name))
         m = medians[(p, layer, w, tool)]
-        ratio = f"{m / ours:.2f}x" if ours and tool != pyc_names[0] else ""
-        print(f"| {p} | {layer} | {w} | {tool} | {m:.3f} s | {min(ts):.3f}-{max(ts):.3f} | {ratio} |")
+        ratio = f"{m / ours:.2f}x" if ours and tool != ours_name else ""
+        print(f"| {p} | {layer} | {w} | {tool} | {m:.3f} s | {min(ts):.3f}-{max(ts):.3f} | {statistics.median(cpu):.2f} s | {ratio} |")
     if tar:
         print("\ntar -x against each pyc build's load (the same tar -x as import's row):")
         for (p, layer), t in tar.items():
