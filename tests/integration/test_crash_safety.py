@@ -185,6 +185,51 @@ def test_kill_import_at_any_moment(env: dict[str, str], tmp_path: Path) -> None:
     assert os.listdir(root / "oci" / "blobs" / "sha256") == [] and os.listdir(root / "layers") == []
 
 
+def _small_files_layer(dirs: int, files: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for d in range(dirs):
+            for f in range(files):
+                data = os.urandom(200)
+                info = tarfile.TarInfo(f"d{d}/f{f}")
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _unpacked_so_far(root: Path) -> int:
+    n = 0
+    for tmp in (root / "tmp").glob("*/layer"):
+        for d in tmp.glob("*"):
+            n += _entries(d)
+    return n
+
+
+def test_kill_an_import_of_many_small_files_mid_unpack(env: dict[str, str], tmp_path: Path) -> None:
+    """The unpack writes a layer's files on several threads: a kill -9 while they write leaves
+    nothing any command shows, and the next command collects it."""
+    root = Path(env["PYC_ROOT"])
+    rootfs = tmp_path / "small.tar"
+    rootfs.write_bytes(_small_files_layer(20, 1000))
+    for _ in range(3):
+        p = subprocess.Popen([PYC, "import", str(rootfs), "small:1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while p.poll() is None and _unpacked_so_far(root) < 500:
+                time.sleep(0.0005)
+        finally:
+            p.send_signal(signal.SIGKILL)
+            p.communicate(timeout=60)
+        assert p.returncode == -signal.SIGKILL, "the import ended before it could be killed mid-unpack"
+        assert_consistent(root, env)
+        assert pyc("images", "-q", env=env).stdout == ""
+        assert _entries(root / "layers") == 0
+    r = pyc("import", str(rootfs), "small:1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert_no_leftovers(root)
+    [layer] = os.listdir(root / "layers")
+    assert [_entries(root / "layers" / layer / f"d{d}") for d in range(20)] == [1000] * 20
+
+
 @pytest.mark.root
 def test_kill_commit_at_any_moment(env: dict[str, str], tmp_path: Path, store_root: Path) -> None:
     root = Path(env["PYC_ROOT"])

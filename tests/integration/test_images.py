@@ -188,6 +188,40 @@ def test_import_directory_keeps_special_files_and_hardlinks(tmp_path: Path) -> N
     assert pyc("rmi", "special:1").returncode == 0
 
 
+def test_many_small_directories_under_a_low_open_file_limit(tmp_path: Path, other_store: dict[str, str]) -> None:
+    """The unpack and the tar writer hold a directory fd per entry in flight: whatever the
+    tree, they keep within a share of the process's open-file limit. 3,000 directories of
+    two files import as a tar and as a directory under RLIMIT_NOFILE 64."""
+    root = tmp_path / "root"
+    for d in range(3000):
+        (root / f"d{d}").mkdir(parents=True)
+        for f in "ab":
+            (root / f"d{d}" / f).write_bytes(b"x" * d)
+    rootfs = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(root), "-cf", str(rootfs), "."], check=True)
+    limited = ["prlimit", "--nofile=64:64", PYC]
+    for source, ref in ((rootfs, "many:tar"), (root, "many:dir")):
+        r = subprocess.run([*limited, "import", str(source), ref], env=other_store, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        layer = json.loads(pyc("image", "inspect", ref, env=other_store).stdout)[0]["RootFS"]["Layers"][0]
+        unpacked = Path(other_store["PYC_ROOT"]) / "layers" / layer.removeprefix("sha256:")
+        assert sorted(os.listdir(unpacked / "d2999")) == ["a", "b"] and (unpacked / "d2999" / "b").read_bytes() == b"x" * 2999
+
+
+@pytest.mark.usefixtures("busybox")
+def test_a_commit_of_many_small_directories_under_a_low_open_file_limit() -> None:
+    r = pyc("run", "--name", "manydirs", "busybox", "sh", "-c", "for i in $(seq 3000); do mkdir /d$i; echo $i > /d$i/f; done")
+    try:
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["prlimit", "--nofile=64:64", PYC, "commit", "manydirs", "manydirs:1"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        r = pyc("run", "--rm", "manydirs:1", "sh", "-c", "ls -d /d[0-9]* | wc -l; cat /d3000/f")
+        assert (r.returncode, r.stdout.split()) == (0, ["3000", "3000"]), r.stderr
+    finally:
+        pyc("rm", "-f", "manydirs")
+        pyc("rmi", "manydirs:1")
+
+
 def test_an_import_killed_midway_leaves_nothing(store_root: Path, tmp_path: Path) -> None:
     import signal
     import time
