@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 import pyc_core
 from pyc.errors import InvalidArgument, from_system
 from pyc.records import CgroupPlace, CopyConfig
@@ -80,7 +78,7 @@ def copy(engine: Engine, source: str, dest: str, archive: bool, follow: bool, st
 
 def _copy(config: CopyConfig, stream: int | None, c: Container) -> None:
     try:
-        pyc_core.copy(msgpack.packb(config.to_dict()), stream)
+        pyc_core.copy(pyc_core.packb(config.to_dict()), stream)
     except pyc_core.PycCoreError as e:
         raise from_system(e, f"cp {c.name}") from None
 

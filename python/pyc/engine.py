@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, VolumeNotFound, convert, from_system
@@ -82,12 +80,12 @@ def run_config_of(c: Container) -> RunConfig | None:
     run.msgpack, or a detached one's monitor config; None when it has neither."""
     try:
         with open(c.path(RUN_CONFIG), "rb") as f:
-            return RunConfig.from_dict(msgpack.unpackb(f.read()))
+            return RunConfig.from_dict(pyc_core.unpackb(f.read()))
     except FileNotFoundError:
         pass
     try:
         with open(c.path("monitor.msgpack"), "rb") as f:
-            return MonitorConfig.from_dict(msgpack.unpackb(f.read())).run
+            return MonitorConfig.from_dict(pyc_core.unpackb(f.read())).run
     except FileNotFoundError:
         return None
 
@@ -221,14 +219,14 @@ class Engine:
         c.record.mounts = mounts.points
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname, mounts.points)
+        spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname, mounts.points)
         c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
         return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None), mounts
 
-    def _write(self, c: Container, etc: dict[str, str], mounts: MountPlan, lowers: list[str], running: bool = False) -> None:
+    def _write(self, c: Container, files: dict[str, str | bytes], mounts: MountPlan, lowers: list[str], running: bool = False, foreground: bool = False) -> None:
         """Write a prepared container: the bind sources -v makes; its new and empty volumes
         filled from the image (copy-up, crash-safe: pyc/volumes.py), before the container
         exists, so a crash meanwhile leaves no container whose volume missed its copy-up; then
@@ -243,16 +241,18 @@ class Engine:
             make_dirs(self.paths, name)
             if _may_hold(lowers, path) and is_empty(self._volumes.data(name)):
                 self._volumes.fill(name, lowers, path)
-        self.containers.create(c, etc, running, list(mounts.volumes.values()), list(mounts.volumes))
+        self.containers.create(c, files, running, foreground, list(mounts.volumes.values()), list(mounts.volumes))
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config, mounts = self._prepare(image, opts)
-        config = msgpack.packb(run_config.to_dict())
-        self._write(c, etc, mounts, run_config.rootfs.lower, running=True)
-        with open(c.path(RUN_CONFIG), "wb") as f:
-            f.write(config)  # what exec reads the container's process and cgroup from
+        config = pyc_core.packb(run_config.to_dict())
+        # What exec reads the container's process and cgroup from, beside the /etc files.
+        files: dict[str, str | bytes] = {**etc, RUN_CONFIG: config}
+        # An unnamed --rm container's record is a file while it runs, not a row in pyc.db
+        # (unless it uses volumes: their users are rows there).
+        self._write(c, files, mounts, run_config.rootfs.lower, running=True, foreground=opts.remove and opts.name is None and not mounts.volumes)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
@@ -285,7 +285,7 @@ class Engine:
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
+        config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -304,8 +304,8 @@ class Engine:
         c, etc, run, mounts = self._prepare(image, opts)
         monitor = monitor_config(c, opts, run)  # checks --restart and --log-opt
         c.record.host_config = c.record.host_config.replace(restart=monitor.restart, log=monitor.log)
-        self._write(c, etc, mounts, run.rootfs.lower)
-        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)
+        self._write(c, dict(etc), mounts, run.rootfs.lower)
+        atomic.write_file(c.path("monitor.msgpack"), pyc_core.packb(monitor.to_dict()), durable=False)
         return c
 
     def run_detached(self, image: str, opts: RunOptions) -> Container:
@@ -371,7 +371,7 @@ class Engine:
         if c.status != "running":
             raise NotRunning(f"container {c.name} is not running")
         try:
-            pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources), c.cgroup_root)
+            pyc_core.update_cgroup(c.cgroup, pyc_core.packb(resources), c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"update {c.name}") from None
         c.record.host_config = c.record.host_config.with_limits(resources)

@@ -6,8 +6,6 @@ Commands on one container take turns through a flock on its `lock` file."""
 from __future__ import annotations
 
 import os
-import select
-import signal
 import sys
 import time
 
@@ -18,6 +16,8 @@ from pyc.store import atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
+
     from pyc.runtime.spec import RunOptions
 
 STOP_TIMEOUT = 10  # docker's default for `stop -t`
@@ -108,6 +108,8 @@ def start(store: ContainerStore, c: Container) -> Container:
 
 
 def _signal_name(value: str) -> signal.Signals:
+    import signal  # here, not at the top: its enums cost rm and start a few milliseconds
+
     v = value.upper()
     try:
         return signal.Signals(int(v)) if v.isdigit() else signal.Signals[v if v.startswith("SIG") else "SIG" + v]
@@ -133,6 +135,8 @@ def _container_pidfd(c: Container) -> int | None:
 
 def _ends_within(pidfd: int, seconds: float | None) -> bool:
     """Whether the process of `pidfd` ends within `seconds` (None: however long it takes)."""
+    import select
+
     p = select.poll()
     p.register(pidfd, select.POLLIN)
     return bool(p.poll(None if seconds is None else max(0, seconds) * 1000))
@@ -156,6 +160,8 @@ def _wait_monitor(c: Container, seconds: float = 90) -> None:
 
 def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
     """`sig`, then SIGKILL after `timeout`; no restart follows (the `stopping` mark)."""
+    import signal
+
     with open(c.path("stopping"), "w"):
         pass
     fd = _container_pidfd(c)
@@ -182,6 +188,8 @@ def stop(store: ContainerStore, c: Container, timeout: float | None) -> Containe
 
 
 def kill(store: ContainerStore, c: Container, sig: str) -> Container:
+    import signal
+
     s = _signal_name(sig)
     with container_lock(store, c):
         fd = _container_pidfd(c)
@@ -227,6 +235,8 @@ def remove(store: ContainerStore, c: Container, force: bool) -> None:
         # A foreground run's holder is its pyc, which ends once store.remove kills the cgroup.
         if os.path.exists(c.path("monitor.msgpack")):
             if st.status in LIVE:
+                import signal
+
                 _end(c, signal.SIGKILL, 10)
             _wait_monitor(c, 10)
         store.remove(c, force=True)

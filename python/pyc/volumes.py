@@ -18,13 +18,12 @@ from __future__ import annotations
 import os
 import time
 
-import msgpack
-
 from pyc.errors import Conflict, InvalidArgument, Kind, PycError, VolumeNotFound
 from pyc.paths import Paths
 from pyc.record import BadRecord
 from pyc.records import MountPoint, VolumeRecord
 from pyc.runtime.mounts import check_volume_name
+from pyc_core import packb, unpackb
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,11 +68,11 @@ def check_options(options: dict[str, str]) -> dict[str, str]:
 
 def _decode(row: bytes) -> VolumeRecord:
     try:
-        data = msgpack.unpackb(row)
+        data = unpackb(row)
         if not isinstance(data, dict):
             raise BadRecord("not a map")
         return VolumeRecord.from_dict(data)
-    except (BadRecord, ValueError, msgpack.UnpackException) as e:
+    except (BadRecord, ValueError) as e:
         raise PycError(f"a volume record in pyc.db is corrupt: {e}", Kind.BAD_INPUT) from None
 
 
@@ -87,7 +86,7 @@ def make_dirs(paths: Paths, name: str) -> None:
 def insert(db: sqlite3.Connection, paths: Paths, records: list[VolumeRecord]) -> None:
     """Within the caller's transaction: the volumes' rows where missing, and their directories."""
     for v in records:
-        db.execute("INSERT OR IGNORE INTO volumes VALUES (?, ?, ?)", (v.name, v.created, msgpack.packb(v.to_dict())))
+        db.execute("INSERT OR IGNORE INTO volumes VALUES (?, ?, ?)", (v.name, v.created, packb(v.to_dict())))
         make_dirs(paths, v.name)
 
 
@@ -236,7 +235,7 @@ class VolumeStore:
             mountpoint = os.path.join(self.paths.tmp, f"{os.getpid()}-copyup-{os.urandom(4).hex()}")
             os.makedirs(mountpoint)
             try:
-                view = msgpack.packb({"image": {"lower": lowers, "mountpoint": mountpoint}})
+                view = packb({"image": {"lower": lowers, "mountpoint": mountpoint}})
                 copied = pyc_core.copy_up(view, path, stage)
             except BaseException:
                 pyc_core.remove_tree(stage)

@@ -1,4 +1,4 @@
-"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups."""
+"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups, msgpack."""
 
 from pyc_core._pyc_core import (
     ERROR_KINDS,
@@ -20,6 +20,7 @@ from pyc_core._pyc_core import (
     exec_in,
     export_overlay,
     merge_into,
+    packb,
     remove_cgroup,
     remove_tree,
     run,
@@ -29,6 +30,7 @@ from pyc_core._pyc_core import (
     tar_upper,
     unpack_layer,
     unpack_layers,
+    unpackb,
     untar_into,
     update_cgroup,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "exec_in",
     "export_overlay",
     "merge_into",
+    "packb",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -62,6 +65,7 @@ __all__ = [
     "tar_upper",
     "unpack_layer",
     "unpack_layers",
+    "unpackb",
     "untar_into",
     "update_cgroup",
 ]

@@ -1,6 +1,6 @@
 import os
 from collections.abc import Sequence
-from typing import final
+from typing import Any, final
 
 _StrPath = str | os.PathLike[str]
 
@@ -24,6 +24,7 @@ __all__ = [
     "exec_in",
     "export_overlay",
     "merge_into",
+    "packb",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -33,6 +34,7 @@ __all__ = [
     "tar_upper",
     "unpack_layer",
     "unpack_layers",
+    "unpackb",
     "untar_into",
     "update_cgroup",
 ]
@@ -100,6 +102,10 @@ def cgroup_version(root: _StrPath = ...) -> int: ...
 def remove_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def remove_tree(path: _StrPath) -> None: ...
 def cgroup_stats(path: str, root: _StrPath = ...) -> CgroupStats: ...
+# msgpack of plain data (None, bool, int, float, str, bytes, list, tuple, dict), as the msgpack
+# package's packb/unpackb with their defaults; unpackb raises ValueError for anything malformed.
+def packb(obj: object) -> bytes: ...
+def unpackb(data: bytes) -> Any: ...
 def update_cgroup(path: str, resources: bytes, root: _StrPath = ...) -> None: ...
 def copy(config: bytes, stream: int | None = None) -> None: ...
 def copy_up(view: bytes, path: str, stage: _StrPath) -> bool: ...

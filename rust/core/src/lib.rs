@@ -9,6 +9,7 @@ pub mod error;
 pub mod layer;
 pub mod overlay;
 pub mod pty;
+pub mod remove;
 pub mod sys;
 
 pub use error::{Error, Result};
