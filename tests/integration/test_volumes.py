@@ -249,3 +249,79 @@ def test_bind_sources_as_docker_has_them(tmp_path: Path) -> None:
     assert (r.returncode, r.stderr) == (125, "pyc: Duplicate mount point: /x\n")
     assert not missing.exists()
     assert store_snapshot(Path(os.environ["PYC_ROOT"])) == before  # nothing made: no container, no volume
+
+
+def test_a_symlink_in_the_image_never_leads_a_mount_or_a_copy_up_to_the_host(busybox_rootfs: Path, tmp_path: Path) -> None:
+    """A hostile image: symlinks where its mounts go, pointing at host paths (absolute, and
+    relative with more `..` than there are levels), which the image holds too, empty. Every
+    mount target and the copy-up are resolved beneath the container's root: the links mean the
+    container's own paths there, never the host's."""
+    victim, secret, src = tmp_path / "victim", tmp_path / "secret", tmp_path / "src"
+    for d in (victim, secret, src):
+        d.mkdir()
+    (secret / "key").write_text("the host's\n")
+    up = "../" * 12
+    parts = Path(str(tmp_path).lstrip("/")).parts
+    dirs = [(entry("/".join(parts[: i + 1]), tarfile.DIRTYPE, 0o755), b"") for i in range(len(parts))]
+    inside = str(tmp_path).lstrip("/")
+    add = [
+        *dirs,
+        (entry(f"{inside}/victim", tarfile.DIRTYPE, 0o755), b""),
+        (entry(f"{inside}/secret", tarfile.DIRTYPE, 0o755), b""),
+        (entry("abs", tarfile.SYMTYPE, link=str(victim)), b""),
+        (entry("rel", tarfile.SYMTYPE, link=f"{up}{inside}/victim"), b""),
+        (entry("data", tarfile.SYMTYPE, link=str(secret)), b""),  # VOLUME /data: the copy-up's path
+        (entry("dangling", tarfile.SYMTYPE, link=str(tmp_path / "nowhere-inside")), b""),
+    ]
+    (tmp_path / "nowhere-inside").mkdir()
+    image = image_with(busybox_rootfs, f"linkvol:{os.getpid()}", add)
+    try:
+        script = f"echo b > /abs/bind/f; echo v > /rel/vol/f; echo t > /abs/t/f; ls -A /data; ls {victim}"
+        out = ok("run", "--name", "links", "-v", f"{src}:/abs/bind", "-v", "linkvol1:/rel/vol", "--tmpfs", "/abs/t", image, "sh", "-c", script)
+        # The writes went to the bind and the volume, mounted where the container's links lead.
+        assert (src / "f").read_text() == "b\n" and (data_dir("linkvol1") / "f").read_text() == "v\n"
+        assert out.split() == ["bind", "t", "vol"], out  # /data empty: nothing of the host's copied up
+        (m,) = [m for m in inspect("links")["Mounts"] if m["Destination"] == "/data"]  # type: ignore[index,union-attr]
+        assert not any(data_dir(str(m["Name"])).iterdir())  # type: ignore[index]
+        # A link to what the container lacks (but the host has): refused, one line.
+        r = pyc("run", "--rm", "-v", f"{src}:/dangling/bind", image, "true")
+        assert r.returncode == 125 and r.stderr.count("\n") == 1 and "no such file or directory" in r.stderr, r.stderr
+        # The host's directories the links name: untouched, nothing mounted on them.
+        assert list(victim.iterdir()) == [] and [p.name for p in secret.iterdir()] == ["key"]
+        assert list((tmp_path / "nowhere-inside").iterdir()) == []
+        with open("/proc/self/mountinfo") as f:
+            assert not [line for line in f if str(tmp_path) in line], "a mount on the host"
+        ok("rm", "-v", "links")
+    finally:
+        pyc("rmi", "-f", image)
+
+
+def test_read_only_means_read_only() -> None:
+    """:ro, readonly on --mount and --volumes-from :ro: no write, and no remount makes one (the
+    container has no CAP_SYS_ADMIN, and the mount is locked read-only in its namespace)."""
+    ok("volume", "create", "rovol")
+    (data_dir("rovol") / "f").write_text("kept\n")
+    script = "echo x > /v/f; echo x > /v/new; mount -o remount,rw /v && echo remounted; mount -o remount,rw,bind /v /v && echo rebound; cat /v/f"
+    for flags in (["-v", "rovol:/v:ro"], ["--mount", "type=volume,source=rovol,target=/v,readonly"], ["--mount", "type=volume,src=rovol,dst=/v,ro=true"]):
+        r = pyc("run", "--rm", *flags, "busybox", "sh", "-c", script)
+        assert r.stdout == "kept\n" and "Read-only file system" in r.stderr, (flags, r.stdout, r.stderr)
+    assert [p.name for p in data_dir("rovol").iterdir()] == ["f"] and (data_dir("rovol") / "f").read_text() == "kept\n"
+
+
+@pytest.mark.parametrize("name", ["..", "../x", "../../etc", "a/../../b", ".", "./x", "x/..", "/.."])
+def test_a_volume_name_that_is_a_path_is_refused_and_changes_nothing(name: str) -> None:
+    root = Path(os.environ["PYC_ROOT"])
+    before = store_snapshot(root)
+    for args in (
+        ["volume", "create", name],
+        ["run", "--rm", "--mount", f"type=volume,source={name},target=/x", "busybox", "true"],
+    ):
+        r = pyc(*args)
+        assert r.returncode in (1, 125) and r.stderr.startswith("pyc: ") and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert "invalid" in r.stderr, (args, r.stderr)
+    if not name.startswith("/"):  # -v /..:/x is a bind of the host's /, not a volume name
+        r = pyc("run", "--rm", "-v", f"{name}:/x", "busybox", "true")
+        assert r.returncode == 125 and "invalid characters for a local volume name" in r.stderr, r.stderr
+    r = pyc("volume", "import", name, "/dev/null")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1, r.stderr
+    assert store_snapshot(root) == before
