@@ -190,19 +190,26 @@ class Engine:
 
     # -- containers -----------------------------------------------------------------------
 
-    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig, MountPlan]:
-        """The container in memory, its /etc files, its run config and its mounts: everything
-        checked, nothing written yet, so a bad flag leaves no container."""
-        from pyc.runtime.mounts import parse_all, parse_volumes_from
-        from pyc.volumes import plan
-
+    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig, MountPlan | None]:
+        """The container in memory, its /etc files, its run config and its mounts (None: it
+        has none, and the run path imports nothing of volumes): everything checked, nothing
+        written yet, so a bad flag leaves no container."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
-        requests = parse_all(opts.volumes, opts.mounts, opts.tmpfs)
-        volumes_from = [(self.containers.get(ref).record, mode) for ref, mode in map(parse_volumes_from, opts.volumes_from)]
+        asked = bool(opts.volumes or opts.mounts or opts.tmpfs or opts.volumes_from)
+        if asked:
+            from pyc.runtime.mounts import parse_all, parse_volumes_from
+
+            requests = parse_all(opts.volumes, opts.mounts, opts.tmpfs)
+            volumes_from = [(self.containers.get(ref).record, mode) for ref, mode in map(parse_volumes_from, opts.volumes_from)]
         img = self.image_for_run(image)
         lowers = lower_dirs(self.images, img)
-        mounts = plan(self._volumes, requests, volumes_from, sorted(img.run_config.get("Volumes") or {}))
+        mounts = None
+        if asked or img.run_config.get("Volumes"):
+            from pyc.volumes import plan
+
+            mounts = plan(self._volumes, requests if asked else [], volumes_from if asked else [], sorted(img.run_config.get("Volumes") or {}))
+        points = mounts.points if mounts else []
         # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2 mount
         # of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
         host_config = HostConfig(
@@ -216,21 +223,24 @@ class Engine:
             cgroup_parent=os.environ.get("PYC_CGROUP_PARENT") or "pyc",
         )
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
-        c.record.mounts = mounts.points
+        c.record.mounts = points
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname, mounts.points)
+        spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname, points)
         c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
         return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None), mounts
 
-    def _write(self, c: Container, files: dict[str, str | bytes], mounts: MountPlan, lowers: list[str], running: bool = False, foreground: bool = False) -> None:
+    def _write(self, c: Container, files: dict[str, str | bytes], mounts: MountPlan | None, lowers: list[str], running: bool = False, foreground: bool = False) -> None:
         """Write a prepared container: the bind sources -v makes; its new and empty volumes
         filled from the image (copy-up, crash-safe: pyc/volumes.py), before the container
         exists, so a crash meanwhile leaves no container whose volume missed its copy-up; then
         its row with its volumes' rows, and its files."""
+        if mounts is None:
+            self.containers.create(c, files, running, foreground)
+            return
         from pyc.volumes import is_empty, make_dirs
 
         for d in mounts.bind_dirs:
@@ -252,7 +262,7 @@ class Engine:
         files: dict[str, str | bytes] = {**etc, RUN_CONFIG: config}
         # An unnamed --rm container's record is a file while it runs, not a row in pyc.db
         # (unless it uses volumes: their users are rows there).
-        self._write(c, files, mounts, run_config.rootfs.lower, running=True, foreground=opts.remove and opts.name is None and not mounts.volumes)
+        self._write(c, files, mounts, run_config.rootfs.lower, running=True, foreground=opts.remove and opts.name is None and not (mounts and mounts.volumes))
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
