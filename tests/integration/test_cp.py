@@ -91,6 +91,17 @@ def test_docker_rules_for_where_a_copy_goes(box: tuple[str, Path], tmp_path: Pat
     ok("cp", f"{name}:/tmp/src/.", str(back))
     ok("cp", f"{name}:/tmp/renamed.txt", str(back / "sub"))
     assert (back / "sub" / "renamed.txt").read_text() == "A2"
+    # `/.` and `/` to a path that does not exist: that path is made, with the contents in it,
+    # and nothing lands beside it.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    ok("cp", f"{name}:/tmp/src/.", str(fresh / "new"))
+    ok("cp", f"{name}:/", str(fresh / "root"))
+    assert sorted(p.name for p in fresh.iterdir()) == ["new", "root"]
+    assert sorted(str(p.relative_to(fresh / "new")) for p in (fresh / "new").rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
+    assert (fresh / "root" / "tmp" / "src" / "sub" / "b.txt").read_text() == "B" and (fresh / "root" / "bin" / "sh").exists()
+    ok("cp", f"{src}/.", f"{name}:/made")
+    assert look(name, "find /made | sort") == "/made\n/made/a.txt\n/made/sub\n/made/sub/b.txt\n"
     # docker's refusals, one line each, nothing done.
     for args, says in [
         ((f"{name}:/nonexistent", str(tmp_path)), "could not find /nonexistent in the container"),

@@ -202,12 +202,15 @@ pub fn copy(cfg: &CopyConfig, stream: Option<File>) -> Result<()> {
     })
 }
 
-/// The tar's top: the source under `name` (its own name when None), or its contents.
+/// The tar's top: the source under `name`, a new name at the destination (docker: a directory
+/// copied to a path that does not exist becomes that path, `SRC/.` and `/` too); without one,
+/// its contents when asked (`SRC/.`, `/`), else the source under its own name.
 fn top(src: Source, name: Option<Vec<u8>>) -> Top {
-    if src.contents {
-        return Top::Contents { dir: src.node };
+    match name {
+        Some(name) => Top::Entry { node: src.node, name },
+        None if src.contents => Top::Contents { dir: src.node },
+        None => Top::Entry { node: src.node, name: src.name },
     }
-    Top::Entry { node: src.node, name: name.unwrap_or(src.name) }
 }
 
 /// The source written as a tar into a pipe, read by the unpacker on this thread.
