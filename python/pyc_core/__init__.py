@@ -1,4 +1,4 @@
-"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups."""
+"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups, the registry transport."""
 
 from pyc_core._pyc_core import (
     ERROR_KINDS,
@@ -9,6 +9,10 @@ from pyc_core._pyc_core import (
     CommandNotFound,
     ConfigError,
     PycCoreError,
+    RegistryClient,
+    RegistryError,
+    RemoteBlob,
+    RemoteProgress,
     RunResult,
     StartError,
     cgroup_stats,
@@ -37,6 +41,10 @@ __all__ = [
     "CommandNotFound",
     "ConfigError",
     "PycCoreError",
+    "RegistryClient",
+    "RegistryError",
+    "RemoteBlob",
+    "RemoteProgress",
     "RunResult",
     "StartError",
     "cgroup_stats",
