@@ -197,10 +197,11 @@ class Ingest:
 
     # -- making it visible ------------------------------------------------------------------
 
-    def commit(self, images: Sequence[tuple[dict[str, Any], Sequence[Layer | tuple[str, int]], Sequence[str | None]]] = ()) -> list[Image]:
+    def commit(self, images: Sequence[tuple[dict[str, Any] | bytes, Sequence[Layer | tuple[str, int]], Sequence[str | None]]] = ()) -> list[Image]:
         """Unpack what is left, move this batch's blobs and layer dirs into the store and add
-        `images` (config, layers: this batch's or (diff id, size) of the store's, names: None for
-        an image without one), all under the store lock. Returns each image added, per name."""
+        `images` (config: a document, or bytes kept as they are; layers: this batch's or
+        (diff id, size) of the store's; names: None for an image without one), all under the
+        store lock. Returns each image added, per name."""
         self.run()
         store = self.store
         added: list[Image] = []
