@@ -18,7 +18,7 @@ if [ "$(id -u)" = 0 ] && [ -x "$vm" ]; then
   echo "== integration tests on pure cgroup v2 ($vm)"
   # not slow: the Debian bootstrap needs the mirror, and the VM has no network.
   # The image-store tests (no cgroup in them) run on the host only: they would double the VM's time.
-  store_only=(crash_safety.py interop_layers.py progress.py prune_df.py save_load.py save_shared.py save_targets.py registry_pull.py registry_auth.py registry_push.py)
+  store_only=(crash_safety.py interop_layers.py progress.py prune_df.py save_load.py save_shared.py save_targets.py registry_pull.py registry_auth.py registry_push.py registry_faults.py registry_interop.py)
   rc=0
   "$vm" "$PWD" -- .venv/bin/python -m pytest -q -p no:cacheprovider -m "not slow" \
     "${store_only[@]/#/--ignore=tests/integration/test_}" tests/integration "$@" || rc=$?

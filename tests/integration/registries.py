@@ -235,3 +235,209 @@ def env_with(conf: Path, authfile: Path | None = None, certs: Path | None = None
     env["CONTAINERS_CERTS_D"] = str(certs) if certs else "/nonexistent/pyc-test-certs.d"
     env.update(extra or {})
     return env
+
+
+class Faulty:
+    """A forwarder in front of a registry that misbehaves on purpose: it cuts a blob's body after
+    `cut_after` bytes (`cuts` times; -1: always), answers 503 to the first `unavailable` manifest
+    requests, and sends blob bodies at `rate` bytes a second. It keeps every request line with
+    its Range header (`seen`)."""
+
+    def __init__(self, upstream: Registry) -> None:
+        self.upstream = upstream.port
+        self.cut_after: int | None = None
+        self.cuts = 0
+        self.unavailable = 0
+        self.rate: int | None = None
+        self.seen: list[tuple[str, str | None]] = []
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self.closed = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket) -> None:
+        u = socket.create_connection(("127.0.0.1", self.upstream))
+        fc, fu = c.makefile("rb"), u.makefile("rb")
+        try:
+            while True:
+                if fc.peek(1)[:1] == b"\x16":  # a TLS handshake: this is plain HTTP only
+                    return
+                head = _read_head(fc)
+                if not head:
+                    return
+                line = head.split(b"\r\n", 1)[0].decode()
+                headers = _headers(head)
+                with self.lock:
+                    self.seen.append((line, headers.get("range")))
+                    fail = "/manifests/" in line and self.unavailable > 0
+                    if fail:
+                        self.unavailable -= 1
+                    blob = line.startswith("GET ") and "/blobs/" in line
+                if fail:
+                    c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                body = fc.read(int(headers.get("content-length", "0")))
+                u.sendall(head + body)
+                rhead = _read_head(fu)
+                status = rhead.split(b" ", 2)[1]
+                bodiless = line.startswith("HEAD ") or status in (b"204", b"304")
+                length = 0 if bodiless else int(_headers(rhead).get("content-length", "0"))
+                cut = None
+                with self.lock:
+                    # The cut is at an offset of the blob: a Range request from beyond it gets nothing.
+                    start = int((headers.get("range") or "bytes=0-").removeprefix("bytes=").split("-")[0] or 0)
+                    if blob and self.cuts != 0 and self.cut_after is not None and start + length > self.cut_after:
+                        cut = max(self.cut_after - start, 0)
+                        self.cuts -= 1 if self.cuts > 0 else 0
+                c.sendall(rhead)
+                sent = 0
+                while sent < length:
+                    n = min(1 << 16, length - sent) if self.rate is None or not blob else min(self.rate // 20 or 1, length - sent)
+                    if cut is not None:
+                        n = min(n, cut - sent)
+                        if n <= 0:
+                            return  # cut: both connections close
+                    data = fu.read(n)
+                    if not data:
+                        return
+                    c.sendall(data)
+                    sent += len(data)
+                    if self.rate is not None and blob:
+                        time.sleep(0.05)
+        except OSError:
+            return
+        finally:
+            for s in (fc, fu, c, u):
+                s.close()
+
+    def stop(self) -> None:
+        self.closed = True
+        self.listener.close()
+
+
+def _read_head(f: object) -> bytes:
+    lines = []
+    while True:
+        line = f.readline()  # type: ignore[attr-defined]
+        if not line:
+            return b""
+        lines.append(line)
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines)
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    out = {}
+    for line in head.decode(errors="replace").split("\r\n")[1:]:
+        k, sep, v = line.partition(":")
+        if sep:
+            out[k.strip().lower()] = v.strip()
+    return out
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy: it tunnels to whatever is asked and counts what (`tunnels`)."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(c,), daemon=True).start()
+
+    def _tunnel(self, c: socket.socket) -> None:
+        f = c.makefile("rb")
+        head = _read_head(f)
+        parts = head.split(b" ")
+        if len(parts) < 2 or parts[0] != b"CONNECT":
+            c.close()
+            return
+        target = parts[1].decode()
+        self.tunnels.append(target)
+        host, _, port = target.rpartition(":")
+        u = socket.create_connection((host, int(port)))
+        c.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+
+        def pump(a: socket.socket, b: socket.socket) -> None:
+            try:
+                while data := a.recv(1 << 16):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=pump, args=(u, c), daemon=True)
+        t.start()
+        pump(c, u)
+        t.join()
+        c.close()
+        u.close()
+
+    def stop(self) -> None:
+        self.listener.close()
+
+
+def put_blob(host: str, repo: str, data: bytes) -> str:
+    """Upload `data` as a blob of `repo` (POST, then PUT with the digest); its digest."""
+    import hashlib
+    import urllib.request
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with urllib.request.urlopen(urllib.request.Request(f"http://{host}/v2/{repo}/blobs/uploads/", data=b"", method="POST"), timeout=10) as resp:
+        location = resp.headers["Location"]
+    url = (location if "://" in location else f"http://{host}{location}") + ("&" if "?" in location else "?") + "digest=" + digest.replace(":", "%3A")
+    urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}), timeout=10).close()
+    return digest
+
+
+def put_manifest(host: str, repo: str, ref: str, doc: dict[str, object], media_type: str = "application/vnd.oci.image.manifest.v1+json") -> str:
+    import urllib.request
+
+    data = json.dumps(doc).encode()
+    req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{ref}", data=data, method="PUT", headers={"Content-Type": media_type})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return str(resp.headers["Docker-Content-Digest"])
+
+
+def put_image(host: str, repo: str, tag: str, layers: list[bytes], media_type: str = "application/vnd.oci.image.layer.v1.tar") -> dict[str, object]:
+    """An image of uncompressed `layers` (tars), as is: its manifest."""
+    import hashlib
+
+    config = {"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]}}
+    cfg = json.dumps(config).encode()
+    manifest: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put_blob(host, repo, cfg), "size": len(cfg)},
+        "layers": [{"mediaType": media_type, "digest": put_blob(host, repo, t), "size": len(t)} for t in layers],
+    }
+    put_manifest(host, repo, tag, manifest)
+    return manifest

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 from pathlib import Path
 
@@ -210,3 +211,22 @@ def test_a_mirror_is_tried_first(plain_registry: Registry, servers: object, conf
     conf.write_text(f'[[registry]]\nprefix = "example.invalid"\nlocation = "127.0.0.1:1"\n[[registry.mirror]]\nlocation = "{plain_registry.host}"\ninsecure = true\n')
     p = pyc("pull", "example.invalid/test/busybox:1", env=reg_env)
     assert p.returncode == 0 and p.stdout.splitlines()[-1] == "example.invalid/test/busybox:1", p.stderr
+
+
+def test_pull_and_push_show_bars_on_a_terminal_only(plain_registry: Registry, conf: Path, reg_env: dict[str, str], store_root: Path) -> None:
+    from tests.integration.test_progress import on_a_tty
+
+    r = plain_registry
+    insecure(conf, r.host)
+    name = f"{r.host}/test/busybox:1"
+    code, stdout, shown = on_a_tty("pull", "-q", name, env=reg_env)
+    assert (code, stdout) == (0, name + "\n"), shown
+    assert re.search(r"[0-9a-f]{12}: Downloading .* 1\.1/1\.1 MB", shown), shown
+    # The session store's busybox, made there: its layer is compressed and sent.
+    code, stdout, shown = on_a_tty("push", "-q", "--compression-format", "zstd", "busybox", f"{r.host}/bars/busybox:1", env={**reg_env, "PYC_ROOT": str(store_root)})
+    assert (code, stdout) == (0, ""), shown
+    assert re.search(r"[0-9a-f]{12}: Pushing .* 2\.1/2\.1 MB", shown), shown
+    # Without a terminal: nothing on stderr.
+    assert pyc("rmi", name, env=reg_env).returncode == 0
+    p = pyc("pull", "-q", name, env=reg_env)
+    assert (p.returncode, p.stderr) == (0, "")

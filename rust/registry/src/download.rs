@@ -87,7 +87,8 @@ impl Download {
     fn cut(&mut self, why: String) -> io::Result<()> {
         self.body = None;
         if self.resumes == RESUMES {
-            return Err(io::Error::other(format!("{}: {why}, {} of {} bytes read after {} resumes", self.url, self.offset, self.size, RESUMES)));
+            let why = why.strip_prefix(&format!("{}: ", self.url)).unwrap_or(&why).to_lowercase();
+            return Err(io::Error::other(format!("the download stopped: {why}, {} of {} bytes after {RESUMES} resumes", self.offset, self.size)));
         }
         self.resumes += 1;
         std::thread::sleep(Duration::from_millis(100 << self.resumes.min(5)));
