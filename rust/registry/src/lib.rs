@@ -7,6 +7,7 @@
 mod client;
 mod download;
 mod error;
+mod pgzip;
 mod tls;
 mod upload;
 

@@ -15,6 +15,7 @@ use ureq::SendBody;
 use crate::client::{header_list, reason, Client};
 use crate::download::Progress;
 use crate::error::{Error, Result};
+use crate::pgzip::ParallelGzip;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Compression {
@@ -145,11 +146,17 @@ pub(crate) fn resolve(base: &str, location: &str) -> String {
     format!("{}{location}", &path[..dir_end])
 }
 
+/// The compressed stream, made on every core (a layer is compressed as fast as it is sent).
 fn compressed(input: impl Read + Send + 'static, c: Compression) -> Result<Box<dyn Read + Send>> {
-    let input = BufReader::with_capacity(1 << 20, input);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(match c {
-        Compression::Gzip(level) => Box::new(flate2::read::GzEncoder::new(input, flate2::Compression::new(level.min(9)))),
-        Compression::Zstd(level) => Box::new(zstd::stream::read::Encoder::new(input, level).map_err(|e| Error::Config(format!("zstd level {level}: {e}")))?),
+        Compression::Gzip(level) => Box::new(ParallelGzip::new(input, level.min(9), cores)),
+        Compression::Zstd(level) => {
+            let bad = |e: io::Error| Error::Config(format!("zstd level {level}: {e}"));
+            let mut z = zstd::stream::read::Encoder::new(BufReader::with_capacity(1 << 20, input), level).map_err(bad)?;
+            z.multithread(cores as u32).map_err(bad)?;
+            Box::new(z)
+        }
     })
 }
 
