@@ -50,6 +50,28 @@ def tls_registry(servers: Servers, store_root: Path, busybox: str) -> tuple[Regi
 
 
 @pytest.fixture(scope="session")
+def mtls_registry(servers: Servers, store_root: Path, busybox: str) -> tuple[Registry, Path, Path]:
+    """TLS that wants a client certificate of the test's CA; (registry, a certs.d dir with
+    the CA only, one with the CA and the client certificate)."""
+    d = servers.dir / "mtls-certs"
+    d.mkdir()
+    ca = make_ca(d)
+    r = servers.registry("mtls", tls=make_cert(d, "registry", ca), client_ca=ca[0])
+    client = make_cert(d, "client", ca, san="DNS:pyc-test-client", usage="clientAuth")
+    dirs = []
+    for name, with_client in (("mtls-ca-only", False), ("mtls-client", True)):
+        certs = servers.dir / name
+        (certs / r.host).mkdir(parents=True)
+        (certs / r.host / "ca.crt").write_bytes(ca[0].read_bytes())
+        if with_client:
+            (certs / r.host / "client.cert").write_bytes(client[0].read_bytes())
+            (certs / r.host / "client.key").write_bytes(client[1].read_bytes())
+        dirs.append(certs)
+    seed(store_root, "busybox:latest", f"{r.host}/test/busybox:1", f"--dest-cert-dir={dirs[1] / r.host}")
+    return r, dirs[0], dirs[1]
+
+
+@pytest.fixture(scope="session")
 def basic_registry(servers: Servers, store_root: Path, busybox: str) -> Registry:
     """htpasswd (bcrypt) basic auth, plain HTTP; holds test/busybox:1."""
     d = servers.dir / "basic-auth"

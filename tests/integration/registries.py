@@ -249,6 +249,7 @@ class Faulty:
         self.cuts = 0
         self.unavailable = 0
         self.rate: int | None = None
+        self.refuse_streams = False  # a streamed (chunked) PATCH is read and refused with 416
         self.seen: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         self.listener = socket.socket()
@@ -288,6 +289,12 @@ class Faulty:
                     blob = line.startswith("GET ") and "/blobs/" in line
                 if fail:
                     c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                if self.refuse_streams and line.startswith("PATCH ") and headers.get("transfer-encoding") == "chunked":
+                    while (size := int(fc.readline().split(b";")[0], 16)) > 0:
+                        fc.read(size + 2)
+                    fc.readline()
+                    c.sendall(b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n")
                     continue
                 body = fc.read(int(headers.get("content-length", "0")))
                 u.sendall(head + body)

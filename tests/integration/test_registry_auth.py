@@ -45,6 +45,16 @@ def test_tls_with_the_registry_ca_in_certs_d(tls_registry: tuple[Registry, Path]
     _one_line(pyc("pull", "--tls-verify=true", name, env=reg_env), 1, "invalid peer certificate")
 
 
+def test_a_client_certificate_from_certs_d(mtls_registry: tuple[Registry, Path, Path], reg_env: dict[str, str]) -> None:
+    r, ca_only, with_client = mtls_registry
+    name = f"{r.host}/test/busybox:1"
+    refused = pyc("pull", name, env={**reg_env, "CONTAINERS_CERTS_D": str(ca_only)})
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1 and f"cannot reach {r.host}" in refused.stderr, refused.stderr
+    p = pyc("pull", name, env={**reg_env, "CONTAINERS_CERTS_D": str(with_client)})
+    assert p.returncode == 0, p.stderr
+    assert pyc("run", "--rm", name, "true", env=reg_env).returncode == 0
+
+
 def test_basic_auth(basic_registry: Registry, conf: Path, reg_env: dict[str, str], tmp_path: Path) -> None:
     r = basic_registry
     insecure(conf, r.host)

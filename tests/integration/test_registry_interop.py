@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import pyc
 from tests.integration.conftest import insecure
-from tests.integration.registries import Registry
+from tests.integration.registries import PASSWORD, USER, Registry, TokenServer
 
 pytestmark = pytest.mark.root
 
@@ -75,3 +75,26 @@ def test_pyc_runs_what_podman_pushed(plain_registry: Registry, conf: Path, reg_e
     assert p.returncode == 0 and p.stdout.splitlines()[0] == f"Digest: {(tmp_path / 'digest').read_text().strip()}", p.stderr
     run = pyc("run", "--rm", f"{r.host}/interop/podman:1", env=reg_env)
     assert (run.returncode, run.stdout) == (0, "from podman\n"), run.stderr
+
+
+def test_podman_reads_pyc_logins_and_certs(
+    token_registry: tuple[Registry, TokenServer], tls_registry: tuple[Registry, Path], conf: Path, reg_env: dict[str, str], podman: tuple[list[str], dict[str, str]]
+) -> None:
+    r, _ = token_registry
+    insecure(conf, r.host)
+    cmd, env = podman
+    authfile = Path(reg_env["REGISTRY_AUTH_FILE"])
+    assert pyc("login", "-u", USER, "--password-stdin", r.host, input=PASSWORD, env=reg_env).returncode == 0
+    assert pyc("pull", "-q", f"{r.host}/private/busybox:1", env=reg_env).returncode == 0
+    assert pyc("push", f"{r.host}/private/busybox:1", f"{r.host}/private/again:1", env=reg_env).returncode == 0
+    pulled = subprocess.run([*cmd, "pull", "-q", "--tls-verify=false", "--authfile", str(authfile), f"{r.host}/private/again:1"], env=env, capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    # TLS: pyc trusts the registry through certs.d, podman through --cert-dir, the same files.
+    t, certs = tls_registry
+    tls_env = {**reg_env, "CONTAINERS_CERTS_D": str(certs)}
+    assert pyc("pull", "-q", f"{t.host}/test/busybox:1", env=tls_env).returncode == 0
+    assert pyc("push", f"{t.host}/test/busybox:1", f"{t.host}/interop/tls:1", env=tls_env).returncode == 0
+    pulled = subprocess.run([*cmd, "pull", "-q", "--cert-dir", str(certs / t.host), f"{t.host}/interop/tls:1"], env=env, capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    run = subprocess.run([*cmd, "run", "--rm", "--network", "none", f"{t.host}/interop/tls:1", "echo", "ok"], env=env, capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, "ok\n"), run.stderr

@@ -305,4 +305,9 @@ def _short(message: str, url: str) -> str:
 
 
 def _unreachable(host: str, e: RegistryError) -> RegistryError:
-    return RegistryError(f"cannot reach {host}: {str(e).removeprefix(host + ': ')}", Kind.REGISTRY, e.status)
+    words = str(e).removeprefix(host + ": ").removeprefix("io: ")
+    if "UnknownIssuer" in words or "certificate" in words and "expired" not in words and "alert" not in words:
+        words += f" (its CA goes in certs.d: {host}/ca.crt, or --cert-dir; --tls-verify=false accepts any)"
+    elif "BadCertificate" in words or "CertificateRequired" in words:
+        words += f" (it wants a client certificate: {host}/client.cert and client.key in certs.d)"
+    return RegistryError(f"cannot reach {host}: {words}", Kind.REGISTRY, e.status)
