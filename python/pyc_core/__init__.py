@@ -1,4 +1,4 @@
-"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups, msgpack."""
+"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups, msgpack, the registry transport."""
 
 from pyc_core._pyc_core import (
     ERROR_KINDS,
@@ -9,6 +9,10 @@ from pyc_core._pyc_core import (
     CommandNotFound,
     ConfigError,
     PycCoreError,
+    RegistryClient,
+    RegistryError,
+    RemoteBlob,
+    RemoteProgress,
     RunResult,
     StartError,
     cgroup_stats,
@@ -39,6 +43,10 @@ __all__ = [
     "CommandNotFound",
     "ConfigError",
     "PycCoreError",
+    "RegistryClient",
+    "RegistryError",
+    "RemoteBlob",
+    "RemoteProgress",
     "RunResult",
     "StartError",
     "cgroup_stats",

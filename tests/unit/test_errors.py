@@ -16,6 +16,7 @@ import pyc_core
 from pyc.cli import main
 from pyc.errors import STARTS, Kind, PycError, exit_code
 from pyc.records import HostConfig
+from pyc.registry.options import PullOptions
 from pyc.runtime.exec import ExecOptions
 
 
@@ -176,6 +177,11 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),
     "attach": (lambda e, s: e.attach("nope"), Kind.NOT_FOUND),
     "disk_usage": (lambda e, s: ((s / "pyc.db").mkdir(), e.disk_usage()), Kind.SYSTEM),
+    # Nothing listens on port 1 of loopback: refused at once, no network needed.
+    "pull": (lambda e, s: e.pull("127.0.0.1:1/x:1", PullOptions(tls_verify=False)), Kind.REGISTRY),
+    "push": (lambda e, s: e.push("nope", "127.0.0.1:1/x:1"), Kind.NOT_FOUND),
+    "login": (lambda e, s: e.login("127.0.0.1:1", "u", "p"), Kind.REGISTRY),
+    "logout": (lambda e, s: e.logout("not a host"), Kind.INVALID_ARGUMENT),
 }
 
 

@@ -75,6 +75,9 @@ class RunOptions:
         detach: bool = False,
         restart: str | None = None,
         log_opts: list[str] | None = None,
+        pull: str = "missing",
+        platform: str | None = None,
+        progress: bool = False,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -106,6 +109,11 @@ class RunOptions:
         self.detach = detach
         self.restart = restart
         self.log_opts = log_opts or []
+        # When to pull the image (docker's --pull: missing, always, never), for which platform,
+        # and whether a pull draws its bars on a terminal (the CLI's run and create).
+        self.pull = pull
+        self.platform = platform
+        self.progress = progress
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""

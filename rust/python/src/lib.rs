@@ -2,6 +2,7 @@
 //! through `blocking`, which releases the GIL; every error becomes one Python exception class.
 
 mod errors;
+mod registry;
 mod wire;
 
 use std::fs::File;
@@ -101,10 +102,13 @@ fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: 
     Ok((u.diff_id, u.size))
 }
 
-/// A job's input: a path or fd as for unpack_layer, or (path, offset, length), the bytes of
-/// an archive member read in place.
+/// A job's input: a path or fd as for unpack_layer, (path, offset, length), the bytes of an
+/// archive member read in place, or a RemoteBlob, a registry's blob read as it downloads.
 fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send>> {
     use std::io::{Read, Seek, SeekFrom};
+    if let Ok(blob) = source.cast::<registry::RemoteBlob>() {
+        return Ok(Box::new(blob.get().reader()?));
+    }
     if let Ok((path, offset, length)) = source.extract::<(PathBuf, u64, u64)>() {
         let mut f = File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", &path, e)))?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| into_py(pyc_core::Error::io("seek", &path, e)))?;
@@ -262,6 +266,9 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<RunResult>()?;
     m.add_class::<CgroupStats>()?;
+    m.add_class::<registry::RegistryClient>()?;
+    m.add_class::<registry::RemoteBlob>()?;
+    m.add_class::<registry::RemoteProgress>()?;
     m.add_function(wrap_pyfunction!(cgroup_stats, m)?)?;
     m.add_function(wrap_pyfunction!(update_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
