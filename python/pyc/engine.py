@@ -123,14 +123,14 @@ class Engine:
 
     def save(self, refs: list[str], out: str | int, format: str = "docker-archive") -> None:
         """Write images to `out` (a path, or an fd for a tar stream): docker-archive, oci-archive or oci-dir."""
-        from pyc.store.archive import save
+        from pyc.store.save import save
 
         save(self.images, refs, out, format)
 
     def load(self, source: str | int) -> list[str]:
         """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir;
         returns the names loaded (the image ID of one without a name)."""
-        from pyc.store.archive import load
+        from pyc.store.load import load
 
         return load(self.images, source)
 
