@@ -1,6 +1,7 @@
 //! The `pyc_core` Python module: thin wrappers over the pyc-core crate. Every blocking call goes
 //! through `blocking`, which releases the GIL; every error becomes one Python exception class.
 
+mod bundle;
 mod errors;
 
 use std::fs::File;
@@ -75,7 +76,7 @@ fn exec_in(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<R
 }
 
 /// Open a source given as a path or as a file descriptor (which stays the caller's).
-fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
+pub(crate) fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
     if let Ok(fd) = source.extract::<RawFd>() {
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
@@ -104,6 +105,10 @@ fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: 
 /// an archive member read in place.
 fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send>> {
     use std::io::{Read, Seek, SeekFrom};
+    if let Ok(layer) = source.cast::<bundle::BundleLayer>() {
+        let reader = layer.get().0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        return reader.map(|r| Box::new(r) as Box<dyn Read + Send>).ok_or_else(|| pyo3::exceptions::PyValueError::new_err("a bundle layer is read once"));
+    }
     if let Ok((path, offset, length)) = source.extract::<(PathBuf, u64, u64)>() {
         let mut f = File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", &path, e)))?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| into_py(pyc_core::Error::io("seek", &path, e)))?;
@@ -276,6 +281,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(exec_in, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layers, m)?)?;
+    bundle::register(m)?;
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;

@@ -70,8 +70,8 @@ impl Bundle {
         let Some(entry) = self.header.layers.iter().filter(|l| l.carried).nth(self.next) else { return Ok(None) };
         self.next += 1;
         let stream = FrameStream { frames: self.frames.clone(), buf: Vec::new(), pos: 0, ended: false };
-        let mut dec = zstd::stream::read::Decoder::with_buffer(BufReader::new(stream)).map_err(|e| bad(e))?;
-        dec.window_log_max(31).map_err(|e| bad(e))?;
+        let mut dec = zstd::stream::read::Decoder::with_buffer(BufReader::new(stream)).map_err(bad)?;
+        dec.window_log_max(31).map_err(bad)?;
         let reader = LayerReader { dec, sources: self.sources.clone(), state: State::Next, made: 0, size: entry.size };
         Ok(Some((entry.diff_id.clone(), reader)))
     }
@@ -169,8 +169,8 @@ impl LayerReader {
                 s.file.read_exact_at(&mut base, off).ctx("read", &s.path)?;
                 let mut data = vec![0u8; plen as usize];
                 self.dec.read_exact(&mut data).map_err(truncated)?;
-                let mut z = zstd::stream::read::Decoder::with_ref_prefix(data.as_slice(), &base).map_err(|e| bad(e))?;
-                z.window_log_max(31).map_err(|e| bad(e))?;
+                let mut z = zstd::stream::read::Decoder::with_ref_prefix(data.as_slice(), &base).map_err(bad)?;
+                z.window_log_max(31).map_err(bad)?;
                 let mut made = Vec::with_capacity(out as usize);
                 z.take(out + 1).read_to_end(&mut made).map_err(|e| bad(format!("a patch: {e}")))?;
                 if made.len() as u64 != out {
@@ -227,7 +227,9 @@ impl LayerReader {
                     n
                 }
             };
-            if matches!(self.state, State::Copy { left: 0, .. } | State::Lit { left: 0 }) || matches!(&self.state, State::Made { data, pos } if *pos == data.len()) {
+            if matches!(self.state, State::Copy { left: 0, .. } | State::Lit { left: 0 })
+                || matches!(&self.state, State::Made { data, pos } if *pos == data.len())
+            {
                 self.state = State::Next;
             }
             self.made += n as u64;

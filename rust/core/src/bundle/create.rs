@@ -34,8 +34,16 @@ const PATCH_MIN: usize = 4 << 10;
 
 /// Write a bundle that rebuilds `images` (whose layers are `layers`, each once, bottom-most
 /// first) from the old layers `old_layers` (diff id, tar; the layers of the images named by
-/// `old_images`). `progress` is told the bytes of new layers done so far.
-pub fn create(images: Vec<BundleImage>, old_images: Vec<String>, old_layers: Vec<(String, PathBuf)>, layers: Vec<NewLayer>, out: impl Write, progress: &mut dyn FnMut(u64)) -> Result<Created> {
+/// `old_images`, IDs, known to users as `old_names`). `progress` is told the bytes of new layers done so far.
+pub fn create(
+    images: Vec<BundleImage>,
+    old_images: Vec<String>,
+    old_names: Vec<String>,
+    old_layers: Vec<(String, PathBuf)>,
+    layers: Vec<NewLayer>,
+    out: impl Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Created> {
     let mut seen = HashSet::new();
     let sources: Vec<(String, PathBuf)> = old_layers.into_iter().filter(|(d, _)| seen.insert(d.clone())).collect();
     let old: HashSet<&str> = sources.iter().map(|(d, _)| d.as_str()).collect();
@@ -50,7 +58,12 @@ pub fn create(images: Vec<BundleImage>, old_images: Vec<String>, old_layers: Vec
             carried_layers.push(l);
         }
     }
-    let header = Header { version: FORMAT_VERSION, images, requires: Requires { images: old_images, layers: sources.iter().map(|(d, _)| d.clone()).collect() }, layers: entries };
+    let header = Header {
+        version: FORMAT_VERSION,
+        images,
+        requires: Requires { images: old_images, names: old_names, layers: sources.iter().map(|(d, _)| d.clone()).collect() },
+        layers: entries,
+    };
     let mut w = FrameWriter::new(out)?;
     w.header(&header)?;
     let index = if carried_layers.is_empty() { None } else { Some(Index::build(&sources.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>())?) };
@@ -162,6 +175,18 @@ fn encode_layer<W: Write>(layer: &NewLayer, index: &Index, w: &mut FrameWriter<W
     let mut content = Vec::new();
     for entry in archive.entries().map_err(|e| bad_layer(layer, e))? {
         let mut entry = entry.map_err(|e| bad_layer(layer, e))?;
+        // The header block: a copy of the old one at the same path when they are the same bytes
+        // (most are: an unchanged file keeps its mode, owner and mtime).
+        let at = entry.raw_header_position();
+        lit_range(&mut em, &file, pos, at, layer)?;
+        let mut header = [0u8; 512];
+        file.read_exact_at(&mut header, at).ctx("read", &layer.blob)?;
+        match index.header(&entry.path_bytes()).filter(|&old| index.read(old).is_ok_and(|b| b == header)) {
+            Some(old) => em.copy(old),
+            None => em.lit(&header),
+        }
+        .map_err(io_err)?;
+        pos = at + 512;
         if !entry.header().entry_type().is_file() || entry.size() == 0 {
             continue;
         }

@@ -57,6 +57,8 @@ pub struct BundleImage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Requires {
     pub images: Vec<String>,
+    /// How the user named each of `images` when the bundle was made, for messages.
+    pub names: Vec<String>,
     pub layers: Vec<String>,
 }
 
@@ -105,7 +107,11 @@ impl<W: Write> FrameWriter<W> {
     /// The trailer: the digest of all that came before. Returns it (`sha256:<hex>`).
     pub fn finish(mut self) -> Result<String> {
         let digest = std::mem::take(&mut self.hash).finalize();
-        self.out.write_all(&[Kind::Trailer as u8]).and_then(|()| self.out.write_all(&32u64.to_le_bytes())).and_then(|()| self.out.write_all(&digest)).map_err(|e| Error::io("write", "bundle", e))?;
+        self.out
+            .write_all(&[Kind::Trailer as u8])
+            .and_then(|()| self.out.write_all(&32u64.to_le_bytes()))
+            .and_then(|()| self.out.write_all(&digest))
+            .map_err(|e| Error::io("write", "bundle", e))?;
         self.out.flush().map_err(|e| Error::io("write", "bundle", e))?;
         Ok(format!("sha256:{}", hex::encode(digest)))
     }

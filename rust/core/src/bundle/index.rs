@@ -45,6 +45,8 @@ pub struct Index {
     chunks: HashMap<ChunkKey, Loc>,
     /// The last file at each path (later sources win, as the layers stack).
     paths: HashMap<Vec<u8>, Loc>,
+    /// The tar header block of the last entry at each path, whatever its type.
+    headers: HashMap<Vec<u8>, Loc>,
     /// Per source, each file's (offset, length), in order: which file a found chunk lies in.
     files: Vec<Vec<(u64, u64)>>,
 }
@@ -52,7 +54,8 @@ pub struct Index {
 impl Index {
     /// Index the old layers' tars, bottom-most first.
     pub fn build(sources: &[PathBuf]) -> Result<Index> {
-        let mut ix = Index { sources: Vec::new(), whole: HashMap::new(), chunks: HashMap::new(), paths: HashMap::new(), files: Vec::new() };
+        let mut ix =
+            Index { sources: Vec::new(), whole: HashMap::new(), chunks: HashMap::new(), paths: HashMap::new(), headers: HashMap::new(), files: Vec::new() };
         let mut content = Vec::new();
         for (src, path) in sources.iter().enumerate() {
             let src = src as u32;
@@ -61,6 +64,7 @@ impl Index {
             let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file.try_clone().ctx("dup", path)?));
             for entry in archive.entries().map_err(|e| bad_layer(path, e))? {
                 let mut entry = entry.map_err(|e| bad_layer(path, e))?;
+                ix.headers.insert(entry.path_bytes().into_owned(), Loc { src, off: entry.raw_header_position(), len: 512 });
                 if !entry.header().entry_type().is_file() || entry.size() == 0 {
                     continue;
                 }
@@ -88,6 +92,10 @@ impl Index {
 
     pub fn chunk(&self, key: &ChunkKey) -> Option<Loc> {
         self.chunks.get(key).copied()
+    }
+
+    pub fn header(&self, path: &[u8]) -> Option<Loc> {
+        self.headers.get(path).copied()
     }
 
     pub fn path(&self, path: &[u8]) -> Option<Loc> {

@@ -16,7 +16,7 @@ mod format;
 mod index;
 mod recipe;
 
-pub use apply::{inspect, Bundle, Inspected};
+pub use apply::{inspect, Bundle, Inspected, LayerReader};
 pub use create::{create, Created, NewLayer};
 pub use format::{BundleImage, Header, LayerEntry, Requires, FORMAT_VERSION};
 

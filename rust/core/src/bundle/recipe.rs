@@ -51,9 +51,11 @@ pub fn get_varint(inp: &mut impl Read) -> Result<u64> {
     Err(Error::BadArchive("bundle: a number in a recipe is too long".into()))
 }
 
+/// A read error in a layer's recipe, said once: frames already say "bundle: ...".
 pub fn truncated(e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::BadArchive("bundle: a layer's recipe is cut short".into()),
+        _ if e.to_string().starts_with("bundle: ") => Error::BadArchive(e.to_string()),
         _ => Error::BadArchive(format!("bundle: a layer's recipe: {e}")),
     }
 }
@@ -94,7 +96,9 @@ impl Op {
     pub fn read(inp: &mut impl Read) -> Result<Op> {
         let mut b = [0u8; 1];
         inp.read_exact(&mut b).map_err(truncated)?;
-        let src = |inp: &mut dyn Read| -> Result<u32> { u32::try_from(get_varint(&mut &mut *inp)?).map_err(|_| Error::BadArchive("bundle: a recipe names a layer beyond its list".into())) };
+        let src = |inp: &mut dyn Read| -> Result<u32> {
+            u32::try_from(get_varint(&mut &mut *inp)?).map_err(|_| Error::BadArchive("bundle: a recipe names a layer beyond its list".into()))
+        };
         Ok(match b[0] {
             COPY => Op::Copy { src: src(inp)?, off: get_varint(inp)?, len: get_varint(inp)? },
             LIT => Op::Lit { len: get_varint(inp)? },

@@ -37,7 +37,13 @@ fn tar_of(path: &Path, files: &[(&str, &[u8])]) -> PathBuf {
 }
 
 fn image(diff_ids: &[&str]) -> BundleImage {
-    BundleImage { names: vec!["new:1".into()], manifest_digest: "sha256:m".into(), manifest: "{}".into(), config: "{\"c\":1}".into(), diff_ids: diff_ids.iter().map(|s| s.to_string()).collect() }
+    BundleImage {
+        names: vec!["new:1".into()],
+        manifest_digest: "sha256:m".into(),
+        manifest: "{}".into(),
+        config: "{\"c\":1}".into(),
+        diff_ids: diff_ids.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 struct Case {
@@ -62,7 +68,16 @@ fn case() -> Case {
 
 fn make(c: &Case) -> (Vec<u8>, Created) {
     let mut out = Vec::new();
-    let created = create(vec![image(&["sha256:new"])], vec!["sha256:oldimage".into()], vec![("sha256:old".into(), c.old.clone())], vec![NewLayer { diff_id: "sha256:new".into(), blob: c.new.clone() }], &mut out, &mut |_| {}).unwrap();
+    let created = create(
+        vec![image(&["sha256:new"])],
+        vec!["sha256:oldimage".into()],
+        vec!["old:1".into()],
+        vec![("sha256:old".into(), c.old.clone())],
+        vec![NewLayer { diff_id: "sha256:new".into(), blob: c.new.clone() }],
+        &mut out,
+        &mut |_| {},
+    )
+    .unwrap();
     (out, created)
 }
 
@@ -97,7 +112,16 @@ fn a_changed_layer_is_rebuilt_byte_for_byte_from_little() {
 fn a_layer_the_old_image_has_is_not_carried() {
     let c = case();
     let mut out = Vec::new();
-    let created = create(vec![image(&["sha256:old"])], vec![], vec![("sha256:old".into(), c.old.clone())], vec![NewLayer { diff_id: "sha256:old".into(), blob: c.old.clone() }], &mut out, &mut |_| {}).unwrap();
+    let created = create(
+        vec![image(&["sha256:old"])],
+        vec![],
+        vec![],
+        vec![("sha256:old".into(), c.old.clone())],
+        vec![NewLayer { diff_id: "sha256:old".into(), blob: c.old.clone() }],
+        &mut out,
+        &mut |_| {},
+    )
+    .unwrap();
     assert!(created.carried.is_empty());
     let mut b = Bundle::open(Box::new(std::io::Cursor::new(out))).unwrap();
     assert!(!b.header().layers[0].carried);
@@ -154,4 +178,3 @@ fn not_a_bundle_is_said_so() {
     let err = Bundle::open(Box::new(std::io::Cursor::new(b"garbage, not a bundle".to_vec()))).err().unwrap().to_string();
     assert!(err.contains("not a pyc delta bundle"), "{err}");
 }
-
