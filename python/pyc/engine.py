@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyc.registry.options import PullOptions, PushOptions, RegistryOptions
-    from pyc.results import DiskUsage, HistoryEntry, LogRecord, PullResult, PushResult, Stats
+    from pyc.results import BundleContent, DiskUsage, HistoryEntry, LogRecord, PullResult, PushResult, Stats
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -170,8 +170,22 @@ class Engine:
 
         save(self.images, refs, out, format)
 
+    def save_delta(self, refs: list[str], olds: list[str], out: str | int) -> BundleContent:
+        """Write a delta bundle (a path, or an fd to stream it to) that rebuilds the images `refs`
+        on a machine that has the images `olds`, carrying only what changed."""
+        from pyc.store.bundle import create
+
+        return create(self.images, refs, olds, out)
+
+    def inspect_bundle(self, source: str | int) -> BundleContent:
+        """What a delta bundle rebuilds, needs and carries, its digest checked."""
+        from pyc.store.bundle import inspect
+
+        return inspect(source)
+
     def load(self, source: str | int) -> list[str]:
-        """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir;
+        """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir, or
+        apply a delta bundle;
         returns the names loaded (the image ID of one without a name)."""
         from pyc.store.load import load
 

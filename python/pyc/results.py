@@ -96,3 +96,32 @@ class PushResult(Record):
     layers_sent: int
     layers_skipped: int
     bytes: int  # the compressed size of the layers sent
+
+
+class BundleLayerContent(Record):
+    """A layer of an image in a delta bundle: its tar's size, and the bytes the bundle spends on
+    it (None: not carried, the old image has it)."""
+
+    diff_id: str
+    size: int
+    carried: int | None
+
+
+class BundleImageContent(Record):
+    """An image a delta bundle rebuilds."""
+
+    names: list[str]
+    id: str
+    manifest_digest: str
+    layers: list[BundleLayerContent]
+
+
+class BundleContent(Record):
+    """What a delta bundle holds: the images it rebuilds, the old images it needs (as they were
+    named when it was made, with their IDs), its size (None while it is written) and digest."""
+
+    digest: str
+    size: int | None
+    images: list[BundleImageContent]
+    requires: list[str]
+    required_layers: list[str]

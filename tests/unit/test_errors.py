@@ -150,6 +150,8 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "import_image": (lambda e, s: e.import_image(_garbage(s), "g:1"), Kind.BAD_INPUT),
     "save": (lambda e, s: e.save(["nope"], str(s / "out.tar")), Kind.NOT_FOUND),
     "load": (lambda e, s: e.load(_garbage(s)), Kind.BAD_INPUT),
+    "save_delta": (lambda e, s: e.save_delta(["nope"], ["nope-either"], str(s / "out.pycd")), Kind.NOT_FOUND),
+    "inspect_bundle": (lambda e, s: e.inspect_bundle(_garbage(s)), Kind.BAD_INPUT),
     "tag": (lambda e, s: e.tag("nope", "x:1"), Kind.NOT_FOUND),
     "remove_image": (lambda e, s: e.remove_image("nope"), Kind.NOT_FOUND),
     "prune_images": (lambda e, s: ((s / "oci").write_bytes(b""), e.prune_images()), Kind.SYSTEM),

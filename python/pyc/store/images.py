@@ -198,19 +198,27 @@ class ImageStore:
         """Write config and manifest for layers already in the store (digest, size), and name it.
         A config given as bytes is kept byte for byte (a pulled image keeps its ID). Under the
         store lock, so a concurrent collection never sees blobs without their index."""
+        import hashlib
         import json
 
+        config_bytes = config if isinstance(config, bytes) else json.dumps(config, separators=(",", ":")).encode()
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(), "size": len(config_bytes)},
+            "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": s} for d, s in layers],
+        }
+        return self.add_manifest(json.dumps(manifest, separators=(",", ":")).encode(), config_bytes, ref)
+
+    def add_manifest(self, manifest: bytes, config: bytes, ref: str | None) -> Image:
+        """Write a manifest and its config as they are (their digests are the image's identity:
+        a delta bundle rebuilds them byte for byte), its layers already in the store, and name it."""
         with self.lock():
-            cfg_digest, cfg_size = self.write_blob(config if isinstance(config, bytes) else json.dumps(config, separators=(",", ":")).encode())
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "config": {"mediaType": CONFIG, "digest": cfg_digest, "size": cfg_size},
-                "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": s} for d, s in layers],
-            }
-            m_digest, m_size = self.write_blob(json.dumps(manifest, separators=(",", ":")).encode())
+            self.write_blob(config)
+            m_digest, m_size = self.write_blob(manifest)
             index = self._read_index()
             entries = index.setdefault("manifests", [])
+            before = list(entries)
             full = normalize(ref) if ref else None
             if full:
                 self._drop_ref(entries, full)
@@ -221,7 +229,8 @@ class ImageStore:
                 self._name(entries, entry)
             elif not any(e["digest"] == m_digest for e in entries):
                 entries.append(entry)
-            self._write_index(index)
+            if entries != before:  # the image may have been there under that name already
+                self._write_index(index)
         return self._load(m_digest, self._manifest_entries())
 
     @staticmethod

@@ -197,11 +197,16 @@ class Ingest:
 
     # -- making it visible ------------------------------------------------------------------
 
-    def commit(self, images: Sequence[tuple[dict[str, Any] | bytes, Sequence[Layer | tuple[str, int]], Sequence[str | None]]] = ()) -> list[Image]:
+    def commit(
+        self,
+        images: Sequence[tuple[dict[str, Any] | bytes, Sequence[Layer | tuple[str, int]], Sequence[str | None]]] = (),
+        exact: Sequence[tuple[bytes, bytes, Sequence[str | None]]] = (),
+    ) -> list[Image]:
         """Unpack what is left, move this batch's blobs and layer dirs into the store and add
         `images` (config: a document, or bytes kept as they are; layers: this batch's or
-        (diff id, size) of the store's; names: None for an image without one), all under the
-        store lock. Returns each image added, per name."""
+        (diff id, size) of the store's; names: None for an image without one) and `exact` ones
+        (manifest and config bytes as they are, names), all under the store lock. Returns each
+        image added, per name."""
         self.run()
         store = self.store
         added: list[Image] = []
@@ -218,6 +223,9 @@ class Ingest:
                 sizes = [(x.diff_id, x.size) if isinstance(x, Layer) else x for x in layers]
                 for name in names or [None]:
                     added.append(store.add(config, sizes, name))
+            for manifest, config_bytes, exact_names in exact:
+                for exact_name in exact_names or [None]:
+                    added.append(store.add_manifest(manifest, config_bytes, exact_name))
         return added
 
 

@@ -254,13 +254,55 @@ def _load_oci(src: _Source, loader: _Loader) -> None:
         loader.image(config, layers, [normalize(n) for n in names])
 
 
-def _plain_tar(source: str | int, tmp: str) -> str:
+class _Prefixed:
+    """A stream whose first bytes were read already (`head`), then the rest of `f`."""
+
+    def __init__(self, head: bytes, f: Any) -> None:
+        self.head, self.f = head, f
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = (self.head, b"") if n < 0 or n >= len(self.head) else (self.head[:n], self.head[n:])
+            return out
+        data: bytes = self.f.read(n)
+        return data
+
+    def peek(self, n: int) -> bytes:
+        return self.head or self.f.peek(n)
+
+    def fileno(self) -> int:
+        fd: int = self.f.fileno()
+        return fd
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> _Prefixed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_head(fd: int, n: int) -> bytes:
+    """The first `n` bytes of a stream (fewer at its end)."""
+    head = b""
+    while len(head) < n:
+        chunk = os.read(fd, n - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _plain_tar(source: str | int, tmp: str, head: bytes = b"") -> str:
     """A path to the archive as a plain tar: the file itself, or (stdin, gzip, zstd) a copy in
-    `tmp`, uncompressed, since loading reads the archive out of order."""
+    `tmp`, uncompressed, since loading reads the archive out of order. `head`: bytes of the fd
+    `source` read already."""
     import gzip
     import subprocess
 
-    f: Any = open(source, "rb", buffering=BUF) if isinstance(source, str) else os.fdopen(os.dup(source), "rb", buffering=BUF)
+    f: Any = open(source, "rb", buffering=BUF) if isinstance(source, str) else _Prefixed(head, os.fdopen(os.dup(source), "rb", buffering=BUF))
     with f:
         head = f.peek(4)[:4]
         if isinstance(source, str) and not _compressed(head):
@@ -293,10 +335,22 @@ def _plain_tar(source: str | int, tmp: str) -> str:
 
 
 def load(store: ImageStore, source: str | int) -> list[str]:
-    """Load every image in `source` (a tar path, an oci-dir, or an fd to read a tar from).
-    Returns the names loaded (an image ID for an image without a name)."""
+    """Load every image in `source` (a tar path, an oci-dir, or an fd to read a tar from), or
+    apply the delta bundle it is. Returns the names loaded (an image ID for an image without a
+    name)."""
+    from pyc.store import bundle
+
     if isinstance(source, str) and not os.path.exists(source):
         raise InvalidArgument(f"{source}: no such file or directory")
+    head = b""
+    if isinstance(source, str) and os.path.isfile(source):
+        with open(source, "rb") as f:
+            if bundle.is_bundle(f.read(len(bundle.MAGIC))):
+                return bundle.apply(store, source)
+    elif isinstance(source, int):
+        head = _read_head(source, len(bundle.MAGIC))
+        if bundle.is_bundle(head):
+            return bundle.apply(store, source, head)
     with Ingest(store) as ingest:
         loader = _Loader(ingest)
         if isinstance(source, str) and os.path.isdir(source):
@@ -305,7 +359,7 @@ def load(store: ImageStore, source: str | int) -> list[str]:
                 raise BadImage(f"{source} is not an OCI layout (no oci-layout file)")
             _load_oci(src, loader)
         else:
-            path = _plain_tar(source, ingest.tmp)
+            path = _plain_tar(source, ingest.tmp, head)
             try:
                 tar = tarfile.open(path, "r:", bufsize=BUF)
             except (tarfile.TarError, EOFError) as e:

@@ -1,6 +1,7 @@
 //! The `pyc_core` Python module: thin wrappers over the pyc-core crate. Every blocking call goes
 //! through `blocking`, which releases the GIL; every error becomes one Python exception class.
 
+mod bundle;
 mod errors;
 mod registry;
 mod wire;
@@ -77,7 +78,7 @@ fn exec_in(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<R
 }
 
 /// Open a source given as a path or as a file descriptor (which stays the caller's).
-fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
+pub(crate) fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
     if let Ok(fd) = source.extract::<RawFd>() {
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
@@ -108,6 +109,10 @@ fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send
     use std::io::{Read, Seek, SeekFrom};
     if let Ok(blob) = source.cast::<registry::RemoteBlob>() {
         return Ok(Box::new(blob.get().reader()?));
+    }
+    if let Ok(layer) = source.cast::<bundle::BundleLayer>() {
+        let reader = layer.get().0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        return reader.map(|r| Box::new(r) as Box<dyn Read + Send>).ok_or_else(|| pyo3::exceptions::PyValueError::new_err("a bundle layer is read once"));
     }
     if let Ok((path, offset, length)) = source.extract::<(PathBuf, u64, u64)>() {
         let mut f = File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", &path, e)))?;
@@ -275,6 +280,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(exec_in, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layers, m)?)?;
+    bundle::register(m)?;
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
