@@ -23,6 +23,7 @@ fn run_config() {
     assert_eq!((process.user().uid(), process.user().gid()), (1000, 1000));
     assert_eq!(process.terminal(), Some(true));
     assert!(process.env().as_ref().expect("env").contains(&"A=1".to_string()));
+    assert!(process.env().as_ref().expect("env").contains(&"TERM=xterm".to_string()), "-t sets TERM");
     assert_eq!(cfg.spec.hostname().as_deref(), Some("golden"));
     let mounts = cfg.spec.mounts().as_ref().expect("mounts");
     assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/host") && m.source().as_ref().and_then(|s| s.to_str()) == Some("/")));
