@@ -93,10 +93,17 @@ class Engine:
     def image(self, ref: str) -> Image:
         return self.images.lookup(ref)
 
-    def list_images(self) -> list[Image]:
+    def list_images(self, filters: list[str] | None = None) -> list[Image]:
+        """Every image, or those that pass docker's `images --filter`s (dangling=, reference=,
+        before=, since=, label=; under reference= each image with its matching names only)."""
         from pyc.store import cache
 
-        return cache.all_images(self.images)
+        images = cache.all_images(self.images)
+        if not filters:
+            return images
+        from pyc.store import image_filter
+
+        return image_filter.apply(self.images, images, image_filter.parse(filters))
 
     def image_for_run(self, ref: str) -> Image:
         """The image, bootstrapped first when it is a missing built-in (busybox, debian)."""

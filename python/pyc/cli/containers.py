@@ -40,14 +40,12 @@ def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
         cmd = " ".join(c.record.config.cmd)
         created = c.record.created
         state = c.current_state()
-        rows.append({"ID": c.id[:12], "Image": c.record.image, "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": _status(state), "State": state.status, "Names": c.name})
+        row = {"ID": c.id[:12], "Image": c.record.image, "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": _status(state), "State": state.status}
+        rows.append(row | {"Names": c.name})
     if format is not None:
-        import json
+        from pyc.cli.template import print_each
 
-        from pyc.cli.template import render
-
-        for row in rows:
-            print(json.dumps(row) if format == "json" else render(format, row))
+        print_each(rows, format)
         return
     short = [[r["ID"], r["Image"], f'"{r["Command"][:20]}…"' if len(r["Command"]) > 20 else f'"{r["Command"]}"', r["RunningFor"], r["Status"], r["Names"]] for r in rows]
     print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], short))

@@ -51,3 +51,9 @@ def render(template: str, obj: Any) -> str:
         raise InvalidArgument(f"template {template!r}: unsupported action {m.group(0)!r}")
 
     return _ACTION.sub(action, template)
+
+
+def print_each(rows: list[dict[str, str]], format: str) -> None:
+    """A list command's --format: `json` (a JSON object a line), or the template for each row."""
+    for row in rows:
+        print(json.dumps(row) if format == "json" else render(format, row))
