@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats
+    from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats, Top
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -233,6 +233,8 @@ class Engine:
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
         config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
+        if c.current_state().is_paused:
+            raise Conflict(f"container {c.name} is paused, unpause the container before exec")
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -276,6 +278,33 @@ class Engine:
         from pyc.lifecycle import kill
 
         return kill(self.containers, self.containers.get(ref), sig)
+
+    def pause(self, ref: str) -> Container:
+        """Freeze every process of a running container (the cgroup freezer: v1's freezer
+        hierarchy, v2's cgroup.freeze) until `unpause`."""
+        from pyc.lifecycle import pause
+
+        return pause(self.containers, self.containers.get(ref))
+
+    def unpause(self, ref: str) -> Container:
+        from pyc.lifecycle import unpause
+
+        return unpause(self.containers, self.containers.get(ref))
+
+    def top(self, ref: str, ps_args: list[str] | None = None) -> Top:
+        """The container's processes as the host's `ps` shows them (`ps_args`, docker's
+        default `-ef`), the rows of those in its cgroup."""
+        from pyc.top import top
+
+        c = self.containers.get(ref)
+        st = c.current_state()
+        if st.status != "running":
+            raise NotRunning(f"container {c.name} is not running")
+        try:
+            pids = pyc_core.cgroup_pids(c.cgroup, c.cgroup_root)
+        except pyc_core.PycCoreError as e:
+            raise from_system(e, f"top {c.name}") from None
+        return top(pids, ps_args or ["-ef"])
 
     def wait(self, ref: str) -> int:
         from pyc.lifecycle import wait

@@ -63,9 +63,9 @@ def document(record: ContainerRecord, state: ContainerState, log_path: str) -> d
         "HostConfig": _host_config(record.host_config),
         "CgroupRoot": record.cgroup_root,
         "State": {
-            "Status": state.status,
+            "Status": state.shown_status,
             "Running": state.status == "running",
-            "Paused": False,
+            "Paused": state.is_paused,
             "Restarting": state.status == "restarting",
             "OOMKilled": state.oom_killed,
             "Dead": False,

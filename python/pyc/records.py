@@ -25,6 +25,9 @@ class ContainerState(Record):
     finished_at: str = ""
     error: str = ""
     restart_count: int = 0
+    # Frozen by `pyc pause` (its cgroup's freezer): pyc's word, never the monitor's. It shows
+    # only while the container runs (docker's State.Paused; `shown_status` is "paused").
+    paused: bool = False
     # Its holder (pyc-monitor, or the pyc of a foreground run) and that process's start time,
     # which tells it from a process that took its pid after it died.
     monitor_pid: int = 0
@@ -50,9 +53,18 @@ class ContainerState(Record):
 
     def overlaid(self, monitor: "ContainerState") -> "ContainerState":
         """This state with the monitor's word on top (its empty strings, but for `error`, say
-        nothing: the monitor writes every field)."""
-        changes = {f: getattr(monitor, f) for f in type(self)._fields if getattr(monitor, f) != "" or f == "error"}
+        nothing: the monitor writes every field but `paused`, which is pyc's)."""
+        changes = {f: getattr(monitor, f) for f in type(self)._fields if f != "paused" and (getattr(monitor, f) != "" or f == "error")}
         return self.replace(**changes)
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused and self.status == "running"
+
+    @property
+    def shown_status(self) -> str:
+        """docker's State.Status: "paused" for a paused running container, else `status`."""
+        return "paused" if self.is_paused else self.status
 
 
 class ContainerConfig(Record):

@@ -72,3 +72,10 @@ class DiskUsage(Record):
     images_reclaimable: int  # what only images no container uses hold
     containers: list[ContainerUsage]
     leftovers: int
+
+
+class Top(Record):
+    """`pyc top`: the container's processes as `ps` shows them (docker's Titles, Processes)."""
+
+    titles: list[str]
+    processes: list[list[str]]

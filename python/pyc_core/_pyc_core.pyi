@@ -15,18 +15,21 @@ __all__ = [
     "PycCoreError",
     "RunResult",
     "StartError",
+    "cgroup_pids",
     "cgroup_stats",
     "cgroup_version",
     "copy_file_to",
     "diff_upper",
     "exec_in",
     "export_overlay",
+    "freeze_cgroup",
     "remove_cgroup",
     "remove_tree",
     "run",
     "sha256_file",
     "tar_directory",
     "tar_upper",
+    "thaw_cgroup",
     "unpack_layer",
     "unpack_layers",
     "update_cgroup",
@@ -96,3 +99,6 @@ def remove_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def remove_tree(path: _StrPath) -> None: ...
 def cgroup_stats(path: str, root: _StrPath = ...) -> CgroupStats: ...
 def update_cgroup(path: str, resources: bytes, root: _StrPath = ...) -> None: ...
+def freeze_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def thaw_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def cgroup_pids(path: str, root: _StrPath = ...) -> list[int]: ...

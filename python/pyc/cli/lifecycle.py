@@ -1,5 +1,5 @@
-"""Verbs of a container's life: create is in run.py; start, stop, restart, kill, wait, rm,
-rename, logs, container prune here. As docker, a verb on several containers goes on past a
+"""Verbs of a container's life: create is in run.py; start, stop, restart, kill, pause, unpause,
+wait, rm, rename, logs, container prune here. As docker, a verb on several containers goes on past a
 failure, one line for it, and fails at the end if any failed."""
 
 from __future__ import annotations
@@ -86,6 +86,18 @@ def restart(containers: list[str], time: int | None) -> None:
     _each(containers, again)
 
 
+def pause(containers: list[str]) -> None:
+    from pyc.engine import Engine
+
+    _each(containers, Engine().pause)
+
+
+def unpause(containers: list[str]) -> None:
+    from pyc.engine import Engine
+
+    _each(containers, Engine().unpause)
+
+
 def kill(containers: list[str], signal: str) -> None:
     from pyc.engine import Engine
 
@@ -158,6 +170,8 @@ COMMANDS = [
         (Flag(("-s", "--signal"), "signal", help="Signal to send (name or number).", default="KILL"),),
         aliases=(("kill",),),
     ),
+    Command(("container", "pause"), "Freeze every process of running containers.", pause, CONTAINERS, aliases=(("pause",),)),
+    Command(("container", "unpause"), "Thaw paused containers.", unpause, CONTAINERS, aliases=(("unpause",),)),
     Command(("container", "wait"), "Block until containers stop; print their exit codes.", wait, CONTAINERS, aliases=(("wait",),)),
     Command(
         ("container", "rm"),

@@ -249,6 +249,27 @@ struct CgroupStats {
     oom_kills: u64,
 }
 
+/// Freeze every process of a container's cgroup (`pyc pause`); returns once all are frozen.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn freeze_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
+    blocking(py, || Cgroup::open(&root, &path)?.freeze())
+}
+
+/// Thaw a container's cgroup (`pyc unpause`).
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn thaw_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
+    blocking(py, || Cgroup::open(&root, &path)?.thaw())
+}
+
+/// The pids of a container's cgroup.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn cgroup_pids(py: Python<'_>, path: String, root: PathBuf) -> PyResult<Vec<i32>> {
+    blocking(py, || Cgroup::open(&root, &path)?.pids())
+}
+
 /// Remove a directory tree (a container's files); a missing path is not an error.
 #[pyfunction]
 fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
@@ -285,5 +306,8 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove_tree, m)?)?;
     m.add_function(wrap_pyfunction!(diff_upper, m)?)?;
     m.add_function(wrap_pyfunction!(tar_upper, m)?)?;
+    m.add_function(wrap_pyfunction!(freeze_cgroup, m)?)?;
+    m.add_function(wrap_pyfunction!(thaw_cgroup, m)?)?;
+    m.add_function(wrap_pyfunction!(cgroup_pids, m)?)?;
     Ok(())
 }
