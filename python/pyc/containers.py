@@ -125,7 +125,10 @@ def _decode(row: bytes) -> ContainerRecord:
 
 class ContainerStore:
     def __init__(self, paths: Paths) -> None:
+        from pyc.events import Journal
+
         self.paths = paths
+        self.journal = Journal(paths.root)
 
     _db: sqlite3.Connection | None = None
 
@@ -174,6 +177,7 @@ class ContainerStore:
         except BaseException:
             self._forget(c.id, c.name)
             raise
+        self.journal.container(c, "create")
 
     def save(self, c: Container) -> None:
         """Write the record, with the monitor's last word on its state folded in (the only
@@ -200,11 +204,13 @@ class ContainerStore:
 
         check_name(new)
         c.record.state = c.current_state()
-        c.record.name = new
+        old, c.record.name = c.record.name, new
         try:
             self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, msgpack.packb(c.record.to_dict()), c.id))
         except sqlite3.IntegrityError:
+            c.record.name = old
             raise Conflict(f'the container name "{new}" is already in use') from None
+        self.journal.container(c, "rename", oldName=old)
 
     def get(self, ref: str) -> Container:
         """By name, full id or a unique id prefix."""
@@ -243,6 +249,7 @@ class ContainerStore:
             except ContainerNotFound:
                 pass
         self._forget(c.id, c.name)
+        self.journal.container(c, "destroy")
 
     def _forget(self, cid: str, name: str) -> None:
         import pyc_core

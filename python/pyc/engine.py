@@ -17,7 +17,7 @@ from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
-from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
+from pyc.records import CgroupPlace, ContainerConfig, EventActor, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats, Top
+    from pyc.results import DiskUsage, Event, HistoryEntry, LogRecord, Stats, Top
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -68,11 +68,14 @@ def _resolv_conf() -> str:
     return "\n".join(keep) + "\n"
 
 
-def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None) -> RunConfig:
+def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, journal: str | None = None) -> RunConfig:
     """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
-    the program of --init."""
+    the program of --init; `journal` the events journal its start, oom and die go to."""
+    from pyc.events import container_attributes
+
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
-    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init)
+    events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c)) if journal else None
+    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events)
 
 
 def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str) -> ExecConfig:
@@ -118,7 +121,9 @@ class Engine:
     def bootstrap(self, name: str, **kwargs: Any) -> Image:
         from pyc.bootstrap import bootstrap
 
-        return bootstrap(self.images, name, **kwargs)
+        img = bootstrap(self.images, name, **kwargs)
+        self._image_event(img, "import")
+        return img
 
     def import_image(self, source: str | int, ref: str | None, changes: dict[str, Any] | None = None) -> Image:
         from pyc.store.importer import default_config, import_rootfs
@@ -126,20 +131,28 @@ class Engine:
         config = default_config()
         if changes:
             config["config"].update(changes)
-        return import_rootfs(self.images, source, ref, config)
+        img = import_rootfs(self.images, source, ref, config)
+        self._image_event(img, "import")
+        return img
+
+    def _image_event(self, img: Image, action: str, name: str | None = None) -> None:
+        self.images.journal.log("image", action, img.id, {"name": name or (img.refs[0] if img.refs else img.id)})
 
     def save(self, refs: list[str], out: str | int, format: str = "docker-archive") -> None:
         """Write images to `out` (a path, or an fd for a tar stream): docker-archive, oci-archive or oci-dir."""
         from pyc.store.archive import save
 
         save(self.images, refs, out, format)
+        self.images.journal.log_all([("image", "save", self.images.lookup(ref).id, {"name": ref}) for ref in refs])
 
     def load(self, source: str | int) -> list[str]:
         """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir;
         returns the names loaded (the image ID of one without a name)."""
         from pyc.store.archive import load
 
-        return load(self.images, source)
+        names = load(self.images, source)
+        self.images.journal.log_all([("image", "load", self.images.lookup(name).id, {"name": name}) for name in names])
+        return names
 
     def tag(self, src: str, dst: str) -> None:
         self.images.tag(src, dst)
@@ -158,7 +171,9 @@ class Engine:
         from pyc.store.prune import prune
 
         in_use = {c.record.image_id for c in self.containers.all()}
-        return prune(self.images, in_use, self._container_layers(), all)
+        lines, reclaimed = prune(self.images, in_use, self._container_layers(), all)
+        self.images.journal.log("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return lines, reclaimed
 
     def _container_layers(self) -> set[str]:
         return {layer for c in self.containers.all() for layer in c.record.layers}
@@ -185,7 +200,7 @@ class Engine:
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
-        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None)
+        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None, self.containers.journal.path)
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
@@ -235,6 +250,12 @@ class Engine:
         config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
         if c.current_state().is_paused:
             raise Conflict(f"container {c.name} is paused, unpause the container before exec")
+        from pyc.events import container_attributes
+
+        # docker's exec events: the action names the command; execID tells execs apart.
+        attributes = container_attributes(c) | {"execID": os.urandom(32).hex()}
+        command = " ".join(opts.command)
+        self.containers.journal.log_all([("container", f"exec_create: {command}", c.id, attributes), ("container", f"exec_start: {command}", c.id, attributes)])
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -244,6 +265,8 @@ class Engine:
             # Whatever failed before the command started is docker's 126 for exec.
             kind = error.kind if error.kind in (Kind.COMMAND_NOT_FOUND, Kind.COMMAND_NOT_EXECUTABLE) else Kind.START_FAILED
             raise CommandFailed(str(e), kind, error.errno) from None
+        if not opts.detach:
+            self.containers.journal.log("container", "exec_die", c.id, attributes | {"exitCode": str(r.status)})
         return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
 
     def create(self, image: str, opts: RunOptions) -> Container:
@@ -279,6 +302,19 @@ class Engine:
 
         return kill(self.containers, self.containers.get(ref), sig)
 
+    def restart(self, ref: str, timeout: float | None = None) -> Container:
+        """Stop it (if it runs), then start it again."""
+        from pyc.lifecycle import start, stop
+
+        c = self.containers.get(ref)
+        try:
+            stop(self.containers, c, timeout)
+        except NotRunning:
+            pass
+        start(self.containers, c)
+        self.containers.journal.container(c, "restart")
+        return c
+
     def pause(self, ref: str) -> Container:
         """Freeze every process of a running container (the cgroup freezer: v1's freezer
         hierarchy, v2's cgroup.freeze) until `unpause`."""
@@ -304,7 +340,9 @@ class Engine:
             pids = pyc_core.cgroup_pids(c.cgroup, c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"top {c.name}") from None
-        return top(pids, ps_args or ["-ef"])
+        result = top(pids, ps_args or ["-ef"])
+        self.containers.journal.container(c, "top")
+        return result
 
     def wait(self, ref: str) -> int:
         from pyc.lifecycle import wait
@@ -348,6 +386,7 @@ class Engine:
             raise from_system(e, f"update {c.name}") from None
         c.record.host_config = c.record.host_config.with_limits(resources)
         self.containers.save(c)
+        self.containers.journal.container(c, "update")
 
     def container(self, ref: str) -> Container:
         return self.containers.get(ref)
@@ -402,6 +441,19 @@ class Engine:
 
         return attach.connect(self.containers.get(ref))
 
+    def events(self, since: str | None = None, until: str | None = None, filters: list[str] | None = None) -> Iterator[Event]:
+        """The journal's events, as docker's `events` gives them: `since` and `until` are times
+        (RFC 3339, Unix time, or a duration ago such as 10m); with neither, the events from now
+        on, for ever; with `since` only, the kept ones from then and on for ever; with `until`,
+        up to that time. `filters`: docker's key=value (container, image, event, type, label)."""
+        from pyc import events
+        from pyc.times import parse_time
+
+        wanted = events.parse_filters(filters or [])
+        start = parse_time(since, "--since") if since else None
+        end = parse_time(until, "--until") if until else None
+        yield from events.read(self.paths.root, start, end, wanted)
+
     def disk_usage(self) -> DiskUsage:
         """What the store holds: images (shared layers once), containers' writable layers, and
         what interrupted commands left in tmp/."""
@@ -420,6 +472,7 @@ class Engine:
     def export(self, ref: str, out_fd: int) -> None:
         """Write the container's filesystem (image plus its changes) as a tar to `out_fd`."""
         c = self.containers.get(ref)
+        self.containers.journal.container(c, "export")
         lowers = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         missing = [d for d in lowers if not os.path.isdir(d)]
         if missing:
@@ -461,9 +514,14 @@ class Engine:
             raise ImageNotFound(f"the image of container {c.name} ({c.record.image}) was removed") from None
         created_by = " ".join(c.record.config.cmd)
         try:
-            return commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
+            new = commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"commit {c.name}") from None
+        named = normalize(new_ref) if new_ref else ""
+        if named:
+            self._image_event(new, "tag", named)
+        self.containers.journal.container(c, "commit", comment=message or "", imageID=new.id, imageRef=named)
+        return new
 
     def history(self, ref: str) -> list[HistoryEntry]:
         """The image's history, newest first: created, created_by, size (None for entries that

@@ -178,6 +178,7 @@ def _end(store: ContainerStore, c: Container, sig: signal.Signals, timeout: floa
 
 def _signal(store: ContainerStore, c: Container, pidfd: int, sig: signal.Signals) -> None:
     signal.pidfd_send_signal(pidfd, sig)
+    store.journal.container(c, "kill", signal=str(int(sig)))
 
 
 def stop(store: ContainerStore, c: Container, timeout: float | None) -> Container:
@@ -186,6 +187,7 @@ def stop(store: ContainerStore, c: Container, timeout: float | None) -> Containe
             raise NotRunning(f"container {c.name} is not running")
         sig = _signal_name(c.record.config.stop_signal or "SIGTERM")
         _end(store, c, sig, STOP_TIMEOUT if timeout is None else timeout)
+    store.journal.container(c, "stop")
     return c
 
 
@@ -224,6 +226,7 @@ def pause(store: ContainerStore, c: Container) -> Container:
         pyc_core.freeze_cgroup(c.cgroup, c.cgroup_root)
         c.record.state = c.record.state.replace(paused=True)
         store.save(c)
+    store.journal.container(c, "pause")
     return c
 
 
@@ -244,6 +247,7 @@ def _thaw(store: ContainerStore, c: Container) -> None:
     pyc_core.thaw_cgroup(c.cgroup, c.cgroup_root)
     c.record.state = c.record.state.replace(paused=False)
     store.save(c)
+    store.journal.container(c, "unpause")
 
 
 def wait(c: Container) -> int:
@@ -286,6 +290,17 @@ def remove(store: ContainerStore, c: Container, force: bool) -> None:
 
 
 def rename(store: ContainerStore, c: Container, new: str) -> None:
-    """The new name is taken (O_EXCL) before the old one is let go: never two, never none."""
+    """The new name is taken (O_EXCL) before the old one is let go: never two, never none. A
+    detached container's monitor logs its events under the new name from then on."""
+    import msgpack
+
     with _lock(store, c):
         store.rename(c, new)
+        try:
+            with open(c.path("monitor.msgpack"), "rb") as f:
+                monitor = MonitorConfig.from_dict(msgpack.unpackb(f.read()))
+        except FileNotFoundError:
+            return
+        if monitor.run.events is not None:
+            monitor.run.events.attributes["name"] = new
+            atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)

@@ -232,6 +232,15 @@ class CgroupPlace(Record):
     path: str
 
 
+class EventActor(Record):
+    """Where a container's events go (the journal, pyc/events.py) and what each says of it:
+    docker's Actor, its id and the attributes every event of it carries (image, name)."""
+
+    journal: str
+    id: str
+    attributes: dict[str, str] = {}
+
+
 class RunConfig(Record):
     """pyc_core.run's config, and the monitor's `run`: an OCI runtime spec plus what the spec
     has no words for."""
@@ -241,6 +250,7 @@ class RunConfig(Record):
     cgroup: CgroupPlace
     init: bool = False  # a reaper as pid 1 (--init)
     pyc_init: str | None = None  # the program of --init (pyc-init), run from a sealed copy
+    events: EventActor | None = None  # its start, oom and die, which the Rust side logs
 
 
 class ExecConfig(Record):

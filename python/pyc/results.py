@@ -79,3 +79,16 @@ class Top(Record):
 
     titles: list[str]
     processes: list[list[str]]
+
+
+class Event(Record):
+    """One event of the journal (pyc/events.py), docker's message: what it happened to (`type`:
+    container, image, ...; the actor's `id` and `attributes`), what happened (`action`), when
+    (`time_nano`, ns since the epoch)."""
+
+    type: str
+    action: str
+    id: str
+    attributes: dict[str, str] = {}
+    scope: str = "local"
+    time_nano: int = 0

@@ -1,5 +1,5 @@
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import final
 
 _StrPath = str | os.PathLike[str]
@@ -23,6 +23,7 @@ __all__ = [
     "exec_in",
     "export_overlay",
     "freeze_cgroup",
+    "log_events",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -102,3 +103,4 @@ def update_cgroup(path: str, resources: bytes, root: _StrPath = ...) -> None: ..
 def freeze_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def thaw_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def cgroup_pids(path: str, root: _StrPath = ...) -> list[int]: ...
+def log_events(path: _StrPath, events: Sequence[tuple[str, str, str, Mapping[str, str]]]) -> None: ...

@@ -72,18 +72,9 @@ def stop(containers: list[str], time: int | None) -> None:
 
 def restart(containers: list[str], time: int | None) -> None:
     from pyc.engine import Engine
-    from pyc.errors import NotRunning
 
     engine = Engine()
-
-    def again(ref: str) -> None:
-        try:
-            engine.stop(ref, time)
-        except NotRunning:
-            pass
-        engine.start(ref)
-
-    _each(containers, again)
+    _each(containers, lambda ref: engine.restart(ref, time))
 
 
 def pause(containers: list[str]) -> None:

@@ -13,7 +13,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_FUNCS = {"json": lambda v: json.dumps(v), "upper": lambda v: _text(v).upper(), "lower": lambda v: _text(v).lower()}
+
+
+class GoStruct(dict[str, "Any"]):
+    """A Go struct as a template sees it: its fields by their Go names (`.ID`, `.Status`), while
+    `json` prints `as_json`, its JSON (by its json tags: `id`, `status`), as Go does."""
+
+    def __init__(self, fields: dict[str, Any], as_json: object) -> None:
+        super().__init__(fields)
+        self.as_json = as_json
+
+
+_FUNCS = {"json": lambda v: json.dumps(v.as_json if isinstance(v, GoStruct) else v), "upper": lambda v: _text(v).upper(), "lower": lambda v: _text(v).lower()}
 
 
 def _text(value: Any) -> str:

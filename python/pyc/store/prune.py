@@ -22,4 +22,6 @@ def prune(store: ImageStore, in_use: set[str], container_layers: set[str], all: 
             entries[:] = [e for e in entries if e["digest"] not in gone]
             store._write_index(index)
         freed = collect(store, container_layers)
+    for img in doomed:
+        store.log_removed(img, img.refs, True)
     return lines, freed

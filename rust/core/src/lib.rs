@@ -5,6 +5,7 @@ pub mod blobcopy;
 pub mod cgroup;
 pub mod container;
 pub mod error;
+pub mod journal;
 pub mod layer;
 pub mod overlay;
 pub mod pty;

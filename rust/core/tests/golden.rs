@@ -37,6 +37,10 @@ fn run_config() {
     assert_eq!((cgroup.root.to_str(), cgroup.path.as_str()), (Some("/sys/fs/cgroup"), format!("pyc/{CID}").as_str()));
     assert!(cfg.init);
     assert_eq!(cfg.pyc_init.as_deref(), Some(std::path::Path::new("/usr/local/libexec/pyc-init")));
+    let events = cfg.events.expect("its events' actor");
+    assert_eq!((events.journal.to_str(), events.id.as_str()), (Some("/var/lib/pyc/events.log"), CID));
+    assert_eq!(events.attributes.get("name").map(String::as_str), Some("golden"));
+    assert_eq!(events.attributes.get("image").map(String::as_str), Some("busybox"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod errors;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use pyo3::types::PyBytes;
 use errors::{blocking, into_py};
 use pyc_core::cgroup::{Cgroup, Limits};
 use pyc_core::container::{self, ExecConfig, Output, RunConfig, Stdio};
+use pyc_core::journal::{self, Event};
 use pyc_core::layer;
 
 /// What a container left when it ended.
@@ -270,6 +272,19 @@ fn cgroup_pids(py: Python<'_>, path: String, root: PathBuf) -> PyResult<Vec<i32>
     blocking(py, || Cgroup::open(&root, &path)?.pids())
 }
 
+/// Append events to the events journal at `path` in one write: each (type, action, actor id,
+/// attributes), in docker's shape (pyc_core::journal).
+#[pyfunction]
+fn log_events(py: Python<'_>, path: PathBuf, events: Vec<(String, String, String, BTreeMap<String, String>)>) -> PyResult<()> {
+    blocking(py, || {
+        let events: Vec<Event> = events
+            .iter()
+            .map(|(kind, action, id, attributes)| Event { kind, action, id, attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect() })
+            .collect();
+        journal::append(&path, &events, journal::max_size())
+    })
+}
+
 /// Remove a directory tree (a container's files); a missing path is not an error.
 #[pyfunction]
 fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
@@ -309,5 +324,6 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(freeze_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(thaw_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(cgroup_pids, m)?)?;
+    m.add_function(wrap_pyfunction!(log_events, m)?)?;
     Ok(())
 }
