@@ -14,7 +14,7 @@ import msgpack
 
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
-from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
+from pyc.errors import CommandFailed, Conflict, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
 from pyc.records import CgroupPlace, ContainerConfig, EventActor, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from pyc.results import DiskUsage, Event, HistoryEntry, LogRecord, Stats, Top
+    from pyc.results import DiskUsage, Event, HistoryEntry, LogRecord, PruneReport, Stats, SystemPrune, Top
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -167,7 +167,7 @@ class Engine:
 
     def prune_images(self, all: bool = False) -> tuple[list[str], int]:
         """Remove dangling images (all=True: every image no container uses); returns docker's
-        lines and the bytes freed."""
+        lines and the bytes reclaimed, counted as `system df` counts them."""
         from pyc.store.prune import prune
 
         in_use = {c.record.image_id for c in self.containers.all()}
@@ -399,18 +399,20 @@ class Engine:
 
         rename(self.containers, self.containers.get(ref), new_name)
 
-    def prune_containers(self) -> list[str]:
-        """Remove every container that is not running; their ids. One that cannot be removed
-        (it started meanwhile) is left."""
-        removed = []
-        for c in self.containers.all():
-            if c.status in ("exited", "created"):
-                try:
-                    self.remove_container(c.id)
-                except (Conflict, ContainerNotFound):
-                    continue
-                removed.append(c.id)
-        return removed
+    def prune_containers(self) -> PruneReport:
+        """Remove every container that is not running: their ids, and the bytes of their
+        writable layers (as `system df` counts them). One that cannot be removed (it started
+        meanwhile) is left."""
+        from pyc.prune import prune_containers
+
+        return prune_containers(self)
+
+    def system_prune(self, all: bool = False, volumes: bool = False) -> SystemPrune:
+        """Each pruner of pyc.prune.PRUNERS in turn (stopped containers, then unused images:
+        dangling ones, or with `all` every one no container uses; volumes with `volumes`)."""
+        from pyc.prune import system_prune
+
+        return system_prune(self, all, volumes)
 
     def logs(self, ref: str, tail: int | None = None, since: str | None = None) -> tuple[list[LogRecord], int]:
         """The container's log records, oldest first (the last `tail`, those `since` a time:

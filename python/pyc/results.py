@@ -92,3 +92,19 @@ class Event(Record):
     attributes: dict[str, str] = {}
     scope: str = "local"
     time_nano: int = 0
+
+
+class PruneReport(Record):
+    """What one pruner removed: docker's section (`title`, e.g. Deleted Containers), its lines,
+    and the bytes reclaimed, counted as `pyc system df` counts them."""
+
+    title: str
+    deleted: list[str] = []
+    reclaimed: int = 0
+
+
+class SystemPrune(Record):
+    """`pyc system prune`: each pruner's report, in order, and their total."""
+
+    reports: list[PruneReport]
+    reclaimed: int

@@ -176,6 +176,7 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "list_images": (lambda e, s: ((s / "oci").write_bytes(b""), e.list_images()), Kind.SYSTEM),
     "rename": (lambda e, s: e.rename("nope", "new"), Kind.NOT_FOUND),
     "prune_containers": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_containers()), Kind.SYSTEM),
+    "system_prune": (lambda e, s: ((s / "pyc.db").mkdir(), e.system_prune()), Kind.SYSTEM),
     "events": (lambda e, s: list(e.events(since="yesterday")), Kind.INVALID_ARGUMENT),
     "logs": (lambda e, s: e.logs("nope"), Kind.NOT_FOUND),
     "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),

@@ -116,10 +116,13 @@ def rename(container: str, new_name: str) -> None:
 
 
 def prune(force: bool) -> None:
+    from pyc.cli.system import confirm, print_reports
     from pyc.engine import Engine
 
-    removed = Engine().prune_containers()
-    print("\n".join(["Deleted Containers:", *removed]))
+    if not force and not confirm(["WARNING! This will remove all stopped containers."]):
+        return
+    report = Engine().prune_containers()
+    print_reports([report], report.reclaimed)
 
 
 def logs(container: str, follow: bool, tail: str, timestamps: bool, since: str | None) -> None:
@@ -176,7 +179,7 @@ COMMANDS = [
         aliases=(("rm",), ("container", "remove")),
     ),
     Command(("container", "rename"), "Rename a container.", rename, (Arg("container", "CONTAINER"), Arg("new_name", "NEW_NAME")), aliases=(("rename",),)),
-    Command(("container", "prune"), "Remove all stopped containers.", prune, flags=(Flag(("-f", "--force"), "force", bool, "Do not prompt (pyc never prompts)."),)),
+    Command(("container", "prune"), "Remove all stopped containers.", prune, flags=(Flag(("-f", "--force"), "force", bool, "Do not prompt for confirmation."),)),
     Command(
         ("container", "logs"),
         "Print a container's output: stdout to stdout, stderr to stderr.",
