@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from pyc.results import DiskUsage, Event, HistoryEntry, LogRecord, PruneReport, Stats, SystemPrune, Top
+    from pyc.results import DiskUsage, Event, HistoryEntry, LogRecord, PruneReport, Stats, SystemInfo, SystemPrune, Top
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -455,6 +455,12 @@ class Engine:
         start = parse_time(since, "--since") if since else None
         end = parse_time(until, "--until") if until else None
         yield from events.read(self.paths.root, start, end, wanted)
+
+    def info(self) -> SystemInfo:
+        """What `pyc info` says: the store, cgroups, the kernel's features, counts, the host."""
+        from pyc.info import system_info
+
+        return system_info(self)
 
     def disk_usage(self) -> DiskUsage:
         """What the store holds: images (shared layers once), containers' writable layers, and

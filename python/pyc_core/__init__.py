@@ -2,6 +2,7 @@
 
 from pyc_core._pyc_core import (
     ERROR_KINDS,
+    VERSION,
     ArchiveError,
     CgroupError,
     CgroupStats,
@@ -20,6 +21,7 @@ from pyc_core._pyc_core import (
     export_overlay,
     freeze_cgroup,
     log_events,
+    overlay_method,
     remove_cgroup,
     remove_tree,
     run,
@@ -34,6 +36,7 @@ from pyc_core._pyc_core import (
 
 __all__ = [
     "ERROR_KINDS",
+    "VERSION",
     "ArchiveError",
     "CgroupError",
     "CgroupStats",
@@ -52,6 +55,7 @@ __all__ = [
     "export_overlay",
     "freeze_cgroup",
     "log_events",
+    "overlay_method",
     "remove_cgroup",
     "remove_tree",
     "run",

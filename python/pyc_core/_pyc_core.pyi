@@ -6,6 +6,7 @@ _StrPath = str | os.PathLike[str]
 
 __all__ = [
     "ERROR_KINDS",
+    "VERSION",
     "ArchiveError",
     "CgroupError",
     "CgroupStats",
@@ -24,6 +25,7 @@ __all__ = [
     "export_overlay",
     "freeze_cgroup",
     "log_events",
+    "overlay_method",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -39,6 +41,7 @@ __all__ = [
 # Every kind an exception may carry (pyc.errors.Kind's names), with docker's exit code for a
 # container start that fails so (pyc_core::Error::exit_code).
 ERROR_KINDS: dict[str, int]
+VERSION: str
 
 class PycCoreError(Exception):
     kind: str
@@ -104,3 +107,4 @@ def freeze_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def thaw_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def cgroup_pids(path: str, root: _StrPath = ...) -> list[int]: ...
 def log_events(path: _StrPath, events: Sequence[tuple[str, str, str, Mapping[str, str]]]) -> None: ...
+def overlay_method() -> str: ...

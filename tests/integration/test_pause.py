@@ -52,6 +52,7 @@ def test_pause_freezes_and_unpause_resumes() -> None:
     assert pyc("ps", "-q", "--filter", "status=paused").stdout.split() == [cid[:12]]
     st = state(cid)
     assert (st["Status"], st["Paused"], st["Running"]) == ("paused", True, True)
+    assert pyc("info", "--format", "{{.ContainersPaused}} {{.ContainersRunning}}").stdout == "1 0\n"
 
     # What docker refuses of a paused container, pyc refuses, one line each, nothing changed.
     refusals = (

@@ -178,6 +178,7 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "prune_containers": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_containers()), Kind.SYSTEM),
     "system_prune": (lambda e, s: ((s / "pyc.db").mkdir(), e.system_prune()), Kind.SYSTEM),
     "events": (lambda e, s: list(e.events(since="yesterday")), Kind.INVALID_ARGUMENT),
+    "info": (lambda e, s: ((s / "pyc.db").mkdir(), e.info()), Kind.SYSTEM),
     "logs": (lambda e, s: e.logs("nope"), Kind.NOT_FOUND),
     "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),
     "attach": (lambda e, s: e.attach("nope"), Kind.NOT_FOUND),

@@ -34,6 +34,10 @@ use stdio::{container_stdio, Outputs, Stdout};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "--version") {
+        println!("pyc-monitor {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
     let (Some(dir), Some(fd)) = (args.get(1), args.get(2).and_then(|s| s.parse::<i32>().ok())) else {
         eprintln!("usage: pyc-monitor CONTAINER_DIR STATUS_FD");
         std::process::exit(2);

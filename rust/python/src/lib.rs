@@ -285,6 +285,15 @@ fn log_events(py: Python<'_>, path: PathBuf, events: Vec<(String, String, String
     })
 }
 
+/// How overlay mounts are made here: "fsconfig" (lowerdir+, Linux 6.8) or "legacy" (mount(2)).
+#[pyfunction]
+fn overlay_method() -> PyResult<&'static str> {
+    Ok(match pyc_core::overlay::Method::for_this_kernel().map_err(into_py)? {
+        pyc_core::overlay::Method::Fsconfig => "fsconfig",
+        pyc_core::overlay::Method::Legacy => "legacy",
+    })
+}
+
 /// Remove a directory tree (a container's files); a missing path is not an error.
 #[pyfunction]
 fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
@@ -325,5 +334,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(thaw_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(cgroup_pids, m)?)?;
     m.add_function(wrap_pyfunction!(log_events, m)?)?;
+    m.add_function(wrap_pyfunction!(overlay_method, m)?)?;
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
