@@ -79,6 +79,9 @@ class RunOptions:
         detach: bool = False,
         restart: str | None = None,
         log_opts: list[str] | None = None,
+        pull: str = "missing",
+        platform: str | None = None,
+        progress: bool = False,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -112,6 +115,11 @@ class RunOptions:
         self.detach = detach
         self.restart = restart
         self.log_opts = log_opts or []
+        # When to pull the image (docker's --pull: missing, always, never), for which platform,
+        # and whether a pull draws its bars on a terminal (the CLI's run and create).
+        self.pull = pull
+        self.platform = platform
+        self.progress = progress
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""
@@ -120,8 +128,10 @@ class RunOptions:
         return resources(**{name: getattr(self, name) for name in LIMIT_FLAGS})
 
 
-def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
-    """Image env, then --env-file, then -e; `-e NAME` alone takes the value from pyc's env."""
+def merge_env(image_env: list[str], opts: RunOptions, tty: bool = False) -> list[str]:
+    """Image env, then --env-file, then -e; `-e NAME` alone takes the value from pyc's env.
+    With a terminal (`tty`), TERM=xterm unless one of those sets TERM, as docker does: bash,
+    less and vim then know what they draw on."""
     env: dict[str, str] = {}
     for item in image_env:
         k, _, v = item.partition("=")
@@ -143,6 +153,8 @@ def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
         elif k in os.environ:
             env[k] = os.environ[k]
     env.setdefault("PATH", DEFAULT_PATH)
+    if tty:
+        env.setdefault("TERM", "xterm")
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -251,7 +263,7 @@ def check_hostname(hostname: str) -> str:
 
 def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files: dict[str, str], lowers: list[str], hostname: str, points: list[MountPoint] | None = None) -> dict[str, Any]:
     check_hostname(hostname)
-    env = merge_env(list(image_config.get("Env") or []), opts)
+    env = merge_env(list(image_config.get("Env") or []), opts, tty=opts.tty)
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.append(f"HOSTNAME={hostname}")
     uid, gid = parse_user(opts.user or image_config.get("User") or None, lowers)

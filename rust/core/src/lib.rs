@@ -2,10 +2,12 @@
 //! binding over it (rust/python), so everything here is tested with plain `cargo test`.
 
 pub mod blobcopy;
+pub mod bundle;
 pub mod cgroup;
 pub mod container;
 pub mod copy;
 pub mod error;
+pub mod journal;
 pub mod layer;
 pub mod overlay;
 pub mod pty;
