@@ -55,8 +55,15 @@ def _images(engine: Engine, all: bool) -> PruneReport:
     return PruneReport(title="Deleted Images", deleted=lines, reclaimed=reclaimed)
 
 
+def _volumes(engine: Engine, all: bool) -> PruneReport:
+    """docker's: anonymous volumes only, -a or not (-a is about images)."""
+    names, reclaimed = engine.prune_volumes(False)
+    return PruneReport(title="Deleted Volumes", deleted=names, reclaimed=reclaimed)
+
+
 PRUNERS: list[Pruner] = [
     Pruner("containers", "all stopped containers", lambda engine, all: prune_containers(engine)),
+    Pruner("volumes", "all anonymous volumes not used by at least one container", _volumes, flag="volumes"),
     Pruner("images", "all dangling images", _images, warning_all="all images without at least one container associated to them"),
 ]
 

@@ -128,6 +128,16 @@ def test_rm_v_and_run_rm_take_anonymous_volumes_only() -> None:
     assert ok("volume", "ls", "-q") == ""
 
 
+def test_system_prune_takes_anonymous_volumes_with_volumes_only() -> None:
+    ok("run", "--name", "sp", "-v", "/anon", "-v", "spnamed:/named", "busybox", "true")
+    (anon,) = [m["Name"] for m in inspect("sp")["Mounts"] if m["Destination"] == "/anon"]  # type: ignore[index,union-attr]
+    out = ok("system", "prune", "-f")  # the container goes; its volumes stay
+    assert "Deleted Volumes" not in out and sorted(ok("volume", "ls", "-q").split()) == sorted([anon, "spnamed"])
+    out = ok("system", "prune", "-f", "--volumes")  # anonymous ones go; named ones stay
+    assert f"Deleted Volumes:\n{anon}\n" in out, out
+    assert ok("volume", "ls", "-q").split() == ["spnamed"]
+
+
 def test_read_only_root_with_a_tmpfs_writes_only_there() -> None:
     script = "for p in /f /etc/f /root/f /var/f /etc/hosts /tmp/f /dev/shm/f; do if echo x >> $p 2>/dev/null; then echo ok $p; else echo no $p; fi; done"
     out = ok("run", "--rm", "--read-only", "--tmpfs", "/tmp", "busybox", "sh", "-c", script)
