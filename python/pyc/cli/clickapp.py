@@ -5,8 +5,7 @@ rich cost more to import than a whole `pyc run`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 import click
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
@@ -45,13 +44,12 @@ def _names(kinds: tuple[str, ...]) -> list[str]:
 _COMPLETES = {"CONTAINER": ("container",), "IMAGE": ("image",), "SOURCE_IMAGE": ("image",), "NAME": ("container", "image")}
 
 
-def _completer(a: Arg) -> Callable[[click.Context, list[str], str], list[str]] | None:
+def _completer(a: Arg) -> Callable[[click.Context, click.Parameter, str], list[str]] | None:
     kinds = _COMPLETES.get(a.metavar)
     if kinds is None:
         return None
 
-    # typer's `autocompletion` form (its `shell_complete` warns: deprecated).
-    def complete(ctx: click.Context, args: list[str], incomplete: str) -> list[str]:
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
         return [n for n in _names(kinds) if n.startswith(incomplete)]
 
     return complete
@@ -60,9 +58,13 @@ def _completer(a: Arg) -> Callable[[click.Context, list[str], str], list[str]] |
 def _command(cmd: Command, name: str) -> click.Command:
     # Help text is rich markup to typer, taken as it is (escaping it would import rich on the
     # error path): a test keeps the tables free of what rich reads as a tag, `[a...]`.
-    params: list[click.Parameter] = [
-        TyperArgument(param_decls=[a.name], nargs=-1 if a.many else 1, required=a.required, metavar=_metavar(a), help=a.help, show_default=False, autocompletion=_completer(a)) for a in cmd.args
-    ]
+    params: list[click.Parameter] = []
+    for a in cmd.args:
+        arg = TyperArgument(param_decls=[a.name], nargs=-1 if a.many else 1, required=a.required, metavar=_metavar(a), help=a.help, show_default=False)
+        # click's completion hook, which TyperArgument's constructor no longer takes (typer
+        # wants its own `autocompletion`, of another signature).
+        arg._custom_shell_complete = _completer(a)
+        params.append(arg)
     for f in cmd.flags:
         decls, text, panel = [*f.names, f.dest], f.help, f.panel
         if f.kind is bool:
@@ -80,18 +82,10 @@ def _command(cmd: Command, name: str) -> click.Command:
     return TyperCommand(name, params=params, callback=callback, help=cmd.help, context_settings=settings, rich_help_panel=PANELS.get(cmd.path[0]))
 
 
-class _Root(TyperGroup):
-    """pyc's top group: shell completion speaks click's protocol (`_PYC_COMPLETE=bash_complete`,
-    what `pyc completion`'s scripts send), not typer's own (`complete_bash`)."""
-
-    def _main_shell_completion(self, ctx_args: MutableMapping[str, Any], prog_name: str, complete_var: str | None = None) -> None:
-        click.Command._main_shell_completion(self, ctx_args, prog_name, complete_var)
-
-
 def build(commands: list[Command]) -> click.Group:
     """The `pyc` group: every command under each of its names (`ps`, `container ls`, ...)."""
     settings = {"help_option_names": ["--help"]}
-    root = _Root(name="pyc", help="pyc: a daemonless container engine.", no_args_is_help=True, context_settings=settings)
+    root = TyperGroup(name="pyc", help="pyc: a daemonless container engine.", no_args_is_help=True, context_settings=settings)
     groups: dict[str, click.Group] = {}
     for cmd in commands:
         for path in cmd.names:
