@@ -57,7 +57,9 @@ def main() -> None:
         # File locks under this podman's own dirs: the default, shared memory, is one set of
         # locks for every podman of the machine, and a fresh store's first lock collides.
         f.write(CONTAINERS_CONF + 'lock_type = "file"\n')
-    podman = ["podman", "--root", os.path.join(tmp, "podman"), "--runroot", runroot, "--storage-driver", "overlay"]
+    # Its own --tmpdir too: podman takes a missing alive file in the shared /run/libpod for a
+    # reboot and forgets that its containers run (another podman of the machine may clear it).
+    podman = ["podman", "--root", os.path.join(tmp, "podman"), "--runroot", runroot, "--tmpdir", os.path.join(runroot, "libpod"), "--storage-driver", "overlay"]
 
     def run(*argv: str) -> str:
         r = subprocess.run(list(argv), env=env, capture_output=True, text=True)
