@@ -168,7 +168,16 @@ class Engine:
         # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2 mount
         # of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
         host_config = HostConfig(
-            auto_remove=opts.remove, init=opts.init, readonly_rootfs=opts.read_only, binds=list(opts.volumes), tmpfs=list(opts.tmpfs), cgroup_parent=os.environ.get("PYC_CGROUP_PARENT") or "pyc"
+            auto_remove=opts.remove,
+            init=opts.init,
+            readonly_rootfs=opts.read_only,
+            binds=list(opts.volumes),
+            tmpfs=list(opts.tmpfs),
+            cgroup_parent=os.environ.get("PYC_CGROUP_PARENT") or "pyc",
+            cap_add=list(opts.cap_add),
+            cap_drop=list(opts.cap_drop),
+            privileged=opts.privileged,
+            security_opt=list(opts.security_opts),
         )
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
         hostname = opts.hostname or c.id[:12]

@@ -40,6 +40,11 @@ def _host_config(host: HostConfig) -> dict[str, object]:
         "PidsLimit": host.pids_limit,
         "BlkioWeight": host.blkio_weight,
         "RestartPolicy": {"Name": host.restart.policy, "MaximumRetryCount": host.restart.max},
+        # docker's null for a list not given
+        "CapAdd": host.cap_add or None,
+        "CapDrop": host.cap_drop or None,
+        "Privileged": host.privileged,
+        "SecurityOpt": host.security_opt or None,
     }
     if host.log is not None:
         out["LogConfig"] = {"Type": "k8s-file", "Config": {"max-size": str(host.log.max_size), "max-file": str(host.log.max_files)}}

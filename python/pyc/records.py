@@ -101,6 +101,11 @@ class HostConfig(Record):
     blkio_weight: int = 0
     restart: Restart = Restart()
     log: LogOptions | None = None  # a detached container's; None: it has no log
+    # Confinement, as given (runtime/security.py reads them).
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    privileged: bool = False
+    security_opt: list[str] = []
 
     def with_limits(self, resources: dict[str, object]) -> "HostConfig":
         """These settings with the limits of an OCI `linux.resources` object."""

@@ -45,6 +45,10 @@ RUN_FLAGS = (
     *LIMIT_FLAGS,
     Flag(("--device-read-bps",), "device_read_bps", list, "Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb)."),
     Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE."),
+    Flag(("--cap-add",), "cap_add", list, "Add a capability (NET_ADMIN, CAP_SYS_PTRACE, ALL)."),
+    Flag(("--cap-drop",), "cap_drop", list, "Drop a capability (or ALL)."),
+    Flag(("--privileged",), "privileged", bool, "All capabilities and host devices, no seccomp, nothing masked."),
+    Flag(("--security-opt",), "security_opts", list, "seccomp=unconfined|PROFILE.json, no-new-privileges, apparmor=..., label=..."),
 )
 
 IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command", "COMMAND", "Command and arguments (default: the image's).", required=False, many=True))

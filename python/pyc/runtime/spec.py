@@ -5,20 +5,13 @@ from __future__ import annotations
 import os
 
 from pyc.errors import InvalidArgument
+from pyc.runtime.security import SecurityOpts, capabilities, security_opts
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# Docker's default capability set less CAP_MKNOD, as podman does: with it, root in a container
-# could make a node for a host disk in its /dev, and pyc keeps no device cgroup on cgroup v2.
-DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]
 
 MASKED_PATHS = [
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -75,6 +68,10 @@ class RunOptions:
         detach: bool = False,
         restart: str | None = None,
         log_opts: list[str] | None = None,
+        cap_add: list[str] | None = None,
+        cap_drop: list[str] | None = None,
+        privileged: bool = False,
+        security_opts: list[str] | None = None,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -106,6 +103,18 @@ class RunOptions:
         self.detach = detach
         self.restart = restart
         self.log_opts = log_opts or []
+        # Confinement (runtime/security.py): docker's --cap-add, --cap-drop, --privileged, --security-opt.
+        self.cap_add = cap_add or []
+        self.cap_drop = cap_drop or []
+        self.privileged = privileged
+        self.security_opts = security_opts or []
+        self._security: SecurityOpts | None = None
+
+    def security(self) -> SecurityOpts:
+        """--security-opt, read once (a seccomp profile file among them)."""
+        if self._security is None:
+            self._security = security_opts(self.security_opts)
+        return self._security
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""
@@ -266,7 +275,12 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     cwd = opts.workdir or image_config.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is not an absolute path")
-    caps = list(DEFAULT_CAPS)
+    caps = capabilities(opts.cap_add, opts.cap_drop, opts.privileged)
+    security = opts.security()
+    # --privileged: nothing masked, /sys and /proc writable (docker's); systempaths=unconfined:
+    # nothing masked either.
+    confined_paths = not (opts.privileged or security.unconfined_paths)
+    mounts = BASE_MOUNTS if not opts.privileged else [dict(m, options=[o for o in m["options"] if o != "ro"]) for m in BASE_MOUNTS]
     etc = [{"destination": f"/etc/{name}", "type": "bind", "source": src, "options": ["rbind", "rprivate"]} for name, src in etc_files.items()]
     return {
         "ociVersion": "1.0.2",
@@ -277,15 +291,16 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": []},
+            "noNewPrivileges": security.no_new_privileges,
         },
         "root": {"path": rootfs, "readonly": opts.read_only},
         "hostname": hostname,
-        "mounts": BASE_MOUNTS + etc + volume_mounts(opts.volumes) + tmpfs_mounts(opts.tmpfs),
+        "mounts": mounts + etc + volume_mounts(opts.volumes) + tmpfs_mounts(opts.tmpfs),
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
             "devices": [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0} for p, ma, mi in DEVICES],
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
+            "maskedPaths": MASKED_PATHS if confined_paths else [],
+            "readonlyPaths": READONLY_PATHS if confined_paths else [],
             "resources": opts.resources(),
         },
     }
