@@ -12,8 +12,9 @@ fi
 
 # busybox-static and debootstrap make the built-in images; zstd, runc, crun, podman, skopeo,
 # umoci and hyperfine are the tools tests and benchmarks compare against; gcc and libc6-dev
-# build pyc-init (static) and the tests' probe programs.
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev)
+# build pyc-init (static) and the tests' probe programs; libseccomp-dev is the seccomp compiler
+# pyc-core links.
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

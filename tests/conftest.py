@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 PYC = str(Path(sys.executable).parent / "pyc")
+PROBES = Path(__file__).parent / "probes"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -145,3 +146,20 @@ def clean_containers(store_root: Path) -> Iterator[None]:
     after = set(os.listdir(store_root / "containers")) if (store_root / "containers").exists() else set()
     for cid in after - before:
         pyc("rm", "-f", cid)
+
+
+@pytest.fixture(scope="session")
+def probes() -> Iterator[Path]:
+    """The probe programs of tests/probes/, built static (an image need not have a libc) into a
+    directory to bind-mount into containers."""
+    out = Path(tempfile.mkdtemp(prefix="pyc-probes-", dir="/var/tmp"))
+    out.chmod(0o755)  # for containers' users other than root too
+    try:
+        for src in PROBES.glob("*.c"):
+            r = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out / src.stem), str(src)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+        yield out
+    finally:
+        for f in out.iterdir():
+            f.unlink()
+        out.rmdir()

@@ -17,7 +17,7 @@ from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
-from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
+from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig, SeccompConfig
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -68,17 +68,25 @@ def _resolv_conf() -> str:
     return "\n".join(keep) + "\n"
 
 
-def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None) -> RunConfig:
+def seccomp_config(opts: RunOptions, cache: str) -> SeccompConfig | None:
+    """The container's seccomp profile (None: none at all); compiled filters cached in `cache`."""
+    profile = opts.security().seccomp
+    if opts.privileged or profile == "unconfined":
+        return None
+    return SeccompConfig(profile=profile, cache=cache)
+
+
+def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, seccomp: SeccompConfig | None) -> RunConfig:
     """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
     the program of --init."""
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
-    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init)
+    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, seccomp=seccomp)
 
 
-def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str) -> ExecConfig:
+def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str, seccomp: SeccompConfig | None) -> ExecConfig:
     """What pyc_core.exec_in starts a process in the running container `c` from, through the
-    program `pyc_init`."""
-    return ExecConfig(process=process, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), detach=opts.detach, pyc_init=pyc_init)
+    program `pyc_init`, under the container's `seccomp` profile."""
+    return ExecConfig(process=process, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), detach=opts.detach, pyc_init=pyc_init, seccomp=seccomp)
 
 
 @convert  # every public method raises PycErrors only: pyc_core's and OSErrors are converted
@@ -187,7 +195,14 @@ class Engine:
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
-        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None)
+        seccomp = seccomp_config(opts, self.paths.seccomp)
+        if seccomp is not None and seccomp.profile is not None:
+            # A profile of the user's: compiled (and cached) now, so a bad one is one line.
+            try:
+                pyc_core.seccomp_filter(seccomp.profile, process["capabilities"]["bounding"], seccomp.cache)
+            except pyc_core.PycCoreError as e:
+                raise InvalidArgument(f"invalid --security-opt seccomp={opts.security().seccomp_file}: {e}") from None
+        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None, seccomp)
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
@@ -234,7 +249,7 @@ class Engine:
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
+        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init"), run.seccomp).to_dict())
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:

@@ -15,7 +15,7 @@ def digest_hex(digest: str) -> str:
 
 
 class Paths:
-    __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp")
+    __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp", "seccomp")
 
     def __init__(self, root: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ.get("PYC_ROOT") or "/var/lib/pyc")
@@ -25,6 +25,8 @@ class Paths:
         self.containers = os.path.join(self.root, "containers")
         self.names = os.path.join(self.root, "names")
         self.tmp = os.path.join(self.root, "tmp")
+        # Compiled seccomp filters, by profile, capabilities, arch, kernel and libseccomp.
+        self.seccomp = os.path.join(self.root, "seccomp")
 
     def blob(self, digest: str) -> str:
         return os.path.join(self.blobs, digest_hex(digest))

@@ -225,6 +225,14 @@ class CgroupPlace(Record):
     path: str
 
 
+class SeccompConfig(Record):
+    """The seccomp profile of a container's processes: docker's JSON (None: docker's default),
+    and where compiled filters are cached."""
+
+    profile: str | None = None
+    cache: str | None = None
+
+
 class RunConfig(Record):
     """pyc_core.run's config, and the monitor's `run`: an OCI runtime spec plus what the spec
     has no words for."""
@@ -234,6 +242,7 @@ class RunConfig(Record):
     cgroup: CgroupPlace
     init: bool = False  # a reaper as pid 1 (--init)
     pyc_init: str | None = None  # the program of --init (pyc-init), run from a sealed copy
+    seccomp: SeccompConfig | None = None  # None: unconfined (--privileged, seccomp=unconfined)
 
 
 class ExecConfig(Record):
@@ -243,6 +252,7 @@ class ExecConfig(Record):
     cgroup: CgroupPlace
     detach: bool = False
     pyc_init: str  # pyc-init, which enters the container and starts the process
+    seccomp: SeccompConfig | None = None  # the container's
 
 
 class MonitorConfig(Record):

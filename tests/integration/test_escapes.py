@@ -7,7 +7,8 @@
 - without `-t`, the container gets no fd of the caller's terminal, so it cannot type into it
   (TIOCSTI) for the user's shell to run after pyc exits.
 
-The probes are static C programs (tests/probes/), built once per run and bind-mounted in."""
+The probes are static C programs (tests/probes/), built once per run (the `probes` fixture) and
+bind-mounted in."""
 
 from __future__ import annotations
 
@@ -26,22 +27,7 @@ from tests.conftest import PYC, pyc
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
-PROBES = Path(__file__).parent.parent / "probes"
 INJECTED = b"PYC-TIOCSTI-INJECTED"
-
-
-@pytest.fixture(scope="module")
-def probes() -> Iterator[Path]:
-    out = Path(tempfile.mkdtemp(prefix="pyc-probes-", dir="/var/tmp"))
-    try:
-        for src in PROBES.glob("*.c"):
-            r = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out / src.stem), str(src)], capture_output=True, text=True)
-            assert r.returncode == 0, r.stderr
-        yield out
-    finally:
-        for f in out.iterdir():
-            f.unlink()
-        out.rmdir()
 
 
 @pytest.fixture

@@ -97,3 +97,117 @@ def test_bad_values_are_one_line_and_change_nothing(store_root: Path, verb: str,
     r = pyc(verb, *flags, "busybox", "true")
     assert r.returncode == 125 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert store_snapshot(store_root) == before
+
+
+# -- seccomp ---------------------------------------------------------------------------------
+
+# What docker's default profile answers (the same probes against dockerd: test_dockerd.py).
+DEFAULT_REFUSED = {
+    "clone3": "ENOSYS",  # so that a libc falls back to clone, whose flags the profile can check
+    "clone_newns": "EPERM",
+    "clone_newuser": "EPERM",
+    "unshare_user": "EPERM",
+    "mount": "EPERM",
+    "umount2": "EPERM",
+    "init_module": "EPERM",  # this kernel has no modules (ENOSYS unconfined): EPERM is the filter's
+    "finit_module": "EPERM",
+    "delete_module": "EPERM",
+    "keyctl": "EPERM",
+    "add_key": "EPERM",
+    "bpf": "EPERM",
+    "perf_event_open": "EPERM",
+    "userfaultfd": "EPERM",
+    "setns": "EPERM",
+    "kexec_load": "EPERM",
+    "settimeofday": "EPERM",
+    "open_by_handle_at": "EPERM",
+    "name_to_handle_at": "EPERM",
+    "iopl": "EPERM",
+    "ioperm": "EPERM",
+    "process_vm_readv": "EPERM",
+    "kcmp": "EPERM",
+    "personality_other": "EPERM",
+    "mbind": "EPERM",
+    "quotactl": "EPERM",
+    "fsopen": "EPERM",
+    "open_tree": "EPERM",
+    "mseal": "ENOSYS",  # newer than the profile
+}
+DEFAULT_ALLOWED = {"clone_plain": "ok", "personality_query": "ok", "ptrace": "ESRCH", "mkdir": "ENOENT", "chroot": "ENOENT", "socket_vsock": "EINVAL"}
+
+
+def probe(probes: Path, *flags: str, calls: tuple[str, ...] = ()) -> dict[str, str]:
+    r = pyc("run", "--rm", "-v", f"{probes}:/probe:ro", *flags, "busybox", "/probe/syscalls", *calls)
+    assert r.returncode == 0, r.stderr
+    return dict(line.split() for line in r.stdout.splitlines())
+
+
+def test_docker_default_profile_by_behaviour(probes: Path) -> None:
+    got = probe(probes)
+    assert {k: got[k] for k in DEFAULT_REFUSED} == DEFAULT_REFUSED
+    assert {k: got[k] for k in DEFAULT_ALLOWED} == DEFAULT_ALLOWED
+    assert status()["Seccomp"] == "2"
+
+
+def test_the_filter_holds_for_every_way_in(probes: Path) -> None:
+    calls = ("clone3", "mount", "init_module", "mkdir")
+    want = {"clone3": "ENOSYS", "mount": "EPERM", "init_module": "EPERM", "mkdir": "ENOENT"}
+    # A user other than root loads it before giving up CAP_SYS_ADMIN; with no-new-privileges or
+    # under --init, right before exec.
+    for flags in (["-u", "1000"], ["--security-opt", "no-new-privileges"], ["--init"], ["-u", "1000", "--security-opt", "no-new-privileges"]):
+        assert probe(probes, *flags, calls=calls) == want, flags
+    cid = pyc("run", "-d", "-v", f"{probes}:/probe:ro", "busybox", "sleep", "60").stdout.strip()
+    for flags in ([], ["-u", "1000"]):
+        r = pyc("exec", *flags, cid, "/probe/syscalls", *calls)
+        assert dict(line.split() for line in r.stdout.splitlines()) == want, (flags, r.stderr)
+
+
+def test_unshare_then_mount_is_refused() -> None:
+    r = pyc("run", "--rm", "busybox", "sh", "-c", "unshare -Urm mount -t tmpfs none /mnt && echo MOUNTED")
+    assert r.returncode != 0 and "MOUNTED" not in r.stdout and "Operation not permitted" in r.stderr
+
+
+def test_cap_sys_admin_opens_what_docker_opens(probes: Path) -> None:
+    got = probe(probes, "--cap-add", "SYS_ADMIN", calls=("clone3", "mount", "unshare_user", "setns", "bpf", "kcmp"))
+    # clone3 and mount reach the kernel (EINVAL, ENOENT), as setns (EBADF); kcmp still refused.
+    assert got == {"clone3": "EINVAL", "mount": "ENOENT", "unshare_user": "ok", "setns": "EBADF", "bpf": "EINVAL", "kcmp": "EPERM"}
+
+
+@pytest.mark.parametrize("flags", [["--security-opt", "seccomp=unconfined"], ["--privileged"]], ids=["unconfined", "privileged"])
+def test_no_filter(probes: Path, flags: list[str]) -> None:
+    assert status(*flags)["Seccomp"] == "0"
+    # The kernel's own answer: no module support at all.
+    assert probe(probes, *flags, calls=("init_module", "mseal")) == {"init_module": "ENOSYS", "mseal": "EINVAL"}
+
+
+def test_a_docker_profile_file_that_blocks_mkdir(probes: Path, tmp_path: Path) -> None:
+    profile = json.loads((Path(__file__).parents[2] / "rust/core/src/seccomp/default.json").read_text())
+    for rule in profile["syscalls"]:
+        rule["names"] = [n for n in rule["names"] if n not in ("mkdir", "mkdirat")]
+    path = tmp_path / "no-mkdir.json"
+    path.write_text(json.dumps(profile))
+    r = pyc("run", "--rm", "--security-opt", f"seccomp={path}", "busybox", "sh", "-c", "mkdir /made; echo status=$?; touch /file && echo touched")
+    assert "status=1" in r.stdout and "touched" in r.stdout, r.stdout + r.stderr
+    assert "Operation not permitted" in r.stderr
+    assert probe(probes, "--security-opt", f"seccomp={path}", calls=("mkdir", "clone3")) == {"mkdir": "EPERM", "clone3": "ENOSYS"}
+    # A profile in docker's format whose default allows, refusing one call with its own errno.
+    path.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}))
+    # (mount reaches the kernel, which looks the path up before it asks for CAP_SYS_ADMIN)
+    assert probe(probes, "--security-opt", f"seccomp={path}", calls=("mkdir", "mount", "clone3")) == {"mkdir": "EACCES", "mount": "ENOENT", "clone3": "EINVAL"}
+
+
+@pytest.mark.parametrize(
+    "profile, message",
+    [
+        ("{", "seccomp profile"),
+        ('{"defaultAction": "SCMP_ACT_MAYBE"}', "unknown action"),
+        ('{"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/x.sock"}', "listenerPath"),
+    ],
+)
+def test_a_bad_profile_is_one_line_and_changes_nothing(store_root: Path, tmp_path: Path, profile: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(profile)
+    before = store_snapshot(store_root)
+    r = pyc("run", "--security-opt", f"seccomp={path}", "busybox", "true")
+    assert r.returncode == 125 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert store_snapshot(store_root) == before

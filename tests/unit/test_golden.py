@@ -17,9 +17,9 @@ import msgpack
 import pytest
 
 from pyc.containers import Container
-from pyc.engine import exec_config, run_config
+from pyc.engine import exec_config, run_config, seccomp_config
 from pyc.lifecycle import monitor_config
-from pyc.records import ContainerRecord, ContainerState, HostConfig
+from pyc.records import ContainerRecord, ContainerState, HostConfig, SeccompConfig
 from pyc.runtime.exec import ExecOptions, exec_process
 from pyc.runtime.spec import RunOptions, build
 
@@ -62,7 +62,7 @@ def run() -> dict[str, object]:
     c = container()
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
     spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, c.path("rootfs"), etc, LOWERS, "golden")
-    return run_config(c, spec, LOWERS, OPTS, PYC_INIT).to_dict()
+    return run_config(c, spec, LOWERS, OPTS, PYC_INIT, seccomp_config(OPTS, "/var/lib/pyc/seccomp")).to_dict()
 
 
 def test_run_config() -> None:
@@ -73,7 +73,7 @@ def test_exec_config() -> None:
     spec = run()["spec"]
     assert isinstance(spec, dict)
     process = exec_process(spec["process"], ExecOptions(["ls", "-l"], env=["B=2"], workdir="/", user="0", tty=True), [])
-    check("exec-config.msgpack", msgpack.packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT).to_dict()))
+    check("exec-config.msgpack", msgpack.packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT, SeccompConfig(cache="/var/lib/pyc/seccomp")).to_dict()))
 
 
 def test_monitor_config() -> None:

@@ -8,6 +8,7 @@ pub mod error;
 pub mod layer;
 pub mod overlay;
 pub mod pty;
+pub mod seccomp;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -36,6 +36,8 @@ fn run_config() {
     assert_eq!((cgroup.root.to_str(), cgroup.path.as_str()), (Some("/sys/fs/cgroup"), format!("pyc/{CID}").as_str()));
     assert!(cfg.init);
     assert_eq!(cfg.pyc_init.as_deref(), Some(std::path::Path::new("/usr/local/libexec/pyc-init")));
+    let seccomp = cfg.seccomp.expect("docker's default profile");
+    assert_eq!((seccomp.profile, seccomp.cache.as_deref()), (None, Some(std::path::Path::new("/var/lib/pyc/seccomp"))));
 }
 
 #[test]
@@ -47,6 +49,7 @@ fn exec_config() {
     assert_eq!(cfg.cgroup.path, format!("pyc/{CID}"));
     assert!(cfg.detach);
     assert_eq!(cfg.pyc_init, PathBuf::from("/usr/local/libexec/pyc-init"));
+    assert_eq!(cfg.seccomp.expect("the container's profile").cache, Some(PathBuf::from("/var/lib/pyc/seccomp")));
 }
 
 #[test]

@@ -22,6 +22,7 @@ use crate::command::{exec, Command};
 use crate::fds::close_all_but;
 use crate::process::{enter_process, reset_signals, undumpable};
 use crate::report::{at, report_and_exit, Failure, Step};
+use crate::seccomp::Filter;
 use crate::tty::Inside;
 use crate::user::{become_user, Caps};
 
@@ -36,6 +37,8 @@ pub struct EnterPlan {
     pub groups: Vec<u32>,
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
+    /// The container's seccomp filter, compiled by pyc (None: unconfined).
+    pub seccomp: Option<Filter>,
     pub command: Command,
     /// Leave the command to the container (`exec -d`) instead of making it pyc's child.
     pub detach: bool,
@@ -100,10 +103,12 @@ fn enter(plan: &EnterPlan) -> Result<(), Failure> {
 /// The command's process, inside the container; returns only in failure.
 fn command_main(plan: &EnterPlan) -> Failure {
     unsafe { libc::close(plan.pid_out) };
+    let (early, late) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
     let ready = enter_process(&plan.cwd, plan.no_new_privs, plan.stdio, plan.tty.as_ref())
-        .and_then(|()| become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref()))
+        .and_then(|()| become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref(), early))
         .and_then(|()| close_all_but(&[0, 1, 2, plan.report]).map_err(at(Step::Stdio, 3)))
-        .and_then(|()| reset_signals().map_err(at(Step::Signals, 0)));
+        .and_then(|()| reset_signals().map_err(at(Step::Signals, 0)))
+        .and_then(|()| late.map_or(Ok(()), |f| f.load().map_err(at(Step::Seccomp, 1))));
     match ready {
         Ok(()) => exec(&plan.command),
         Err(f) => f,

@@ -44,10 +44,14 @@ pub enum Step {
     Tty,
     Session,
     Plan,
+    Seccomp,
+    Rlimit,
+    Sysctl,
+    OomScoreAdj,
 }
 
 impl Step {
-    const ALL: [Step; 34] = [
+    const ALL: [Step; 38] = [
         Step::Sync,
         Step::Cgroup,
         Step::CgroupNs,
@@ -82,6 +86,10 @@ impl Step {
         Step::Tty,
         Step::Session,
         Step::Plan,
+        Step::Seccomp,
+        Step::Rlimit,
+        Step::Sysctl,
+        Step::OomScoreAdj,
     ];
 
     pub fn from_u32(v: u32) -> Option<Step> {

@@ -15,6 +15,7 @@ use pyc_init::command::exec;
 use pyc_init::fds::{cloexec_from, inherit};
 use pyc_init::process::{enter_process, reset_signals};
 pub use pyc_init::report::{at, Failure, Step};
+use pyc_init::seccomp::Filter;
 use pyc_init::user::become_user;
 
 use super::plan::{InitExec, Plan};
@@ -52,11 +53,15 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Failure {
     if let Err(f) = cloexec_from(3).map_err(at(Step::Stdio, 3)) {
         return f;
     }
+    let (_, late) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
     match &plan.init {
-        Some(init) => exec_init(init, fds.error_write),
-        None => match reset_signals() {
+        Some(init) => match late.map_or(Ok(()), |f| f.load()) {
+            Ok(()) => exec_init(init, fds.error_write),
+            Err(e) => at(Step::Seccomp, 1)(e),
+        },
+        None => match reset_signals().map_err(at(Step::Signals, 0)).and_then(|()| late.map_or(Ok(()), |f| f.load().map_err(at(Step::Seccomp, 1)))) {
             Ok(()) => exec(&plan.exec),
-            Err(e) => at(Step::Signals, 0)(e),
+            Err(f) => f,
         },
     }
 }
@@ -148,7 +153,8 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     if plan.cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(at(Step::CgroupNs, 0))?;
     }
-    become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref())?;
+    let (early, _) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
+    become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref(), early)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     Ok(())
 }

@@ -74,6 +74,8 @@ pub struct Plan {
     pub groups: Vec<libc::gid_t>,
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
+    /// Compiled here (or read from its cache), loaded by the child last (pyc_init::seccomp).
+    pub seccomp: Option<pyc_init::seccomp::Filter>,
     pub exec: Exec,
     /// `-t`: stdio is a pty slave, made the controlling terminal (pty.rs).
     pub tty: bool,
@@ -272,6 +274,7 @@ impl Plan {
             groups: user.additional_gids().clone().unwrap_or_default(),
             caps: caps_of(process)?,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
+            seccomp: cfg.seccomp.as_ref().map(|s| s.filter(process.capabilities().as_ref())).transpose()?,
             init: init_of(cfg, &exec)?,
             exec,
             tty: process.terminal().unwrap_or(false),
