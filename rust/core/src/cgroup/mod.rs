@@ -96,6 +96,11 @@ impl Cgroup {
         self.v2
     }
 
+    /// (hierarchy name such as `cpu,cpuacct`, directory); on v2 one entry named "".
+    pub fn named_dirs(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.dirs.iter().map(|(n, d)| (n.as_str(), d.as_path()))
+    }
+
     /// The directory that holds `controller`'s files (v1: its hierarchy; v2: the one dir).
     pub fn dir_of(&self, controller: &str) -> Option<&Path> {
         if self.v2 {

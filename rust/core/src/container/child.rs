@@ -19,6 +19,7 @@ use pyc_init::seccomp::Filter;
 use pyc_init::user::become_user;
 
 use super::plan::{InitExec, Plan};
+use super::syspaths;
 use super::target::{FdPath, Leaf};
 
 /// The descriptors the child works with; the parent's ends are closed first thing.
@@ -123,14 +124,17 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
         symlink_in_root(root, target, link).map_err(at(Step::Link, i))?;
     }
     plan.cwd_in_root.ensure(root, Leaf::Dir).map_err(at(Step::Workdir, 0))?;
-
-    pivot(root)?;
-    for (i, p) in plan.masked.iter().enumerate() {
-        mask_path(p).map_err(at(Step::Masked, i))?;
+    if !plan.masked.is_empty() {
+        let null = syspaths::open_null(root, &plan.null).map_err(at(Step::Masked, usize::MAX))?;
+        for (i, p) in plan.masked.iter().enumerate() {
+            syspaths::mask(root, null.as_raw_fd(), p).map_err(at(Step::Masked, i))?;
+        }
     }
     for (i, p) in plan.readonly.iter().enumerate() {
-        readonly_path(p).map_err(at(Step::Readonly, i))?;
+        syspaths::readonly(root, p).map_err(at(Step::Readonly, i))?;
     }
+
+    pivot(root)?;
     if plan.readonly_root {
         mount(None::<&CStr>, c"/", None::<&CStr>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&CStr>)
             .map_err(at(Step::ReadonlyRoot, 0))?;
@@ -164,6 +168,11 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         let target = m.target.ensure(root, m.leaf).map_err(at(Step::MountTarget, i))?;
         if let Leaf::Node { .. } = m.leaf {
             continue;
+        }
+        // Checked once opened: nothing but /proc itself is mounted in /proc, whatever symlink
+        // an image put on the way (a tmpfs or bind there would cover, or expose, host files).
+        if m.fstype.as_bytes() != b"proc" && syspaths::fs_magic(target.as_raw_fd()).map_err(at(Step::MountTarget, i))? == syspaths::PROC_SUPER_MAGIC {
+            return Err(at(Step::ProcTarget, i)(Errno::EPERM));
         }
         let path = FdPath::new(target.as_raw_fd());
         mount(
@@ -215,28 +224,6 @@ fn pivot(root: RawFd) -> Res {
     nix::unistd::pivot_root(c".", c".").map_err(&f)?;
     umount2(c".", MntFlags::MNT_DETACH).map_err(&f)?;
     nix::unistd::chdir(c"/").map_err(&f)
-}
-
-fn mask_path(p: &CStr) -> Result<(), Errno> {
-    let st = match nix::sys::stat::stat(p) {
-        Ok(st) => st,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        mount(Some(c"tmpfs"), p, Some(c"tmpfs"), MsFlags::MS_RDONLY, None::<&CStr>)
-    } else {
-        mount(Some(c"/dev/null"), p, None::<&CStr>, MsFlags::MS_BIND, None::<&CStr>)
-    }
-}
-
-fn readonly_path(p: &CStr) -> Result<(), Errno> {
-    match mount(Some(p), p, None::<&CStr>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&CStr>) {
-        Err(Errno::ENOENT) => return Ok(()),
-        other => other?,
-    }
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some(p), p, None::<&CStr>, flags, None::<&CStr>)
 }
 
 fn loopback_up() -> Result<(), Errno> {

@@ -13,6 +13,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Process, Spec};
 use super::caps;
 use super::config::{Overlay, RunConfig};
 use super::mount_opts;
+use super::syspaths::SysPath;
 use super::target::{InRoot, Leaf};
 use crate::error::{Error, Result};
 use crate::overlay::{Method, OverlayMount};
@@ -65,8 +66,10 @@ pub struct Plan {
     pub links: Vec<Link>,
     pub cwd: CString,
     pub cwd_in_root: InRoot,
-    pub masked: Vec<CString>,
-    pub readonly: Vec<CString>,
+    pub masked: Vec<SysPath>,
+    pub readonly: Vec<SysPath>,
+    /// The container's /dev/null, the source of masks (syspaths.rs).
+    pub null: InRoot,
     pub readonly_root: bool,
     pub hostname: Option<CString>,
     pub uid: u32,
@@ -199,6 +202,67 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
     Ok((steps, links))
 }
 
+/// /sys/fs/cgroup inside: the container's own cgroup (docker's and podman's way), bound from
+/// the directories pyc made for it: on v2 that one; on v1 (and a hybrid host) a tmpfs with a
+/// directory per hierarchy the container joined, each its own cgroup there. Read-only unless
+/// `--privileged`. The cgroup namespace makes /proc/self/cgroup agree ("/").
+fn cgroup_mounts(cg: &crate::cgroup::Cgroup, readonly: bool) -> Result<Vec<MountStep>> {
+    let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let locked = if readonly { base | MsFlags::MS_RDONLY } else { base };
+    let bind = |dir: &Path, target: &str| -> Result<MountStep> {
+        Ok(MountStep {
+            target: in_root(target)?,
+            leaf: Leaf::Dir,
+            source: path_cstring("cgroup path", dir)?,
+            fstype: CString::default(),
+            flags: MsFlags::MS_BIND,
+            data: CString::default(),
+            remount: Some(locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT),
+            propagation: MsFlags::empty(),
+        })
+    };
+    if cg.is_v2() {
+        return cg.named_dirs().map(|(_, d)| bind(d, CGROUP_MOUNT)).collect();
+    }
+    let mut steps = vec![MountStep {
+        target: in_root(CGROUP_MOUNT)?,
+        leaf: Leaf::Dir,
+        source: cstring("mount source", "tmpfs")?,
+        fstype: cstring("mount type", "tmpfs")?,
+        flags: base,
+        data: cstring("mount options", "mode=755")?,
+        remount: None,
+        propagation: MsFlags::empty(),
+    }];
+    for (name, dir) in cg.named_dirs() {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(Error::InvalidConfig(format!("cgroup hierarchy {name:?}")));
+        }
+        steps.push(bind(dir, &format!("{CGROUP_MOUNT}/{name}"))?);
+    }
+    // Last, the tmpfs itself: its directories are made by now.
+    steps.push(MountStep {
+        target: in_root(CGROUP_MOUNT)?,
+        leaf: Leaf::Dir,
+        source: CString::default(),
+        fstype: CString::default(),
+        flags: locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+        data: CString::default(),
+        remount: None,
+        propagation: MsFlags::empty(),
+    });
+    Ok(steps)
+}
+
+const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
+impl MountStep {
+    /// The spec's `cgroup` mount, a place-holder until the container's cgroup exists.
+    fn leaf_is_cgroup(&self) -> bool {
+        self.fstype.as_bytes() == b"cgroup" || self.fstype.as_bytes() == b"cgroup2"
+    }
+}
+
 pub(super) fn exec_of(process: &Process) -> Result<Exec> {
     let argv = process.args().clone().unwrap_or_default().into_iter().map(|a| cstring("argument", a)).collect::<Result<_>>()?;
     let env = process.env().clone().unwrap_or_default().into_iter().map(|e| cstring("environment", e)).collect::<Result<_>>()?;
@@ -234,6 +298,11 @@ impl Plan {
     /// Have the child join `cg` by itself where the hierarchy allows it (v1).
     pub fn join_cgroup(&mut self, cg: &crate::cgroup::Cgroup) -> Result<()> {
         self.cgroup_tasks = cg.self_join_files().iter().map(|p| path_cstring("cgroup path", p)).collect::<Result<_>>()?;
+        if let Some(at) = self.mounts.iter().position(|m| m.leaf_is_cgroup()) {
+            let readonly = self.mounts[at].flags.contains(MsFlags::MS_RDONLY);
+            let steps = cgroup_mounts(cg, readonly)?;
+            self.mounts.splice(at..=at, steps);
+        }
         Ok(())
     }
 
@@ -241,7 +310,10 @@ impl Plan {
         let spec = &cfg.spec;
         let root = spec.root().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no root".into()))?;
         let (clone_flags, cgroup_ns, net_ns) = namespace_flags(spec)?;
-        let (mounts, links) = mount_steps(spec)?;
+        let (mut mounts, links) = mount_steps(spec)?;
+        if cfg.cgroup.is_none() {
+            mounts.retain(|m| !m.leaf_is_cgroup());
+        }
         let process = spec.process().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no process".into()))?;
         if process.rlimits().as_ref().is_some_and(|r| !r.is_empty()) {
             return Err(Error::InvalidConfig("rlimits are not supported yet".into()));
@@ -253,7 +325,8 @@ impl Plan {
         let user = process.user();
         let exec = exec_of(process)?;
         let linux = spec.linux().as_ref();
-        let paths = |v: Option<&Vec<String>>| -> Result<Vec<CString>> { v.into_iter().flatten().map(|p| cstring("path", p.as_str())).collect() };
+        let paths =
+            |v: Option<&Vec<String>>| -> Result<Vec<SysPath>> { v.into_iter().flatten().map(|p| SysPath::new(p).map_err(Error::InvalidConfig)).collect() };
         Ok(Plan {
             cgroup_tasks: Vec::new(),
             clone_flags,
@@ -267,6 +340,7 @@ impl Plan {
             cwd_in_root: in_root(&cwd)?,
             masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
             readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
+            null: in_root("/dev/null")?,
             readonly_root: root.readonly().unwrap_or(false),
             hostname: spec.hostname().as_deref().map(|h| cstring("hostname", h)).transpose()?,
             uid: user.uid(),
