@@ -17,7 +17,8 @@ from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
-from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig, SeccompConfig
+from pyc.records import CgroupPlace, ContainerConfig, DeviceMapping, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig, SeccompConfig, Ulimit
+from pyc.runtime.process_limits import ULIMIT_NAMES
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -66,6 +67,18 @@ def _resolv_conf() -> str:
         return ""
     keep = [ln for ln in lines if not (ln.startswith("nameserver") and ln.split()[1:2] and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
     return "\n".join(keep) + "\n"
+
+
+def _signed(limit: int) -> int:
+    """docker's -1 for an unlimited rlimit."""
+    return -1 if limit == 2**64 - 1 else limit
+
+
+def device_mapping(value: str) -> DeviceMapping:
+    """docker's inspect form of a --device value (checked by runtime/devices.py)."""
+    parts = value.split(":")
+    perms = parts.pop() if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm") else "rwm"
+    return DeviceMapping(path_on_host=parts[0], path_in_container=parts[1] if len(parts) > 1 else parts[0], cgroup_permissions=perms)
 
 
 def seccomp_config(opts: RunOptions, cache: str) -> SeccompConfig | None:
@@ -186,12 +199,19 @@ class Engine:
             cap_drop=list(opts.cap_drop),
             privileged=opts.privileged,
             security_opt=list(opts.security_opts),
+            devices=[device_mapping(d) for d in opts.devices],
+            device_cgroup_rules=list(opts.device_cgroup_rules),
+            oom_score_adj=opts.oom_score_adj or 0,
+            group_add=list(opts.group_add),
         )
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
         spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
-        c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
+        c.record.host_config = host_config.with_limits(spec["linux"]["resources"]).replace(
+            ulimits=[Ulimit(name=ULIMIT_NAMES[r["type"]], soft=_signed(r["soft"]), hard=_signed(r["hard"])) for r in spec["process"].get("rlimits", [])],
+            sysctls=dict(spec["linux"].get("sysctl", {})),
+        )
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)

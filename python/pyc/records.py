@@ -81,6 +81,22 @@ class LogOptions(Record):
     max_files: int = 2
 
 
+class DeviceMapping(Record):
+    """A --device: docker's PathOnHost, PathInContainer, CgroupPermissions."""
+
+    path_on_host: str
+    path_in_container: str
+    cgroup_permissions: str = "rwm"
+
+
+class Ulimit(Record):
+    """A --ulimit: docker's Name, Soft, Hard (-1: unlimited)."""
+
+    name: str
+    soft: int
+    hard: int
+
+
 class HostConfig(Record):
     """How a container is set up on the host (docker's HostConfig); limits in docker's units."""
 
@@ -106,6 +122,12 @@ class HostConfig(Record):
     cap_drop: list[str] = []
     privileged: bool = False
     security_opt: list[str] = []
+    devices: list[DeviceMapping] = []
+    device_cgroup_rules: list[str] = []
+    ulimits: list[Ulimit] = []
+    sysctls: dict[str, str] = {}
+    oom_score_adj: int = 0
+    group_add: list[str] = []
 
     def with_limits(self, resources: dict[str, object]) -> "HostConfig":
         """These settings with the limits of an OCI `linux.resources` object."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ def test_bad_values_are_one_line_and_change_nothing(store_root: Path, verb: str,
 
 # -- seccomp ---------------------------------------------------------------------------------
 
-# What docker's default profile answers (the same probes against dockerd: test_dockerd.py).
+# What docker's default profile answers.
 DEFAULT_REFUSED = {
     "clone3": "ENOSYS",  # so that a libc falls back to clone, whose flags the profile can check
     "clone_newns": "EPERM",
@@ -304,3 +305,96 @@ def test_an_image_cannot_point_a_mount_into_proc(store_root: Path, tmp_path: Pat
     with open("/proc/sys/kernel/core_pattern") as f:
         assert f.read() == before
     pyc("rmi", "devlink:1", "etclink:1", "vollink:1")
+
+
+# -- devices ---------------------------------------------------------------------------------
+
+DOCKER_DEV = ["fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"]
+DOCKER_DEVICES_LIST = ["b *:* m", "c *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 10:200 rwm", "c 136:* rwm"]
+# A device the host's root can read (an unbacked loop device: 0 bytes), and its numbers.
+DISK = "/dev/loop0"
+UNIFIED = "/sys/fs/cgroup/unified"
+
+
+def cgroup_roots() -> list[str | None]:
+    """The run's own cgroup root, and this hybrid host's cgroup2 mount (the v2 device program)."""
+    roots: list[str | None] = [None]
+    if os.environ.get("PYC_CGROUP_ROOT") != UNIFIED and os.path.exists(f"{UNIFIED}/cgroup.procs"):
+        roots.append(UNIFIED)
+    return roots
+
+
+def run_on(root: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYC_CGROUP_ROOT": root} if root else None
+    return pyc("run", "--rm", *args, env=env)
+
+
+def test_dev_is_dockers() -> None:
+    r = pyc("run", "--rm", "busybox", "sh", "-c", "ls /dev; cat /sys/fs/cgroup/devices/devices.list 2>/dev/null")
+    lines = r.stdout.splitlines()
+    assert lines[: len(DOCKER_DEV)] == DOCKER_DEV, lines
+    if len(lines) > len(DOCKER_DEV):  # v1: the devices controller's own list
+        assert sorted(lines[len(DOCKER_DEV) :]) == sorted(DOCKER_DEVICES_LIST)
+
+
+@pytest.mark.parametrize("root", cgroup_roots(), ids=lambda r: "unified" if r else "default")
+def test_a_node_made_without_device_does_not_open(root: str | None) -> None:
+    with open(DISK, "rb") as f:
+        assert f.read(1) == b""  # the host's root reads it
+    major, minor = os.major(os.stat(DISK).st_rdev), os.minor(os.stat(DISK).st_rdev)
+    script = f"mknod /dev/d b {major} {minor} && echo made; head -c1 /dev/d; echo rc=$?; mknod /tmp/d b {major} {minor}; head -c1 /tmp/d; echo rc=$?"
+    r = run_on(root, "busybox", "sh", "-c", script)
+    assert "made" in r.stdout and r.stdout.count("rc=1") == 2, r.stdout + r.stderr
+    # /dev: the device cgroup says no; the image's filesystem: nodev says no first.
+    assert "/dev/d: Operation not permitted" in r.stderr and "/tmp/d: Permission denied" in r.stderr
+
+
+@pytest.mark.parametrize("root", cgroup_roots(), ids=lambda r: "unified" if r else "default")
+def test_device_flag_gives_that_device_with_its_permissions(root: str | None) -> None:
+    r = run_on(root, "--device", f"{DISK}:/dev/disk:r", "busybox", "sh", "-c", "head -c1 /dev/disk && echo read; echo x > /dev/disk; echo rc=$?")
+    assert "read" in r.stdout and "rc=1" in r.stdout and "Operation not permitted" in r.stderr, r.stdout + r.stderr
+    r = run_on(root, "--device-cgroup-rule", "b 7:* rm", "busybox", "sh", "-c", "mknod /dev/l b 7 0 && head -c1 /dev/l && echo read")
+    assert "read" in r.stdout, r.stderr
+    r = run_on(root, "--privileged", "busybox", "sh", "-c", f"head -c1 {DISK} && echo read")
+    assert "read" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("root", cgroup_roots(), ids=lambda r: "unified" if r else "default")
+def test_a_device_on_a_bound_host_dir_does_not_open(root: str | None) -> None:
+    # Even where the device cgroup would let it: the bind (and every mount below it) is nodev.
+    script = f"head -c1 /hostdev{DISK[4:]}; echo rc=$?; awk '$5 ~ \"^/hostdev\" {{print $6}}' /proc/self/mountinfo"
+    r = run_on(root, "-v", "/dev:/hostdev", "--device-cgroup-rule", "b 7:* rwm", "busybox", "sh", "-c", script)
+    assert "rc=1" in r.stdout and "Permission denied" in r.stderr, r.stdout + r.stderr
+    options = r.stdout.splitlines()[1:]
+    assert options and all("nodev" in o and "nosuid" in o for o in options), options
+    # --privileged: binds as the host has them.
+    r = run_on(root, "--privileged", "-v", "/dev:/hostdev", "busybox", "sh", "-c", f"head -c1 /hostdev{DISK[4:]} && echo read")
+    assert "read" in r.stdout, r.stderr
+
+
+def test_inspect_shows_devices() -> None:
+    cid = pyc("create", "--device", f"{DISK}:/dev/disk:r", "--device", "/dev/null", "--device-cgroup-rule", "c 1:1 r", "busybox", "true").stdout.strip()
+    host = json.loads(pyc("inspect", cid).stdout)[0]["HostConfig"]
+    assert host["Devices"] == [
+        {"PathOnHost": DISK, "PathInContainer": "/dev/disk", "CgroupPermissions": "r"},
+        {"PathOnHost": "/dev/null", "PathInContainer": "/dev/null", "CgroupPermissions": "rwm"},
+    ]
+    assert host["DeviceCgroupRules"] == ["c 1:1 r"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--device", "/dev/nonexistent"], "No such file"),
+        (["--device", "/etc/hostname"], "is not a device"),
+        (["--device", "/dev/null:/dev/n:rwx"], "permissions"),
+        (["--device", "/dev/null:relative"], "absolute"),
+        (["--device-cgroup-rule", "c 1:3"], "--device-cgroup-rule"),
+        (["--device-cgroup-rule", "x *:* rwm"], "--device-cgroup-rule"),
+    ],
+)
+def test_bad_devices_are_one_line_and_change_nothing(store_root: Path, flags: list[str], message: str) -> None:
+    before = store_snapshot(store_root)
+    r = pyc("run", *flags, "busybox", "true")
+    assert r.returncode == 125 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert store_snapshot(store_root) == before

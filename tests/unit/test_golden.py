@@ -53,6 +53,11 @@ OPTS = RunOptions(
     tty=True,
     restart="on-failure:3",
     log_opts=["max-size=1m", "max-file=3"],
+    ulimits=["nofile=1024:2048"],
+    sysctls=["net.ipv4.ip_forward=1"],
+    oom_score_adj=100,
+    group_add=["5"],
+    device_cgroup_rules=["b 7:* r"],
 )
 PYC_INIT = "/usr/local/libexec/pyc-init"
 LOWERS = ["/var/lib/pyc/layers/" + "22" * 32, "/var/lib/pyc/layers/" + "33" * 32]

@@ -49,6 +49,12 @@ RUN_FLAGS = (
     Flag(("--cap-drop",), "cap_drop", list, "Drop a capability (or ALL)."),
     Flag(("--privileged",), "privileged", bool, "All capabilities and host devices, no seccomp, nothing masked."),
     Flag(("--security-opt",), "security_opts", list, "seccomp=unconfined|PROFILE.json, no-new-privileges, apparmor=..., label=..."),
+    Flag(("--device",), "devices", list, "Add a host device: HOST[:CONTAINER][:rwm]."),
+    Flag(("--device-cgroup-rule",), "device_cgroup_rules", list, "Allow devices by number: 'c 1:3 rwm', 'b 7:* r'."),
+    Flag(("--ulimit",), "ulimits", list, "A resource limit: NAME=SOFT[:HARD] (nofile=1024:2048)."),
+    Flag(("--sysctl",), "sysctls", list, "A namespaced sysctl: NAME=VALUE (net.*, kernel.shm*, ...)."),
+    Flag(("--oom-score-adj",), "oom_score_adj", int, "The OOM killer's preference, -1000 to 1000."),
+    Flag(("--group-add",), "group_add", list, "Another group to run as (GID or the image's name)."),
 )
 
 IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command", "COMMAND", "Command and arguments (default: the image's).", required=False, many=True))

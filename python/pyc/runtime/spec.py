@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from pyc.errors import InvalidArgument
+from pyc.runtime.devices import devices
+from pyc.runtime.process_limits import group_ids, oom_score_adj, rlimits, sysctls
 from pyc.runtime.security import SecurityOpts, capabilities, security_opts
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -21,9 +23,6 @@ MASKED_PATHS = [
     "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/dev/block",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-
-# (path, major, minor): the devices every container gets in its private /dev.
-DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
 
 BASE_MOUNTS: list[dict[str, Any]] = [
     {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
@@ -76,6 +75,12 @@ class RunOptions:
         cap_drop: list[str] | None = None,
         privileged: bool = False,
         security_opts: list[str] | None = None,
+        devices: list[str] | None = None,
+        device_cgroup_rules: list[str] | None = None,
+        ulimits: list[str] | None = None,
+        sysctls: list[str] | None = None,
+        oom_score_adj: int | None = None,
+        group_add: list[str] | None = None,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -112,6 +117,13 @@ class RunOptions:
         self.cap_drop = cap_drop or []
         self.privileged = privileged
         self.security_opts = security_opts or []
+        self.devices = devices or []  # --device (runtime/devices.py)
+        self.device_cgroup_rules = device_cgroup_rules or []
+        # Per process (runtime/process_limits.py): --ulimit, --sysctl, --oom-score-adj, --group-add.
+        self.ulimits = ulimits or []
+        self.sysctls = sysctls or []
+        self.oom_score_adj = oom_score_adj
+        self.group_add = group_add or []
         self._security: SecurityOpts | None = None
 
     def security(self) -> SecurityOpts:
@@ -167,19 +179,37 @@ def command_of(image_config: dict[str, Any], opts: RunOptions) -> list[str]:
     return argv
 
 
-def _lookup_id(lowers: list[str], file: str, name: str) -> tuple[int, int | None] | None:
-    """Find `name` in the image's /etc/passwd or /etc/group: (id, primary gid for users)."""
+def _etc_entries(lowers: list[str], file: str) -> list[list[str]]:
+    """The fields of each line of the image's /etc/passwd or /etc/group (the topmost layer that
+    has it; a link there is not followed)."""
     for layer in lowers:
         path = os.path.join(layer, "etc", file)
         if os.path.isfile(path) and not os.path.islink(path):
             with open(path, errors="replace") as f:
-                for line in f:
-                    fields = line.rstrip("\n").split(":")
-                    if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
-                        gid = int(fields[3]) if file == "passwd" and len(fields) > 3 and fields[3].isdigit() else None
-                        return int(fields[2]), gid
-            return None
+                return [fields for line in f if len(fields := line.rstrip("\n").split(":")) >= 3 and fields[2].isdigit()]
+        if os.path.lexists(path):
+            return []
+    return []
+
+
+def _lookup_id(lowers: list[str], file: str, name: str) -> tuple[int, int | None] | None:
+    """Find `name` in the image's /etc/passwd or /etc/group: (id, primary gid for users)."""
+    for fields in _etc_entries(lowers, file):
+        if fields[0] == name:
+            gid = int(fields[3]) if file == "passwd" and len(fields) > 3 and fields[3].isdigit() else None
+            return int(fields[2]), gid
     return None
+
+
+def member_gids(lowers: list[str], uid: int, name: str | None) -> list[int]:
+    """The groups of the image's /etc/group that list the user (`name`, or the name /etc/passwd
+    gives `uid`) as a member: its supplementary groups, as runc gives them."""
+    if name is None:
+        name = next((f[0] for f in _etc_entries(lowers, "passwd") if int(f[2]) == uid), None)
+        if name is None:
+            return []
+    gids = [int(f[2]) for f in _etc_entries(lowers, "group") if len(f) > 3 and name in f[3].split(",")]
+    return [g for g in dict.fromkeys(gids) if g <= 0xFFFFFFFE]
 
 
 def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
@@ -212,6 +242,14 @@ def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
     return uid, gid if gid is not None else 0
 
 
+def user_groups(user: str | None, uid: int, lowers: list[str]) -> list[int]:
+    """runc's supplementary groups of a user given without a group (none when one is given)."""
+    if user and ":" in user:
+        return []
+    name = user if user and not user.isdigit() else None
+    return member_gids(lowers, uid, name)
+
+
 def volume_mounts(volumes: list[str]) -> list[dict[str, Any]]:
     mounts = []
     for v in volumes:
@@ -230,6 +268,15 @@ def volume_mounts(volumes: list[str]) -> list[dict[str, Any]]:
             raise InvalidArgument(f"bind source path does not exist: {src}")
         mounts.append({"destination": dst, "type": "bind", "source": os.path.realpath(src), "options": ["rbind", "rprivate", mode]})
     return mounts
+
+
+def host_binds(mounts: list[dict[str, Any]], privileged: bool) -> list[dict[str, Any]]:
+    """Bind mounts of host files and directories: nodev and nosuid (pyc-core makes them hold for
+    the whole bound tree), so a device node or setuid program on the host side is inert in the
+    container, whatever the device cgroup; --privileged keeps them as they are on the host."""
+    if privileged:
+        return mounts
+    return [dict(m, options=[*m["options"], "nosuid", "nodev"]) for m in mounts]
 
 
 # The options a --tmpfs may take (docker's): flags, and key=value with the value's form.
@@ -273,7 +320,8 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     env = merge_env(list(image_config.get("Env") or []), opts)
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.append(f"HOSTNAME={hostname}")
-    uid, gid = parse_user(opts.user or image_config.get("User") or None, lowers)
+    user_spec = opts.user or image_config.get("User") or None
+    uid, gid = parse_user(user_spec, lowers)
     if not any(e.startswith("HOME=") for e in env):
         env.append("HOME=/root" if uid == 0 else "HOME=/")
     cwd = opts.workdir or image_config.get("WorkingDir") or "/"
@@ -286,11 +334,25 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     confined_paths = not (opts.privileged or security.unconfined_paths)
     mounts = BASE_MOUNTS if not opts.privileged else [dict(m, options=[o for o in m["options"] if o != "ro"]) for m in BASE_MOUNTS]
     etc = [{"destination": f"/etc/{name}", "type": "bind", "source": src, "options": ["rbind", "rprivate"]} for name, src in etc_files.items()]
+    nodes, device_rules = devices(opts.devices, opts.device_cgroup_rules, opts.privileged)
+    resources = opts.resources()
+    resources["devices"] = device_rules
+    user: dict[str, Any] = {"uid": uid, "gid": gid}
+    groups = user_groups(user_spec, uid, lowers) + group_ids(opts.group_add, lambda name: (_lookup_id(lowers, "group", name) or (None, None))[0])
+    if groups:
+        user["additionalGids"] = list(dict.fromkeys(groups))
+    extra: dict[str, Any] = {}
+    if opts.ulimits:
+        extra["rlimits"] = rlimits(opts.ulimits)
+    if opts.oom_score_adj is not None:
+        extra["oomScoreAdj"] = oom_score_adj(opts.oom_score_adj)
+    linux_extra = {"sysctl": sysctls(opts.sysctls)} if opts.sysctls else {}
     return {
         "ociVersion": "1.0.2",
         "process": {
+            **extra,
             "terminal": opts.tty,
-            "user": {"uid": uid, "gid": gid},
+            "user": user,
             "args": command_of(image_config, opts),
             "env": env,
             "cwd": cwd,
@@ -299,12 +361,13 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
         },
         "root": {"path": rootfs, "readonly": opts.read_only},
         "hostname": hostname,
-        "mounts": mounts + etc + volume_mounts(opts.volumes) + tmpfs_mounts(opts.tmpfs),
+        "mounts": mounts + host_binds(etc + volume_mounts(opts.volumes), opts.privileged) + tmpfs_mounts(opts.tmpfs),
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "devices": [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0} for p, ma, mi in DEVICES],
+            "devices": nodes,
             "maskedPaths": MASKED_PATHS if confined_paths else [],
             "readonlyPaths": READONLY_PATHS if confined_paths else [],
-            "resources": opts.resources(),
+            "resources": resources,
+            **linux_extra,
         },
     }

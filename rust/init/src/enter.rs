@@ -35,6 +35,12 @@ pub struct EnterPlan {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// The container's (RLIMIT_*, soft, hard) and OOM score adjustment, as docker gives them to
+    /// an exec'd process too.
+    #[serde(default)]
+    pub rlimits: Vec<(u32, u64, u64)>,
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
     /// The container's seccomp filter, compiled by pyc (None: unconfined).
@@ -76,6 +82,12 @@ pub fn main(plan_fd: RawFd) -> ! {
         unsafe { libc::_exit(125) };
     };
     unsafe { libc::fcntl(plan.report, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // Set here, on the host's /proc before anything joins the container; the command inherits it.
+    if let Some(adj) = plan.oom_score_adj {
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            report_and_exit(plan.report, at(Step::OomScoreAdj, 0)(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))));
+        }
+    }
     if let Err(f) = enter(&plan) {
         report_and_exit(plan.report, f);
     }
@@ -100,6 +112,15 @@ fn enter(plan: &EnterPlan) -> Result<(), Failure> {
     }
 }
 
+/// After the descriptors are closed: a low RLIMIT_NOFILE must not fail what came before.
+fn set_rlimits(rlimits: &[(u32, u64, u64)]) -> Result<(), Failure> {
+    for (i, &(resource, soft, hard)) in rlimits.iter().enumerate() {
+        let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+        Errno::result(unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &limit) }).map_err(at(Step::Rlimit, i))?;
+    }
+    Ok(())
+}
+
 /// The command's process, inside the container; returns only in failure.
 fn command_main(plan: &EnterPlan) -> Failure {
     unsafe { libc::close(plan.pid_out) };
@@ -107,6 +128,7 @@ fn command_main(plan: &EnterPlan) -> Failure {
     let ready = enter_process(&plan.cwd, plan.no_new_privs, plan.stdio, plan.tty.as_ref())
         .and_then(|()| become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref(), early))
         .and_then(|()| close_all_but(&[0, 1, 2, plan.report]).map_err(at(Step::Stdio, 3)))
+        .and_then(|()| set_rlimits(&plan.rlimits))
         .and_then(|()| reset_signals().map_err(at(Step::Signals, 0)))
         .and_then(|()| late.map_or(Ok(()), |f| f.load().map_err(at(Step::Seccomp, 1))));
     match ready {

@@ -2,6 +2,7 @@
 //! otherwise every v1 hierarchy mounted under it (on hybrid hosts cgroup2 at `root/unified`
 //! holds no controllers worth joining). `root` is a parameter so tests run on a temp tree.
 
+pub mod devices;
 mod layout;
 mod limits;
 mod stats;

@@ -124,6 +124,9 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
         symlink_in_root(root, target, link).map_err(at(Step::Link, i))?;
     }
     plan.cwd_in_root.ensure(root, Leaf::Dir).map_err(at(Step::Workdir, 0))?;
+    for (i, (p, value)) in plan.sysctls.iter().enumerate() {
+        syspaths::write_sysctl(root, p, value).map_err(at(Step::Sysctl, i))?;
+    }
     if !plan.masked.is_empty() {
         let null = syspaths::open_null(root, &plan.null).map_err(at(Step::Masked, usize::MAX))?;
         for (i, p) in plan.masked.iter().enumerate() {
@@ -145,6 +148,10 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     if plan.net_ns {
         loopback_up().map_err(at(Step::Loopback, 0))?;
     }
+    if let Some(adj) = &plan.oom_score_adj {
+        // This /proc is the container's own (mounted above); the value passes to what it runs.
+        write_file(c"/proc/self/oom_score_adj", adj).map_err(at(Step::OomScoreAdj, 0))?;
+    }
     enter_process(&plan.cwd, plan.no_new_privs, fds.stdio, fds.tty.as_ref())?;
     // Where the parent moves us into our cgroup (v2 without clone3), it does so while the mounts
     // above are made; the command itself must start inside.
@@ -156,6 +163,12 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     unsafe { libc::close(fds.sync_read) };
     if plan.cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(at(Step::CgroupNs, 0))?;
+    }
+    // Limits last: with a low RLIMIT_NOFILE the setup above (which holds pyc's descriptors until
+    // exec) could not open what it needs.
+    for (i, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
+        let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+        Errno::result(unsafe { libc::setrlimit(resource, &limit) }).map_err(at(Step::Rlimit, i))?;
     }
     let (early, _) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
     become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref(), early)?;
@@ -186,7 +199,7 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         drop(target);
         // Every mount here is private already (the whole tree was made private first).
         let propagation = m.propagation - (MsFlags::MS_PRIVATE | MsFlags::MS_REC);
-        if m.remount.is_none() && propagation.is_empty() {
+        if m.remount.is_none() && propagation.is_empty() && m.recursive_attrs == 0 {
             continue;
         }
         // The fd above names what is under the new mount; open again to reach the mount itself.
@@ -195,11 +208,37 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         if let Some(flags) = m.remount {
             mount(None::<&CStr>, path.as_cstr(), None::<&CStr>, flags, None::<&CStr>).map_err(at(Step::Remount, i))?;
         }
+        if m.recursive_attrs != 0 {
+            set_recursive(mounted.as_raw_fd(), m.recursive_attrs).map_err(at(Step::Remount, i))?;
+        }
         if !propagation.is_empty() {
             mount(None::<&CStr>, path.as_cstr(), None::<&CStr>, m.propagation, None::<&CStr>).map_err(at(Step::MountPropagation, i))?;
         }
     }
     Ok(())
+}
+
+/// mount_setattr(AT_RECURSIVE) on the mount at `fd`; kernels before 5.12 have the remount only.
+fn set_recursive(fd: RawFd, attrs: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    let ret = unsafe { libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+    match Errno::result(ret) {
+        Ok(_) | Err(Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_file(path: &CStr, value: &CStr) -> Result<(), Errno> {
+    let fd = nix::fcntl::open(path, nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    nix::unistd::write(&fd, value.to_bytes()).map(drop)
 }
 
 fn join_cgroup(tasks: &CStr) -> Result<(), Errno> {

@@ -128,6 +128,8 @@ impl ExecPlan {
             uid: p.user().uid(),
             gid: p.user().gid(),
             groups: p.user().additional_gids().clone().unwrap_or_default(),
+            rlimits: p.rlimits().iter().flatten().map(|r| (super::plan::rlimit_resource(r.typ()) as u32, r.soft(), r.hard())).collect(),
+            oom_score_adj: p.oom_score_adj(),
             caps: caps_of(p)?,
             no_new_privs: p.no_new_privileges().unwrap_or(false),
             seccomp: cfg.seccomp.as_ref().map(|s| s.filter(p.capabilities().as_ref())).transpose()?,

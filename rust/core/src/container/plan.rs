@@ -28,6 +28,8 @@ pub struct MountStep {
     pub data: CString,
     pub remount: Option<MsFlags>,
     pub propagation: MsFlags,
+    /// MOUNT_ATTR_* set on the whole bound tree (mount_opts.rs).
+    pub recursive_attrs: u64,
 }
 
 pub use pyc_init::command::Command as Exec;
@@ -75,6 +77,12 @@ pub struct Plan {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<libc::gid_t>,
+    /// (RLIMIT_*, soft, hard), set before the user changes.
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    /// /proc/sys files and their values (linux.sysctl), written in the container's namespaces.
+    pub sysctls: Vec<(SysPath, CString)>,
+    /// process.oomScoreAdj, in decimal, for /proc/self/oom_score_adj.
+    pub oom_score_adj: Option<CString>,
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
     /// Compiled here (or read from its cache), loaded by the child last (pyc_init::seccomp).
@@ -161,6 +169,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
             fstype: cstring("mount type", if bind { String::new() } else { fstype })?,
             remount: if bind { opts.bind_remount_flags() } else { None },
             flags: if bind { MsFlags::MS_BIND | (flags & MsFlags::MS_REC) } else { flags },
+            recursive_attrs: if bind { opts.bind_recursive_attrs() } else { 0 },
             data: cstring("mount options", opts.data)?,
             propagation: opts.propagation,
         });
@@ -187,6 +196,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
             data: CString::default(),
             remount: None,
             propagation: MsFlags::empty(),
+            recursive_attrs: 0,
         });
     }
     // What every /dev has; not devices, so the OCI spec leaves them to the runtime.
@@ -219,6 +229,7 @@ fn cgroup_mounts(cg: &crate::cgroup::Cgroup, readonly: bool) -> Result<Vec<Mount
             data: CString::default(),
             remount: Some(locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT),
             propagation: MsFlags::empty(),
+            recursive_attrs: 0,
         })
     };
     if cg.is_v2() {
@@ -233,6 +244,7 @@ fn cgroup_mounts(cg: &crate::cgroup::Cgroup, readonly: bool) -> Result<Vec<Mount
         data: cstring("mount options", "mode=755")?,
         remount: None,
         propagation: MsFlags::empty(),
+        recursive_attrs: 0,
     }];
     for (name, dir) in cg.named_dirs() {
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
@@ -250,6 +262,7 @@ fn cgroup_mounts(cg: &crate::cgroup::Cgroup, readonly: bool) -> Result<Vec<Mount
         data: CString::default(),
         remount: None,
         propagation: MsFlags::empty(),
+        recursive_attrs: 0,
     });
     Ok(steps)
 }
@@ -315,9 +328,6 @@ impl Plan {
             mounts.retain(|m| !m.leaf_is_cgroup());
         }
         let process = spec.process().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no process".into()))?;
-        if process.rlimits().as_ref().is_some_and(|r| !r.is_empty()) {
-            return Err(Error::InvalidConfig("rlimits are not supported yet".into()));
-        }
         let cwd = process.cwd().to_string_lossy().into_owned();
         if !cwd.starts_with('/') {
             return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
@@ -346,6 +356,9 @@ impl Plan {
             uid: user.uid(),
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),
+            rlimits: process.rlimits().iter().flatten().map(|r| (rlimit_resource(r.typ()), r.soft(), r.hard())).collect(),
+            sysctls: sysctls_of(linux.and_then(|l| l.sysctl().as_ref()))?,
+            oom_score_adj: process.oom_score_adj().map(|v| cstring("oom_score_adj", v.to_string())).transpose()?,
             caps: caps_of(process)?,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             seccomp: cfg.seccomp.as_ref().map(|s| s.filter(process.capabilities().as_ref())).transpose()?,
@@ -354,6 +367,43 @@ impl Plan {
             tty: process.terminal().unwrap_or(false),
         })
     }
+}
+
+pub(super) fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> libc::__rlimit_resource_t {
+    use oci_spec::runtime::PosixRlimitType as T;
+    match t {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+/// linux.sysctl as /proc/sys paths: names of dots (or slashes), no `..`, nothing outside /proc/sys.
+fn sysctls_of(map: Option<&std::collections::HashMap<String, String>>) -> Result<Vec<(SysPath, CString)>> {
+    let mut out = Vec::new();
+    let mut names: Vec<_> = map.into_iter().flatten().collect();
+    names.sort();
+    for (name, value) in names {
+        let path = name.replace('.', "/");
+        if path.is_empty() || path.split('/').any(|c| c.is_empty() || c == "..") {
+            return Err(Error::InvalidConfig(format!("sysctl {name:?} is not a name")));
+        }
+        out.push((SysPath::new(&format!("/proc/sys/{path}")).map_err(Error::InvalidConfig)?, cstring("sysctl value", value.as_str())?));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -400,6 +450,36 @@ mod tests {
         assert!(matches!(bind.leaf, Leaf::File) && bind.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC));
         assert_eq!(bind.remount, Some(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REMOUNT));
         assert!(matches!(p.mounts[2].leaf, Leaf::Node { .. }));
+    }
+
+    fn with(c: &mut RunConfig, process: serde_json::Value, linux: serde_json::Value) {
+        let mut spec = serde_json::to_value(&c.spec).unwrap();
+        for (key, extra) in [("process", process), ("linux", linux)] {
+            spec[key].as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        }
+        c.spec = serde_json::from_value(spec).unwrap();
+    }
+
+    #[test]
+    fn rlimits_sysctls_and_the_oom_score_are_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config("", dir.path());
+        with(
+            &mut c,
+            serde_json::json!({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}], "oomScoreAdj": 500}),
+            serde_json::json!({"sysctl": {"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"}}),
+        );
+        let p = Plan::build(&c).unwrap();
+        assert_eq!(p.rlimits, vec![(libc::RLIMIT_NOFILE, 100, 200)]);
+        assert_eq!(p.oom_score_adj.as_deref(), Some(c"500"));
+        let sysctls: Vec<_> = p.sysctls.iter().map(|(s, v)| (format!("{:?}", s.path), v.to_str().unwrap())).collect();
+        assert_eq!(sysctls.len(), 2);
+        assert!(sysctls[0].0.contains("proc/sys/kernel/shmmni") && sysctls[1].0.contains("proc/sys/net/ipv4/ip_forward"), "{sysctls:?}");
+        for bad in ["net..x", "net/../../etc", ""] {
+            let mut c = config("", dir.path());
+            with(&mut c, serde_json::json!({}), serde_json::json!({"sysctl": {bad: "1"}}));
+            assert!(Plan::build(&c).unwrap_err().to_string().contains("is not a name"), "{bad}");
+        }
     }
 
     #[test]

@@ -89,6 +89,21 @@ pub fn mask(root: RawFd, null: RawFd, p: &SysPath) -> Result<(), Errno> {
     }
 }
 
+/// A sysctl: `value` written to `p` (a /proc/sys file), in the container's own namespaces and
+/// before /proc/sys is made read-only; the file is opened inside `root` and checked to be procfs.
+pub fn write_sysctl(root: RawFd, p: &SysPath, value: &CStr) -> Result<(), Errno> {
+    let fd = p.path.open_write(root)?;
+    if fs_magic(fd.as_raw_fd())? != PROC_SUPER_MAGIC {
+        return Err(Errno::EXDEV);
+    }
+    let bytes = value.to_bytes();
+    let n = Errno::result(unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) })?;
+    if n as usize != bytes.len() {
+        return Err(Errno::EIO);
+    }
+    Ok(())
+}
+
 /// Make `p` (and what is mounted below it) read-only: bound on itself, then remounted.
 pub fn readonly(root: RawFd, p: &SysPath) -> Result<(), Errno> {
     let Some(target) = p.open(root)? else { return Ok(()) };
