@@ -13,8 +13,9 @@ fi
 # busybox-static and debootstrap make the built-in images; zstd, runc, crun, podman, skopeo,
 # umoci and hyperfine are the tools tests and benchmarks compare against; gcc and libc6-dev
 # build pyc-init (static) and the tests' probe programs; libseccomp-dev is the seccomp compiler
-# pyc-core links.
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev)
+# pyc-core links; docker-registry is the registry the registry tests run (on loopback), with
+# openssl (their CA, TLS certificates and token signatures) and apache2-utils (htpasswd, bcrypt).
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev docker-registry openssl apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,10 +23,19 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The package starts a registry on port 5000 of every interface: the tests run their own.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 command -v cargo >/dev/null || { echo "setup.sh: cargo (Rust) is needed: https://rustup.rs" >&2; exit 1; }
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# The distribution's Python when there is one: every user can run it (the tests' unprivileged
+# tier runs as nobody, which cannot reach a pyenv under /root), and Debian's, static and built
+# with PGO, starts each pyc command 2 ms sooner than a shared-library build.
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+[ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # Builds the Rust core (release) through maturin and installs pyc with its dev tools.
 .venv/bin/pip install -q -e '.[dev]'
@@ -42,10 +52,8 @@ install -m 755 "target/$host/init/pyc-init" .venv/bin/pyc-init
 .venv/bin/pip uninstall -q -y setuptools 2>/dev/null || true
 # Installed packages ship bytecode; do the same here so `pyc` starts as fast as it would.
 PYTHONDONTWRITEBYTECODE= .venv/bin/python -m compileall -q python >/dev/null
-# `pyc` on the PATH: a launcher of our own rather than pip's console script, which imports `re`
-# first (a tenth of a `pyc run`'s time).
-rm -f /usr/local/bin/pyc
-printf '#!%s\nfrom pyc.cli.main import main\n\nmain()\n' "$PWD/.venv/bin/python" > /usr/local/bin/pyc
-chmod 755 /usr/local/bin/pyc
+# `pyc` on the PATH: a launcher of our own (python/pyc/launcher.py) rather than pip's console
+# script, which imports `re` and runs `site` first (a fifth of a `pyc run`'s time).
+.venv/bin/python -m pyc.launcher /usr/local/bin/pyc
 
 pyc run --rm busybox sh -c 'echo "hello from $(hostname), a pyc container (pid $$)"'

@@ -8,19 +8,40 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PYC = str(Path(sys.executable).parent / "pyc")
+from pyc import launcher
+
+# The `pyc` users run: the launcher setup.sh installs (pyc/launcher.py), for this venv.
+_LAUNCHER_DIR = tempfile.mkdtemp(prefix="pyc-test-launcher-")
+os.chmod(_LAUNCHER_DIR, 0o755)
+PYC = launcher.write(os.path.join(_LAUNCHER_DIR, "pyc"))
 PROBES = Path(__file__).parent / "probes"
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_LAUNCHER_DIR, ignore_errors=True)
+
+
+def real_root() -> bool:
+    """Root of the host, not root of a user namespace (`unshare -r`), whose uid 0 is another
+    user's outside: it may chown to 0, not mount overlays, make cgroups or devices."""
+    if os.geteuid() != 0:
+        return False
+    with open("/proc/self/uid_map") as f:
+        return f.read().split() == ["0", "0", "4294967295"]
+
+
+# The tiers: a test marked `root` needs the host's root and is skipped without it. Every other
+# test, the store, archive, gc and cache tests among them, must pass as an unprivileged user
+# in a user namespace of its own (test.sh runs them so as root too, as nobody): one that needs
+# root without saying so fails there, it is never skipped.
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.geteuid() == 0:
+    if real_root():
         return
     skip = pytest.mark.skip(reason="needs root: real namespaces, overlayfs mounts and cgroups")
     for item in items:
@@ -99,14 +120,15 @@ def pyc(*args: str, input: bytes | str | None = None, timeout: float = 60, env: 
 
 def store_snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every path under the store with its size and mtime: to show a command changed nothing.
-    images.cache is left out: any image look-up may refresh that cache of the index. pyc.db is
-    compared by its rows, not its files: SQLite moves pages from its WAL into pyc.db whenever a
-    last connection closes, which changes no row."""
+    images.cache is left out: any image look-up may refresh that cache of the index. So is the
+    events journal: a container running meanwhile logs its start or end there whenever it comes.
+    pyc.db is compared by its rows, not its files: SQLite moves pages from its WAL into pyc.db
+    whenever a last connection closes, which changes no row."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
-            if p == os.path.join(root, "images.cache") or (dirpath == str(root) and name.startswith("pyc.db")):
+            if p == os.path.join(root, "images.cache") or (dirpath == str(root) and name.startswith(("pyc.db", "events.log"))):
                 continue
             st = os.lstat(p)
             out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns if not os.path.isdir(p) else 0)

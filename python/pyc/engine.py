@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
-from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
+from pyc.errors import CommandFailed, Conflict, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
-from pyc.records import CgroupPlace, ContainerConfig, DeviceMapping, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig, SeccompConfig, Ulimit
+from pyc.records import CgroupPlace, ContainerConfig, DeviceMapping, EventActor, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig, SeccompConfig, Ulimit
 from pyc.runtime.process_limits import ULIMIT_NAMES
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
@@ -30,7 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats
+    from pyc.registry.options import PullOptions, PushOptions, RegistryOptions
+    from pyc.results import BundleContent, DiskUsage, Event, HistoryEntry, LogRecord, PruneReport, PullResult, PushResult, Stats, SystemInfo, SystemPrune, Top
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -89,11 +88,14 @@ def seccomp_config(opts: RunOptions, cache: str) -> SeccompConfig | None:
     return SeccompConfig(profile=profile, cache=cache)
 
 
-def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, seccomp: SeccompConfig | None) -> RunConfig:
+def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, seccomp: SeccompConfig | None, journal: str | None = None) -> RunConfig:
     """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
-    the program of --init."""
+    the program of --init; `journal` the events journal its start, oom and die go to."""
+    from pyc.events import container_attributes
+
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
-    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, seccomp=seccomp)
+    events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c)) if journal else None
+    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events, seccomp=seccomp)
 
 
 def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str, seccomp: SeccompConfig | None) -> ExecConfig:
@@ -114,25 +116,78 @@ class Engine:
     def image(self, ref: str) -> Image:
         return self.images.lookup(ref)
 
-    def list_images(self) -> list[Image]:
+    def list_images(self, filters: list[str] | None = None) -> list[Image]:
+        """Every image, or those that pass docker's `images --filter`s (dangling=, reference=,
+        before=, since=, label=; under reference= each image with its matching names only)."""
         from pyc.store import cache
 
-        return cache.all_images(self.images)
+        images = cache.all_images(self.images)
+        if not filters:
+            return images
+        from pyc.store import image_filter
 
-    def image_for_run(self, ref: str) -> Image:
-        """The image, bootstrapped first when it is a missing built-in (busybox, debian)."""
-        try:
-            return self.images.lookup(ref)
-        except ImageNotFound:
-            name = ref.removesuffix(":latest")
-            if name not in BUILTIN_IMAGES:
-                raise ImageNotFound(f"no such image: {ref} (built-in images: {', '.join(BUILTIN_IMAGES)}; or pyc import)") from None
-            return self.bootstrap(name)
+        return image_filter.apply(self.images, images, image_filter.parse(filters))
+
+    def image_for_run(self, ref: str, pull: str = "missing", platform: str | None = None, progress: bool = False) -> Image:
+        """The image to run: the store's (a missing built-in, busybox or debian, is made here),
+        else pulled as `pull` says (docker's --pull: missing, always, never); `progress`: its
+        bars on a terminal."""
+        if pull not in ("missing", "always", "never"):
+            raise InvalidArgument(f"invalid --pull {pull!r}: missing, always or never")
+        if pull != "always" or ref.removesuffix(":latest") in BUILTIN_IMAGES:
+            try:
+                return self.images.lookup(ref)
+            except ImageNotFound:
+                name = ref.removesuffix(":latest")
+                if name in BUILTIN_IMAGES:
+                    return self.bootstrap(name)
+                if pull == "never":
+                    raise ImageNotFound(f"no such image: {ref} (--pull never)") from None
+        from pyc.registry.pull import for_run
+        from pyc.registry.session import Options
+
+        return for_run(self.images, ref, pull, platform, Options(), progress)
+
+    def pull(self, ref: str, options: PullOptions | None = None) -> PullResult:
+        """Pull `ref` (`[registry/]repo[:tag|@digest]`; a short name through registries.conf's
+        aliases and search registries) into the store; only what it lacks travels."""
+        from pyc.registry.options import PullOptions
+        from pyc.registry.pull import check_pullable, pull
+
+        o = options or PullOptions()
+        check_pullable(ref)
+        return pull(self.images, ref, o.session(), o.platform)
+
+    def push(self, ref: str, dest: str | None = None, options: PushOptions | None = None) -> PushResult:
+        """Push the image `ref` to `dest` (default: its own name, which must then name a
+        registry); only the blobs the registry lacks are sent."""
+        from pyc.registry.options import PushOptions
+        from pyc.registry.push import push
+
+        o = options or PushOptions()
+        return push(self.images, ref, dest, o.session(), o.compression_format, o.compression_level)
+
+    def login(self, registry: str, username: str, password: str, options: RegistryOptions | None = None) -> str:
+        """Check the credentials against `registry` and keep them in the auth file podman,
+        skopeo and docker read; the file's path."""
+        from pyc.registry.login import login
+        from pyc.registry.options import RegistryOptions
+
+        return login(registry, username, password, (options or RegistryOptions()).session())
+
+    def logout(self, registry: str | None, options: RegistryOptions | None = None) -> list[str]:
+        """Forget the credentials for `registry` (None: for every registry); those forgotten."""
+        from pyc.registry.login import logout
+        from pyc.registry.options import RegistryOptions
+
+        return logout(registry, (options or RegistryOptions()).session())
 
     def bootstrap(self, name: str, **kwargs: Any) -> Image:
         from pyc.bootstrap import bootstrap
 
-        return bootstrap(self.images, name, **kwargs)
+        img = bootstrap(self.images, name, **kwargs)
+        self._image_event(img, "import")
+        return img
 
     def import_image(self, source: str | int, ref: str | None, changes: dict[str, Any] | None = None) -> Image:
         from pyc.store.importer import default_config, import_rootfs
@@ -140,20 +195,42 @@ class Engine:
         config = default_config()
         if changes:
             config["config"].update(changes)
-        return import_rootfs(self.images, source, ref, config)
+        img = import_rootfs(self.images, source, ref, config)
+        self._image_event(img, "import")
+        return img
+
+    def _image_event(self, img: Image, action: str, name: str | None = None) -> None:
+        self.images.journal.log("image", action, img.id, {"name": name or (img.refs[0] if img.refs else img.id)})
 
     def save(self, refs: list[str], out: str | int, format: str = "docker-archive") -> None:
         """Write images to `out` (a path, or an fd for a tar stream): docker-archive, oci-archive or oci-dir."""
-        from pyc.store.archive import save
+        from pyc.store.save import save
 
         save(self.images, refs, out, format)
+        self.images.journal.log_all([("image", "save", self.images.lookup(ref).id, {"name": ref}) for ref in refs])
+
+    def save_delta(self, refs: list[str], olds: list[str], out: str | int) -> BundleContent:
+        """Write a delta bundle (a path, or an fd to stream it to) that rebuilds the images `refs`
+        on a machine that has the images `olds`, carrying only what changed."""
+        from pyc.store.bundle import create
+
+        return create(self.images, refs, olds, out)
+
+    def inspect_bundle(self, source: str | int) -> BundleContent:
+        """What a delta bundle rebuilds, needs and carries, its digest checked."""
+        from pyc.store.bundle import inspect
+
+        return inspect(source)
 
     def load(self, source: str | int) -> list[str]:
-        """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir;
+        """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir, or
+        apply a delta bundle;
         returns the names loaded (the image ID of one without a name)."""
-        from pyc.store.archive import load
+        from pyc.store.load import load
 
-        return load(self.images, source)
+        names = load(self.images, source)
+        self.images.journal.log_all([("image", "load", self.images.lookup(name).id, {"name": name}) for name in names])
+        return names
 
     def tag(self, src: str, dst: str) -> None:
         self.images.tag(src, dst)
@@ -168,11 +245,13 @@ class Engine:
 
     def prune_images(self, all: bool = False) -> tuple[list[str], int]:
         """Remove dangling images (all=True: every image no container uses); returns docker's
-        lines and the bytes freed."""
+        lines and the bytes reclaimed, counted as `system df` counts them."""
         from pyc.store.prune import prune
 
         in_use = {c.record.image_id for c in self.containers.all()}
-        return prune(self.images, in_use, self._container_layers(), all)
+        lines, reclaimed = prune(self.images, in_use, self._container_layers(), all)
+        self.images.journal.log("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return lines, reclaimed
 
     def _container_layers(self) -> set[str]:
         return {layer for c in self.containers.all() for layer in c.record.layers}
@@ -184,7 +263,7 @@ class Engine:
         nothing written yet, so a bad flag leaves no container."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
-        img = self.image_for_run(image)
+        img = self.image_for_run(image, opts.pull, opts.platform, opts.progress)
         lowers = lower_dirs(self.images, img)
         # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2 mount
         # of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
@@ -207,7 +286,7 @@ class Engine:
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
-        spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
+        spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname)
         c.record.host_config = host_config.with_limits(spec["linux"]["resources"]).replace(
             ulimits=[Ulimit(name=ULIMIT_NAMES[r["type"]], soft=_signed(r["soft"]), hard=_signed(r["hard"])) for r in spec["process"].get("rlimits", [])],
             sysctls=dict(spec["linux"].get("sysctl", {})),
@@ -222,16 +301,17 @@ class Engine:
                 pyc_core.seccomp_filter(seccomp.profile, process["capabilities"]["bounding"], seccomp.cache)
             except pyc_core.PycCoreError as e:
                 raise InvalidArgument(f"invalid --security-opt seccomp={opts.security().seccomp_file}: {e}") from None
-        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None, seccomp)
+        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None, seccomp, self.containers.journal.path)
 
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config = self._prepare(image, opts)
-        config = msgpack.packb(run_config.to_dict())
-        self.containers.create(c, etc, running=True)
-        with open(c.path(RUN_CONFIG), "wb") as f:
-            f.write(config)  # what exec reads the container's process and cgroup from
+        config = pyc_core.packb(run_config.to_dict())
+        # What exec reads the container's process and cgroup from, beside the /etc files.
+        files: dict[str, str | bytes] = {**etc, RUN_CONFIG: config}
+        # An unnamed --rm container's record is a file while it runs, not a row in pyc.db.
+        self.containers.create(c, files, running=True, foreground=opts.remove and opts.name is None)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
@@ -258,18 +338,26 @@ class Engine:
             raise NotRunning(f"container {c.name} is not running")
         try:
             with open(c.path(RUN_CONFIG), "rb") as f:
-                run = RunConfig.from_dict(msgpack.unpackb(f.read()))
+                run = RunConfig.from_dict(pyc_core.unpackb(f.read()))
         except FileNotFoundError:
             try:  # a detached container: its monitor's config holds the run config
                 with open(c.path("monitor.msgpack"), "rb") as f:
-                    run = MonitorConfig.from_dict(msgpack.unpackb(f.read())).run
+                    run = MonitorConfig.from_dict(pyc_core.unpackb(f.read())).run
             except FileNotFoundError:
                 raise NotRunning(f"container {c.name} is not running") from None
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init"), run.seccomp).to_dict())
+        config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init"), run.seccomp).to_dict())
+        if c.current_state().is_paused:
+            raise Conflict(f"container {c.name} is paused, unpause the container before exec")
+        from pyc.events import container_attributes
+
+        # docker's exec events: the action names the command; execID tells execs apart.
+        attributes = container_attributes(c) | {"execID": os.urandom(32).hex()}
+        command = " ".join(opts.command)
+        self.containers.journal.log_all([("container", f"exec_create: {command}", c.id, attributes), ("container", f"exec_start: {command}", c.id, attributes)])
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -279,6 +367,8 @@ class Engine:
             # Whatever failed before the command started is docker's 126 for exec.
             kind = error.kind if error.kind in (Kind.COMMAND_NOT_FOUND, Kind.COMMAND_NOT_EXECUTABLE) else Kind.START_FAILED
             raise CommandFailed(str(e), kind, error.errno) from None
+        if not opts.detach:
+            self.containers.journal.log("container", "exec_die", c.id, attributes | {"exitCode": str(r.status)})
         return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
 
     def create(self, image: str, opts: RunOptions) -> Container:
@@ -289,7 +379,7 @@ class Engine:
         monitor = monitor_config(c, opts, run)  # checks --restart and --log-opt
         c.record.host_config = c.record.host_config.replace(restart=monitor.restart, log=monitor.log)
         self.containers.create(c, dict(etc))
-        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)
+        atomic.write_file(c.path("monitor.msgpack"), pyc_core.packb(monitor.to_dict()), durable=False)
         return c
 
     def run_detached(self, image: str, opts: RunOptions) -> Container:
@@ -313,6 +403,48 @@ class Engine:
         from pyc.lifecycle import kill
 
         return kill(self.containers, self.containers.get(ref), sig)
+
+    def restart(self, ref: str, timeout: float | None = None) -> Container:
+        """Stop it (if it runs), then start it again."""
+        from pyc.lifecycle import start, stop
+
+        c = self.containers.get(ref)
+        try:
+            stop(self.containers, c, timeout)
+        except NotRunning:
+            pass
+        start(self.containers, c)
+        self.containers.journal.container(c, "restart")
+        return c
+
+    def pause(self, ref: str) -> Container:
+        """Freeze every process of a running container (the cgroup freezer: v1's freezer
+        hierarchy, v2's cgroup.freeze) until `unpause`."""
+        from pyc.lifecycle import pause
+
+        return pause(self.containers, self.containers.get(ref))
+
+    def unpause(self, ref: str) -> Container:
+        from pyc.lifecycle import unpause
+
+        return unpause(self.containers, self.containers.get(ref))
+
+    def top(self, ref: str, ps_args: list[str] | None = None) -> Top:
+        """The container's processes as the host's `ps` shows them (`ps_args`, docker's
+        default `-ef`), the rows of those in its cgroup."""
+        from pyc.top import top
+
+        c = self.containers.get(ref)
+        st = c.current_state()
+        if st.status != "running":
+            raise NotRunning(f"container {c.name} is not running")
+        try:
+            pids = pyc_core.cgroup_pids(c.cgroup, c.cgroup_root)
+        except pyc_core.PycCoreError as e:
+            raise from_system(e, f"top {c.name}") from None
+        result = top(pids, ps_args or ["-ef"])
+        self.containers.journal.container(c, "top")
+        return result
 
     def wait(self, ref: str) -> int:
         from pyc.lifecycle import wait
@@ -351,11 +483,12 @@ class Engine:
         if c.status != "running":
             raise NotRunning(f"container {c.name} is not running")
         try:
-            pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources), c.cgroup_root)
+            pyc_core.update_cgroup(c.cgroup, pyc_core.packb(resources), c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"update {c.name}") from None
         c.record.host_config = c.record.host_config.with_limits(resources)
         self.containers.save(c)
+        self.containers.journal.container(c, "update")
 
     def container(self, ref: str) -> Container:
         return self.containers.get(ref)
@@ -368,18 +501,20 @@ class Engine:
 
         rename(self.containers, self.containers.get(ref), new_name)
 
-    def prune_containers(self) -> list[str]:
-        """Remove every container that is not running; their ids. One that cannot be removed
-        (it started meanwhile) is left."""
-        removed = []
-        for c in self.containers.all():
-            if c.status in ("exited", "created"):
-                try:
-                    self.remove_container(c.id)
-                except (Conflict, ContainerNotFound):
-                    continue
-                removed.append(c.id)
-        return removed
+    def prune_containers(self) -> PruneReport:
+        """Remove every container that is not running: their ids, and the bytes of their
+        writable layers (as `system df` counts them). One that cannot be removed (it started
+        meanwhile) is left."""
+        from pyc.prune import prune_containers
+
+        return prune_containers(self)
+
+    def system_prune(self, all: bool = False, volumes: bool = False) -> SystemPrune:
+        """Each pruner of pyc.prune.PRUNERS in turn (stopped containers, then unused images:
+        dangling ones, or with `all` every one no container uses; volumes with `volumes`)."""
+        from pyc.prune import system_prune
+
+        return system_prune(self, all, volumes)
 
     def logs(self, ref: str, tail: int | None = None, since: str | None = None) -> tuple[list[LogRecord], int]:
         """The container's log records, oldest first (the last `tail`, those `since` a time:
@@ -410,6 +545,25 @@ class Engine:
 
         return attach.connect(self.containers.get(ref))
 
+    def events(self, since: str | None = None, until: str | None = None, filters: list[str] | None = None) -> Iterator[Event]:
+        """The journal's events, as docker's `events` gives them: `since` and `until` are times
+        (RFC 3339, Unix time, or a duration ago such as 10m); with neither, the events from now
+        on, for ever; with `since` only, the kept ones from then and on for ever; with `until`,
+        up to that time. `filters`: docker's key=value (container, image, event, type, label)."""
+        from pyc import events
+        from pyc.times import parse_time
+
+        wanted = events.parse_filters(filters or [])
+        start = parse_time(since, "--since") if since else None
+        end = parse_time(until, "--until") if until else None
+        yield from events.read(self.paths.root, start, end, wanted)
+
+    def info(self) -> SystemInfo:
+        """What `pyc info` says: the store, cgroups, the kernel's features, counts, the host."""
+        from pyc.info import system_info
+
+        return system_info(self)
+
     def disk_usage(self) -> DiskUsage:
         """What the store holds: images (shared layers once), containers' writable layers, and
         what interrupted commands left in tmp/."""
@@ -428,6 +582,7 @@ class Engine:
     def export(self, ref: str, out_fd: int) -> None:
         """Write the container's filesystem (image plus its changes) as a tar to `out_fd`."""
         c = self.containers.get(ref)
+        self.containers.journal.container(c, "export")
         lowers = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         missing = [d for d in lowers if not os.path.isdir(d)]
         if missing:
@@ -469,9 +624,14 @@ class Engine:
             raise ImageNotFound(f"the image of container {c.name} ({c.record.image}) was removed") from None
         created_by = " ".join(c.record.config.cmd)
         try:
-            return commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
+            new = commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"commit {c.name}") from None
+        named = normalize(new_ref) if new_ref else ""
+        if named:
+            self._image_event(new, "tag", named)
+        self.containers.journal.container(c, "commit", comment=message or "", imageID=new.id, imageRef=named)
+        return new
 
     def history(self, ref: str) -> list[HistoryEntry]:
         """The image's history, newest first: created, created_by, size (None for entries that

@@ -1,26 +1,41 @@
 import os
-from collections.abc import Sequence
-from typing import final
+from collections.abc import Mapping, Sequence
+from typing import Any, final
 
 _StrPath = str | os.PathLike[str]
 
 __all__ = [
     "ERROR_KINDS",
+    "VERSION",
     "ArchiveError",
+    "BundleLayer",
+    "BundleReader",
     "CgroupError",
     "CgroupStats",
     "CommandNotExecutable",
     "CommandNotFound",
     "ConfigError",
+    "Counter",
     "PycCoreError",
+    "RegistryClient",
+    "RegistryError",
+    "RemoteBlob",
+    "RemoteProgress",
     "RunResult",
     "StartError",
+    "bundle_create",
+    "bundle_inspect",
+    "cgroup_pids",
     "cgroup_stats",
     "cgroup_version",
     "copy_file_to",
     "diff_upper",
     "exec_in",
     "export_overlay",
+    "packb",
+    "freeze_cgroup",
+    "log_events",
+    "overlay_method",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -28,14 +43,17 @@ __all__ = [
     "sha256_file",
     "tar_directory",
     "tar_upper",
+    "thaw_cgroup",
     "unpack_layer",
     "unpack_layers",
+    "unpackb",
     "update_cgroup",
 ]
 
 # Every kind an exception may carry (pyc.errors.Kind's names), with docker's exit code for a
 # container start that fails so (pyc_core::Error::exit_code).
 ERROR_KINDS: dict[str, int]
+VERSION: str
 
 class PycCoreError(Exception):
     kind: str
@@ -47,6 +65,40 @@ class CommandNotFound(StartError): ...
 class CommandNotExecutable(StartError): ...
 class ArchiveError(PycCoreError): ...
 class CgroupError(PycCoreError): ...
+
+class RegistryError(PycCoreError):
+    status: int | None
+
+@final
+class RegistryClient:
+    def __new__(
+        cls,
+        ca_files: Sequence[_StrPath] = ...,
+        cert: _StrPath | None = None,
+        key: _StrPath | None = None,
+        verify: bool = True,
+        proxy: str | None = None,
+        user_agent: str = ...,
+        read_timeout: float = 60.0,
+    ) -> RegistryClient: ...
+    def request(self, method: str, url: str, headers: Sequence[tuple[str, str]] = ..., body: bytes | None = None, max_body: int = ...) -> tuple[int, list[tuple[str, str]], bytes]: ...
+    def upload(
+        self, start: str, headers: Sequence[tuple[str, str]], path: _StrPath, compression: str, level: int, scratch: _StrPath, progress: RemoteProgress | None = None
+    ) -> tuple[str, int]: ...
+
+@final
+class RemoteProgress:
+    def __new__(cls) -> RemoteProgress: ...
+    @property
+    def value(self) -> int: ...
+
+@final
+class RemoteBlob:
+    def __new__(cls, client: RegistryClient, url: str, headers: Sequence[tuple[str, str]], size: int) -> RemoteBlob: ...
+    @property
+    def received(self) -> int: ...
+    @property
+    def size(self) -> int: ...
 
 @final
 class RunResult:
@@ -85,7 +137,9 @@ class CgroupStats:
 def run(config: bytes, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult: ...
 def exec_in(config: bytes, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult: ...
 def unpack_layer(source: _StrPath | int, dest: _StrPath, blob: _StrPath | None = None, lowers: Sequence[_StrPath] = ...) -> tuple[str, int]: ...
-def unpack_layers(jobs: Sequence[tuple[_StrPath | int | tuple[_StrPath, int, int], _StrPath, _StrPath | None, Sequence[_StrPath]]]) -> list[tuple[str, int, str] | Exception]: ...
+def unpack_layers(
+    jobs: Sequence[tuple[_StrPath | int | tuple[_StrPath, int, int] | RemoteBlob | BundleLayer, _StrPath, _StrPath | None, Sequence[_StrPath]]],
+) -> list[tuple[str, int, str] | Exception]: ...
 def tar_directory(src: _StrPath, out: _StrPath, deterministic: bool = False) -> tuple[str, int]: ...
 def diff_upper(upper: _StrPath, lowers: Sequence[_StrPath]) -> list[tuple[str, str]]: ...
 def tar_upper(upper: _StrPath, out: _StrPath) -> tuple[str, int]: ...
@@ -96,5 +150,42 @@ def cgroup_version(root: _StrPath = ...) -> int: ...
 def remove_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def remove_tree(path: _StrPath) -> None: ...
 def cgroup_stats(path: str, root: _StrPath = ...) -> CgroupStats: ...
+# msgpack of plain data (None, bool, int, float, str, bytes, list, tuple, dict), as the msgpack
+# package's packb/unpackb with their defaults; unpackb raises ValueError for anything malformed.
+def packb(obj: object) -> bytes: ...
+def unpackb(data: bytes) -> Any: ...
 def update_cgroup(path: str, resources: bytes, root: _StrPath = ...) -> None: ...
+
+@final
+class Counter:
+    def __new__(cls) -> Counter: ...
+    def get(self) -> int: ...
+
+@final
+class BundleLayer: ...
+
+@final
+class BundleReader:
+    def __new__(cls, source: _StrPath | int, head: bytes = ...) -> BundleReader: ...
+    def header(self) -> bytes: ...
+    def set_sources(self, paths: Sequence[_StrPath]) -> None: ...
+    def next_layer(self) -> tuple[str, BundleLayer] | None: ...
+    def digest_layer(self, layer: BundleLayer) -> str: ...
+    def finish(self) -> str: ...
+
+def bundle_create(
+    out: int,
+    images: Sequence[tuple[Sequence[str], str, str, str, Sequence[str]]],
+    old_images: Sequence[str],
+    old_names: Sequence[str],
+    old_layers: Sequence[tuple[str, _StrPath]],
+    layers: Sequence[tuple[str, _StrPath]],
+    done: Counter | None = None,
+) -> tuple[str, list[tuple[str, int]]]: ...
+def bundle_inspect(source: _StrPath | int) -> tuple[bytes, list[tuple[str, int]], int, str]: ...
+def freeze_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def thaw_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def cgroup_pids(path: str, root: _StrPath = ...) -> list[int]: ...
+def log_events(path: _StrPath, events: Sequence[tuple[str, str, str, Mapping[str, str]]]) -> None: ...
+def overlay_method() -> str: ...
 def seccomp_filter(profile: str | None, caps: Sequence[str], cache: _StrPath | None = None) -> int: ...

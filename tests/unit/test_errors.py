@@ -16,6 +16,7 @@ import pyc_core
 from pyc.cli import main
 from pyc.errors import STARTS, Kind, PycError, exit_code
 from pyc.records import HostConfig
+from pyc.registry.options import PullOptions
 from pyc.runtime.exec import ExecOptions
 
 
@@ -149,6 +150,8 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "import_image": (lambda e, s: e.import_image(_garbage(s), "g:1"), Kind.BAD_INPUT),
     "save": (lambda e, s: e.save(["nope"], str(s / "out.tar")), Kind.NOT_FOUND),
     "load": (lambda e, s: e.load(_garbage(s)), Kind.BAD_INPUT),
+    "save_delta": (lambda e, s: e.save_delta(["nope"], ["nope-either"], str(s / "out.pycd")), Kind.NOT_FOUND),
+    "inspect_bundle": (lambda e, s: e.inspect_bundle(_garbage(s)), Kind.BAD_INPUT),
     "tag": (lambda e, s: e.tag("nope", "x:1"), Kind.NOT_FOUND),
     "remove_image": (lambda e, s: e.remove_image("nope"), Kind.NOT_FOUND),
     "prune_images": (lambda e, s: ((s / "oci").write_bytes(b""), e.prune_images()), Kind.SYSTEM),
@@ -159,6 +162,10 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "start": (lambda e, s: e.start("nope"), Kind.NOT_FOUND),
     "stop": (lambda e, s: e.stop("nope"), Kind.NOT_FOUND),
     "kill": (lambda e, s: e.kill("nope"), Kind.NOT_FOUND),
+    "restart": (lambda e, s: e.restart("nope"), Kind.NOT_FOUND),
+    "pause": (lambda e, s: e.pause("nope"), Kind.NOT_FOUND),
+    "unpause": (lambda e, s: e.unpause("nope"), Kind.NOT_FOUND),
+    "top": (lambda e, s: e.top("nope"), Kind.NOT_FOUND),
     "wait": (lambda e, s: e.wait("nope"), Kind.NOT_FOUND),
     "stats": (lambda e, s: e.stats("nope"), Kind.NOT_FOUND),
     "update": (lambda e, s: e.update("nope", pyc.RunOptions(memory="64m")), Kind.NOT_FOUND),
@@ -172,10 +179,18 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "list_images": (lambda e, s: ((s / "oci").write_bytes(b""), e.list_images()), Kind.SYSTEM),
     "rename": (lambda e, s: e.rename("nope", "new"), Kind.NOT_FOUND),
     "prune_containers": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_containers()), Kind.SYSTEM),
+    "system_prune": (lambda e, s: ((s / "pyc.db").mkdir(), e.system_prune()), Kind.SYSTEM),
+    "events": (lambda e, s: list(e.events(since="yesterday")), Kind.INVALID_ARGUMENT),
+    "info": (lambda e, s: ((s / "pyc.db").mkdir(), e.info()), Kind.SYSTEM),
     "logs": (lambda e, s: e.logs("nope"), Kind.NOT_FOUND),
     "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),
     "attach": (lambda e, s: e.attach("nope"), Kind.NOT_FOUND),
     "disk_usage": (lambda e, s: ((s / "pyc.db").mkdir(), e.disk_usage()), Kind.SYSTEM),
+    # Nothing listens on port 1 of loopback: refused at once, no network needed.
+    "pull": (lambda e, s: e.pull("127.0.0.1:1/x:1", PullOptions(tls_verify=False)), Kind.REGISTRY),
+    "push": (lambda e, s: e.push("nope", "127.0.0.1:1/x:1"), Kind.NOT_FOUND),
+    "login": (lambda e, s: e.login("127.0.0.1:1", "u", "p"), Kind.REGISTRY),
+    "logout": (lambda e, s: e.logout("not a host"), Kind.INVALID_ARGUMENT),
 }
 
 

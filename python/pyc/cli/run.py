@@ -13,23 +13,25 @@ if TYPE_CHECKING:
     from typing import Any
 
 # The limits, as run, create and update take them (RunOptions' fields of the same names).
+LIMITS = "Limits"  # their panel in --help
+SECURITY = "Security"  # capabilities, seccomp, devices, groups (runtime/security.py, devices.py)
 LIMIT_FLAGS = (
-    Flag(("-m", "--memory"), "memory", help="Memory limit (e.g. 64m, 1g)."),
-    Flag(("--memory-swap",), "memory_swap", help="Memory plus swap limit; -1: unlimited swap."),
-    Flag(("--memory-reservation",), "memory_reservation", help="Soft memory limit."),
-    Flag(("--cpus",), "cpus", help="Number of CPUs (e.g. 1.5)."),
-    Flag(("-c", "--cpu-shares"), "cpu_shares", help="Relative CPU weight (default 1024)."),
-    Flag(("--cpuset-cpus",), "cpuset_cpus", help="CPUs to run on (e.g. 0-2,4)."),
-    Flag(("--pids-limit",), "pids_limit", help="Most processes at once (-1: unlimited)."),
-    Flag(("--blkio-weight",), "blkio_weight", help="Relative block I/O weight, 10 to 1000."),
+    Flag(("-m", "--memory"), "memory", help="Memory limit (e.g. 64m, 1g).", panel=LIMITS),
+    Flag(("--memory-swap",), "memory_swap", help="Memory plus swap limit; -1: unlimited swap.", panel=LIMITS),
+    Flag(("--memory-reservation",), "memory_reservation", help="Soft memory limit.", panel=LIMITS),
+    Flag(("--cpus",), "cpus", help="Number of CPUs (e.g. 1.5).", panel=LIMITS),
+    Flag(("-c", "--cpu-shares"), "cpu_shares", help="Relative CPU weight (default 1024).", panel=LIMITS),
+    Flag(("--cpuset-cpus",), "cpuset_cpus", help="CPUs to run on (e.g. 0-2,4).", panel=LIMITS),
+    Flag(("--pids-limit",), "pids_limit", help="Most processes at once (-1: unlimited).", panel=LIMITS),
+    Flag(("--blkio-weight",), "blkio_weight", help="Relative block I/O weight, 10 to 1000.", panel=LIMITS),
 )
 
 RUN_FLAGS = (
     Flag(("--rm",), "remove", bool, "Remove the container when it exits."),
     Flag(("--init",), "init", bool, "Run a reaper as pid 1 that forwards signals and reaps zombies."),
-    Flag(("-d", "--detach"), "detach", bool, "Run in the background; print the container ID."),
-    Flag(("--restart",), "restart", help="no, on-failure[:N], always or unless-stopped (with -d)."),
-    Flag(("--log-opt",), "log_opts", list, "Log options: max-size=SIZE, max-file=N (with -d)."),
+    Flag(("-d", "--detach"), "detach", bool, "Run in the background; print the container ID.", panel="Detached"),
+    Flag(("--restart",), "restart", help="no, on-failure[:N], always or unless-stopped (with -d).", panel="Detached"),
+    Flag(("--log-opt",), "log_opts", list, "Log options: max-size=SIZE, max-file=N (with -d).", panel="Detached"),
     Flag(("-i", "--interactive"), "interactive", bool, "Keep stdin open and pass it in."),
     Flag(("-t", "--tty"), "tty", bool, "Allocate a pseudo-terminal."),
     Flag(("--read-only",), "read_only", bool, "Mount the container's root read-only."),
@@ -43,18 +45,20 @@ RUN_FLAGS = (
     Flag(("-v", "--volume"), "volumes", list, "Bind mount HOST:CONTAINER[:ro|rw]."),
     Flag(("--tmpfs",), "tmpfs", list, "Mount a tmpfs at PATH[:options]."),
     *LIMIT_FLAGS,
-    Flag(("--device-read-bps",), "device_read_bps", list, "Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb)."),
-    Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE."),
-    Flag(("--cap-add",), "cap_add", list, "Add a capability (NET_ADMIN, CAP_SYS_PTRACE, ALL)."),
-    Flag(("--cap-drop",), "cap_drop", list, "Drop a capability (or ALL)."),
-    Flag(("--privileged",), "privileged", bool, "All capabilities and host devices, no seccomp, nothing masked."),
-    Flag(("--security-opt",), "security_opts", list, "seccomp=unconfined|PROFILE.json, no-new-privileges, apparmor=..., label=..."),
-    Flag(("--device",), "devices", list, "Add a host device: HOST[:CONTAINER][:rwm]."),
-    Flag(("--device-cgroup-rule",), "device_cgroup_rules", list, "Allow devices by number: 'c 1:3 rwm', 'b 7:* r'."),
-    Flag(("--ulimit",), "ulimits", list, "A resource limit: NAME=SOFT[:HARD] (nofile=1024:2048)."),
-    Flag(("--sysctl",), "sysctls", list, "A namespaced sysctl: NAME=VALUE (net.*, kernel.shm*, ...)."),
-    Flag(("--oom-score-adj",), "oom_score_adj", int, "The OOM killer's preference, -1000 to 1000."),
-    Flag(("--group-add",), "group_add", list, "Another group to run as (GID or the image's name)."),
+    Flag(("--device-read-bps",), "device_read_bps", list, "Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb).", panel=LIMITS),
+    Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE.", panel=LIMITS),
+    Flag(("--pull",), "pull", help="Pull the image: missing (if not in the store), always, never.", default="missing"),
+    Flag(("--platform",), "platform", help="Platform of the image to pull: os/arch or os/arch/variant."),
+    Flag(("--cap-add",), "cap_add", list, "Add a capability (NET_ADMIN, CAP_SYS_PTRACE, ALL).", panel=SECURITY),
+    Flag(("--cap-drop",), "cap_drop", list, "Drop a capability (or ALL).", panel=SECURITY),
+    Flag(("--privileged",), "privileged", bool, "All capabilities and host devices, no seccomp, nothing masked.", panel=SECURITY),
+    Flag(("--security-opt",), "security_opts", list, "seccomp=unconfined|PROFILE.json, no-new-privileges, apparmor=..., label=...", panel=SECURITY),
+    Flag(("--device",), "devices", list, "Add a host device: HOST[:CONTAINER][:rwm].", panel=SECURITY),
+    Flag(("--device-cgroup-rule",), "device_cgroup_rules", list, "Allow devices by number: 'c 1:3 rwm', 'b 7:* r'.", panel=SECURITY),
+    Flag(("--ulimit",), "ulimits", list, "A resource limit: NAME=SOFT[:HARD] (nofile=1024:2048).", panel=LIMITS),
+    Flag(("--sysctl",), "sysctls", list, "A namespaced sysctl: NAME=VALUE (net.*, kernel.shm*, ...).", panel=SECURITY),
+    Flag(("--oom-score-adj",), "oom_score_adj", int, "The OOM killer's preference, -1000 to 1000.", panel=LIMITS),
+    Flag(("--group-add",), "group_add", list, "Another group to run as (GID or the image's name).", panel=SECURITY),
 )
 
 IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command", "COMMAND", "Command and arguments (default: the image's).", required=False, many=True))
@@ -66,7 +70,7 @@ def run(image: str, command: list[str], **flags: Any) -> int:
     from pyc.engine import Engine
     from pyc.runtime.spec import RunOptions
 
-    opts = RunOptions(command, **flags)
+    opts = RunOptions(command, **flags, progress=True)
     if opts.detach:
         print(Engine().run_detached(image, opts).id)
         return 0
@@ -82,7 +86,7 @@ def create(image: str, command: list[str], **flags: Any) -> None:
     from pyc.engine import Engine
     from pyc.runtime.spec import RunOptions
 
-    print(Engine().create(image, RunOptions(command, **flags)).id)
+    print(Engine().create(image, RunOptions(command, **flags, progress=True)).id)
 
 
 COMMANDS = [

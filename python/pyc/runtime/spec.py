@@ -81,6 +81,9 @@ class RunOptions:
         sysctls: list[str] | None = None,
         oom_score_adj: int | None = None,
         group_add: list[str] | None = None,
+        pull: str = "missing",
+        platform: str | None = None,
+        progress: bool = False,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -125,6 +128,11 @@ class RunOptions:
         self.oom_score_adj = oom_score_adj
         self.group_add = group_add or []
         self._security: SecurityOpts | None = None
+        # When to pull the image (docker's --pull: missing, always, never), for which platform,
+        # and whether a pull draws its bars on a terminal (the CLI's run and create).
+        self.pull = pull
+        self.platform = platform
+        self.progress = progress
 
     def security(self) -> SecurityOpts:
         """--security-opt, read once (a seccomp profile file among them)."""
@@ -139,8 +147,10 @@ class RunOptions:
         return resources(**{name: getattr(self, name) for name in LIMIT_FLAGS})
 
 
-def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
-    """Image env, then --env-file, then -e; `-e NAME` alone takes the value from pyc's env."""
+def merge_env(image_env: list[str], opts: RunOptions, tty: bool = False) -> list[str]:
+    """Image env, then --env-file, then -e; `-e NAME` alone takes the value from pyc's env.
+    With a terminal (`tty`), TERM=xterm unless one of those sets TERM, as docker does: bash,
+    less and vim then know what they draw on."""
     env: dict[str, str] = {}
     for item in image_env:
         k, _, v = item.partition("=")
@@ -162,6 +172,8 @@ def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
         elif k in os.environ:
             env[k] = os.environ[k]
     env.setdefault("PATH", DEFAULT_PATH)
+    if tty:
+        env.setdefault("TERM", "xterm")
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -317,7 +329,7 @@ def check_hostname(hostname: str) -> str:
 
 def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files: dict[str, str], lowers: list[str], hostname: str) -> dict[str, Any]:
     check_hostname(hostname)
-    env = merge_env(list(image_config.get("Env") or []), opts)
+    env = merge_env(list(image_config.get("Env") or []), opts, tty=opts.tty)
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.append(f"HOSTNAME={hostname}")
     user_spec = opts.user or image_config.get("User") or None

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 from pyc.store import atomic
 from pyc.store.refs import with_tag
+from pyc_core import packb, unpackb
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ def _current(store: ImageStore) -> dict[str, Any] | None:
 def _image(digest: str, e: dict[str, Any]) -> Image:
     from pyc.store.images import Image
 
-    return Image(digest, e["manifest"], e["config"], e["refs"], e["chains"])
+    return Image(digest, e["manifest"], e["config"], e["refs"], e["chains"], e.get("digests"))
 
 
 def find(store: ImageStore, ref: str) -> Image | None:
@@ -60,8 +59,8 @@ def all_images(store: ImageStore) -> list[Image]:
 def _read(store: ImageStore) -> dict[str, Any] | None:
     try:
         with open(_path(store), "rb") as f:
-            data: dict[str, Any] = msgpack.unpackb(f.read())
-    except (OSError, ValueError, msgpack.UnpackException):
+            data: dict[str, Any] = unpackb(f.read())
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -72,11 +71,11 @@ def _rebuild(store: ImageStore, key: list[int]) -> dict[str, Any]:
     images: dict[str, Any] = {}
     refs: dict[str, str] = {}
     for img in store.all():
-        images[img.manifest_digest] = {"manifest": img.manifest, "config": img.config, "refs": img.refs, "chains": img.chain_ids}
-        refs.update((r, img.manifest_digest) for r in img.refs)
+        images[img.manifest_digest] = {"manifest": img.manifest, "config": img.config, "refs": img.refs, "digests": img.digests, "chains": img.chain_ids}
+        refs.update((r, img.manifest_digest) for r in img.refs + img.digests)
     data = {"key": key, "images": images, "refs": refs}
     try:
-        atomic.write_file(_path(store), msgpack.packb(data), durable=False)
+        atomic.write_file(_path(store), packb(data), durable=False)
     except OSError:
         pass  # a cache that cannot be written is only slower
     return data

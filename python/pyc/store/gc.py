@@ -79,21 +79,25 @@ def _collect_tmp_files(directory: str) -> None:
                 pass
 
 
-def collect(store: ImageStore, container_layers: set[str]) -> int:
-    """Remove unreferenced blobs and layers; returns how many bytes were freed (blobs and
-    unpacked layers)."""
+def collect(store: ImageStore, container_layers: set[str]) -> tuple[int, int]:
+    """Remove unreferenced blobs and layers, and what interrupted commands left; returns the
+    bytes freed of each (blobs and unpacked layers; leftovers)."""
     import pyc_core
+    from pyc.store import distribution
     from pyc.store.usage import tree_size
 
     freed = 0
     with store.lock():
         blobs: set[str] = set()
         layers: set[str] = set(container_layers)
-        for img in store.all():
+        images = list(store.all())
+        for img in images:
             blobs.add(img.manifest_digest)
             blobs.add(img.config_digest)
             blobs.update(layer["digest"] for layer in img.layers)
             layers.update(chain_ids(img.diff_ids))
+        # The manifests images were pulled as (for push), while their images are here.
+        blobs |= distribution.collect(store, {img.id for img in images}, {d for img in images for d in img.diff_ids})
         for name in os.listdir(store.paths.blobs):
             if f"sha256:{name}" not in blobs and ".tmp-" not in name:
                 path = os.path.join(store.paths.blobs, name)
@@ -104,4 +108,4 @@ def collect(store: ImageStore, container_layers: set[str]) -> int:
                 path = os.path.join(store.paths.layers, name)
                 freed += tree_size(path)
                 pyc_core.remove_tree(path)
-    return freed + collect_tmp(store)
+    return freed, collect_tmp(store)

@@ -2,12 +2,15 @@
 //! binding over it (rust/python), so everything here is tested with plain `cargo test`.
 
 pub mod blobcopy;
+pub mod bundle;
 pub mod cgroup;
 pub mod container;
 pub mod error;
+pub mod journal;
 pub mod layer;
 pub mod overlay;
 pub mod pty;
+pub mod remove;
 pub mod seccomp;
 pub mod sys;
 

@@ -1,8 +1,12 @@
 //! The `pyc_core` Python module: thin wrappers over the pyc-core crate. Every blocking call goes
 //! through `blocking`, which releases the GIL; every error becomes one Python exception class.
 
+mod bundle;
 mod errors;
+mod registry;
+mod wire;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
@@ -13,6 +17,7 @@ use pyo3::types::PyBytes;
 use errors::{blocking, into_py};
 use pyc_core::cgroup::{Cgroup, Limits};
 use pyc_core::container::{self, ExecConfig, Output, RunConfig, Stdio};
+use pyc_core::journal::{self, Event};
 use pyc_core::layer;
 
 /// What a container left when it ended.
@@ -75,7 +80,7 @@ fn exec_in(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<R
 }
 
 /// Open a source given as a path or as a file descriptor (which stays the caller's).
-fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
+pub(crate) fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
     if let Ok(fd) = source.extract::<RawFd>() {
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
@@ -100,10 +105,17 @@ fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: 
     Ok((u.diff_id, u.size))
 }
 
-/// A job's input: a path or fd as for unpack_layer, or (path, offset, length), the bytes of
-/// an archive member read in place.
+/// A job's input: a path or fd as for unpack_layer, (path, offset, length), the bytes of an
+/// archive member read in place, or a RemoteBlob, a registry's blob read as it downloads.
 fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send>> {
     use std::io::{Read, Seek, SeekFrom};
+    if let Ok(blob) = source.cast::<registry::RemoteBlob>() {
+        return Ok(Box::new(blob.get().reader()?));
+    }
+    if let Ok(layer) = source.cast::<bundle::BundleLayer>() {
+        let reader = layer.get().0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        return reader.map(|r| Box::new(r) as Box<dyn Read + Send>).ok_or_else(|| pyo3::exceptions::PyValueError::new_err("a bundle layer is read once"));
+    }
     if let Ok((path, offset, length)) = source.extract::<(PathBuf, u64, u64)>() {
         let mut f = File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", &path, e)))?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| into_py(pyc_core::Error::io("seek", &path, e)))?;
@@ -257,20 +269,54 @@ struct CgroupStats {
     oom_kills: u64,
 }
 
-/// Remove a directory tree (a container's files); a missing path is not an error.
+/// Freeze every process of a container's cgroup (`pyc pause`); returns once all are frozen.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn freeze_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
+    blocking(py, || Cgroup::open(&root, &path)?.freeze())
+}
+
+/// Thaw a container's cgroup (`pyc unpause`).
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn thaw_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
+    blocking(py, || Cgroup::open(&root, &path)?.thaw())
+}
+
+/// The pids of a container's cgroup.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn cgroup_pids(py: Python<'_>, path: String, root: PathBuf) -> PyResult<Vec<i32>> {
+    blocking(py, || Cgroup::open(&root, &path)?.pids())
+}
+
+/// Append events to the events journal at `path` in one write: each (type, action, actor id,
+/// attributes), in docker's shape (pyc_core::journal).
+#[pyfunction]
+fn log_events(py: Python<'_>, path: PathBuf, events: Vec<(String, String, String, BTreeMap<String, String>)>) -> PyResult<()> {
+    blocking(py, || {
+        let events: Vec<Event> = events
+            .iter()
+            .map(|(kind, action, id, attributes)| Event { kind, action, id, attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect() })
+            .collect();
+        journal::append(&path, &events, journal::max_size())
+    })
+}
+
+/// How overlay mounts are made here: "fsconfig" (lowerdir+, Linux 6.8) or "legacy" (mount(2)).
+#[pyfunction]
+fn overlay_method() -> PyResult<&'static str> {
+    Ok(match pyc_core::overlay::Method::for_this_kernel().map_err(into_py)? {
+        pyc_core::overlay::Method::Fsconfig => "fsconfig",
+        pyc_core::overlay::Method::Legacy => "legacy",
+    })
+}
+
+/// Remove a directory tree (a container's files, a layer), each depth's directories in
+/// parallel; a missing path is not an error.
 #[pyfunction]
 fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
-    blocking(py, || {
-        // A file added while the tree is being removed (a container's last record) is retried.
-        let mut tries = 0;
-        loop {
-            match std::fs::remove_dir_all(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 3 => tries += 1,
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(pyc_core::Error::io("remove", &path, e)),
-                _ => return Ok(()),
-            }
-        }
-    })
+    blocking(py, || pyc_core::remove::remove_tree(&path))
 }
 
 #[pymodule]
@@ -278,12 +324,16 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<RunResult>()?;
     m.add_class::<CgroupStats>()?;
+    m.add_class::<registry::RegistryClient>()?;
+    m.add_class::<registry::RemoteBlob>()?;
+    m.add_class::<registry::RemoteProgress>()?;
     m.add_function(wrap_pyfunction!(cgroup_stats, m)?)?;
     m.add_function(wrap_pyfunction!(update_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(exec_in, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layers, m)?)?;
+    bundle::register(m)?;
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
@@ -294,5 +344,13 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(diff_upper, m)?)?;
     m.add_function(wrap_pyfunction!(tar_upper, m)?)?;
     m.add_function(wrap_pyfunction!(seccomp_filter, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::packb, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::unpackb, m)?)?;
+    m.add_function(wrap_pyfunction!(freeze_cgroup, m)?)?;
+    m.add_function(wrap_pyfunction!(thaw_cgroup, m)?)?;
+    m.add_function(wrap_pyfunction!(cgroup_pids, m)?)?;
+    m.add_function(wrap_pyfunction!(log_events, m)?)?;
+    m.add_function(wrap_pyfunction!(overlay_method, m)?)?;
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
