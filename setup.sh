@@ -12,10 +12,10 @@ fi
 
 # busybox-static and debootstrap make the built-in images; zstd, runc, crun, podman, skopeo,
 # umoci and hyperfine are the tools tests and benchmarks compare against; gcc and libc6-dev
-# build pyc-init (static) and the tests' probe programs; docker-registry is the registry the
-# registry tests run (on loopback), with openssl (their CA, TLS certificates and token
-# signatures) and apache2-utils (htpasswd, bcrypt).
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev docker-registry openssl apache2-utils)
+# build pyc-init (static) and the tests' probe programs; libseccomp-dev is the seccomp compiler
+# pyc-core links; docker-registry is the registry the registry tests run (on loopback), with
+# openssl (their CA, TLS certificates and token signatures) and apache2-utils (htpasswd, bcrypt).
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev docker-registry openssl apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,7 @@ from pyc import launcher
 _LAUNCHER_DIR = tempfile.mkdtemp(prefix="pyc-test-launcher-")
 os.chmod(_LAUNCHER_DIR, 0o755)
 PYC = launcher.write(os.path.join(_LAUNCHER_DIR, "pyc"))
+PROBES = Path(__file__).parent / "probes"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -183,3 +184,20 @@ def clean_volumes(store_root: Path) -> Iterator[None]:
         pyc("volume", "rm", "-f", name)
     with open("/proc/self/mountinfo") as f:
         assert not [line for line in f if str(store_root) in line.split()[4]], "a mount of the store was left"
+
+
+@pytest.fixture(scope="session")
+def probes() -> Iterator[Path]:
+    """The probe programs of tests/probes/, built static (an image need not have a libc) into a
+    directory to bind-mount into containers."""
+    out = Path(tempfile.mkdtemp(prefix="pyc-probes-", dir="/var/tmp"))
+    out.chmod(0o755)  # for containers' users other than root too
+    try:
+        for src in PROBES.glob("*.c"):
+            r = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out / src.stem), str(src)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+        yield out
+    finally:
+        for f in out.iterdir():
+            f.unlink()
+        out.rmdir()

@@ -15,7 +15,8 @@ from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, VolumeNotFound, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
-from pyc.records import CgroupPlace, ContainerConfig, EventActor, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
+from pyc.records import CgroupPlace, ContainerConfig, DeviceMapping, EventActor, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig, SeccompConfig, Ulimit
+from pyc.runtime.process_limits import ULIMIT_NAMES
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -69,14 +70,34 @@ def _resolv_conf() -> str:
     return "\n".join(keep) + "\n"
 
 
-def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, journal: str | None = None) -> RunConfig:
+def _signed(limit: int) -> int:
+    """docker's -1 for an unlimited rlimit."""
+    return -1 if limit == 2**64 - 1 else limit
+
+
+def device_mapping(value: str) -> DeviceMapping:
+    """docker's inspect form of a --device value (checked by runtime/devices.py)."""
+    parts = value.split(":")
+    perms = parts.pop() if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm") else "rwm"
+    return DeviceMapping(path_on_host=parts[0], path_in_container=parts[1] if len(parts) > 1 else parts[0], cgroup_permissions=perms)
+
+
+def seccomp_config(opts: RunOptions, cache: str) -> SeccompConfig | None:
+    """The container's seccomp profile (None: none at all); compiled filters cached in `cache`."""
+    profile = opts.security().seccomp
+    if opts.privileged or profile == "unconfined":
+        return None
+    return SeccompConfig(profile=profile, cache=cache)
+
+
+def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, seccomp: SeccompConfig | None, journal: str | None = None) -> RunConfig:
     """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
     the program of --init; `journal` the events journal its start, oom and die go to."""
     from pyc.events import container_attributes
 
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
     events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c)) if journal else None
-    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events)
+    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events, seccomp=seccomp)
 
 
 def run_config_of(c: Container) -> RunConfig | None:
@@ -102,10 +123,10 @@ def _may_hold(lowers: list[str], path: str) -> bool:
     return any(os.path.lexists(os.path.join(layer, first)) for layer in lowers)
 
 
-def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str) -> ExecConfig:
+def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str, seccomp: SeccompConfig | None) -> ExecConfig:
     """What pyc_core.exec_in starts a process in the running container `c` from, through the
-    program `pyc_init`."""
-    return ExecConfig(process=process, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), detach=opts.detach, pyc_init=pyc_init)
+    program `pyc_init`, under the container's `seccomp` profile."""
+    return ExecConfig(process=process, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), detach=opts.detach, pyc_init=pyc_init, seccomp=seccomp)
 
 
 @convert  # every public method raises PycErrors only: pyc_core's and OSErrors are converted
@@ -302,17 +323,35 @@ class Engine:
             mounts=list(opts.mounts),
             volumes_from=list(opts.volumes_from),
             cgroup_parent=os.environ.get("PYC_CGROUP_PARENT") or "pyc",
+            cap_add=list(opts.cap_add),
+            cap_drop=list(opts.cap_drop),
+            privileged=opts.privileged,
+            security_opt=list(opts.security_opts),
+            devices=[device_mapping(d) for d in opts.devices],
+            device_cgroup_rules=list(opts.device_cgroup_rules),
+            oom_score_adj=opts.oom_score_adj or 0,
+            group_add=list(opts.group_add),
         )
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
         c.record.mounts = points
         hostname = opts.hostname or c.id[:12]
         etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
         spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname, points)
-        c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
+        c.record.host_config = host_config.with_limits(spec["linux"]["resources"]).replace(
+            ulimits=[Ulimit(name=ULIMIT_NAMES[r["type"]], soft=_signed(r["soft"]), hard=_signed(r["hard"])) for r in spec["process"].get("rlimits", [])],
+            sysctls=dict(spec["linux"].get("sysctl", {})),
+        )
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
-        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None, self.containers.journal.path), mounts
+        seccomp = seccomp_config(opts, self.paths.seccomp)
+        if seccomp is not None and seccomp.profile is not None:
+            # A profile of the user's: compiled (and cached) now, so a bad one is one line.
+            try:
+                pyc_core.seccomp_filter(seccomp.profile, process["capabilities"]["bounding"], seccomp.cache)
+            except pyc_core.PycCoreError as e:
+                raise InvalidArgument(f"invalid --security-opt seccomp={opts.security().seccomp_file}: {e}") from None
+        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None, seccomp, self.containers.journal.path), mounts
 
     def _write(self, c: Container, files: dict[str, str | bytes], mounts: MountPlan | None, lowers: list[str], running: bool = False, foreground: bool = False) -> None:
         """Write a prepared container: the bind sources -v makes; its new and empty volumes
@@ -376,7 +415,7 @@ class Engine:
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
+        config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init"), run.seccomp).to_dict())
         if c.current_state().is_paused:
             raise Conflict(f"container {c.name} is paused, unpause the container before exec")
         from pyc.events import container_attributes

@@ -69,7 +69,19 @@ def _host_config(host: HostConfig) -> dict[str, object]:
         "PidsLimit": host.pids_limit,
         "BlkioWeight": host.blkio_weight,
         "RestartPolicy": {"Name": host.restart.policy, "MaximumRetryCount": host.restart.max},
+        # docker's null for a list not given
+        "CapAdd": host.cap_add or None,
+        "CapDrop": host.cap_drop or None,
+        "Privileged": host.privileged,
+        "SecurityOpt": host.security_opt or None,
+        "Devices": [{"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container, "CgroupPermissions": d.cgroup_permissions} for d in host.devices],
+        "DeviceCgroupRules": host.device_cgroup_rules or None,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in host.ulimits] or None,
+        "OomScoreAdj": host.oom_score_adj,
+        "GroupAdd": host.group_add or None,
     }
+    if host.sysctls:
+        out["Sysctls"] = dict(host.sysctls)
     if host.log is not None:
         out["LogConfig"] = {"Type": "k8s-file", "Config": {"max-size": str(host.log.max_size), "max-file": str(host.log.max_files)}}
     return out

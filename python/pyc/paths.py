@@ -15,7 +15,7 @@ def digest_hex(digest: str) -> str:
 
 
 class Paths:
-    __slots__ = ("root", "oci", "blobs", "layers", "containers", "foreground", "rootfs", "tmp", "volumes")
+    __slots__ = ("root", "oci", "blobs", "layers", "containers", "foreground", "rootfs", "tmp", "volumes", "seccomp")
 
     def __init__(self, root: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ.get("PYC_ROOT") or "/var/lib/pyc")
@@ -29,6 +29,8 @@ class Paths:
         self.rootfs = os.path.join(self.root, "rootfs")
         self.tmp = os.path.join(self.root, "tmp")
         self.volumes = os.path.join(self.root, "volumes")
+        # Compiled seccomp filters, by profile, capabilities, arch, kernel and libseccomp.
+        self.seccomp = os.path.join(self.root, "seccomp")
 
     def blob(self, digest: str) -> str:
         return os.path.join(self.blobs, digest_hex(digest))

@@ -108,6 +108,22 @@ class MountPoint(Record):
     driver_type: str = ""  # a volume's `type` option: "" (its own _data), tmpfs, none (a bind)
 
 
+class DeviceMapping(Record):
+    """A --device: docker's PathOnHost, PathInContainer, CgroupPermissions."""
+
+    path_on_host: str
+    path_in_container: str
+    cgroup_permissions: str = "rwm"
+
+
+class Ulimit(Record):
+    """A --ulimit: docker's Name, Soft, Hard (-1: unlimited)."""
+
+    name: str
+    soft: int
+    hard: int
+
+
 class HostConfig(Record):
     """How a container is set up on the host (docker's HostConfig); limits in docker's units."""
 
@@ -130,6 +146,17 @@ class HostConfig(Record):
     blkio_weight: int = 0
     restart: Restart = Restart()
     log: LogOptions | None = None  # a detached container's; None: it has no log
+    # Confinement, as given (runtime/security.py reads them).
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    privileged: bool = False
+    security_opt: list[str] = []
+    devices: list[DeviceMapping] = []
+    device_cgroup_rules: list[str] = []
+    ulimits: list[Ulimit] = []
+    sysctls: dict[str, str] = {}
+    oom_score_adj: int = 0
+    group_add: list[str] = []
 
     def with_limits(self, resources: dict[str, object]) -> "HostConfig":
         """These settings with the limits of an OCI `linux.resources` object."""
@@ -271,6 +298,14 @@ class EventActor(Record):
     attributes: dict[str, str] = {}
 
 
+class SeccompConfig(Record):
+    """The seccomp profile of a container's processes: docker's JSON (None: docker's default),
+    and where compiled filters are cached."""
+
+    profile: str | None = None
+    cache: str | None = None
+
+
 class RunConfig(Record):
     """pyc_core.run's config, and the monitor's `run`: an OCI runtime spec plus what the spec
     has no words for."""
@@ -281,6 +316,7 @@ class RunConfig(Record):
     init: bool = False  # a reaper as pid 1 (--init)
     pyc_init: str | None = None  # the program of --init (pyc-init), run from a sealed copy
     events: EventActor | None = None  # its start, oom and die, which the Rust side logs
+    seccomp: SeccompConfig | None = None  # None: unconfined (--privileged, seccomp=unconfined)
 
 
 class ExecConfig(Record):
@@ -290,6 +326,7 @@ class ExecConfig(Record):
     cgroup: CgroupPlace
     detach: bool = False
     pyc_init: str  # pyc-init, which enters the container and starts the process
+    seccomp: SeccompConfig | None = None  # the container's
 
 
 class CopyConfig(Record):

@@ -178,9 +178,10 @@ def test_help_is_typers() -> None:
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "Usage: pyc run [OPTIONS] IMAGE [COMMAND...]" in r.stdout
     panels = [line.strip("╭─ ").split(" ")[0] for line in r.stdout.splitlines() if line.startswith("╭─")]
-    assert panels == ["Arguments", "Options", "Detached", "Limits"], r.stdout
-    limits = r.stdout.split("╭─ Limits")[1]
-    assert all(f.names[-1] in limits for f in LIMIT_FLAGS)
+    assert panels == ["Arguments", "Options", "Detached", "Limits", "Security"], r.stdout
+    limits = r.stdout.split("╭─ Limits")[1].split("╭─ Security")[0]
+    assert all(f.names[-1] in limits for f in LIMIT_FLAGS) and "--ulimit" in limits
+    assert all(f in r.stdout.split("╭─ Security")[1] for f in ("--cap-add", "--privileged", "--security-opt", "--device ", "--sysctl", "--group-add"))
     assert "UID[:GID] or user[:group]" in r.stdout
     r = subprocess.run([PYC, "--help"], capture_output=True, text=True, env=wide)
     assert r.returncode == 0, r.stderr

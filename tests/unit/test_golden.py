@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from pyc.containers import Container
-from pyc.engine import exec_config, run_config
+from pyc.engine import exec_config, run_config, seccomp_config
 from pyc.lifecycle import monitor_config
-from pyc.records import CgroupPlace, ContainerRecord, ContainerState, CopyConfig, HostConfig, MountPoint
+from pyc.records import CgroupPlace, ContainerRecord, ContainerState, CopyConfig, HostConfig, MountPoint, SeccompConfig
 from pyc.runtime.exec import ExecOptions, exec_process
 from pyc.runtime.spec import RunOptions, build
 from pyc_core import packb, unpackb
@@ -53,6 +53,11 @@ OPTS = RunOptions(
     tty=True,
     restart="on-failure:3",
     log_opts=["max-size=1m", "max-file=3"],
+    ulimits=["nofile=1024:2048"],
+    sysctls=["net.ipv4.ip_forward=1"],
+    oom_score_adj=100,
+    group_add=["5"],
+    device_cgroup_rules=["b 7:* r"],
 )
 PYC_INIT = "/usr/local/libexec/pyc-init"
 LOWERS = ["/var/lib/pyc/layers/" + "22" * 32, "/var/lib/pyc/layers/" + "33" * 32]
@@ -68,7 +73,7 @@ def run() -> dict[str, object]:
     c = container()
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
     spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, "/var/lib/pyc/rootfs", etc, LOWERS, "golden", POINTS)
-    return run_config(c, spec, LOWERS, OPTS, PYC_INIT, "/var/lib/pyc/events.log").to_dict()
+    return run_config(c, spec, LOWERS, OPTS, PYC_INIT, seccomp_config(OPTS, "/var/lib/pyc/seccomp"), "/var/lib/pyc/events.log").to_dict()
 
 
 def test_run_config() -> None:
@@ -79,7 +84,7 @@ def test_exec_config() -> None:
     spec = run()["spec"]
     assert isinstance(spec, dict)
     process = exec_process(spec["process"], ExecOptions(["ls", "-l"], env=["B=2"], workdir="/", user="0", tty=True), [])
-    check("exec-config.msgpack", packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT).to_dict()))
+    check("exec-config.msgpack", packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT, SeccompConfig(cache="/var/lib/pyc/seccomp")).to_dict()))
 
 
 def test_monitor_config() -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # The limits, as run, create and update take them (RunOptions' fields of the same names).
 LIMITS = "Limits"  # their panel in --help
+SECURITY = "Security"  # capabilities, seccomp, devices, groups (runtime/security.py, devices.py)
 LIMIT_FLAGS = (
     Flag(("-m", "--memory"), "memory", help="Memory limit (e.g. 64m, 1g).", panel=LIMITS),
     Flag(("--memory-swap",), "memory_swap", help="Memory plus swap limit; -1: unlimited swap.", panel=LIMITS),
@@ -50,6 +51,16 @@ RUN_FLAGS = (
     Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE.", panel=LIMITS),
     Flag(("--pull",), "pull", help="Pull the image: missing (if not in the store), always, never.", default="missing"),
     Flag(("--platform",), "platform", help="Platform of the image to pull: os/arch or os/arch/variant."),
+    Flag(("--cap-add",), "cap_add", list, "Add a capability (NET_ADMIN, CAP_SYS_PTRACE, ALL).", panel=SECURITY),
+    Flag(("--cap-drop",), "cap_drop", list, "Drop a capability (or ALL).", panel=SECURITY),
+    Flag(("--privileged",), "privileged", bool, "All capabilities and host devices, no seccomp, nothing masked.", panel=SECURITY),
+    Flag(("--security-opt",), "security_opts", list, "seccomp=unconfined|PROFILE.json, no-new-privileges, apparmor=..., label=...", panel=SECURITY),
+    Flag(("--device",), "devices", list, "Add a host device: HOST[:CONTAINER][:rwm].", panel=SECURITY),
+    Flag(("--device-cgroup-rule",), "device_cgroup_rules", list, "Allow devices by number: 'c 1:3 rwm', 'b 7:* r'.", panel=SECURITY),
+    Flag(("--ulimit",), "ulimits", list, "A resource limit: NAME=SOFT[:HARD] (nofile=1024:2048).", panel=LIMITS),
+    Flag(("--sysctl",), "sysctls", list, "A namespaced sysctl: NAME=VALUE (net.*, kernel.shm*, ...).", panel=SECURITY),
+    Flag(("--oom-score-adj",), "oom_score_adj", int, "The OOM killer's preference, -1000 to 1000.", panel=LIMITS),
+    Flag(("--group-add",), "group_add", list, "Another group to run as (GID or the image's name).", panel=SECURITY),
 )
 
 IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command", "COMMAND", "Command and arguments (default: the image's).", required=False, many=True))

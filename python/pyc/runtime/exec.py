@@ -5,7 +5,7 @@ working directory unless `-w`, its user unless `-u`; the same capabilities and n
 from __future__ import annotations
 
 from pyc.errors import InvalidArgument
-from pyc.runtime.spec import RunOptions, merge_env, parse_user
+from pyc.runtime.spec import RunOptions, merge_env, parse_user, user_groups
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the exec path skips it
 if TYPE_CHECKING:
@@ -53,4 +53,7 @@ def exec_process(container_process: dict[str, Any], opts: ExecOptions, passwd_di
     if opts.user is not None:
         uid, gid = parse_user(opts.user, passwd_dirs)
         process["user"] = {"uid": uid, "gid": gid}
+        groups = user_groups(opts.user, uid, passwd_dirs)
+        if groups:
+            process["user"]["additionalGids"] = groups
     return process

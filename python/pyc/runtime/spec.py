@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 from pyc.errors import InvalidArgument
+from pyc.runtime.devices import devices
+from pyc.runtime.process_limits import group_ids, oom_score_adj, rlimits, sysctls
+from pyc.runtime.security import SecurityOpts, capabilities, security_opts
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
@@ -14,23 +17,14 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Docker's default capability set less CAP_MKNOD, as podman does: with it, root in a container
-# could make a node for a host disk in its /dev, and pyc keeps no device cgroup on cgroup v2.
-DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]
-
+# docker's, and (as podman) /sys/dev/block: the host's block devices by number, each a link to
+# its sysfs directory.
 MASKED_PATHS = [
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/dev/block",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-
-# (path, major, minor): the devices every container gets in its private /dev.
-DEVICES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
 
 BASE_MOUNTS: list[dict[str, Any]] = [
     {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
@@ -39,6 +33,8 @@ BASE_MOUNTS: list[dict[str, Any]] = [
     {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
     {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
     {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    # The container's own cgroup (pyc-core binds it from the directories it made).
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
 ]
 
 
@@ -79,6 +75,16 @@ class RunOptions:
         detach: bool = False,
         restart: str | None = None,
         log_opts: list[str] | None = None,
+        cap_add: list[str] | None = None,
+        cap_drop: list[str] | None = None,
+        privileged: bool = False,
+        security_opts: list[str] | None = None,
+        devices: list[str] | None = None,
+        device_cgroup_rules: list[str] | None = None,
+        ulimits: list[str] | None = None,
+        sysctls: list[str] | None = None,
+        oom_score_adj: int | None = None,
+        group_add: list[str] | None = None,
         pull: str = "missing",
         platform: str | None = None,
         progress: bool = False,
@@ -115,11 +121,30 @@ class RunOptions:
         self.detach = detach
         self.restart = restart
         self.log_opts = log_opts or []
+        # Confinement (runtime/security.py): docker's --cap-add, --cap-drop, --privileged, --security-opt.
+        self.cap_add = cap_add or []
+        self.cap_drop = cap_drop or []
+        self.privileged = privileged
+        self.security_opts = security_opts or []
+        self.devices = devices or []  # --device (runtime/devices.py)
+        self.device_cgroup_rules = device_cgroup_rules or []
+        # Per process (runtime/process_limits.py): --ulimit, --sysctl, --oom-score-adj, --group-add.
+        self.ulimits = ulimits or []
+        self.sysctls = sysctls or []
+        self.oom_score_adj = oom_score_adj
+        self.group_add = group_add or []
+        self._security: SecurityOpts | None = None
         # When to pull the image (docker's --pull: missing, always, never), for which platform,
         # and whether a pull draws its bars on a terminal (the CLI's run and create).
         self.pull = pull
         self.platform = platform
         self.progress = progress
+
+    def security(self) -> SecurityOpts:
+        """--security-opt, read once (a seccomp profile file among them)."""
+        if self._security is None:
+            self._security = security_opts(self.security_opts)
+        return self._security
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""
@@ -172,19 +197,37 @@ def command_of(image_config: dict[str, Any], opts: RunOptions) -> list[str]:
     return argv
 
 
-def _lookup_id(lowers: list[str], file: str, name: str) -> tuple[int, int | None] | None:
-    """Find `name` in the image's /etc/passwd or /etc/group: (id, primary gid for users)."""
+def _etc_entries(lowers: list[str], file: str) -> list[list[str]]:
+    """The fields of each line of the image's /etc/passwd or /etc/group (the topmost layer that
+    has it; a link there is not followed)."""
     for layer in lowers:
         path = os.path.join(layer, "etc", file)
         if os.path.isfile(path) and not os.path.islink(path):
             with open(path, errors="replace") as f:
-                for line in f:
-                    fields = line.rstrip("\n").split(":")
-                    if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
-                        gid = int(fields[3]) if file == "passwd" and len(fields) > 3 and fields[3].isdigit() else None
-                        return int(fields[2]), gid
-            return None
+                return [fields for line in f if len(fields := line.rstrip("\n").split(":")) >= 3 and fields[2].isdigit()]
+        if os.path.lexists(path):
+            return []
+    return []
+
+
+def _lookup_id(lowers: list[str], file: str, name: str) -> tuple[int, int | None] | None:
+    """Find `name` in the image's /etc/passwd or /etc/group: (id, primary gid for users)."""
+    for fields in _etc_entries(lowers, file):
+        if fields[0] == name:
+            gid = int(fields[3]) if file == "passwd" and len(fields) > 3 and fields[3].isdigit() else None
+            return int(fields[2]), gid
     return None
+
+
+def member_gids(lowers: list[str], uid: int, name: str | None) -> list[int]:
+    """The groups of the image's /etc/group that list the user (`name`, or the name /etc/passwd
+    gives `uid`) as a member: its supplementary groups, as runc gives them."""
+    if name is None:
+        name = next((f[0] for f in _etc_entries(lowers, "passwd") if int(f[2]) == uid), None)
+        if name is None:
+            return []
+    gids = [int(f[2]) for f in _etc_entries(lowers, "group") if len(f) > 3 and name in f[3].split(",")]
+    return [g for g in dict.fromkeys(gids) if g <= 0xFFFFFFFE]
 
 
 def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
@@ -217,10 +260,11 @@ def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
     return uid, gid if gid is not None else 0
 
 
-def bind_options(readonly: bool, propagation: str = "") -> list[str]:
+def bind_options(readonly: bool, propagation: str = "", privileged: bool = False) -> list[str]:
     """A bind or a volume: recursive, private unless asked, and never a way to a device or a
-    set-id program (nodev, nosuid): what a container has of the host's files is data only."""
-    return ["rbind", propagation or "rprivate", "nosuid", "nodev", "ro" if readonly else "rw"]
+    set-id program (nodev, nosuid, which pyc-core makes hold for the whole bound tree): what a
+    container has of the host's files is data only; --privileged keeps them as on the host."""
+    return ["rbind", propagation or "rprivate", *([] if privileged else ["nosuid", "nodev"]), "ro" if readonly else "rw"]
 
 
 def tmpfs_options(options: list[str]) -> list[str]:
@@ -228,7 +272,15 @@ def tmpfs_options(options: list[str]) -> list[str]:
     return ["nosuid", "nodev", "noexec", *options]
 
 
-def user_mounts(points: list[MountPoint], etc: dict[str, str], readonly_root: bool) -> list[dict[str, Any]]:
+def user_groups(user: str | None, uid: int, lowers: list[str]) -> list[int]:
+    """runc's supplementary groups of a user given without a group (none when one is given)."""
+    if user and ":" in user:
+        return []
+    name = user if user and not user.isdigit() else None
+    return member_gids(lowers, uid, name)
+
+
+def user_mounts(points: list[MountPoint], etc: dict[str, str], readonly_root: bool, privileged: bool = False) -> list[dict[str, Any]]:
     """The OCI mounts of a container's volumes, binds and tmpfs, and of its /etc files (read-only
     with --read-only, as docker has them; left out where the user mounts something there), in
     order of depth: a mount goes on the ones above it."""
@@ -238,12 +290,13 @@ def user_mounts(points: list[MountPoint], etc: dict[str, str], readonly_root: bo
             opts = tmpfs_options(m.options + ([] if m.rw else ["ro"]))
             mounts.append((m.destination, {"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": opts}))
         else:
-            mounts.append((m.destination, {"destination": m.destination, "type": "bind", "source": m.source, "options": bind_options(not m.rw, m.propagation)}))
+            mounts.append((m.destination, {"destination": m.destination, "type": "bind", "source": m.source, "options": bind_options(not m.rw, m.propagation, privileged)}))
     taken = {m.destination for m in points}
     for name, src in etc.items():
         dest = f"/etc/{name}"
         if dest not in taken:
-            mounts.append((dest, {"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"] + (["ro"] if readonly_root else [])}))
+            inert = [] if privileged else ["nosuid", "nodev"]
+            mounts.append((dest, {"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", *inert] + (["ro"] if readonly_root else [])}))
     mounts.sort(key=lambda m: m[0].count("/"))
     return [m for _, m in mounts]
 
@@ -266,31 +319,53 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     env = merge_env(list(image_config.get("Env") or []), opts, tty=opts.tty)
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.append(f"HOSTNAME={hostname}")
-    uid, gid = parse_user(opts.user or image_config.get("User") or None, lowers)
+    user_spec = opts.user or image_config.get("User") or None
+    uid, gid = parse_user(user_spec, lowers)
     if not any(e.startswith("HOME=") for e in env):
         env.append("HOME=/root" if uid == 0 else "HOME=/")
     cwd = opts.workdir or image_config.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is not an absolute path")
-    caps = list(DEFAULT_CAPS)
+    caps = capabilities(opts.cap_add, opts.cap_drop, opts.privileged)
+    security = opts.security()
+    # --privileged: nothing masked, /sys and /proc writable (docker's); systempaths=unconfined:
+    # nothing masked either.
+    confined_paths = not (opts.privileged or security.unconfined_paths)
+    mounts = BASE_MOUNTS if not opts.privileged else [dict(m, options=[o for o in m["options"] if o != "ro"]) for m in BASE_MOUNTS]
+    nodes, device_rules = devices(opts.devices, opts.device_cgroup_rules, opts.privileged)
+    resources = opts.resources()
+    resources["devices"] = device_rules
+    user: dict[str, Any] = {"uid": uid, "gid": gid}
+    groups = user_groups(user_spec, uid, lowers) + group_ids(opts.group_add, lambda name: (_lookup_id(lowers, "group", name) or (None, None))[0])
+    if groups:
+        user["additionalGids"] = list(dict.fromkeys(groups))
+    extra: dict[str, Any] = {}
+    if opts.ulimits:
+        extra["rlimits"] = rlimits(opts.ulimits)
+    if opts.oom_score_adj is not None:
+        extra["oomScoreAdj"] = oom_score_adj(opts.oom_score_adj)
+    linux_extra = {"sysctl": sysctls(opts.sysctls)} if opts.sysctls else {}
     return {
         "ociVersion": "1.0.2",
         "process": {
+            **extra,
             "terminal": opts.tty,
-            "user": {"uid": uid, "gid": gid},
+            "user": user,
             "args": command_of(image_config, opts),
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": []},
+            "noNewPrivileges": security.no_new_privileges,
         },
         "root": {"path": rootfs, "readonly": opts.read_only},
         "hostname": hostname,
-        "mounts": BASE_MOUNTS + user_mounts(points or [], etc_files, opts.read_only),
+        "mounts": mounts + user_mounts(points or [], etc_files, opts.read_only, opts.privileged),
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "devices": [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0} for p, ma, mi in DEVICES],
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
-            "resources": opts.resources(),
+            "devices": nodes,
+            "maskedPaths": MASKED_PATHS if confined_paths else [],
+            "readonlyPaths": READONLY_PATHS if confined_paths else [],
+            "resources": resources,
+            **linux_extra,
         },
     }

@@ -12,6 +12,7 @@ pub mod layer;
 pub mod overlay;
 pub mod pty;
 pub mod remove;
+pub mod seccomp;
 pub mod sys;
 
 pub use error::{Error, Result};

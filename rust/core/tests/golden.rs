@@ -33,7 +33,18 @@ fn run_config() {
     assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/data") && m.typ().as_deref() == Some("bind")));
     assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/run") && m.typ().as_deref() == Some("tmpfs")));
     let resources = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).expect("resources");
-    assert_eq!(Limits::from_oci(resources).memory, Some(64 << 20));
+    let limits = Limits::from_oci(resources);
+    assert_eq!(limits.memory, Some(64 << 20));
+    // docker's device list, then --device-cgroup-rule's.
+    let devices = limits.devices.expect("device rules");
+    assert_eq!((devices[0].v1_line().as_str(), devices[0].allow), ("a *:* rwm", false));
+    assert_eq!((devices.last().unwrap().v1_line().as_str(), devices.last().unwrap().allow), ("b 7:* r", true));
+    let rlimits = process.rlimits().as_ref().expect("rlimits");
+    assert_eq!((rlimits[0].typ(), rlimits[0].soft(), rlimits[0].hard()), (oci_spec::runtime::PosixRlimitType::RlimitNofile, 1024, 2048));
+    assert_eq!(process.oom_score_adj(), Some(100));
+    assert_eq!(process.user().additional_gids().as_deref(), Some(&[5][..]));
+    let sysctl = cfg.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).expect("sysctls");
+    assert_eq!(sysctl.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
     assert_eq!(cfg.rootfs.lower.len(), 2);
     assert_eq!(cfg.rootfs.upper, PathBuf::from(format!("/var/lib/pyc/containers/{CID}/upper")));
     assert!(!cfg.rootfs.volatile);
@@ -45,6 +56,8 @@ fn run_config() {
     assert_eq!((events.journal.to_str(), events.id.as_str()), (Some("/var/lib/pyc/events.log"), CID));
     assert_eq!(events.attributes.get("name").map(String::as_str), Some("golden"));
     assert_eq!(events.attributes.get("image").map(String::as_str), Some("busybox"));
+    let seccomp = cfg.seccomp.expect("docker's default profile");
+    assert_eq!((seccomp.profile, seccomp.cache.as_deref()), (None, Some(std::path::Path::new("/var/lib/pyc/seccomp"))));
 }
 
 #[test]
@@ -56,6 +69,7 @@ fn exec_config() {
     assert_eq!(cfg.cgroup.path, format!("pyc/{CID}"));
     assert!(cfg.detach);
     assert_eq!(cfg.pyc_init, PathBuf::from("/usr/local/libexec/pyc-init"));
+    assert_eq!(cfg.seccomp.expect("the container's profile").cache, Some(PathBuf::from("/var/lib/pyc/seccomp")));
 }
 
 #[test]

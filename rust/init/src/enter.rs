@@ -22,6 +22,7 @@ use crate::command::{exec, Command};
 use crate::fds::close_all_but;
 use crate::process::{enter_process, reset_signals, undumpable};
 use crate::report::{at, report_and_exit, Failure, Step};
+use crate::seccomp::Filter;
 use crate::tty::Inside;
 use crate::user::{become_user, Caps};
 
@@ -34,8 +35,16 @@ pub struct EnterPlan {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// The container's (RLIMIT_*, soft, hard) and OOM score adjustment, as docker gives them to
+    /// an exec'd process too.
+    #[serde(default)]
+    pub rlimits: Vec<(u32, u64, u64)>,
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
+    /// The container's seccomp filter, compiled by pyc (None: unconfined).
+    pub seccomp: Option<Filter>,
     pub command: Command,
     /// Leave the command to the container (`exec -d`) instead of making it pyc's child.
     pub detach: bool,
@@ -73,6 +82,12 @@ pub fn main(plan_fd: RawFd) -> ! {
         unsafe { libc::_exit(125) };
     };
     unsafe { libc::fcntl(plan.report, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // Set here, on the host's /proc before anything joins the container; the command inherits it.
+    if let Some(adj) = plan.oom_score_adj {
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            report_and_exit(plan.report, at(Step::OomScoreAdj, 0)(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))));
+        }
+    }
     if let Err(f) = enter(&plan) {
         report_and_exit(plan.report, f);
     }
@@ -97,13 +112,25 @@ fn enter(plan: &EnterPlan) -> Result<(), Failure> {
     }
 }
 
+/// After the descriptors are closed: a low RLIMIT_NOFILE must not fail what came before.
+fn set_rlimits(rlimits: &[(u32, u64, u64)]) -> Result<(), Failure> {
+    for (i, &(resource, soft, hard)) in rlimits.iter().enumerate() {
+        let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+        Errno::result(unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &limit) }).map_err(at(Step::Rlimit, i))?;
+    }
+    Ok(())
+}
+
 /// The command's process, inside the container; returns only in failure.
 fn command_main(plan: &EnterPlan) -> Failure {
     unsafe { libc::close(plan.pid_out) };
+    let (early, late) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
     let ready = enter_process(&plan.cwd, plan.no_new_privs, plan.stdio, plan.tty.as_ref())
-        .and_then(|()| become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref()))
+        .and_then(|()| become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref(), early))
         .and_then(|()| close_all_but(&[0, 1, 2, plan.report]).map_err(at(Step::Stdio, 3)))
-        .and_then(|()| reset_signals().map_err(at(Step::Signals, 0)));
+        .and_then(|()| set_rlimits(&plan.rlimits))
+        .and_then(|()| reset_signals().map_err(at(Step::Signals, 0)))
+        .and_then(|()| late.map_or(Ok(()), |f| f.load().map_err(at(Step::Seccomp, 1))));
     match ready {
         Ok(()) => exec(&plan.command),
         Err(f) => f,

@@ -17,5 +17,6 @@ pub mod fds;
 pub mod process;
 pub mod reaper;
 pub mod report;
+pub mod seccomp;
 pub mod tty;
 pub mod user;

@@ -16,7 +16,7 @@ use crate::tty::{make_controlling, open_inside, Inside};
 /// process still in the session of the user's terminal could type into it (TIOCSTI) or change
 /// its settings, were it ever to get an fd of it.
 pub fn enter_process(cwd: &CStr, no_new_privs: bool, stdio: [RawFd; 3], tty: Option<&Inside>) -> Result<(), Failure> {
-    nix::unistd::chdir(cwd).map_err(at(Step::Chdir, 0))?;
+    chdir_in_root(cwd).map_err(at(Step::Chdir, 0))?;
     if no_new_privs {
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map_err(at(Step::NoNewPrivs, 0))?;
     }
@@ -37,6 +37,22 @@ pub fn enter_process(cwd: &CStr, no_new_privs: bool, stdio: [RawFd; 3], tty: Opt
         Some(_) => make_controlling().map_err(at(Step::Tty, 1)),
         None => nix::unistd::setsid().map(drop).map_err(at(Step::Session, 0)),
     }
+}
+
+/// Change to `cwd` resolved inside the process's root, whatever it names: `..` stops at the
+/// root, a symlink resolves as if the root were `/`, and a magic link of /proc (such as
+/// /proc/self/fd/N, the way out of CVE-2024-21626) is refused.
+pub fn chdir_in_root(cwd: &CStr) -> Result<(), Errno> {
+    let root = Errno::result(unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    let dir = unsafe { libc::syscall(libc::SYS_openat2, root, cwd.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
+    unsafe { libc::close(root) };
+    let dir = Errno::result(dir)? as RawFd;
+    let res = Errno::result(unsafe { libc::fchdir(dir) });
+    unsafe { libc::close(dir) };
+    res.map(drop)
 }
 
 /// Default dispositions and an empty mask: Python ignores SIGPIPE and SIGXFSZ, and an ignored

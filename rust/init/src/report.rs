@@ -44,10 +44,15 @@ pub enum Step {
     Tty,
     Session,
     Plan,
+    Seccomp,
+    Rlimit,
+    Sysctl,
+    OomScoreAdj,
+    ProcTarget,
 }
 
 impl Step {
-    const ALL: [Step; 34] = [
+    const ALL: [Step; 39] = [
         Step::Sync,
         Step::Cgroup,
         Step::CgroupNs,
@@ -82,6 +87,11 @@ impl Step {
         Step::Tty,
         Step::Session,
         Step::Plan,
+        Step::Seccomp,
+        Step::Rlimit,
+        Step::Sysctl,
+        Step::OomScoreAdj,
+        Step::ProcTarget,
     ];
 
     pub fn from_u32(v: u32) -> Option<Step> {

@@ -3,6 +3,7 @@
 use nix::errno::Errno;
 
 use crate::report::{at, Failure, Step};
+use crate::seccomp::Filter;
 
 /// Capability sets as bit masks (bit n: capability n).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,14 +18,23 @@ pub struct Caps {
 
 /// Become `uid`:`gid` with `groups`; the bounding set first (it needs CAP_SETPCAP, which a
 /// uid change may take away), and the other sets after, for root (a change to a non-root uid
-/// clears them, as docker's users expect).
-pub fn become_user(uid: u32, gid: u32, groups: &[libc::gid_t], caps: Option<&Caps>) -> Result<(), Failure> {
+/// clears them, as docker's users expect). `filter`: a seccomp filter to load on the way, at the
+/// last moment CAP_SYS_ADMIN is still held (seccomp.rs): before a non-root uid, or before root's
+/// final capabilities.
+pub fn become_user(uid: u32, gid: u32, groups: &[libc::gid_t], caps: Option<&Caps>, filter: Option<&Filter>) -> Result<(), Failure> {
     if let Some(c) = caps {
         drop_bounding(c).map_err(at(Step::Caps, 0))?;
     }
     Errno::result(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map_err(at(Step::Groups, 0))?;
     Errno::result(unsafe { libc::setresgid(gid, gid, gid) }).map_err(at(Step::Gid, 0))?;
+    let load = |f: &Filter| f.load().map_err(at(Step::Seccomp, 0));
+    if let (Some(f), true) = (filter, uid != 0) {
+        load(f)?;
+    }
     Errno::result(unsafe { libc::setresuid(uid, uid, uid) }).map_err(at(Step::Uid, 0))?;
+    if let (Some(f), 0) = (filter, uid) {
+        load(f)?;
+    }
     if let (Some(c), 0) = (caps, uid) {
         set_caps(c).map_err(at(Step::Caps, 1))?;
     }

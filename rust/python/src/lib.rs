@@ -297,6 +297,14 @@ fn update_cgroup(py: Python<'_>, path: String, resources: &[u8], root: PathBuf) 
     })
 }
 
+/// Compile a docker-format seccomp `profile` (None: docker's default) for a container with
+/// `caps` (CAP_* names), through the cache in `cache`; the number of BPF instructions.
+#[pyfunction]
+#[pyo3(signature = (profile, caps, cache=None))]
+fn seccomp_filter(py: Python<'_>, profile: Option<String>, caps: Vec<String>, cache: Option<PathBuf>) -> PyResult<usize> {
+    blocking(py, || pyc_core::seccomp::filter(profile.as_deref(), &caps, cache.as_deref()).map(|f| f.program.len()))
+}
+
 #[pyclass(frozen, get_all, module = "pyc_core")]
 struct CgroupStats {
     cpu_usage_ns: u64,
@@ -388,6 +396,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge_into, m)?)?;
     m.add_function(wrap_pyfunction!(tar_tree, m)?)?;
     m.add_function(wrap_pyfunction!(untar_into, m)?)?;
+    m.add_function(wrap_pyfunction!(seccomp_filter, m)?)?;
     m.add_function(wrap_pyfunction!(wire::packb, m)?)?;
     m.add_function(wrap_pyfunction!(wire::unpackb, m)?)?;
     m.add_function(wrap_pyfunction!(freeze_cgroup, m)?)?;

@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 
-/// The v1 controllers pyc limits or measures. Each hierarchy joined costs a directory made and
-/// removed per container, so the rest (devices, freezer, name=systemd, net_cls, ...) are left.
-pub const USED_V1: [&str; 6] = ["blkio", "cpu", "cpuacct", "cpuset", "memory", "pids"];
+/// The v1 controllers pyc limits or measures, and devices (which devices a container may open).
+/// Each hierarchy joined costs a directory made and removed per container, so the rest
+/// (freezer, name=systemd, net_cls, ...) are left.
+pub const USED_V1: [&str; 7] = ["blkio", "cpu", "cpuacct", "cpuset", "devices", "memory", "pids"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layout {

@@ -19,6 +19,8 @@ pub struct Limits {
     /// (major, minor, bytes per second)
     pub read_bps: Vec<(i64, i64, u64)>,
     pub write_bps: Vec<(i64, i64, u64)>,
+    /// Which devices the container may use (devices.rs); None: not set here (`pyc update`).
+    pub devices: Option<Vec<super::devices::Rule>>,
 }
 
 impl Limits {
@@ -45,6 +47,7 @@ impl Limits {
             l.read_bps = devices(b.throttle_read_bps_device());
             l.write_bps = devices(b.throttle_write_bps_device());
         }
+        l.devices = r.devices().as_ref().map(|d| d.iter().map(super::devices::Rule::from_oci).collect());
         l
     }
 

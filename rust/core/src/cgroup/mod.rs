@@ -2,6 +2,7 @@
 //! otherwise every v1 hierarchy mounted under it (on hybrid hosts cgroup2 at `root/unified`
 //! holds no controllers worth joining). `root` is a parameter so tests run on a temp tree.
 
+pub mod devices;
 mod freezer;
 mod layout;
 mod limits;
@@ -128,6 +129,11 @@ impl Cgroup {
 
     pub fn is_v2(&self) -> bool {
         self.v2
+    }
+
+    /// (hierarchy name such as `cpu,cpuacct`, directory); on v2 one entry named "".
+    pub fn named_dirs(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.dirs.iter().map(|(n, d)| (n.as_str(), d.as_path()))
     }
 
     /// The directory that holds `controller`'s files (v1: its hierarchy; v2: the one dir).

@@ -72,6 +72,9 @@ pub fn apply(cg: &Cgroup, l: &Limits) -> Result<()> {
     if let Some(p) = l.pids {
         write(dir("pids")?, "pids.max", &if p > 0 { p.to_string() } else { "max".into() })?;
     }
+    if let Some(rules) = &l.devices {
+        super::devices::apply_v1(dir("devices")?, rules)?;
+    }
     if l.blkio_weight.is_some() || !l.read_bps.is_empty() || !l.write_bps.is_empty() {
         let d = dir("blkio")?;
         if let Some(w) = l.blkio_weight {

@@ -87,6 +87,9 @@ pub fn apply(cg: &Cgroup, l: &Limits) -> Result<()> {
         file("io.weight", "io")?;
         write(d, "io.weight", &format!("default {w}"))?;
     }
+    if let Some(rules) = &l.devices {
+        super::devices::attach_v2(d, rules)?;
+    }
     for (key, devices) in [("rbps", &l.read_bps), ("wbps", &l.write_bps)] {
         for (major, minor, rate) in devices {
             file("io.max", "io")?;

@@ -56,6 +56,11 @@ pub fn mask<S: AsRef<str>>(names: &[S]) -> Result<u64, String> {
     Ok(mask)
 }
 
+/// Every capability's `CAP_*` name.
+pub fn all_names() -> Vec<String> {
+    NAMES.iter().map(|n| format!("CAP_{n}")).collect()
+}
+
 /// The highest capability this kernel knows.
 pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)

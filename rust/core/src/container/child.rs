@@ -15,9 +15,11 @@ use pyc_init::command::exec;
 use pyc_init::fds::{cloexec_from, inherit};
 use pyc_init::process::{enter_process, reset_signals};
 pub use pyc_init::report::{at, Failure, Step};
+use pyc_init::seccomp::Filter;
 use pyc_init::user::become_user;
 
 use super::plan::{InitExec, Plan};
+use super::syspaths;
 use super::target::{FdPath, Leaf};
 
 /// The descriptors the child works with; the parent's ends are closed first thing.
@@ -52,11 +54,15 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Failure {
     if let Err(f) = cloexec_from(3).map_err(at(Step::Stdio, 3)) {
         return f;
     }
+    let (_, late) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
     match &plan.init {
-        Some(init) => exec_init(init, fds.error_write),
-        None => match reset_signals() {
+        Some(init) => match late.map_or(Ok(()), |f| f.load()) {
+            Ok(()) => exec_init(init, fds.error_write),
+            Err(e) => at(Step::Seccomp, 1)(e),
+        },
+        None => match reset_signals().map_err(at(Step::Signals, 0)).and_then(|()| late.map_or(Ok(()), |f| f.load().map_err(at(Step::Seccomp, 1)))) {
             Ok(()) => exec(&plan.exec),
-            Err(e) => at(Step::Signals, 0)(e),
+            Err(f) => f,
         },
     }
 }
@@ -118,14 +124,20 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
         symlink_in_root(root, target, link).map_err(at(Step::Link, i))?;
     }
     plan.cwd_in_root.ensure(root, Leaf::Dir).map_err(at(Step::Workdir, 0))?;
-
-    pivot(root)?;
-    for (i, p) in plan.masked.iter().enumerate() {
-        mask_path(p).map_err(at(Step::Masked, i))?;
+    for (i, (p, value)) in plan.sysctls.iter().enumerate() {
+        syspaths::write_sysctl(root, p, value).map_err(at(Step::Sysctl, i))?;
+    }
+    if !plan.masked.is_empty() {
+        let null = syspaths::open_null(root, &plan.null).map_err(at(Step::Masked, usize::MAX))?;
+        for (i, p) in plan.masked.iter().enumerate() {
+            syspaths::mask(root, null.as_raw_fd(), p).map_err(at(Step::Masked, i))?;
+        }
     }
     for (i, p) in plan.readonly.iter().enumerate() {
-        readonly_path(p).map_err(at(Step::Readonly, i))?;
+        syspaths::readonly(root, p).map_err(at(Step::Readonly, i))?;
     }
+
+    pivot(root)?;
     if plan.readonly_root {
         mount(None::<&CStr>, c"/", None::<&CStr>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&CStr>)
             .map_err(at(Step::ReadonlyRoot, 0))?;
@@ -135,6 +147,10 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     }
     if plan.net_ns {
         loopback_up().map_err(at(Step::Loopback, 0))?;
+    }
+    if let Some(adj) = &plan.oom_score_adj {
+        // This /proc is the container's own (mounted above); the value passes to what it runs.
+        write_file(c"/proc/self/oom_score_adj", adj).map_err(at(Step::OomScoreAdj, 0))?;
     }
     enter_process(&plan.cwd, plan.no_new_privs, fds.stdio, fds.tty.as_ref())?;
     // Where the parent moves us into our cgroup (v2 without clone3), it does so while the mounts
@@ -148,7 +164,14 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     if plan.cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(at(Step::CgroupNs, 0))?;
     }
-    become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref())?;
+    // Limits last: with a low RLIMIT_NOFILE the setup above (which holds pyc's descriptors until
+    // exec) could not open what it needs.
+    for (i, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
+        let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+        Errno::result(unsafe { libc::setrlimit(resource, &limit) }).map_err(at(Step::Rlimit, i))?;
+    }
+    let (early, _) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
+    become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref(), early)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     Ok(())
 }
@@ -158,6 +181,11 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         let target = m.target.ensure(root, m.leaf).map_err(at(Step::MountTarget, i))?;
         if let Leaf::Node { .. } = m.leaf {
             continue;
+        }
+        // Checked once opened: nothing but /proc itself is mounted in /proc, whatever symlink
+        // an image put on the way (a tmpfs or bind there would cover, or expose, host files).
+        if m.fstype.as_bytes() != b"proc" && syspaths::fs_magic(target.as_raw_fd()).map_err(at(Step::MountTarget, i))? == syspaths::PROC_SUPER_MAGIC {
+            return Err(at(Step::ProcTarget, i)(Errno::EPERM));
         }
         let path = FdPath::new(target.as_raw_fd());
         mount(
@@ -171,7 +199,7 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         drop(target);
         // Every mount here is private already (the whole tree was made private first).
         let propagation = m.propagation - (MsFlags::MS_PRIVATE | MsFlags::MS_REC);
-        if m.remount.is_none() && propagation.is_empty() {
+        if m.remount.is_none() && propagation.is_empty() && m.recursive_attrs == 0 {
             continue;
         }
         // The fd above names what is under the new mount; open again to reach the mount itself.
@@ -180,11 +208,37 @@ fn mount_all(plan: &Plan, root: RawFd) -> Res {
         if let Some(flags) = m.remount {
             mount(None::<&CStr>, path.as_cstr(), None::<&CStr>, flags, None::<&CStr>).map_err(at(Step::Remount, i))?;
         }
+        if m.recursive_attrs != 0 {
+            set_recursive(mounted.as_raw_fd(), m.recursive_attrs).map_err(at(Step::Remount, i))?;
+        }
         if !propagation.is_empty() {
             mount(None::<&CStr>, path.as_cstr(), None::<&CStr>, m.propagation, None::<&CStr>).map_err(at(Step::MountPropagation, i))?;
         }
     }
     Ok(())
+}
+
+/// mount_setattr(AT_RECURSIVE) on the mount at `fd`; kernels before 5.12 have the remount only.
+fn set_recursive(fd: RawFd, attrs: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    let ret = unsafe { libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+    match Errno::result(ret) {
+        Ok(_) | Err(Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_file(path: &CStr, value: &CStr) -> Result<(), Errno> {
+    let fd = nix::fcntl::open(path, nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    nix::unistd::write(&fd, value.to_bytes()).map(drop)
 }
 
 fn join_cgroup(tasks: &CStr) -> Result<(), Errno> {
@@ -209,28 +263,6 @@ fn pivot(root: RawFd) -> Res {
     nix::unistd::pivot_root(c".", c".").map_err(&f)?;
     umount2(c".", MntFlags::MNT_DETACH).map_err(&f)?;
     nix::unistd::chdir(c"/").map_err(&f)
-}
-
-fn mask_path(p: &CStr) -> Result<(), Errno> {
-    let st = match nix::sys::stat::stat(p) {
-        Ok(st) => st,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        mount(Some(c"tmpfs"), p, Some(c"tmpfs"), MsFlags::MS_RDONLY, None::<&CStr>)
-    } else {
-        mount(Some(c"/dev/null"), p, None::<&CStr>, MsFlags::MS_BIND, None::<&CStr>)
-    }
-}
-
-fn readonly_path(p: &CStr) -> Result<(), Errno> {
-    match mount(Some(p), p, None::<&CStr>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&CStr>) {
-        Err(Errno::ENOENT) => return Ok(()),
-        other => other?,
-    }
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some(p), p, None::<&CStr>, flags, None::<&CStr>)
 }
 
 fn loopback_up() -> Result<(), Errno> {

@@ -22,6 +22,30 @@ pub struct RunConfig {
     /// Where the container's start, oom and die are logged (the events journal), and as whom.
     #[serde(default)]
     pub events: Option<ContainerActor>,
+    /// None: no seccomp filter (`--privileged`, `seccomp=unconfined`).
+    #[serde(default)]
+    pub seccomp: Option<SeccompConfig>,
+}
+
+/// The container's seccomp profile and where compiled filters are cached (seccomp/mod.rs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeccompConfig {
+    /// docker's JSON format; None: docker's default profile.
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+}
+
+impl SeccompConfig {
+    /// The filter for a process with these capabilities (the spec's bounding set; None: all).
+    pub fn filter(&self, caps: Option<&oci_spec::runtime::LinuxCapabilities>) -> Result<crate::seccomp::Filter> {
+        let names: Vec<String> = match caps {
+            Some(c) => c.bounding().iter().flatten().map(|c| format!("CAP_{c}")).collect(),
+            None => super::caps::all_names(),
+        };
+        crate::seccomp::filter(self.profile.as_deref(), &names, self.cache.as_deref())
+    }
 }
 
 /// The union mount of the container: read-only image layers under a private upper dir.

@@ -27,7 +27,7 @@ use pyc_init::process::undumpable;
 use pyc_init::report::{at, report_and_exit, Failure, Step};
 use serde::Deserialize;
 
-use super::config::CgroupConfig;
+use super::config::{CgroupConfig, SeccompConfig};
 use super::parent::{catch_forwarded, pipe, read_full, wait, Outcome, Stdio, Streams};
 use super::plan::{caps_of, cstring, exec_of};
 use crate::cgroup::Cgroup;
@@ -46,6 +46,9 @@ pub struct ExecConfig {
     pub detach: bool,
     /// The pyc-init program, which enters the container (from a sealed copy).
     pub pyc_init: PathBuf,
+    /// The container's seccomp profile (None: unconfined), applied to the command as well.
+    #[serde(default)]
+    pub seccomp: Option<SeccompConfig>,
 }
 
 impl ExecConfig {
@@ -125,8 +128,11 @@ impl ExecPlan {
             uid: p.user().uid(),
             gid: p.user().gid(),
             groups: p.user().additional_gids().clone().unwrap_or_default(),
+            rlimits: p.rlimits().iter().flatten().map(|r| (super::plan::rlimit_resource(r.typ()) as u32, r.soft(), r.hard())).collect(),
+            oom_score_adj: p.oom_score_adj(),
             caps: caps_of(p)?,
             no_new_privs: p.no_new_privileges().unwrap_or(false),
+            seccomp: cfg.seccomp.as_ref().map(|s| s.filter(p.capabilities().as_ref())).transpose()?,
             command: exec_of(p)?,
             detach: cfg.detach,
             stdio: [-1; 3],

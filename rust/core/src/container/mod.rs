@@ -13,6 +13,7 @@ pub mod plan;
 mod relay;
 mod run;
 mod sealed;
+mod syspaths;
 pub(crate) mod target;
 
 pub use config::RunConfig;

@@ -15,6 +15,22 @@ impl MountOptions {
         self.flags.contains(MsFlags::MS_BIND)
     }
 
+    /// MOUNT_ATTR_* bits for mount_setattr(AT_RECURSIVE): a bind's nodev and nosuid hold for
+    /// the mounts below it too (a remount reaches the top one only), so that no device node and
+    /// no setuid program of a bound host tree works, however deep.
+    pub fn bind_recursive_attrs(&self) -> u64 {
+        const MOUNT_ATTR_NOSUID: u64 = 0x2;
+        const MOUNT_ATTR_NODEV: u64 = 0x4;
+        let mut attrs = 0;
+        if self.flags.contains(MsFlags::MS_NODEV) {
+            attrs |= MOUNT_ATTR_NODEV;
+        }
+        if self.flags.contains(MsFlags::MS_NOSUID) {
+            attrs |= MOUNT_ATTR_NOSUID;
+        }
+        attrs
+    }
+
     /// Flags a bind mount only takes through a second, remounting call.
     pub fn bind_remount_flags(&self) -> Option<MsFlags> {
         let extra = self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);

@@ -13,6 +13,7 @@ use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Process, Spec};
 use super::caps;
 use super::config::{Overlay, RunConfig};
 use super::mount_opts;
+use super::syspaths::SysPath;
 use super::target::{InRoot, Leaf};
 use crate::error::{Error, Result};
 use crate::overlay::{Method, OverlayMount};
@@ -27,6 +28,8 @@ pub struct MountStep {
     pub data: CString,
     pub remount: Option<MsFlags>,
     pub propagation: MsFlags,
+    /// MOUNT_ATTR_* set on the whole bound tree (mount_opts.rs).
+    pub recursive_attrs: u64,
 }
 
 pub use pyc_init::command::Command as Exec;
@@ -65,15 +68,25 @@ pub struct Plan {
     pub links: Vec<Link>,
     pub cwd: CString,
     pub cwd_in_root: InRoot,
-    pub masked: Vec<CString>,
-    pub readonly: Vec<CString>,
+    pub masked: Vec<SysPath>,
+    pub readonly: Vec<SysPath>,
+    /// The container's /dev/null, the source of masks (syspaths.rs).
+    pub null: InRoot,
     pub readonly_root: bool,
     pub hostname: Option<CString>,
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<libc::gid_t>,
+    /// (RLIMIT_*, soft, hard), set before the user changes.
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    /// /proc/sys files and their values (linux.sysctl), written in the container's namespaces.
+    pub sysctls: Vec<(SysPath, CString)>,
+    /// process.oomScoreAdj, in decimal, for /proc/self/oom_score_adj.
+    pub oom_score_adj: Option<CString>,
     pub caps: Option<Caps>,
     pub no_new_privs: bool,
+    /// Compiled here (or read from its cache), loaded by the child last (pyc_init::seccomp).
+    pub seccomp: Option<pyc_init::seccomp::Filter>,
     pub exec: Exec,
     /// `-t`: stdio is a pty slave, made the controlling terminal (pty.rs).
     pub tty: bool,
@@ -156,6 +169,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
             fstype: cstring("mount type", if bind { String::new() } else { fstype })?,
             remount: if bind { opts.bind_remount_flags() } else { None },
             flags: if bind { MsFlags::MS_BIND | (flags & MsFlags::MS_REC) } else { flags },
+            recursive_attrs: if bind { opts.bind_recursive_attrs() } else { 0 },
             data: cstring("mount options", opts.data)?,
             propagation: opts.propagation,
         });
@@ -182,6 +196,7 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
             data: CString::default(),
             remount: None,
             propagation: MsFlags::empty(),
+            recursive_attrs: 0,
         });
     }
     // What every /dev has; not devices, so the OCI spec leaves them to the runtime.
@@ -195,6 +210,70 @@ fn mount_steps(spec: &Spec) -> Result<(Vec<MountStep>, Vec<Link>)> {
         links.push((cstring("link", target)?, in_root(link)?));
     }
     Ok((steps, links))
+}
+
+/// /sys/fs/cgroup inside: the container's own cgroup (docker's and podman's way), bound from
+/// the directories pyc made for it: on v2 that one; on v1 (and a hybrid host) a tmpfs with a
+/// directory per hierarchy the container joined, each its own cgroup there. Read-only unless
+/// `--privileged`. The cgroup namespace makes /proc/self/cgroup agree ("/").
+fn cgroup_mounts(cg: &crate::cgroup::Cgroup, readonly: bool) -> Result<Vec<MountStep>> {
+    let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let locked = if readonly { base | MsFlags::MS_RDONLY } else { base };
+    let bind = |dir: &Path, target: &str| -> Result<MountStep> {
+        Ok(MountStep {
+            target: in_root(target)?,
+            leaf: Leaf::Dir,
+            source: path_cstring("cgroup path", dir)?,
+            fstype: CString::default(),
+            flags: MsFlags::MS_BIND,
+            data: CString::default(),
+            remount: Some(locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT),
+            propagation: MsFlags::empty(),
+            recursive_attrs: 0,
+        })
+    };
+    if cg.is_v2() {
+        return cg.named_dirs().map(|(_, d)| bind(d, CGROUP_MOUNT)).collect();
+    }
+    let mut steps = vec![MountStep {
+        target: in_root(CGROUP_MOUNT)?,
+        leaf: Leaf::Dir,
+        source: cstring("mount source", "tmpfs")?,
+        fstype: cstring("mount type", "tmpfs")?,
+        flags: base,
+        data: cstring("mount options", "mode=755")?,
+        remount: None,
+        propagation: MsFlags::empty(),
+        recursive_attrs: 0,
+    }];
+    for (name, dir) in cg.named_dirs() {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(Error::InvalidConfig(format!("cgroup hierarchy {name:?}")));
+        }
+        steps.push(bind(dir, &format!("{CGROUP_MOUNT}/{name}"))?);
+    }
+    // Last, the tmpfs itself: its directories are made by now.
+    steps.push(MountStep {
+        target: in_root(CGROUP_MOUNT)?,
+        leaf: Leaf::Dir,
+        source: CString::default(),
+        fstype: CString::default(),
+        flags: locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+        data: CString::default(),
+        remount: None,
+        propagation: MsFlags::empty(),
+        recursive_attrs: 0,
+    });
+    Ok(steps)
+}
+
+const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
+impl MountStep {
+    /// The spec's `cgroup` mount, a place-holder until the container's cgroup exists.
+    fn leaf_is_cgroup(&self) -> bool {
+        self.fstype.as_bytes() == b"cgroup" || self.fstype.as_bytes() == b"cgroup2"
+    }
 }
 
 pub(super) fn exec_of(process: &Process) -> Result<Exec> {
@@ -232,6 +311,11 @@ impl Plan {
     /// Have the child join `cg` by itself where the hierarchy allows it (v1).
     pub fn join_cgroup(&mut self, cg: &crate::cgroup::Cgroup) -> Result<()> {
         self.cgroup_tasks = cg.self_join_files().iter().map(|p| path_cstring("cgroup path", p)).collect::<Result<_>>()?;
+        if let Some(at) = self.mounts.iter().position(|m| m.leaf_is_cgroup()) {
+            let readonly = self.mounts[at].flags.contains(MsFlags::MS_RDONLY);
+            let steps = cgroup_mounts(cg, readonly)?;
+            self.mounts.splice(at..=at, steps);
+        }
         Ok(())
     }
 
@@ -239,11 +323,11 @@ impl Plan {
         let spec = &cfg.spec;
         let root = spec.root().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no root".into()))?;
         let (clone_flags, cgroup_ns, net_ns) = namespace_flags(spec)?;
-        let (mounts, links) = mount_steps(spec)?;
-        let process = spec.process().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no process".into()))?;
-        if process.rlimits().as_ref().is_some_and(|r| !r.is_empty()) {
-            return Err(Error::InvalidConfig("rlimits are not supported yet".into()));
+        let (mut mounts, links) = mount_steps(spec)?;
+        if cfg.cgroup.is_none() {
+            mounts.retain(|m| !m.leaf_is_cgroup());
         }
+        let process = spec.process().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no process".into()))?;
         let cwd = process.cwd().to_string_lossy().into_owned();
         if !cwd.starts_with('/') {
             return Err(Error::InvalidConfig(format!("working directory {cwd:?} is not absolute")));
@@ -251,7 +335,8 @@ impl Plan {
         let user = process.user();
         let exec = exec_of(process)?;
         let linux = spec.linux().as_ref();
-        let paths = |v: Option<&Vec<String>>| -> Result<Vec<CString>> { v.into_iter().flatten().map(|p| cstring("path", p.as_str())).collect() };
+        let paths =
+            |v: Option<&Vec<String>>| -> Result<Vec<SysPath>> { v.into_iter().flatten().map(|p| SysPath::new(p).map_err(Error::InvalidConfig)).collect() };
         Ok(Plan {
             cgroup_tasks: Vec::new(),
             clone_flags,
@@ -265,18 +350,60 @@ impl Plan {
             cwd_in_root: in_root(&cwd)?,
             masked: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
             readonly: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
+            null: in_root("/dev/null")?,
             readonly_root: root.readonly().unwrap_or(false),
             hostname: spec.hostname().as_deref().map(|h| cstring("hostname", h)).transpose()?,
             uid: user.uid(),
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),
+            rlimits: process.rlimits().iter().flatten().map(|r| (rlimit_resource(r.typ()), r.soft(), r.hard())).collect(),
+            sysctls: sysctls_of(linux.and_then(|l| l.sysctl().as_ref()))?,
+            oom_score_adj: process.oom_score_adj().map(|v| cstring("oom_score_adj", v.to_string())).transpose()?,
             caps: caps_of(process)?,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
+            seccomp: cfg.seccomp.as_ref().map(|s| s.filter(process.capabilities().as_ref())).transpose()?,
             init: init_of(cfg, &exec)?,
             exec,
             tty: process.terminal().unwrap_or(false),
         })
     }
+}
+
+pub(super) fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> libc::__rlimit_resource_t {
+    use oci_spec::runtime::PosixRlimitType as T;
+    match t {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+/// linux.sysctl as /proc/sys paths: names of dots (or slashes), no `..`, nothing outside /proc/sys.
+fn sysctls_of(map: Option<&std::collections::HashMap<String, String>>) -> Result<Vec<(SysPath, CString)>> {
+    let mut out = Vec::new();
+    let mut names: Vec<_> = map.into_iter().flatten().collect();
+    names.sort();
+    for (name, value) in names {
+        let path = name.replace('.', "/");
+        if path.is_empty() || path.split('/').any(|c| c.is_empty() || c == "..") {
+            return Err(Error::InvalidConfig(format!("sysctl {name:?} is not a name")));
+        }
+        out.push((SysPath::new(&format!("/proc/sys/{path}")).map_err(Error::InvalidConfig)?, cstring("sysctl value", value.as_str())?));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -323,6 +450,36 @@ mod tests {
         assert!(matches!(bind.leaf, Leaf::File) && bind.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC));
         assert_eq!(bind.remount, Some(MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REMOUNT));
         assert!(matches!(p.mounts[2].leaf, Leaf::Node { .. }));
+    }
+
+    fn with(c: &mut RunConfig, process: serde_json::Value, linux: serde_json::Value) {
+        let mut spec = serde_json::to_value(&c.spec).unwrap();
+        for (key, extra) in [("process", process), ("linux", linux)] {
+            spec[key].as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        }
+        c.spec = serde_json::from_value(spec).unwrap();
+    }
+
+    #[test]
+    fn rlimits_sysctls_and_the_oom_score_are_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config("", dir.path());
+        with(
+            &mut c,
+            serde_json::json!({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}], "oomScoreAdj": 500}),
+            serde_json::json!({"sysctl": {"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"}}),
+        );
+        let p = Plan::build(&c).unwrap();
+        assert_eq!(p.rlimits, vec![(libc::RLIMIT_NOFILE, 100, 200)]);
+        assert_eq!(p.oom_score_adj.as_deref(), Some(c"500"));
+        let sysctls: Vec<_> = p.sysctls.iter().map(|(s, v)| (format!("{:?}", s.path), v.to_str().unwrap())).collect();
+        assert_eq!(sysctls.len(), 2);
+        assert!(sysctls[0].0.contains("proc/sys/kernel/shmmni") && sysctls[1].0.contains("proc/sys/net/ipv4/ip_forward"), "{sysctls:?}");
+        for bad in ["net..x", "net/../../etc", ""] {
+            let mut c = config("", dir.path());
+            with(&mut c, serde_json::json!({}), serde_json::json!({"sysctl": {bad: "1"}}));
+            assert!(Plan::build(&c).unwrap_err().to_string().contains("is not a name"), "{bad}");
+        }
     }
 
     #[test]

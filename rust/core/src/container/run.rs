@@ -163,8 +163,15 @@ fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
         Step::Mount | Step::Remount | Step::MountPropagation => format!("mount {}", mount_name()),
         Step::Workdir => format!("create working directory {}", plan.cwd_in_root.display),
         Step::Chdir => format!("change to working directory {}", plan.cwd_in_root.display),
-        Step::Masked => format!("mask {}", plan.masked.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
-        Step::Readonly => format!("make {} read-only", plan.readonly.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
+        Step::Masked if errno == nix::errno::Errno::EXDEV => match plan.masked.get(i) {
+            Some(p) => format!("mask {}: it is not on the filesystem of its path", p.path.display),
+            None => "mask: the container's /dev/null is not the null device".to_string(),
+        },
+        Step::Masked => format!("mask {}", plan.masked.get(i).map(|p| p.path.display.clone()).unwrap_or_default()),
+        Step::Readonly => format!("make {} read-only", plan.readonly.get(i).map(|p| p.path.display.clone()).unwrap_or_default()),
+        Step::ProcTarget => {
+            return Error::Start { what: format!("mount {}: its target resolves into /proc (a symlink in the image?)", mount_name()), errno: None }
+        }
         Step::Uid => format!("set user {}", plan.uid),
         Step::Cgroup => format!("join cgroup {}", plan.cgroup_tasks.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
         Step::Gid | Step::Groups => format!("set group {}", plan.gid),

@@ -89,6 +89,11 @@ impl InRoot {
     pub fn open(&self, root: RawFd) -> Result<OwnedFd, Errno> {
         open_in_root(root, self.full(), libc::O_PATH)
     }
+
+    /// Open it for writing (no creating): a /proc/sys file.
+    pub fn open_write(&self, root: RawFd) -> Result<OwnedFd, Errno> {
+        open_in_root(root, self.full(), libc::O_WRONLY)
+    }
 }
 
 /// "/proc/self/fd/N" without allocating: how the child names an fd it wants to mount on.
