@@ -125,7 +125,10 @@ def test_oci_mounts_are_nodev_nosuid_and_in_depth_order() -> None:
     assert by["/a/b"]["options"] == ["rbind", "rprivate", "nosuid", "nodev", "ro"]
     assert by["/t"] == {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "size=1m", "ro"]}
     assert by["/m"]["type"] == "tmpfs" and by["/m"]["options"][-1] == "size=2m"
-    assert by["/etc/hosts"]["options"] == ["rbind", "rprivate"]
+    assert by["/etc/hosts"]["options"] == ["rbind", "rprivate", "nosuid", "nodev"]
+    # --privileged: the host's files as they are on the host.
+    privileged = {m["destination"]: m for m in user_mounts(points, {"hosts": "/c/hosts"}, readonly_root=False, privileged=True)}
+    assert privileged["/a"]["options"] == ["rbind", "rprivate", "rw"] and privileged["/etc/hosts"]["options"] == ["rbind", "rprivate"]
     # The user's mount at /etc/hosts wins: pyc's file is not mounted over it.
     mine = user_mounts([MountPoint(type="bind", destination="/etc/hosts", source="/my/hosts")], {"hosts": "/c/hosts"}, readonly_root=True)
     assert [m["source"] for m in mine] == ["/my/hosts"]
