@@ -9,7 +9,7 @@ import pytest
 from pyc.errors import InvalidArgument
 from pyc.records import MountPoint
 from pyc.runtime.exec import ExecOptions, exec_process
-from pyc.runtime.spec import DEFAULT_PATH, RunOptions, build, command_of, merge_env, parse_user
+from pyc.runtime.spec import BASE_MOUNTS, DEFAULT_PATH, RunOptions, build, command_of, merge_env, parse_user
 
 
 def test_command_follows_docker_rules() -> None:
@@ -74,6 +74,6 @@ def test_spec_has_isolation_defaults(tmp_path: Path) -> None:
     dests = [m["destination"] for m in spec["mounts"]]
     assert dests[:6] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]
     # Parents first: /run before /etc/hosts; the /etc files read-only with --read-only.
-    assert dests[6:] == ["/run", "/etc/hosts"]
-    assert spec["mounts"][-1]["options"] == ["rbind", "rprivate", "ro"]
+    assert dests[-2:] == ["/run", "/etc/hosts"] and dests.index("/run") == len(BASE_MOUNTS)
+    assert spec["mounts"][-1]["options"] == ["rbind", "rprivate", "nosuid", "nodev", "ro"]
     assert "CAP_SYS_ADMIN" not in spec["process"]["capabilities"]["bounding"]
