@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod container;
 pub mod error;
 pub mod layer;
+pub mod net;
 pub mod overlay;
 pub mod pty;
 pub mod sys;

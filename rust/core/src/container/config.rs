@@ -18,6 +18,10 @@ pub struct RunConfig {
     /// The pyc-init program (the reaper of `--init`), run from a sealed copy.
     #[serde(default)]
     pub pyc_init: Option<PathBuf>,
+    /// The interfaces to give the container (made by the parent while the child waits) and
+    /// the ports its holder publishes.
+    #[serde(default)]
+    pub network: crate::net::NetPlan,
 }
 
 /// The union mount of the container: read-only image layers under a private upper dir.
