@@ -12,8 +12,9 @@ fi
 
 # busybox-static and debootstrap make the built-in images; zstd, runc, crun, podman, skopeo,
 # umoci and hyperfine are the tools tests and benchmarks compare against; gcc and libc6-dev
-# build pyc-init (static) and the tests' probe programs.
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev)
+# build pyc-init (static) and the tests' probe programs; iproute2 and nftables let the network
+# tests make their namespaces and look at what pyc made there (pyc itself runs neither).
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev iproute2 nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,10 +29,12 @@ command -v cargo >/dev/null || { echo "setup.sh: cargo (Rust) is needed: https:/
 .venv/bin/pip install -q --upgrade pip
 # Builds the Rust core (release) through maturin and installs pyc with its dev tools.
 .venv/bin/pip install -q -e '.[dev]'
-# pyc-monitor, the process that holds each detached container, and pyc-init, the static program
-# pyc runs inside containers (--init, exec), beside the venv's python (where pyc looks first).
-cargo build -q --profile monitor -p pyc-monitor
+# pyc-monitor, the process that holds each detached container, pyc-dns, the resolver of a
+# user-defined network, and pyc-init, the static program pyc runs inside containers (--init,
+# exec), beside the venv's python (where pyc looks first).
+cargo build -q --profile monitor -p pyc-monitor -p pyc-dns
 install -m 755 target/monitor/pyc-monitor .venv/bin/pyc-monitor
+install -m 755 target/monitor/pyc-dns .venv/bin/pyc-dns
 host=$(rustc -vV | sed -n 's/^host: //p')
 # crt-static through --target: then RUSTFLAGS spares the build scripts and proc macros.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile init -p pyc-init --bin pyc-init --target "$host"
@@ -47,4 +50,4 @@ rm -f /usr/local/bin/pyc
 printf '#!%s\nfrom pyc.cli.main import main\n\nmain()\n' "$PWD/.venv/bin/python" > /usr/local/bin/pyc
 chmod 755 /usr/local/bin/pyc
 
-pyc run --rm busybox sh -c 'echo "hello from $(hostname), a pyc container (pid $$)"'
+pyc run --rm --network none busybox sh -c 'echo "hello from $(hostname), a pyc container (pid $$)"'

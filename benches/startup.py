@@ -42,6 +42,9 @@ import sys
 import tempfile
 import time
 
+# pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
+os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The `pyc` users run: setup.sh's launcher on the PATH, else the venv's console script.
 PYC = "/usr/local/bin/pyc" if os.path.exists("/usr/local/bin/pyc") else os.path.join(REPO, ".venv", "bin", "pyc")
@@ -76,6 +79,7 @@ print(json.dumps({"median": statistics.median(times), "mean": statistics.mean(ti
 # Runs in a fresh python: peak RSS (KiB) of the largest waited-for child, i.e. of `pyc run`.
 RSS_SCRIPT = """\
 import resource, subprocess, sys
+
 subprocess.run(sys.argv[1:], check=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """

@@ -1,4 +1,4 @@
-"""$PYC_ROOT/pyc.db: the containers table in SQLite (WAL, so readers never wait for a writer;
+"""$PYC_ROOT/pyc.db: the containers, networks and endpoints tables in SQLite (WAL, so readers never wait for a writer;
 a busy timeout, so writers take turns). One row per container: id, name (UNIQUE: two commands
 never share one), creation time, and the record (msgpack) that `inspect` shows. The container's
 directory keeps its files; a detached container's live state is its monitor's state.msgpack.
@@ -13,13 +13,33 @@ import sqlite3
 
 import msgpack
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """CREATE TABLE containers (
     id      TEXT PRIMARY KEY,
     name    TEXT NOT NULL UNIQUE,
     created TEXT NOT NULL,
     record  BLOB NOT NULL
 )"""
+# Version 2: networks, and the endpoints of running containers on them (one row per container
+# and network, while its holder lives: the address and MAC are UNIQUE in the network).
+NETWORKS = (
+    """CREATE TABLE networks (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    record  BLOB NOT NULL
+)""",
+    """CREATE TABLE endpoints (
+    network   TEXT NOT NULL,
+    container TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    mac       TEXT NOT NULL,
+    record    BLOB NOT NULL,
+    PRIMARY KEY (network, container),
+    UNIQUE (network, ip),
+    UNIQUE (network, mac)
+)""",
+)
 
 
 def connect(root: str, containers_dir: str) -> sqlite3.Connection:
@@ -37,10 +57,15 @@ def _create(db: sqlite3.Connection, containers_dir: str) -> None:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("BEGIN IMMEDIATE")
     try:
-        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # another pyc won
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:  # a new pyc.db (another pyc may have made it meanwhile)
             db.execute(SCHEMA)
             for data in _old_records(containers_dir):
                 db.execute("INSERT OR IGNORE INTO containers VALUES (?, ?, ?, ?)", (data["Id"], data["Name"], str(data.get("Created", "")), msgpack.packb(data)))
+        if version < 2:
+            for table in NETWORKS:
+                db.execute(table)
+        if version < SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:

@@ -121,6 +121,10 @@ class ContainerNotFound(PycError):
     kind = Kind.NOT_FOUND
 
 
+class NetworkNotFound(PycError):
+    kind = Kind.NOT_FOUND
+
+
 class InvalidArgument(PycError):
     kind = Kind.INVALID_ARGUMENT
 

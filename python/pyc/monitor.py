@@ -12,13 +12,16 @@ from pyc.programs import program
 _REPORTED = {127: Kind.COMMAND_NOT_FOUND, 126: Kind.COMMAND_NOT_EXECUTABLE}
 
 
-def spawn(container_dir: str) -> int:
+def spawn(container_dir: str, keep: list[int] | None = None) -> int:
     """Start the monitor on a directory holding monitor.msgpack; returns the container's pid
     once its command runs, or raises CommandFailed. The monitor detaches itself: nothing of it
-    stays this process's."""
+    stays this process's. `keep`: fds it inherits and holds for the container's life (the
+    published ports' sockets)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         os.set_inheritable(w, True)
+        for fd in keep or []:
+            os.set_inheritable(fd, True)
         pid = os.posix_spawn(program("pyc-monitor"), ["pyc-monitor", container_dir, str(w)], os.environ)
     finally:
         os.close(w)

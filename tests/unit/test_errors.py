@@ -176,6 +176,15 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),
     "attach": (lambda e, s: e.attach("nope"), Kind.NOT_FOUND),
     "disk_usage": (lambda e, s: ((s / "pyc.db").mkdir(), e.disk_usage()), Kind.SYSTEM),
+    "create_network": (lambda e, s: e.create_network("n", "10.0.0.0/33"), Kind.INVALID_ARGUMENT),
+    "network": (lambda e, s: e.network("nope"), Kind.NOT_FOUND),
+    "list_networks": (lambda e, s: ((s / "pyc.db").mkdir(), e.list_networks()), Kind.SYSTEM),
+    "network_endpoints": (lambda e, s: e.network_endpoints("nope"), Kind.NOT_FOUND),
+    "container_endpoints": (lambda e, s: e.container_endpoints("nope"), Kind.NOT_FOUND),
+    "remove_network": (lambda e, s: e.remove_network("nope"), Kind.NOT_FOUND),
+    "prune_networks": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_networks()), Kind.SYSTEM),
+    "connect": (lambda e, s: e.connect("nope", "nope"), Kind.NOT_FOUND),
+    "disconnect": (lambda e, s: e.disconnect("nope", "nope"), Kind.NOT_FOUND),
 }
 
 

@@ -8,7 +8,7 @@ import click
 from pyc.cli.spec import Arg, Command
 
 # The help of each noun's group; the groups themselves come from the commands' names.
-GROUPS = {"container": "Manage containers.", "image": "Manage images.", "system": "Manage pyc."}
+GROUPS = {"container": "Manage containers.", "image": "Manage images.", "system": "Manage pyc.", "network": "Manage networks."}
 
 
 def _metavar(a: Arg) -> str:

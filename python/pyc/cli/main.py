@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # The modules that declare commands (a COMMANDS list each), searched in this order: the hot ones
 # first, so `pyc run` reads one table. A new noun or verb group is one more module here.
-MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "system")
+MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "system", "network")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -75,6 +75,16 @@ class RunOptions:
         detach: bool = False,
         restart: str | None = None,
         log_opts: list[str] | None = None,
+        network: str | None = None,
+        ip: str | None = None,
+        network_aliases: list[str] | None = None,
+        publish: list[str] | None = None,
+        publish_all: bool = False,
+        dns: list[str] | None = None,
+        dns_search: list[str] | None = None,
+        dns_options: list[str] | None = None,
+        add_hosts: list[str] | None = None,
+        domainname: str | None = None,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -106,6 +116,18 @@ class RunOptions:
         self.detach = detach
         self.restart = restart
         self.log_opts = log_opts or []
+        # The network (pyc/network/): none, host, bridge, a network's name, container:NAME;
+        # None for the default (PYC_DEFAULT_NETWORK, else bridge).
+        self.network = network
+        self.ip = ip
+        self.network_aliases = network_aliases or []
+        self.publish = publish or []
+        self.publish_all = publish_all
+        self.dns = dns or []
+        self.dns_search = dns_search or []
+        self.dns_options = dns_options or []
+        self.add_hosts = add_hosts or []
+        self.domainname = domainname
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""

@@ -1,5 +1,5 @@
 """Dockerfile instructions given with `-c/--change` (import, commit): CMD, ENTRYPOINT, ENV,
-WORKDIR, USER, STOPSIGNAL, turned into image config fields."""
+WORKDIR, USER, STOPSIGNAL, EXPOSE, turned into image config fields."""
 
 from __future__ import annotations
 
@@ -32,8 +32,14 @@ def parse_changes(changes: list[str]) -> dict[str, Any]:
             out["User"] = rest
         elif word == "STOPSIGNAL" and rest:
             out["StopSignal"] = rest
+        elif word == "EXPOSE" and rest:
+            for port in rest.split():
+                number, slash, proto = port.partition("/")
+                if not (number.isdigit() and 0 < int(number) < 65536 and (not slash or proto in ("tcp", "udp"))):
+                    raise InvalidArgument(f"invalid --change {change!r}: EXPOSE PORT[/tcp|udp]...")
+                out.setdefault("ExposedPorts", {})[f"{number}/{proto or 'tcp'}"] = {}
         else:
-            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR, USER or STOPSIGNAL")
+            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR, USER, STOPSIGNAL or EXPOSE")
     return out
 
 
@@ -42,7 +48,9 @@ def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, 
     the others, as in a Dockerfile; the other fields replace what was there."""
     out = dict(config)
     for key, value in changes.items():
-        if key == "Env":
+        if key == "ExposedPorts":
+            out[key] = {**(out.get(key) or {}), **value}
+        elif key == "Env":
             env = list(out.get("Env") or [])
             for kv in value:
                 name = kv.split("=", 1)[0]
