@@ -104,7 +104,7 @@ def main():
             "podman bridge": f"{podman} run --rm --network=bridge --pull=never {PODMAN_IMAGE} true",
         }
         rows = hyperfine(args.runs, commands, os.path.join(tmp, "start.json"), wrap=in_ns(ns))
-        bridge = sh(*pyc("network", "inspect", "--format", "{{index .Options \"com.docker.network.bridge.name\"}}", "firstnet"), capture=True).strip()
+        bridge = "pyc-" + sh(*pyc("network", "inspect", "--format", "{{.Id}}", "firstnet"), capture=True).strip()[:8]
         first = hyperfine(
             max(10, args.runs // 5),
             {"pyc first container": f"{PYC} run --rm --network firstnet busybox true"},

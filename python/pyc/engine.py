@@ -238,7 +238,9 @@ class Engine:
             net, first = att.endpoints[0]
             etc = self._etc_files(c.record.host_config, c.record.config.hostname, c.record.config.domainname, first.ip, net.gateway if net.dns else None)
             for name, content in etc.items():
-                atomic.write_file(c.path(name), content.encode(), durable=False)
+                # Before the container starts, so no reader sees half of one: written in place.
+                with open(c.path(name), "w") as f:
+                    f.write(content)
             run.network = att.plan()
         except BaseException:
             att.release()
@@ -249,7 +251,8 @@ class Engine:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config = self._prepare(image, opts)
-        self.containers.create(c, etc, running=True)
+        # On a bridge network its /etc files are written once its address is known.
+        self.containers.create(c, {} if c.record.host_config.endpoints else etc, running=True)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False

@@ -289,12 +289,12 @@ class NetInterface(Record):
     """One veth pair of a container (rust/core/src/net/mod.rs, Interface)."""
 
     bridge: str
-    host: str
     name: str
     address: str
     prefix: int
     gateway: str | None = None
     mac: str
+    hairpin: bool = False  # the container publishes ports: it may reach its own
 
 
 class NetPort(Record):

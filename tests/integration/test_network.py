@@ -307,3 +307,13 @@ def test_connect_and_disconnect_a_running_container(ns: Namespaces) -> None:
     assert "eth1" not in ok(ns.pyc("exec", "api", "ip", "-o", "link"))
     ok(ns.pyc("rm", "-f", "api", "store"))
     nothing_left(ns)
+
+
+def test_a_restarted_container_keeps_its_address_and_gets_a_new_pair(ns: Namespaces) -> None:
+    ok(ns.pyc("network", "create", "again"))
+    cid = ok(ns.pyc("run", "-d", "--name", "flaky", "--network", "again", "--restart", "on-failure:2", "busybox", "sh", "-c", "ip -o -4 addr show eth0; sleep 0.2; exit 3")).strip()
+    until(lambda: ns.pyc("inspect", "--format", "{{.State.Status}} {{.RestartCount}}", cid).stdout.strip() == "exited 2", 30)
+    addresses = [line.split()[3] for line in ok(ns.pyc("logs", "flaky")).splitlines()]
+    assert len(addresses) == 3 and len(set(addresses)) == 1, addresses
+    ok(ns.pyc("rm", "flaky"))
+    nothing_left(ns)

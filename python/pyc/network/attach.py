@@ -92,10 +92,12 @@ class Attachment:
 
         interfaces = []
         routed = False
-        for net, e in self.endpoints:
+        for i, (net, e) in enumerate(self.endpoints):
             gateway = e.gateway if e.gateway and not routed else None
             routed = routed or gateway is not None
-            interfaces.append(NetInterface(bridge=net.bridge, host="veth" + os.urandom(5).hex()[:11], name=e.ifname, address=e.ip, prefix=e.prefix, gateway=gateway, mac=e.mac))
+            # hairpin: the ports are published to the first interface, which may reach its own
+            hairpin = i == 0 and bool(self.ports.bindings)
+            interfaces.append(NetInterface(bridge=net.bridge, name=e.ifname, address=e.ip, prefix=e.prefix, gateway=gateway, mac=e.mac, hairpin=hairpin))
         first = self.first
         return NetPlan(interfaces=interfaces, ports=plan(self.ports.bindings, first.ip) if first else [])
 
@@ -219,7 +221,7 @@ def connect(store: NetworkStore, containers: ContainerStore, c: Container, net: 
             ensure_host_side(net)
             e = store.allocate(net, c.id, f"eth{len(live)}", ip, aliases, holder)
             try:
-                iface = NetInterface(bridge=net.bridge, host="veth" + os.urandom(5).hex()[:11], name=e.ifname, address=e.ip, prefix=e.prefix, gateway=None, mac=e.mac)
+                iface = NetInterface(bridge=net.bridge, name=e.ifname, address=e.ip, prefix=e.prefix, gateway=None, mac=e.mac)
                 pyc_core.network_attach(st.pid, msgpack.packb([iface.to_dict()]))
                 if net.dns:
                     from pyc.network.etc import host_resolv_conf, upstreams

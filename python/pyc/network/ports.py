@@ -9,11 +9,13 @@ Without an IP, a port is published on every address of the host, as docker does.
 
 from __future__ import annotations
 
-import socket
-
 from pyc.errors import Conflict, InvalidArgument
 from pyc.network.subnet import ip_str, parse_ip
 from pyc.records import Endpoint, NetPort, PortBinding
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 
 def _port_range(text: str, spec: str) -> list[int]:
@@ -66,6 +68,8 @@ class Reserved:
         self.bindings: list[PortBinding] = []
 
     def bind(self, wanted: list[PortBinding]) -> None:
+        import socket  # only where ports are published: it costs milliseconds at import
+
         seen: set[tuple[str, str, int]] = set()
         for b in wanted:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if b.proto == "tcp" else socket.SOCK_DGRAM)
@@ -120,6 +124,8 @@ def unpublish(bindings: list[PortBinding], container_ip: str) -> None:
 def unpublish_stale(e: Endpoint) -> None:
     """The DNAT of a dead endpoint's ports, each where no process holds the port now (one that
     does may be a container that published it since: its rule stays)."""
+    import socket
+
     stale = []
     for b in e.ports:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if b.proto == "tcp" else socket.SOCK_DGRAM)

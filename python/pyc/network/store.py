@@ -101,8 +101,11 @@ class NetworkStore:
             return _decode_network(row[0])
         try:
             return self.create(DEFAULT_NETWORK, os.environ.get("PYC_BRIDGE_SUBNET") or DEFAULT_SUBNET, bridge="pyc0", dns=False, predefined=True)
-        except Conflict:  # another pyc made it meanwhile
-            return self.get(DEFAULT_NETWORK)
+        except Conflict:
+            row = self.db.execute("SELECT record FROM networks WHERE name = ?", (DEFAULT_NETWORK,)).fetchone()
+            if row is None:  # not another pyc that made it meanwhile: its subnet is taken
+                raise
+            return _decode_network(row[0])
 
     def create(
         self,

@@ -280,8 +280,8 @@ fn network_ensure(py: Python<'_>, config: &[u8]) -> PyResult<()> {
 
 /// Whether the bridge `name` exists (in this network namespace).
 #[pyfunction]
-fn bridge_exists(py: Python<'_>, name: String) -> PyResult<bool> {
-    blocking(py, || net::bridge_exists(&name))
+fn bridge_exists(name: String) -> bool {
+    net::bridge_exists(&name)
 }
 
 /// Remove a network's bridge and nftables rules.

@@ -23,8 +23,6 @@ use rtnl::{Peer, Rtnl};
 #[derive(Debug, Deserialize, Clone)]
 pub struct Interface {
     pub bridge: String,
-    /// The host end's name (unique: `veth` and random hex).
-    pub host: String,
     /// Its name inside: eth0, eth1, ...
     pub name: String,
     pub address: String,
@@ -33,6 +31,9 @@ pub struct Interface {
     #[serde(default)]
     pub gateway: Option<String>,
     pub mac: String,
+    /// Hairpin mode on its bridge port: the container publishes ports it may reach itself.
+    #[serde(default)]
+    pub hairpin: bool,
 }
 
 /// A published port: `host_ip` None for every address of the host.
@@ -100,8 +101,8 @@ pub fn ensure_network(n: &Network) -> Result<()> {
 }
 
 /// Whether the bridge of a network is there (a reboot removes it; `ensure_network` remakes it).
-pub fn bridge_exists(bridge: &str) -> Result<bool> {
-    Ok(Rtnl::open()?.link_index(bridge)?.is_some())
+pub fn bridge_exists(bridge: &str) -> bool {
+    rtnl::if_index(bridge).is_some()
 }
 
 /// The network's bridge and rules, gone.
@@ -118,20 +119,34 @@ pub fn attach(pid: i32, ifaces: &[Interface]) -> Result<()> {
     }
     let mut host = Rtnl::open()?;
     for i in ifaces {
-        let master = host.link_index(&i.bridge)?.ok_or_else(|| Error::sys(format!("attach to {}: no such bridge", i.bridge), nix::errno::Errno::ENODEV))?;
-        host.add_veth(&i.host, master, &Peer { name: &i.name, mac: mac(&i.mac)?, netns_pid: pid as u32 })?;
+        let master = rtnl::if_index(&i.bridge).ok_or_else(|| Error::sys(format!("attach to {}: no such bridge", i.bridge), nix::errno::Errno::ENODEV))?;
+        // A name of its own at every start: the last start's pair may not be gone yet (the kernel
+        // removes a network namespace's links a moment after its last process).
+        let name = veth_name()?;
+        host.add_veth(&name, master, &Peer { name: &i.name, mac: mac(&i.mac)?, netns_pid: pid as u32 })?;
+        if i.hairpin {
+            host.set_hairpin(&name)?;
+        }
     }
     let mut inside = Rtnl::open_in(pid)?;
+    let mut links = Vec::with_capacity(ifaces.len());
     for i in ifaces {
         let index = inside.link_index(&i.name)?.ok_or_else(|| Error::sys(format!("find {} in the container", i.name), nix::errno::Errno::ENODEV))?;
-        inside.set_up(index)?;
-        inside.set_address(index, ipv4("address", &i.address)?, i.prefix)?;
+        links.push((index, ipv4("address", &i.address)?, i.prefix));
     }
-    // Routes last: the gateway is reachable once every address is set.
-    if let Some(gw) = ifaces.iter().find_map(|i| i.gateway.as_deref()) {
-        inside.add_default_route(ipv4("gateway", gw)?)?;
+    let gateway = ifaces.iter().find_map(|i| i.gateway.as_deref()).map(|gw| ipv4("gateway", gw)).transpose()?;
+    inside.configure(&links, gateway)
+}
+
+/// `veth` and 11 random hex digits (an interface name has at most 15 characters).
+fn veth_name() -> Result<String> {
+    let mut bytes = [0u8; 6];
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(Error::sys("getrandom", nix::errno::Errno::last()));
     }
-    Ok(())
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("veth{}", &hex[..11]))
 }
 
 /// Remove the interface `name` from the network namespace of `pid` (its veth pair goes too).

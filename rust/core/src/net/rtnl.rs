@@ -97,6 +97,55 @@ impl Rtnl {
         }
     }
 
+    /// Send `msgs` in one write (the kernel runs them in turn), then read their ACKs; the first
+    /// error names `what`.
+    fn send_all(&mut self, msgs: Vec<RouteNetlinkMessage>, what: &str) -> Result<()> {
+        let mut len = 0;
+        let first = self.seq + 1;
+        for msg in msgs {
+            self.seq += 1;
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+            header.sequence_number = self.seq;
+            let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+            packet.finalize();
+            let n = packet.buffer_len();
+            if len + n > self.buf.len() {
+                return Err(Error::Internal(format!("netlink messages of {} bytes", len + n)));
+            }
+            packet.serialize(&mut self.buf[len..len + n]);
+            len += n.next_multiple_of(4);
+        }
+        self.socket.send(&self.buf[..len], 0).map_err(|e| io_sys(what, e))?;
+        let mut pending = self.seq + 1 - first;
+        let mut failed = None;
+        while pending > 0 {
+            let n = self.socket.recv(&mut &mut self.buf[..], 0).map_err(|e| io_sys(what, e))?;
+            let mut off = 0;
+            while off < n {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
+                    .map_err(|e| Error::Internal(format!("{what}: netlink reply: {e}")))?;
+                let step = reply.header.length as usize;
+                if (first..=self.seq).contains(&reply.header.sequence_number) {
+                    if let NetlinkPayload::Error(e) = reply.payload {
+                        pending -= 1;
+                        if let Some(code) = e.code {
+                            failed = failed.or(Some(Errno::from_raw(-code.get())));
+                        }
+                    }
+                }
+                if step == 0 {
+                    break;
+                }
+                off += step.next_multiple_of(4);
+            }
+        }
+        match failed {
+            Some(errno) => Err(Error::sys(what, errno)),
+            None => Ok(()),
+        }
+    }
+
     /// The index of the link named `name`, None if there is none.
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         let mut msg = LinkMessage::default();
@@ -127,14 +176,6 @@ impl Rtnl {
         self.link_index(name)?.ok_or_else(|| Error::sys(format!("create bridge {name}"), Errno::ENODEV))
     }
 
-    pub fn set_up(&mut self, index: u32) -> Result<()> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        msg.header.flags = LinkFlags::Up;
-        msg.header.change_mask = LinkFlags::Up;
-        self.request(RouteNetlinkMessage::SetLink(msg), 0, &|| format!("set link {index} up")).map(drop)
-    }
-
     pub fn delete_link(&mut self, name: &str) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -146,15 +187,32 @@ impl Rtnl {
 
     /// Set `addr/prefix` on the link `index` (replacing it if it is there already).
     pub fn set_address(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = prefix;
-        msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(addr.into()));
-        msg.attributes.push(AddressAttribute::Address(addr.into()));
-        let brd = u32::from(addr) | (u32::MAX.checked_shr(prefix as u32).unwrap_or(0));
-        msg.attributes.push(AddressAttribute::Broadcast(Ipv4Addr::from(brd)));
-        self.request(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_REPLACE, &|| format!("set address {addr}/{prefix}")).map(drop)
+        self.send_all(vec![address(index, addr, prefix)], &format!("set address {addr}/{prefix}"))
+    }
+
+    /// Configure the container's links, in one write: each up with its address, then the
+    /// default route (the gateway is reachable once the addresses are set).
+    pub fn configure(&mut self, links: &[(u32, Ipv4Addr, u8)], gateway: Option<Ipv4Addr>) -> Result<()> {
+        let mut msgs = Vec::new();
+        for &(index, addr, prefix) in links {
+            let mut up = LinkMessage::default();
+            up.header.index = index;
+            up.header.flags = LinkFlags::Up;
+            up.header.change_mask = LinkFlags::Up;
+            msgs.push(RouteNetlinkMessage::SetLink(up));
+            msgs.push(address(index, addr, prefix));
+        }
+        if let Some(gw) = gateway {
+            let mut route = RouteMessage::default();
+            route.header.address_family = AddressFamily::Inet;
+            route.header.table = RouteHeader::RT_TABLE_MAIN;
+            route.header.protocol = RouteProtocol::Static;
+            route.header.scope = RouteScope::Universe;
+            route.header.kind = RouteType::Unicast;
+            route.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+            msgs.push(RouteNetlinkMessage::NewRoute(route));
+        }
+        self.send_all(msgs, "configure the container's interfaces")
     }
 
     /// A veth pair: `host` on the bridge `master`, up; its peer made directly in the network
@@ -173,28 +231,40 @@ impl Rtnl {
         msg.attributes.push(LinkAttribute::IfName(host.to_string()));
         msg.attributes.push(LinkAttribute::Controller(master));
         msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth), LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(inner)))]));
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, &|| format!("create veth {host}"))?;
-        // Hairpin: a container reaching its own published port. Where br_netfilter is loaded, the
-        // DNAT happens inside the bridge and the frame goes back out of the port it came in by.
-        let index = self.link_index(host)?.ok_or_else(|| Error::sys(format!("create veth {host}"), Errno::ENODEV))?;
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, &|| format!("create veth {host}")).map(drop)
+    }
+
+    /// Hairpin mode on the bridge port `host`: for a container reaching its own published port.
+    /// Where br_netfilter is loaded, the DNAT happens inside the bridge and the frame goes back
+    /// out of the port it came in by.
+    pub fn set_hairpin(&mut self, host: &str) -> Result<()> {
+        let index = if_index(host).ok_or_else(|| Error::sys(format!("set hairpin mode on {host}"), Errno::ENODEV))?;
         let mut port = LinkMessage::default();
         port.header.interface_family = AddressFamily::Bridge;
         port.header.index = index;
         port.attributes.push(LinkAttribute::ProtoInfoBridge(vec![LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_MODE, vec![1]))]));
         self.request(RouteNetlinkMessage::SetLink(port), 0, &|| format!("set hairpin mode on {host}")).map(drop)
     }
+}
 
-    /// The default route through `gateway`.
-    pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<()> {
-        let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
-        msg.header.table = RouteHeader::RT_TABLE_MAIN;
-        msg.header.protocol = RouteProtocol::Static;
-        msg.header.scope = RouteScope::Universe;
-        msg.header.kind = RouteType::Unicast;
-        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
-        self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL, &|| format!("add the default route via {gateway}")).map(drop)
-    }
+fn address(index: u32, addr: Ipv4Addr, prefix: u8) -> RouteNetlinkMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.prefix_len = prefix;
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Local(addr.into()));
+    msg.attributes.push(AddressAttribute::Address(addr.into()));
+    let brd = u32::from(addr) | (u32::MAX.checked_shr(prefix as u32).unwrap_or(0));
+    msg.attributes.push(AddressAttribute::Broadcast(Ipv4Addr::from(brd)));
+    RouteNetlinkMessage::NewAddress(msg)
+}
+
+/// The index of a link of this network namespace by its name: an ioctl, which takes no lock
+/// (a netlink request waits for the rtnl lock, which tearing down a namespace holds a while).
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (index != 0).then_some(index)
 }
 
 fn io_sys(what: &str, e: std::io::Error) -> Error {
