@@ -79,6 +79,13 @@ def resolvers(n: Namespaces) -> list[str]:
     return [p for p in pids if Path(f"/proc/{p}/comm").exists() and Path(f"/proc/{p}/comm").read_text().strip() == "pyc-dns"]
 
 
+def serve(n: Namespaces, where: str, port: int, *argv: str, udp: bool = False) -> None:
+    """Start a server in namespace `where` and wait until it listens on `port`."""
+    n.spawn(where, *argv)
+    flag = "-lun" if udp else "-ltn"
+    until(lambda: f":{port} " in n.run(where, "ss", "-H", flag, check=False).stdout)
+
+
 def until(check: object, seconds: float = 10) -> None:
     end = time.monotonic() + seconds
     while not check():  # type: ignore[operator]
@@ -100,8 +107,7 @@ def test_none_has_only_lo_host_sees_the_host_side_and_container_shares(ns: Names
 
 def test_default_bridge_reaches_outside_through_nat(ns: Namespaces) -> None:
     # outside: a TCP server that says which address the connection came from
-    ns.spawn(ns.outside, "python3", "-c", "import socket;s=socket.create_server(('0.0.0.0',7000));c,a=s.accept();c.sendall(a[0].encode());c.close()")
-    time.sleep(0.5)
+    serve(ns, ns.outside, 7000, "python3", "-c", "import socket;s=socket.create_server(('0.0.0.0',7000));c,a=s.accept();c.sendall(a[0].encode());c.close()")
     out = ok(ns.pyc("run", "--rm", "busybox", "sh", "-c", f"ip -o -4 addr show eth0; ip route; nc {OUTSIDE_ADDR} 7000"))
     assert "eth0    inet 10.202." in out and "default via 10.202.0.1 dev eth0" in out
     assert out.endswith(HOST_ADDR), out  # masqueraded as the host side's address
@@ -117,12 +123,11 @@ def test_user_network_names_both_ways_also_for_a_later_container(ns: Namespaces)
     assert out.strip()
     for name in ("web", "www", "web.test.invalid"):
         assert "Address: 10.203." in ok(ns.pyc("exec", "db", "nslookup", name))
-    assert ok(ns.pyc("exec", "db", "nc", "web", "8080")).strip() == "from-web"
+    until(lambda: ns.pyc("exec", "db", "nc", "web", "8080").stdout.strip() == "from-web")
     # and the first finds the later one
-    assert ok(ns.pyc("exec", "web", "nc", "db", "5432")).strip() == "from-db"
+    until(lambda: ns.pyc("exec", "web", "nc", "db", "5432").stdout.strip() == "from-db")
     # a name nobody has: NXDOMAIN from the host's (test) resolver behind it
-    ns.spawn(ns.host, "python3", str(UPSTREAM_DNS), UPSTREAM)
-    time.sleep(0.5)
+    serve(ns, ns.host, 53, "python3", str(UPSTREAM_DNS), UPSTREAM, udp=True)
     assert "Address: 192.0.2.2" in ok(ns.pyc("exec", "web", "nslookup", "outside.example"))
     assert ns.pyc("exec", "web", "nslookup", "nobody.invalid").returncode != 0
     inspect = ok(ns.pyc("network", "inspect", "app"))
@@ -134,23 +139,28 @@ def test_user_network_names_both_ways_also_for_a_later_container(ns: Namespaces)
 
 def test_published_ports_from_every_side(ns: Namespaces, netprobe: str) -> None:
     vol = f"{netprobe}:/netprobe:ro"
-    ok(ns.pyc("run", "-d", "--name", "pub", "-v", vol, "-p", "8080:80", "-p", "127.0.0.1:5353:53/udp", "busybox", "sh", "-c", "/netprobe udp-echo 53 & nc -ll -p 80 -e echo hello"))
-    time.sleep(0.3)
+    ports = ["-p", "8080:80", "-p", "127.0.0.1:5353:53/udp", "-p", "5354:53/udp"]
+    ok(ns.pyc("run", "-d", "--name", "pub", "-v", vol, *ports, "busybox", "sh", "-c", "/netprobe udp-echo 53 & nc -ll -p 80 -e echo hello"))
     get = "import socket,sys;c=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=5);print(c.recv(100).decode().strip())"
+    until(lambda: "udp-echo" in ns.pyc("exec", "pub", "ps").stdout and "hello" in ns.run(ns.host, "python3", "-c", get, "127.0.0.1", "8080", check=False).stdout)
     assert ok(ns.run(ns.host, "python3", "-c", get, "127.0.0.1", "8080")).strip() == "hello"  # the host's loopback
     assert ok(ns.run(ns.host, "python3", "-c", get, HOST_ADDR, "8080")).strip() == "hello"  # its own address
     assert ok(ns.run(ns.outside, "python3", "-c", get, HOST_ADDR, "8080")).strip() == "hello"  # from outside
     # UDP, on the one address it was published on
     assert ok(ns.run(ns.host, netprobe, "udp-ask", "127.0.0.1", "5353", "ping")).strip() == "echo:ping"
+    assert ns.run(ns.host, netprobe, "udp-ask", HOST_ADDR, "5353", "ping", check=False).returncode == 1
+    # and on every address, the host side's own and from outside
+    assert ok(ns.run(ns.host, netprobe, "udp-ask", HOST_ADDR, "5354", "pong")).strip() == "echo:pong"
+    assert ok(ns.run(ns.outside, netprobe, "udp-ask", HOST_ADDR, "5354", "far")).strip() == "echo:far"
     # another container, and the container itself, through the host side's address
     assert ok(ns.pyc("run", "--rm", "busybox", "nc", HOST_ADDR, "8080")).strip() == "hello"
     assert ok(ns.pyc("exec", "pub", "nc", HOST_ADDR, "8080")).strip() == "hello"
     # what pyc says of them
-    assert ok(ns.pyc("port", "pub")).splitlines() == ["53/udp -> 127.0.0.1:5353", "80/tcp -> 0.0.0.0:8080"]
+    assert ok(ns.pyc("port", "pub")).splitlines() == ["53/udp -> 127.0.0.1:5353", "53/udp -> 0.0.0.0:5354", "80/tcp -> 0.0.0.0:8080"]
     assert ok(ns.pyc("port", "pub", "80")).strip() == "0.0.0.0:8080"
-    assert "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp" in ok(ns.pyc("ps"))
-    ports = '{"53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}], "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}'
-    assert ok(ns.pyc("inspect", "--format", "{{json .NetworkSettings.Ports}}", "pub")).strip() == ports
+    assert "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp, 0.0.0.0:5354->53/udp" in ok(ns.pyc("ps"))
+    shown = '{"53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}, {"HostIp": "0.0.0.0", "HostPort": "5354"}], "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}'
+    assert ok(ns.pyc("inspect", "--format", "{{json .NetworkSettings.Ports}}", "pub")).strip() == shown
     # a port pyc holds is taken for anyone else, and for another container: one line, 125, nothing made
     r = ns.pyc("run", "--rm", "-p", "8080:80", "busybox", "true")
     assert (r.returncode, r.stderr) == (125, "pyc: Bind for 0.0.0.0:8080 failed: port is already allocated\n")
@@ -171,18 +181,15 @@ def test_published_ports_from_every_side(ns: Namespaces, netprobe: str) -> None:
 
 
 def test_a_port_another_process_holds_is_refused_and_nothing_is_made(ns: Namespaces) -> None:
-    holder = ns.spawn(ns.host, "python3", "-c", "import socket,time;s=socket.socket();s.bind(('127.0.0.1',9090));s.listen();time.sleep(60)")
-    time.sleep(0.5)
+    serve(ns, ns.host, 9090, "python3", "-c", "import socket,time;s=socket.socket();s.bind(('127.0.0.1',9090));s.listen();time.sleep(60)")
     r = ns.pyc("run", "--rm", "--name", "blocked", "-p", "9090:80", "busybox", "true")
     assert (r.returncode, r.stderr) == (125, "pyc: Bind for 0.0.0.0:9090 failed: port is already allocated\n")
     assert ns.pyc("inspect", "blocked").returncode == 1
-    holder.kill()
     nothing_left(ns)
 
 
 def test_internal_network_has_no_way_out(ns: Namespaces) -> None:
-    ns.spawn(ns.outside, "python3", "-c", "import socket,time;s=socket.create_server(('0.0.0.0',7001));time.sleep(60)")
-    time.sleep(0.3)
+    serve(ns, ns.outside, 7001, "python3", "-c", "import socket,time;s=socket.create_server(('0.0.0.0',7001));time.sleep(60)")
     ok(ns.pyc("network", "create", "--internal", "sealed"))
     ok(ns.pyc("run", "-d", "--name", "inside", "--network", "sealed", "busybox", "sh", "-c", "nc -ll -p 81 -e echo inner"))
     out = ok(ns.pyc("run", "--rm", "--network", "sealed", "busybox", "sh", "-c", f"ip route; nc -w 2 {OUTSIDE_ADDR} 7001 </dev/null && echo REACHED; nc inside 81"))
@@ -286,9 +293,8 @@ def test_dns_and_hosts_flags_as_docker_writes_them(ns: Namespaces) -> None:
     assert out.startswith("nameserver 9.9.9.9\nsearch a.example\noptions ndots:2\n127.0.0.1\tlocalhost\n")
     assert "10.1.2.3\tdb\n" in out and "\tbox.corp.example box\nbox\n" in out
     # on a user network: the resolver, which sends the container's other questions to its --dns
-    ns.spawn(ns.host, "python3", str(UPSTREAM_DNS), "127.0.0.54")
+    serve(ns, ns.host, 53, "python3", str(UPSTREAM_DNS), "127.0.0.54", udp=True)
     ok(ns.pyc("network", "create", "named"))
-    time.sleep(0.3)
     out = ok(ns.pyc("run", "--rm", "--network", "named", "--dns", "127.0.0.54", "busybox", "sh", "-c", "cat /etc/resolv.conf; nslookup far.example"))
     assert out.startswith("nameserver 10.203.") and "Address: 192.0.2.2" in out
     nothing_left(ns)

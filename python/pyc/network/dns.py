@@ -82,7 +82,7 @@ def stop_resolver(netdir: str) -> None:
 
 def ensure_resolver(netdir: str, gateway: str, search: list[str], upstreams: list[str]) -> None:
     """Start the network's resolver unless it runs. The caller holds the network's lock."""
-    from pyc.programs import program
+    from pyc.programs import spawn_detached
 
     if resolver_alive(netdir):
         return
@@ -92,19 +92,7 @@ def ensure_resolver(netdir: str, gateway: str, search: list[str], upstreams: lis
         argv += ["--search", d]
     for u in upstreams:
         argv += ["--upstream", u]
-    r, w = os.pipe2(os.O_CLOEXEC)
-    try:
-        os.set_inheritable(w, True)
-        pid = os.posix_spawn(program("pyc-dns"), [*argv, "--report", str(w)], os.environ)
-    finally:
-        os.close(w)
-    try:
-        os.waitpid(pid, 0)  # it forks the resolver proper and exits
-        report = b""
-        while chunk := os.read(r, 4096):
-            report += chunk
-    finally:
-        os.close(r)
-    word, _, rest = report.decode(errors="replace").strip().partition(" ")
+    report = spawn_detached("pyc-dns", lambda fd: [*argv, "--report", str(fd)])
+    word, _, rest = report.partition(" ")
     if word != "ok":
         raise PycError(f"the network's resolver (pyc-dns) did not start: {rest or 'no report'}", Kind.SYSTEM)

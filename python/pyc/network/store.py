@@ -60,6 +60,20 @@ def _decode_network(row: bytes) -> NetworkRecord:
         raise BadImage(f"a network record in pyc.db is corrupt: {e}") from None
 
 
+class _Immediate:
+    """A write transaction no other pyc interleaves with (BEGIN IMMEDIATE), rolled back on any
+    error: what is checked in it (a free subnet, a free address) stays true until its write."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, error: object, *rest: object) -> None:
+        self.db.execute("COMMIT" if error is None else "ROLLBACK")
+
+
 class NetworkStore:
     def __init__(self, containers: ContainerStore) -> None:
         self.containers = containers
@@ -128,8 +142,7 @@ class NetworkStore:
         if gateway is not None and net is None:
             raise InvalidArgument("--gateway needs --subnet")
         nid = os.urandom(32).hex()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with _Immediate(self.db):
             taken = [Subnet.parse(n.subnet) for n in (_decode_network(r[0]) for r in self.db.execute("SELECT record FROM networks"))]
             if net is None:
                 net = self._free_subnet(taken)
@@ -155,10 +168,6 @@ class NetworkStore:
                 self.db.execute("INSERT INTO networks VALUES (?, ?, ?, ?)", (nid, name, record.created, msgpack.packb(record.to_dict())))
             except sqlite3.IntegrityError:
                 raise Conflict(f"network with name {name} already exists") from None
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return record
 
     @staticmethod
@@ -244,8 +253,7 @@ class NetworkStore:
         subnet = Subnet.parse(net.subnet)
         gateway = parse_ip(net.gateway)
         self.collect(net.id)
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with _Immediate(self.db):
             self.db.execute("DELETE FROM endpoints WHERE network = ? AND container = ?", (net.id, cid))  # an earlier start's
             used = {parse_ip(r[0]) for r in self.db.execute("SELECT ip FROM endpoints WHERE network = ?", (net.id,))}
             if ip:
@@ -274,10 +282,6 @@ class NetworkStore:
                 self.db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?)", (net.id, cid, e.ip, e.mac, msgpack.packb(e.to_dict())))
             except sqlite3.IntegrityError:
                 raise Conflict(f"address {e.ip} is already in use on network {net.name}") from None
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return e
 
     def save(self, e: Endpoint) -> None:

@@ -14,10 +14,9 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub struct Entry {
-    pub file: PathBuf,
     pub ip: Ipv4Addr,
     pub names: Vec<String>,
     pub upstreams: Vec<Ipv4Addr>,
@@ -59,7 +58,7 @@ fn parse(file: &Path) -> Option<Entry> {
     if start_time(pid)? != start {
         return None;
     }
-    Some(Entry { file: file.to_path_buf(), ip: ip?, names, upstreams, holder: fd })
+    Some(Entry { ip: ip?, names, upstreams, holder: fd })
 }
 
 /// Every entry of `dir` whose holder lives; the files of dead holders are removed.

@@ -204,11 +204,8 @@ fn serve(args: &Args, socket: UdpSocket, watch: OwnedFd) {
             if ready[1] {
                 while nix::unistd::read(&watch, &mut buf).is_ok_and(|n| n > 0) {}
             }
-            for (e, r) in list.iter().zip(&ready[holders..ups]) {
-                if *r {
-                    let _ = std::fs::remove_file(&e.file);
-                }
-            }
+            // Every file read again: one whose holder ended goes (entries.rs); one whose holder
+            // changed meanwhile (a detached container's pyc handing it to its monitor) stays.
             list = reload(args);
             names = Names::of(&list);
         }
