@@ -66,11 +66,16 @@ def nothing_left(n: Namespaces) -> None:
     """No veth on the host side, no published port in nftables, no resolver, no endpoint."""
     assert [link for link in n.links() if link.startswith("veth")] == []
     if "table ip pyc" in n.nft("list", "tables"):
-        ports = n.nft("list", "map", "ip", "pyc", "ports") + n.nft("list", "map", "ip", "pyc", "addr_ports")
+        ports = published(n)
         assert "elements" not in ports, ports
     assert resolvers(n) == []
     for net in set(n.pyc("network", "ls", "-q").stdout.split()) - {"host", "none"}:
         assert '"Containers": {}' in ok(n.pyc("network", "inspect", net))
+
+
+def published(n: Namespaces) -> str:
+    """pyc's two maps of published ports, as nft lists them."""
+    return n.nft("list", "map", "ip", "pyc", "ports") + n.nft("list", "map", "ip", "pyc", "addr_ports")
 
 
 def resolvers(n: Namespaces) -> list[str]:
@@ -322,4 +327,55 @@ def test_a_restarted_container_keeps_its_address_and_gets_a_new_pair(ns: Namespa
     addresses = [line.split()[3] for line in ok(ns.pyc("logs", "flaky")).splitlines()]
     assert len(addresses) == 3 and len(set(addresses)) == 1, addresses
     ok(ns.pyc("rm", "flaky"))
+    nothing_left(ns)
+
+
+def test_stop_and_rm_take_a_container_off_its_network_and_leave_the_others(ns: Namespaces) -> None:
+    """What one container had (its veth, its ports' nft elements, its name at the resolver, its
+    address) goes with its stop and its rm, while another container keeps the network, its
+    name and its resolver. Also: create + start, a port range, network prune."""
+    serve(ns, ns.host, 53, "python3", str(UPSTREAM_DNS), UPSTREAM, udp=True)
+    ok(ns.pyc("network", "create", "keep"))
+    netdir = Path(os.environ["PYC_RUN"]) / "net" / ok(ns.pyc("network", "inspect", "--format", "{{.Id}}", "keep")).strip()
+    stay = ok(ns.pyc("run", "-d", "--name", "stay", "--network", "keep", "busybox", "sleep", "120")).strip()
+    listen = "for p in 9100 9101; do nc -ll -p $p -e echo r$p & done; wait"
+    get = "import socket,sys;c=socket.create_connection(('127.0.0.1',int(sys.argv[1])),timeout=5);print(c.recv(100).decode().strip())"
+    ports = published(ns)
+    for how in ("stop", "rm"):
+        gone = ok(ns.pyc("create", "--name", "gone", "--network", "keep", "--network-alias", "leaver", "-p", "9100-9101:9100-9101", "busybox", "sh", "-c", listen)).strip()
+        ok(ns.pyc("start", "gone"))
+        until(lambda: ns.run(ns.host, "python3", "-c", get, "9101", check=False).stdout.strip() == "r9101")
+        assert ok(ns.run(ns.host, "python3", "-c", get, "9100")).strip() == "r9100"
+        assert len([link for link in ns.links() if link.startswith("veth")]) == 2
+        assert ": 10.203.0.3 . 9100" in published(ns) and ": 10.203.0.3 . 9101" in published(ns)
+        assert sorted(os.listdir(netdir / "hosts")) == sorted([stay, gone])
+        for name in ("gone", "leaver"):
+            assert "Address: 10.203." in ok(ns.pyc("exec", "stay", "nslookup", name))
+        ok(ns.pyc(how, *(["-t", "0"] if how == "stop" else ["-f"]), "gone"))
+        # its veth, its ports, its name and its address: gone; the other container's: kept
+        assert len([link for link in ns.links() if link.startswith("veth")]) == 1
+        assert published(ns) == ports
+        assert os.listdir(netdir / "hosts") == [stay]
+        for name in ("gone", "leaver"):
+            r = ns.pyc("exec", "stay", "nslookup", name)
+            assert r.returncode != 0 and "NXDOMAIN" in r.stdout + r.stderr, (r.stdout, r.stderr)
+        assert "Address: 10.203." in ok(ns.pyc("exec", "stay", "nslookup", "stay"))
+        inspect = ok(ns.pyc("network", "inspect", "keep"))
+        assert '"Name": "stay"' in inspect and '"Name": "gone"' not in inspect
+        assert len(resolvers(ns)) == 1
+        # the host ports are free again, for any process
+        ok(ns.run(ns.host, "python3", "-c", "import socket;s=socket.socket();s.bind(('0.0.0.0',9100))"))
+        if how == "stop":
+            ok(ns.pyc("rm", "gone"))
+        assert ns.pyc("inspect", "gone").returncode == 1
+    # prune: the network in use stays, an unused one goes with its bridge
+    ok(ns.pyc("network", "create", "unused"))
+    assert len([link for link in ns.links() if link.startswith("pyc-")]) == 1  # a bridge comes with a first container
+    ok(ns.pyc("run", "--rm", "--network", "unused", "busybox", "true"))
+    assert len([link for link in ns.links() if link.startswith("pyc-")]) == 2
+    assert ok(ns.pyc("network", "prune", "-f")) == "Deleted Networks:\nunused\n"
+    assert sorted(ok(ns.pyc("network", "ls", "--format", "{{.Name}}")).split()) == ["bridge", "host", "keep", "none"]
+    assert len([link for link in ns.links() if link.startswith("pyc-")]) == 1
+    ok(ns.pyc("rm", "-f", "stay"))
+    until(lambda: not resolvers(ns))
     nothing_left(ns)
