@@ -27,7 +27,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, settle, sh  # noqa: E402
+from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, launcher, settle, sh  # noqa: E402
 
 # pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
 os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
@@ -73,12 +73,7 @@ def main():
     scales = [int(s) for s in args.scales.split(",")]
 
     tmp = tempfile.mkdtemp(prefix="pycbench-cmd.", dir="/var/tmp")
-    # This repository's pyc, through a launcher as setup.sh installs it (pip's console script
-    # imports `re` first).
     pyc = os.path.join(tmp, "pyc")
-    with open(pyc, "w") as f:
-        f.write(f"#!{PYTHON}\nfrom pyc.cli.main import main\n\nmain()\n")
-    os.chmod(pyc, 0o755)
     os.environ["PYC_ROOT"] = os.path.join(tmp, "store")
     os.environ["CONTAINERS_CONF"] = os.path.join(tmp, "containers.conf")
     with open(os.environ["CONTAINERS_CONF"], "w") as f:
@@ -95,9 +90,9 @@ def main():
         print(f"  {name:32} pyc {got['pyc']:7.1f} ms" + (f"   podman {got['podman']:7.1f} ms" if "podman" in got else ""))
 
     try:
-        # Warm cache: pyc's modules as bytecode, as an installed pyc has them (with
-        # PYTHONDONTWRITEBYTECODE set, or in a fresh checkout, each run would compile them).
-        sh(PYTHON, "-m", "compileall", "-q", os.path.join(REPO, "python"), capture=True)
+        # This repository's pyc through the launcher setup.sh installs, its modules as bytecode
+        # (warm cache), as an installed pyc has them.
+        launcher(pyc)
         sh(pyc, "image", "bootstrap", "busybox", capture=True)
         if podman:
             layers = os.path.join(os.environ["PYC_ROOT"], "layers")

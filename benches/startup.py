@@ -2,18 +2,33 @@
 
 Each tool starts a container that runs `true` and waits for it to exit:
 
-    pyc CLI                `pyc run --rm busybox true`
+    pyc CLI                `pyc run --rm busybox true`, through the launcher setup.sh installs
+                           (python -m pyc.launcher), written for this repository's venv
     runc                   `runc run --bundle BUNDLE ...`   (the OCI runtime alone: the floor)
     podman                 `podman run --rm --network=none localhost/pycbench:latest true`
     crun                   `crun run --bundle BUNDLE ...`
     pyc API (warm python)  `Engine().run("busybox", ...)` in an already warm Python process
+    pyc CLI (DIR)          with --compare DIR: the pyc of another checkout (its venv and its
+                           launcher; the one setup.sh wrote before pyc.launcher existed if it
+                           has none), in the same hyperfine run: before and after a change
+
+Then where a `pyc run`'s time goes, each step timed on its own (medians):
+
+    interpreter            the launcher's Python, started and stopped (`python -IS -c pass`)
+    imports                the modules a `pyc run` imports (read from `-X importtime` of one),
+                           imported by that Python on the launcher's sys.path, less the above
+    engine                 Engine.run in a warm Python, less its pyc_core.run
+    pyc_core.run           the container itself: cgroup, clone, mounts, exec, wait, clean-up
+    the rest               the CLI's median less all of the above: parsing the command line,
+                           the first use of what was imported, the exit
 
 The busybox image is made with `pyc image bootstrap busybox` in a private store ($PYC_ROOT = a
 temp dir); its single layer is copied into the OCI bundle for runc/crun and imported into podman,
 so every tool starts the same files. podman runs runc and, like pyc and runc, gives the container
 a network namespace with only lo (--network=none: no bridge, veth or firewall rules on the host,
-nothing left behind if it is cut short). pyc, runc and podman are timed by one hyperfine
-invocation, side by side. crun refuses to run on this hybrid-cgroup host while
+nothing left behind if it is cut short). pyc and runc (and the --compare pyc) are timed by one
+hyperfine invocation, side by side; podman by a second, beside runc again, with -i: on a loaded
+machine it exits 125 now and then. crun refuses to run on this hybrid-cgroup host while
 /sys/fs/cgroup/unified/cgroup.controllers exists, so it runs in a second hyperfine invocation in a
 private mount namespace where /dev/null hides that file; runc is measured again there and crun's
 ratio is against that runc. The API row is timed in-process with perf_counter (its ratio is
@@ -26,7 +41,7 @@ any container of it, the runc/crun containers.
 Run as root, from the repository, after building the venv:
 
     PYTHONDONTWRITEBYTECODE= .venv/bin/python -m compileall -q python   # imports from bytecode
-    .venv/bin/python benches/startup.py [--runs N]
+    .venv/bin/python benches/startup.py [--runs N] [--compare DIR]
 
 Needs hyperfine and runc; the crun and podman rows are skipped with a note when they are missing.
 """
@@ -46,11 +61,10 @@ import time
 os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The `pyc` users run: setup.sh's launcher on the PATH, else the venv's console script.
-PYC = "/usr/local/bin/pyc" if os.path.exists("/usr/local/bin/pyc") else os.path.join(REPO, ".venv", "bin", "pyc")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+VENV_PYC = os.path.join(REPO, ".venv", "bin", "pyc")  # pip's console script, for the clean-up
 PODMAN_IMAGE = "localhost/pycbench:latest"
-RUNC_IDS = ("pycbench-runc", "pycbench-runc2")
+RUNC_IDS = ("pycbench-runc", "pycbench-runc2", "pycbench-runc3")
 CRUN_ID = "pycbench-crun"
 CGROUP_CONTROLLERS = "/sys/fs/cgroup/unified/cgroup.controllers"
 CONTAINERS_CONF = """\
@@ -60,20 +74,31 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 """
 
-# Runs in a fresh .venv python: warm up, then time N runs of Engine.run; prints milliseconds.
+# Runs in a fresh .venv python: warm up, then time N runs of Engine.run, and of the pyc_core.run
+# within each; prints milliseconds.
 API_SCRIPT = """\
 import json, statistics, sys, time
-import pyc
+import pyc, pyc_core
 e = pyc.Engine()
 opts = lambda: pyc.RunOptions(["true"], remove=True)
+core_run, core = pyc_core.run, []
+def timed(*args):
+    t = time.perf_counter()
+    try:
+        return core_run(*args)
+    finally:
+        core.append((time.perf_counter() - t) * 1000)
+pyc_core.run = timed
 for _ in range(5):
     e.run("busybox", opts(), stdout=1, stderr=2)
 times = []
+del core[:]
 for _ in range(int(sys.argv[1])):
     t = time.perf_counter()
     e.run("busybox", opts(), stdout=1, stderr=2)
     times.append((time.perf_counter() - t) * 1000)
-print(json.dumps({"median": statistics.median(times), "mean": statistics.mean(times)}))
+m = statistics.median
+print(json.dumps({"median": m(times), "mean": statistics.mean(times), "core": m(core), "engine": m(a - b for a, b in zip(times, core))}))
 """
 
 # Runs in a fresh python: peak RSS (KiB) of the largest waited-for child, i.e. of `pyc run`.
@@ -127,6 +152,34 @@ def hyperfine(runs, commands, json_path, wrap=(), extra=()):
     return {r["command"]: (r["median"] * 1000, r["mean"] * 1000) for r in results}
 
 
+def launcher(path, repo=REPO):
+    """Write the `pyc` of `repo` (its venv) to `path` as setup.sh installs it; `path`."""
+    python = os.path.join(repo, ".venv", "bin", "python")
+    if os.path.exists(os.path.join(repo, "python", "pyc", "launcher.py")):
+        sh(python, "-m", "pyc.launcher", path)
+    else:  # what setup.sh wrote before pyc.launcher
+        with open(path, "w") as f:
+            f.write(f"#!{python}\nfrom pyc.cli.main import main\n\nmain()\n")
+        os.chmod(path, 0o755)
+    # Warm cache: the modules as bytecode, as an installed pyc has them.
+    sh(python, "-m", "compileall", "-q", os.path.join(repo, "python"), capture=True)
+    return path
+
+
+def run_imports(pyc, python, tmp):
+    """A script that imports what one `pyc run --rm busybox true` imports, on the launcher's
+    sys.path, and nothing else; and that list."""
+    out = subprocess.run([python, "-IS", "-X", "importtime", pyc, "run", "--rm", "busybox", "true"], capture_output=True, text=True, check=True).stderr
+    modules = [line.rsplit("|", 1)[1].strip() for line in out.splitlines() if line.startswith("import time:") and "|" in line]
+    modules = [m for m in modules if m != "imported package" and m not in sys.builtin_module_names]
+    with open(pyc) as f:
+        path_line = next(line for line in f if line.startswith("sys.path"))
+    script = os.path.join(tmp, "imports.py")
+    with open(script, "w") as f:
+        f.write(f"import sys\n{path_line}import {', '.join(modules)}\n")
+    return script, modules
+
+
 def make_bundle(layers, bundle):
     """The store's one layer as an OCI bundle running `true`."""
     (layer,) = os.listdir(layers)
@@ -151,7 +204,7 @@ def podman_import(podman, rootfs):
         tar.wait()
 
 
-def remove_pyc_containers(pyc=PYC):
+def remove_pyc_containers(pyc):
     """A run cut short leaves its container, and its cgroup."""
     if os.path.isdir(os.environ["PYC_ROOT"]):
         ids = subprocess.run([pyc, "ps", "-aq"], capture_output=True, text=True, check=False).stdout.split()
@@ -169,9 +222,9 @@ def remove_tmp(tmp):
     shutil.rmtree(tmp)
 
 
-def clean_up(tmp, podman, crun):
+def clean_up(tmp, podman, crun, pyc=VENV_PYC):
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
-    remove_pyc_containers()
+    remove_pyc_containers(pyc)
     for cid in RUNC_IDS:
         subprocess.run(["runc", "delete", "-f", cid], **quiet)
     if crun:
@@ -188,6 +241,7 @@ def clean_up(tmp, podman, crun):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100, help="timed runs per command (default 100)")
+    ap.add_argument("--compare", metavar="DIR", help="also time the pyc of this checkout (built, with its .venv)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("startup.py: run as root")
@@ -204,19 +258,32 @@ def main():
         f.write(CONTAINERS_CONF)
     bundle = os.path.join(tmp, "bundle")
     rows = {}  # name: (median ms, mean ms, name of its runc)
+    steps = {}  # the breakdown: name: median ms
+    pyc = os.path.join(tmp, "pyc")
     try:
-        sh(PYC, "image", "bootstrap", "busybox", capture=True)
+        launcher(pyc)
+        sh(pyc, "image", "bootstrap", "busybox", capture=True)
         make_bundle(os.path.join(os.environ["PYC_ROOT"], "layers"), bundle)
 
-        commands = {"pyc CLI": f"{PYC} run --rm busybox true", "runc": f"runc run --bundle {bundle} {RUNC_IDS[0]}"}
-        if podman:
-            podman_import(podman, os.path.join(bundle, "rootfs"))
-            commands["podman"] = f"{podman} run --rm --pull=never --network=none {PODMAN_IMAGE} true"
-        else:
-            print("note: podman not found, skipping its row")
+        commands = {"pyc CLI": f"{pyc} run --rm busybox true", "runc": f"runc run --bundle {bundle} {RUNC_IDS[0]}"}
+        if args.compare:
+            other = launcher(os.path.join(tmp, "pyc-compare"), os.path.abspath(args.compare))
+            commands[f"pyc CLI ({args.compare})"] = f"{other} run --rm busybox true"
         settle()
         for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "main.json")).items():
             rows[name] = (*times, "runc")
+
+        if podman:
+            # A group of its own, which tolerates the exit 125 podman gives now and then on a
+            # loaded machine (-i); runc again beside it.
+            podman_import(podman, os.path.join(bundle, "rootfs"))
+            commands = {"podman": f"{podman} run --rm --pull=never --network=none {PODMAN_IMAGE} true",
+                        "runc (podman group)": f"runc run --bundle {bundle} {RUNC_IDS[2]}"}  # fmt: skip
+            settle()
+            for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "podman.json"), extra=["-i"]).items():
+                rows[name] = (*times, "runc (podman group)")
+        else:
+            print("note: podman not found, skipping its row")
 
         if crun:
             wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c",
@@ -233,15 +300,35 @@ def main():
         api = json.loads(sh(PYTHON, "-c", API_SCRIPT, str(args.runs), capture=True, interruptible=True).splitlines()[-1])
         rows["pyc API (warm python)"] = (api["median"], api["mean"], "runc")
 
-        rss_kib = max(int(sh(PYTHON, "-c", RSS_SCRIPT, PYC, "run", "--rm", "busybox", "true", capture=True)) for _ in range(5))
+        # The breakdown: the interpreter and the imports timed side by side with the whole CLI.
+        imports, modules = run_imports(pyc, PYTHON, tmp)
+        print(f"\na `pyc run` imports {len(modules)} modules: {' '.join(modules)}")
+        commands = {"interpreter": f"{PYTHON} -IS -c pass", "imports": f"{PYTHON} -IS {imports}", "pyc CLI": f"{pyc} run --rm busybox true"}
+        settle()
+        got = {name: times[0] for name, times in hyperfine(args.runs, commands, os.path.join(tmp, "steps.json")).items()}
+        steps = {
+            "interpreter": got["interpreter"],
+            "imports": got["imports"] - got["interpreter"],
+            "engine": api["engine"],
+            "pyc_core.run": api["core"],
+        }
+        steps["the rest"] = got["pyc CLI"] - sum(steps.values())
+        steps["pyc CLI"] = got["pyc CLI"]
+
+        rss_kib = max(int(sh(PYTHON, "-c", RSS_SCRIPT, pyc, "run", "--rm", "busybox", "true", capture=True)) for _ in range(5))
     finally:
-        clean_up(tmp, podman, crun)
+        clean_up(tmp, podman, crun, pyc)
 
     print(f"\n{args.runs} runs each (hyperfine -N, 5 warm-up runs); ratio = median / median of the runc run alongside\n")
     print("| tool | median ms | mean ms | ratio to runc |")
     print("|---|---:|---:|---:|")
     for name, (median, mean, ref) in rows.items():
         print(f"| {name} | {median:.1f} | {mean:.1f} | {median / rows[ref][0]:.2f}x |")
+    print(f"\nWhere a `pyc run --rm busybox true` goes (medians, each step timed on its own; see the top of {os.path.basename(__file__)})\n")
+    print("| step | ms |")
+    print("|---|---:|")
+    for name, ms in steps.items():
+        print(f"| {name} | {ms:.1f} |")
     print(f"\npyc CLI peak RSS (max of 5 runs): {rss_kib / 1024:.1f} MiB\n")
 
     def target(text, ok):
@@ -249,7 +336,7 @@ def main():
 
     med = {name: row[0] for name, row in rows.items()}
     print("Targets:")
-    target(f"pyc CLI within 2x of runc: {med['pyc CLI'] / med['runc']:.2f}x", med["pyc CLI"] <= 2 * med["runc"])
+    target(f"pyc CLI no slower than runc: {med['pyc CLI'] / med['runc']:.2f}x", med["pyc CLI"] <= med["runc"])
     if "podman" in med:
         target(f"pyc CLI at least 4x faster than podman: {med['podman'] / med['pyc CLI']:.1f}x", med["podman"] >= 4 * med["pyc CLI"])
     if "crun" in med:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
-import msgpack
+from pyc_core import packb, unpackb
 
 SCHEMA_VERSION = 2
 SCHEMA = """CREATE TABLE containers (
@@ -61,7 +61,7 @@ def _create(db: sqlite3.Connection, containers_dir: str) -> None:
         if version == 0:  # a new pyc.db (another pyc may have made it meanwhile)
             db.execute(SCHEMA)
             for data in _old_records(containers_dir):
-                db.execute("INSERT OR IGNORE INTO containers VALUES (?, ?, ?, ?)", (data["Id"], data["Name"], str(data.get("Created", "")), msgpack.packb(data)))
+                db.execute("INSERT OR IGNORE INTO containers VALUES (?, ?, ?, ?)", (data["Id"], data["Name"], str(data.get("Created", "")), packb(data)))
         if version < 2:
             for table in NETWORKS:
                 db.execute(table)
@@ -82,8 +82,8 @@ def _old_records(containers_dir: str) -> list[dict[str, object]]:
     for cid in ids:
         try:
             with open(os.path.join(containers_dir, cid, "container.msgpack"), "rb") as f:
-                data = msgpack.unpackb(f.read())
-        except (OSError, ValueError, msgpack.UnpackException):
+                data = unpackb(f.read())
+        except (OSError, ValueError):
             continue
         if isinstance(data, dict) and data.get("Id") == cid and data.get("Name"):
             out.append(data)

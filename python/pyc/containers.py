@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import time
 
-import msgpack
-
 from pyc.errors import BadImage, Conflict, ContainerNotFound, InvalidArgument
+from pyc.foreground import ForegroundRecords
 from pyc.paths import Paths
 from pyc.record import BadRecord
 from pyc.records import DEFAULT_CGROUP_ROOT, ContainerRecord, ContainerState, HostConfig
+from pyc_core import packb, unpackb
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
@@ -55,12 +55,13 @@ def _start_time(pid: int) -> str | None:
 class Container:
     """A container: its record, its directory, and the store that keeps it."""
 
-    __slots__ = ("record", "dir", "store")
+    __slots__ = ("record", "dir", "store", "foreground")
 
     def __init__(self, record: ContainerRecord, directory: str, store: ContainerStore | None = None) -> None:
         self.record = record
         self.dir = directory
         self.store = store
+        self.foreground = False  # its record is in foreground/, not pyc.db
 
     @property
     def id(self) -> str:
@@ -94,9 +95,9 @@ class Container:
     def monitor_state(self) -> ContainerState | None:
         try:
             with open(self.path(MONITOR_STATE), "rb") as f:
-                data = msgpack.unpackb(f.read())
+                data = unpackb(f.read())
             return ContainerState.from_monitor(data) if isinstance(data, dict) else None
-        except (FileNotFoundError, ValueError, msgpack.UnpackException):
+        except (FileNotFoundError, ValueError):
             return None  # BadRecord is a ValueError: a state file of another shape says nothing
 
     def path(self, *parts: str) -> str:
@@ -118,14 +119,18 @@ def holder_alive(st: ContainerState) -> bool:
 
 def _decode(row: bytes) -> ContainerRecord:
     try:
-        return ContainerRecord.load(msgpack.unpackb(row))
-    except (BadRecord, ValueError, msgpack.UnpackException) as e:
+        return ContainerRecord.load(unpackb(row))
+    except (BadRecord, ValueError) as e:
         raise BadImage(f"a container record in pyc.db is corrupt: {e}") from None
 
 
 class ContainerStore:
+    """Every container's record: a row in pyc.db, or, for an unnamed foreground `--rm` run, a
+    file in foreground/ (pyc/foreground.py); a Container knows which (`foreground`)."""
+
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self.foreground = ForegroundRecords(paths.foreground)
 
     _db: sqlite3.Connection | None = None
 
@@ -148,38 +153,56 @@ class ContainerStore:
         record = ContainerRecord(id=cid, name=name, created=_now(), image=image, image_id=image_id, layers=layers, host_config=host_config, cgroup_root=cgroup_root)
         return Container(record, self.paths.container(cid))
 
-    def create(self, c: Container, files: dict[str, str], running: bool = False) -> None:
-        """Write the container: its row (the name is taken there), directories, `files` in its
-        directory (its record already marked running when it is about to start: one write)."""
-        import sqlite3
-
+    def create(self, c: Container, files: dict[str, str | bytes], running: bool = False, foreground: bool = False) -> None:
+        """Write the container: its record (the name is taken there), directories, `files` in
+        its directory (its record already marked running when it is about to start: one write).
+        `foreground`: its record goes to foreground/, not pyc.db (an unnamed `run --rm`)."""
         if running:
             self._set_running(c)
+        if foreground:
+            if self.foreground.named(c.name):
+                raise Conflict(f'the container name "{c.name}" is already in use')
+            self.foreground.create(c.record)
+            c.foreground = True
+        else:
+            import sqlite3
+
+            try:
+                with _Taking(self, c.name):
+                    self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, packb(c.record.to_dict())))
+            except sqlite3.IntegrityError:
+                raise Conflict(f'the container name "{c.name}" is already in use') from None
         try:
-            self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, msgpack.packb(c.record.to_dict())))
-        except sqlite3.IntegrityError:
-            raise Conflict(f'the container name "{c.name}" is already in use') from None
-        try:
-            if not os.path.isdir(self.paths.containers):
+            try:
+                os.mkdir(c.dir)
+            except FileNotFoundError:
                 from pyc.store.placement import spread_children
 
                 os.makedirs(self.paths.containers, exist_ok=True)
                 spread_children(self.paths.containers)
-            os.mkdir(c.dir)
-            for sub in ("upper", "work", "rootfs"):
+                os.mkdir(c.dir)
+            for sub in ("upper", "work"):
                 os.mkdir(c.path(sub))
+            try:
+                os.mkdir(self.paths.rootfs, 0o755)
+            except FileExistsError:
+                pass
             for name, content in files.items():
-                with open(c.path(name), "w") as f:
+                with open(c.path(name), "wb" if isinstance(content, bytes) else "w") as f:
                     f.write(content)
         except BaseException:
-            self._forget(c.id, c.name)
+            self._forget(c)
             raise
 
     def save(self, c: Container) -> None:
         """Write the record, with the monitor's last word on its state folded in (the only
         place it is: reading a state writes nothing)."""
         c.record.state = c.current_state()
-        if self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (msgpack.packb(c.record.to_dict()), c.id)).rowcount == 0:
+        if c.foreground:
+            saved = self.foreground.update(c.record)
+        else:
+            saved = self.db.execute("UPDATE containers SET record = ? WHERE id = ?", (packb(c.record.to_dict()), c.id)).rowcount > 0
+        if not saved:
             raise ContainerNotFound(f"no such container: {c.name}")
 
     @staticmethod
@@ -200,61 +223,123 @@ class ContainerStore:
 
         check_name(new)
         c.record.state = c.current_state()
-        c.record.name = new
+        old, c.record.name = c.record.name, new
         try:
-            self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, msgpack.packb(c.record.to_dict()), c.id))
+            with _Taking(self, new):
+                if not c.foreground:
+                    self.db.execute("UPDATE containers SET name = ?, record = ? WHERE id = ?", (new, packb(c.record.to_dict()), c.id))
+                elif self.db.execute("SELECT 1 FROM containers WHERE name = ?", (new,)).fetchone():
+                    raise sqlite3.IntegrityError
+                elif not self.foreground.update(c.record):
+                    raise ContainerNotFound(f"no such container: {old}")
         except sqlite3.IntegrityError:
+            c.record.name = old
             raise Conflict(f'the container name "{new}" is already in use') from None
+        except BaseException:
+            c.record.name = old
+            raise
 
     def get(self, ref: str) -> Container:
         """By name, full id or a unique id prefix."""
         rows = self.db.execute("SELECT id, record FROM containers WHERE name = ?", (ref,)).fetchall()
-        if not rows and ref and all(c in "0123456789abcdef" for c in ref):
+        if rows:
+            return self._row(rows[0])
+        fg = self.foreground.all()
+        found = [r for r in fg if r.name == ref]
+        if not found and ref and all(c in "0123456789abcdef" for c in ref):
             rows = self.db.execute("SELECT id, record FROM containers WHERE id >= ? AND id < ? LIMIT 2", (ref, ref + "g")).fetchall()
-            if len(rows) > 1:
+            found = [r for r in fg if r.id.startswith(ref)]
+            if len(rows) + len(found) > 1:
                 raise InvalidArgument(f"container id prefix {ref} is ambiguous")
-        if not rows:
+            if rows:
+                return self._row(rows[0])
+        if not found:
             raise ContainerNotFound(f"no such container: {ref}")
-        return Container(_decode(rows[0][1]), self.paths.container(rows[0][0]), self)
+        return self._foreground(found[0])
+
+    def _row(self, row: tuple[str, bytes]) -> Container:
+        return Container(_decode(row[1]), self.paths.container(row[0]), self)
+
+    def _foreground(self, record: ContainerRecord) -> Container:
+        c = Container(record, self.paths.container(record.id), self)
+        c.foreground = True
+        return c
 
     def reload(self, c: Container) -> ContainerRecord:
         """The record as it is now (another pyc may have changed it)."""
+        if c.foreground:
+            record = self.foreground.read(c.id)
+            if record is None:
+                raise ContainerNotFound(f"no such container: {c.name}")
+            return record
         row = self.db.execute("SELECT record FROM containers WHERE id = ?", (c.id,)).fetchone()
         if row is None:
             raise ContainerNotFound(f"no such container: {c.name}")
         return _decode(row[0])
 
     def all(self) -> list[Container]:
+        """Newest first."""
         rows = self.db.execute("SELECT id, record FROM containers ORDER BY created DESC").fetchall()
-        return [Container(_decode(record), self.paths.container(cid), self) for cid, record in rows]
+        kept = [self._row(row) for row in rows]
+        fg = [self._foreground(r) for r in self.foreground.all()]
+        if not fg:
+            return kept
+        return sorted(kept + fg, key=lambda c: c.record.created, reverse=True)
 
     def remove(self, c: Container, force: bool = False, cgroup: bool = True) -> None:
         """`cgroup=False` when the caller knows it is gone (a run that ended and removed it)."""
         import pyc_core
 
-        if c.status == "running" and not force:
+        if not force and c.status == "running":
             raise Conflict(f"container {c.name} is running: stop it first, or use -f")
         if cgroup:
             # Whatever still runs in the container's cgroup is killed with it.
             pyc_core.remove_cgroup(c.cgroup, c.cgroup_root)
-        if c.monitor_state() is not None:
+        if not c.foreground and c.monitor_state() is not None:
             try:
                 self.save(c)  # its monitor's last word into the row, which may outlive the files
             except ContainerNotFound:
                 pass
-        self._forget(c.id, c.name)
+        self._forget(c)
 
-    def _forget(self, cid: str, name: str) -> None:
+    def _forget(self, c: Container) -> None:
         import pyc_core
 
-        # The directory is moved aside first, in one step, then the row goes: a crash between
-        # leaves a row without files, which ps shows and rm removes; the directory left in tmp/
-        # is collected by the next import or rmi.
-        doomed = os.path.join(self.paths.tmp, f"{os.getpid()}-rm-{cid}")
+        # The directory is moved aside first, in one step, then the record goes: a crash
+        # between leaves a record without files, which ps shows and rm removes; the directory
+        # left in tmp/ is collected by the next import or rmi.
+        doomed = os.path.join(self.paths.tmp, f"{os.getpid()}-rm-{c.id}")
         try:
-            os.makedirs(self.paths.tmp, exist_ok=True)
-            os.rename(self.paths.container(cid), doomed)
+            os.rename(c.dir, doomed)
         except FileNotFoundError:
-            doomed = self.paths.container(cid)
-        self.db.execute("DELETE FROM containers WHERE id = ?", (cid,))
+            try:
+                os.makedirs(self.paths.tmp, exist_ok=True)
+                os.rename(c.dir, doomed)
+            except FileNotFoundError:
+                doomed = c.dir
+        if c.foreground:
+            self.foreground.delete(c.id)
+        else:
+            self.db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
         pyc_core.remove_tree(doomed)
+
+
+class _Taking:
+    """A write transaction of pyc.db in which a name is taken: it fails (Conflict) when a
+    foreground record holds the name, and it holds pyc.db's write lock, under which the rename
+    of a foreground container checks pyc.db."""
+
+    def __init__(self, store: ContainerStore, name: str) -> None:
+        self.store, self.name = store, name
+
+    def __enter__(self) -> None:
+        self.store.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.store.foreground.named(self.name):
+                raise Conflict(f'the container name "{self.name}" is already in use')
+        except BaseException:
+            self.store.db.execute("ROLLBACK")
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.store.db.execute("ROLLBACK" if kind else "COMMIT")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
 from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
@@ -176,7 +174,7 @@ class Engine:
         else:
             hostname = opts.hostname or c.id[:12]
         etc = self._etc_files(host_config, hostname, opts.domainname or "")
-        spec = build(img.run_config, opts, c.path("rootfs"), {n: c.path(n) for n in etc}, lowers, hostname)
+        spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname)
         if mode == "host":
             spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
         c.record.host_config = host_config.with_limits(spec["linux"]["resources"])
@@ -251,18 +249,26 @@ class Engine:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config = self._prepare(image, opts)
-        # On a bridge network its /etc files are written once its address is known.
-        self.containers.create(c, {} if c.record.host_config.endpoints else etc, running=True)
+        hc = c.record.host_config
+        # On a bridge network its /etc files are written once its address is known, and its run
+        # config once it holds the network's plan (or, for container:NAME, that one's namespace).
+        late = bool(hc.endpoints) or hc.network_mode.startswith("container:")
+        files: dict[str, str | bytes] = {} if hc.endpoints else {**etc}
+        if not late:
+            files[RUN_CONFIG] = pyc_core.packb(run_config.to_dict())  # what exec reads the container's process and cgroup from
+        # An unnamed --rm container's record is a file while it runs, not a row in pyc.db.
+        self.containers.create(c, files, running=True, foreground=opts.remove and opts.name is None)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
         net: Attachment | None = None
         try:
-            net = self._attach_network(c, run_config)
-            config = msgpack.packb(run_config.to_dict())
-            with open(c.path(RUN_CONFIG), "wb") as f:
-                f.write(config)  # what exec reads the container's process and cgroup from
-            r = pyc_core.run(config, stdin, stdout, stderr)
+            if late:
+                net = self._attach_network(c, run_config)
+                files[RUN_CONFIG] = pyc_core.packb(run_config.to_dict())
+                with open(c.path(RUN_CONFIG), "wb") as f:
+                    f.write(files[RUN_CONFIG])
+            r = pyc_core.run(files[RUN_CONFIG], stdin, stdout, stderr)
             code, ended, oom = r.status, True, r.oom_killed
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
         except pyc_core.PycCoreError as e:
@@ -286,18 +292,18 @@ class Engine:
             raise NotRunning(f"container {c.name} is not running")
         try:
             with open(c.path(RUN_CONFIG), "rb") as f:
-                run = RunConfig.from_dict(msgpack.unpackb(f.read()))
+                run = RunConfig.from_dict(pyc_core.unpackb(f.read()))
         except FileNotFoundError:
             try:  # a detached container: its monitor's config holds the run config
                 with open(c.path("monitor.msgpack"), "rb") as f:
-                    run = MonitorConfig.from_dict(msgpack.unpackb(f.read())).run
+                    run = MonitorConfig.from_dict(pyc_core.unpackb(f.read())).run
             except FileNotFoundError:
                 raise NotRunning(f"container {c.name} is not running") from None
         passwd_dirs = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = msgpack.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
+        config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -317,7 +323,7 @@ class Engine:
         monitor = monitor_config(c, opts, run)  # checks --restart and --log-opt
         c.record.host_config = c.record.host_config.replace(restart=monitor.restart, log=monitor.log)
         self.containers.create(c, dict(etc))
-        atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)
+        atomic.write_file(c.path("monitor.msgpack"), pyc_core.packb(monitor.to_dict()), durable=False)
         return c
 
     def run_detached(self, image: str, opts: RunOptions) -> Container:
@@ -379,7 +385,7 @@ class Engine:
         if c.status != "running":
             raise NotRunning(f"container {c.name} is not running")
         try:
-            pyc_core.update_cgroup(c.cgroup, msgpack.packb(resources), c.cgroup_root)
+            pyc_core.update_cgroup(c.cgroup, pyc_core.packb(resources), c.cgroup_root)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"update {c.name}") from None
         c.record.host_config = c.record.host_config.with_limits(resources)

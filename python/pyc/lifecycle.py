@@ -6,8 +6,6 @@ Commands on one container take turns through a flock on its `lock` file."""
 from __future__ import annotations
 
 import os
-import select
-import signal
 import sys
 import time
 
@@ -18,6 +16,7 @@ from pyc.store import atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
 
     from pyc.network.attach import Attachment
@@ -98,8 +97,6 @@ def start(store: ContainerStore, c: Container, attach_network: Callable[[Contain
     """Start the container under its own pyc-monitor; `attach_network` sets up its network
     first (the engine's: its bridge networks, addresses, ports), undone if the start fails and
     handed to the monitor, which holds it from then on, if it does not."""
-    import msgpack
-
     import pyc_core
     from pyc.monitor import spawn
 
@@ -117,9 +114,9 @@ def start(store: ContainerStore, c: Container, attach_network: Callable[[Contain
         net = None
         if attach_network is not None and (c.record.host_config.endpoints or c.record.host_config.network_mode.startswith("container:")):
             with open(c.path("monitor.msgpack"), "rb") as f:
-                monitor = MonitorConfig.from_dict(msgpack.unpackb(f.read()))
+                monitor = MonitorConfig.from_dict(pyc_core.unpackb(f.read()))
             net = attach_network(c, monitor.run)
-            atomic.write_file(c.path("monitor.msgpack"), msgpack.packb(monitor.to_dict()), durable=False)
+            atomic.write_file(c.path("monitor.msgpack"), pyc_core.packb(monitor.to_dict()), durable=False)
         try:
             spawn(c.dir, net.ports.fds() if net is not None else [])
         except BaseException as e:
@@ -136,6 +133,8 @@ def start(store: ContainerStore, c: Container, attach_network: Callable[[Contain
 
 
 def _signal_name(value: str) -> signal.Signals:
+    import signal  # here, not at the top: its enums cost rm and start a few milliseconds
+
     v = value.upper()
     try:
         return signal.Signals(int(v)) if v.isdigit() else signal.Signals[v if v.startswith("SIG") else "SIG" + v]
@@ -161,6 +160,8 @@ def _container_pidfd(c: Container) -> int | None:
 
 def _ends_within(pidfd: int, seconds: float | None) -> bool:
     """Whether the process of `pidfd` ends within `seconds` (None: however long it takes)."""
+    import select
+
     p = select.poll()
     p.register(pidfd, select.POLLIN)
     return bool(p.poll(None if seconds is None else max(0, seconds) * 1000))
@@ -184,6 +185,8 @@ def _wait_monitor(c: Container, seconds: float = 90) -> None:
 
 def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
     """`sig`, then SIGKILL after `timeout`; no restart follows (the `stopping` mark)."""
+    import signal
+
     with open(c.path("stopping"), "w"):
         pass
     fd = _container_pidfd(c)
@@ -210,6 +213,8 @@ def stop(store: ContainerStore, c: Container, timeout: float | None) -> Containe
 
 
 def kill(store: ContainerStore, c: Container, sig: str) -> Container:
+    import signal
+
     s = _signal_name(sig)
     with _lock(store, c):
         fd = _container_pidfd(c)
@@ -255,6 +260,8 @@ def remove(store: ContainerStore, c: Container, force: bool) -> None:
         # A foreground run's holder is its pyc, which ends once store.remove kills the cgroup.
         if os.path.exists(c.path("monitor.msgpack")):
             if st.status in LIVE:
+                import signal
+
                 _end(c, signal.SIGKILL, 10)
             _wait_monitor(c, 10)
         store.remove(c, force=True)

@@ -15,7 +15,7 @@ def digest_hex(digest: str) -> str:
 
 
 class Paths:
-    __slots__ = ("root", "oci", "blobs", "layers", "containers", "names", "tmp")
+    __slots__ = ("root", "oci", "blobs", "layers", "containers", "foreground", "rootfs", "tmp")
 
     def __init__(self, root: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ.get("PYC_ROOT") or "/var/lib/pyc")
@@ -23,7 +23,10 @@ class Paths:
         self.blobs = os.path.join(self.oci, "blobs", "sha256")
         self.layers = os.path.join(self.root, "layers")
         self.containers = os.path.join(self.root, "containers")
-        self.names = os.path.join(self.root, "names")
+        self.foreground = os.path.join(self.root, "foreground")  # pyc/foreground.py
+        # Where every container's root is mounted, each in a mount namespace of its own: one
+        # empty directory for all, never removed (a directory removed is a block freed).
+        self.rootfs = os.path.join(self.root, "rootfs")
         self.tmp = os.path.join(self.root, "tmp")
 
     def blob(self, digest: str) -> str:

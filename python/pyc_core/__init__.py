@@ -1,4 +1,4 @@
-"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups."""
+"""pyc's Rust primitives: container start, layer unpack and tar, hashing, cgroups, msgpack."""
 
 from pyc_core._pyc_core import (
     ERROR_KINDS,
@@ -22,6 +22,7 @@ from pyc_core._pyc_core import (
     network_detach,
     network_ensure,
     network_remove,
+    packb,
     ports_publish,
     ports_unpublish,
     remove_cgroup,
@@ -32,6 +33,7 @@ from pyc_core._pyc_core import (
     tar_upper,
     unpack_layer,
     unpack_layers,
+    unpackb,
     update_cgroup,
 )
 
@@ -57,6 +59,7 @@ __all__ = [
     "network_detach",
     "network_ensure",
     "network_remove",
+    "packb",
     "ports_publish",
     "ports_unpublish",
     "remove_cgroup",
@@ -67,5 +70,6 @@ __all__ = [
     "tar_upper",
     "unpack_layer",
     "unpack_layers",
+    "unpackb",
     "update_cgroup",
 ]

@@ -1,6 +1,6 @@
 import os
 from collections.abc import Sequence
-from typing import final
+from typing import Any, final
 
 _StrPath = str | os.PathLike[str]
 
@@ -26,6 +26,7 @@ __all__ = [
     "network_detach",
     "network_ensure",
     "network_remove",
+    "packb",
     "ports_publish",
     "ports_unpublish",
     "remove_cgroup",
@@ -36,6 +37,7 @@ __all__ = [
     "tar_upper",
     "unpack_layer",
     "unpack_layers",
+    "unpackb",
     "update_cgroup",
 ]
 
@@ -102,6 +104,10 @@ def cgroup_version(root: _StrPath = ...) -> int: ...
 def remove_cgroup(path: str, root: _StrPath = ...) -> None: ...
 def remove_tree(path: _StrPath) -> None: ...
 def cgroup_stats(path: str, root: _StrPath = ...) -> CgroupStats: ...
+# msgpack of plain data (None, bool, int, float, str, bytes, list, tuple, dict), as the msgpack
+# package's packb/unpackb with their defaults; unpackb raises ValueError for anything malformed.
+def packb(obj: object) -> bytes: ...
+def unpackb(data: bytes) -> Any: ...
 def update_cgroup(path: str, resources: bytes, root: _StrPath = ...) -> None: ...
 def network_ensure(config: bytes) -> None: ...
 def bridge_exists(name: str) -> bool: ...

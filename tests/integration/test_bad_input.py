@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import pyc, store_snapshot, tar_bytes
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox")]
+pytestmark = [pytest.mark.usefixtures("busybox")]
 
 
 def assert_refused(root: Path, *args: str, says: str, input: bytes | None = None, code: int = 125) -> None:
@@ -68,6 +68,7 @@ def test_relative_workdir(store_root: Path) -> None:
     assert_refused(store_root, "run", "-w", "relative/dir", "busybox", "true", says="not an absolute path")
 
 
+@pytest.mark.root
 def test_name_in_use(store_root: Path) -> None:
     assert pyc("run", "--name", "taken", "busybox", "true").returncode == 0
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import PYC, pyc
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
+pytestmark = [pytest.mark.usefixtures("busybox", "clean_containers")]
 
 
 def image_id(ref: str) -> str:
@@ -33,6 +33,7 @@ def image_layer(store_root: Path, ref: str) -> str:
     return str(diff_ids[0]).removeprefix("sha256:")
 
 
+@pytest.mark.root
 def test_busybox_image_is_a_proper_oci_image(store_root: Path) -> None:
     info = json.loads(pyc("image", "inspect", "busybox").stdout)[0]
     assert info["RepoTags"] == ["busybox:latest"]
@@ -57,6 +58,7 @@ def test_bootstrap_is_deterministic() -> None:
     assert r.returncode == 0 and image_id("busybox") == before
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("compression", ["plain", "gzip", "zstd"])
 def test_import_tarball(store_root: Path, tmp_path: Path, compression: str) -> None:
     data = busybox_tar(store_root)
@@ -75,6 +77,7 @@ def test_import_tarball(store_root: Path, tmp_path: Path, compression: str) -> N
     assert pyc("rmi", f"imported:{compression}").returncode == 0
 
 
+@pytest.mark.root
 def test_import_from_stdin_with_changes(store_root: Path) -> None:
     r = pyc("import", "-c", 'CMD ["echo", "from cmd"]', "-c", "ENV GREETING=hi", "-", "stdin:1", input=None)
     assert r.returncode == 1  # no input at all is refused
@@ -84,6 +87,7 @@ def test_import_from_stdin_with_changes(store_root: Path) -> None:
     assert pyc("rmi", "stdin:1").returncode == 0
 
 
+@pytest.mark.root
 def test_import_directory_keeps_owners_and_modes(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)
@@ -99,6 +103,7 @@ def test_import_directory_keeps_owners_and_modes(tmp_path: Path) -> None:
     assert pyc("rmi", "dirimage:1").returncode == 0
 
 
+@pytest.mark.root
 def test_export_is_the_containers_view(store_root: Path, tmp_path: Path) -> None:
     assert pyc("run", "--name", "exp", "busybox", "sh", "-c", "echo new > /etc/new; rm /bin/vi; mkdir -p /srv/a").returncode == 0
     out = tmp_path / "exp.tar"
@@ -120,6 +125,7 @@ def test_export_is_the_containers_view(store_root: Path, tmp_path: Path) -> None
     assert "export" not in Path("/proc/self/mountinfo").read_text()
 
 
+@pytest.mark.root
 def test_tag_images_rmi(store_root: Path) -> None:
     assert pyc("tag", "busybox", "mybox:v1").returncode == 0
     listing = pyc("images").stdout
@@ -132,6 +138,7 @@ def test_tag_images_rmi(store_root: Path) -> None:
     assert pyc("run", "--rm", "busybox", "true").returncode == 0
 
 
+@pytest.mark.root
 def test_rmi_refuses_an_image_in_use_and_frees_layers(store_root: Path, tmp_path: Path) -> None:
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as t:
@@ -160,6 +167,7 @@ def test_images_quiet_and_inspect_fields() -> None:
     assert set(info) >= {"Id", "RepoTags", "Created", "Config", "RootFS", "Size", "Architecture", "Os"}
 
 
+@pytest.mark.root
 def test_import_directory_keeps_special_files_and_hardlinks(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -178,6 +186,40 @@ def test_import_directory_keeps_special_files_and_hardlinks(tmp_path: Path) -> N
     assert lines[:4] == ["a regular file 2 0:0 644", "b regular file 2 0:0 644", "fifo fifo 1 0:0 644", "nul character special file 1 1:3 620"], r.stdout + r.stderr
     assert "No such file" in lines[4]
     assert pyc("rmi", "special:1").returncode == 0
+
+
+def test_many_small_directories_under_a_low_open_file_limit(tmp_path: Path, other_store: dict[str, str]) -> None:
+    """The unpack and the tar writer hold a directory fd per entry in flight: whatever the
+    tree, they keep within a share of the process's open-file limit. 3,000 directories of
+    two files import as a tar and as a directory under RLIMIT_NOFILE 64."""
+    root = tmp_path / "root"
+    for d in range(3000):
+        (root / f"d{d}").mkdir(parents=True)
+        for f in "ab":
+            (root / f"d{d}" / f).write_bytes(b"x" * d)
+    rootfs = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(root), "-cf", str(rootfs), "."], check=True)
+    limited = ["prlimit", "--nofile=64:64", PYC]
+    for source, ref in ((rootfs, "many:tar"), (root, "many:dir")):
+        r = subprocess.run([*limited, "import", str(source), ref], env=other_store, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        layer = json.loads(pyc("image", "inspect", ref, env=other_store).stdout)[0]["RootFS"]["Layers"][0]
+        unpacked = Path(other_store["PYC_ROOT"]) / "layers" / layer.removeprefix("sha256:")
+        assert sorted(os.listdir(unpacked / "d2999")) == ["a", "b"] and (unpacked / "d2999" / "b").read_bytes() == b"x" * 2999
+
+
+@pytest.mark.usefixtures("busybox")
+def test_a_commit_of_many_small_directories_under_a_low_open_file_limit() -> None:
+    r = pyc("run", "--name", "manydirs", "busybox", "sh", "-c", "for i in $(seq 3000); do mkdir /d$i; echo $i > /d$i/f; done")
+    try:
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["prlimit", "--nofile=64:64", PYC, "commit", "manydirs", "manydirs:1"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        r = pyc("run", "--rm", "manydirs:1", "sh", "-c", "ls -d /d[0-9]* | wc -l; cat /d3000/f")
+        assert (r.returncode, r.stdout.split()) == (0, ["3000", "3000"]), r.stderr
+    finally:
+        pyc("rm", "-f", "manydirs")
+        pyc("rmi", "manydirs:1")
 
 
 def test_an_import_killed_midway_leaves_nothing(store_root: Path, tmp_path: Path) -> None:
@@ -221,6 +263,7 @@ def _flags(path: Path) -> int | None:
         os.close(fd)
 
 
+@pytest.mark.root
 def test_layers_and_containers_are_placed_apart(store_root: Path) -> None:
     # The store asks ext4's allocator to give each unpacked layer and each container its own
     # block group (see store/placement.py): the directories they are made in carry FS_TOPDIR_FL.

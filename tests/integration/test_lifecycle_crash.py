@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_container_killed_from_outside() -> None:
 def slow_monitor(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """A PYC_MONITOR that says where it is, waits, then becomes the real monitor: a pyc CLI can
     be killed while it waits for the monitor's report."""
-    real = Path(PYC).parent / "pyc-monitor"
+    real = Path(sys.executable).parent / "pyc-monitor"  # beside the venv's python, as pyc finds it
     mark = tmp_path / "spawned"
     wrapper = tmp_path / "monitor.sh"
     wrapper.write_text(f'#!/bin/sh\n: > {mark}\nsleep 0.3\nexec {real} "$@"\n')

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import PYC, pyc
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
+pytestmark = [pytest.mark.usefixtures("busybox", "clean_containers")]
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[a-zA-Z]")
 
@@ -66,6 +66,7 @@ def test_save_and_load_show_a_bar_on_a_terminal_only(fmt: str, tmp_path: Path, o
     assert (r.returncode, r.stdout, r.stderr) == (0, "Loaded image: busybox:latest\n", "")
 
 
+@pytest.mark.root
 def test_import_and_commit_show_a_bar_on_a_terminal_only(tmp_path: Path) -> None:
     r = pyc("run", "--name", "pyc-test-progress", "busybox", "sh", "-c", "head -c 3000000 /dev/urandom > /r")
     assert r.returncode == 0, r.stderr

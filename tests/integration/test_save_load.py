@@ -20,7 +20,7 @@ from tests.conftest import PYC, pyc, store_snapshot, tar_bytes
 from pyc.paths import Paths
 from pyc.store.images import ImageStore
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
+pytestmark = [pytest.mark.usefixtures("busybox", "clean_containers")]
 
 FORMATS = ["docker-archive", "oci-archive", "oci-dir"]
 
@@ -34,6 +34,7 @@ def _in_uml() -> bool:
         return False
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_round_trip_into_an_empty_store_runs(fmt: str, tmp_path: Path, other_store: dict[str, str]) -> None:
     out = tmp_path / "bb"
@@ -120,6 +121,7 @@ def _oci_archive(out: Path, base: Path, layers: list[bytes], name: str, lie_abou
             t.addfile(info, io.BytesIO(data))
 
 
+@pytest.mark.root
 def test_load_unpacks_gzip_layers_side_by_side(tmp_path: Path, other_store: dict[str, str]) -> None:
     """Three layers, two of them gzip with a whiteout and an opaque dir, unpacked at once: the
     container sees their stack; a misnamed layer among good ones changes nothing."""
@@ -220,6 +222,7 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return r  # type: ignore[no-any-return]
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
 def test_podman_loads_and_runs_what_pyc_saved_and_back(fmt: str, podman: list[str], tmp_path: Path, other_store: dict[str, str]) -> None:
     out = tmp_path / "bb.tar"
@@ -234,6 +237,7 @@ def test_podman_loads_and_runs_what_pyc_saved_and_back(fmt: str, podman: list[st
     assert (r.returncode, r.stdout) == (0, "back\n"), r.stderr
 
 
+@pytest.mark.root
 def test_skopeo_reads_pyc_store_and_writes_what_pyc_loads(tmp_path: Path, store_root: Path, other_store: dict[str, str]) -> None:
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed")

@@ -4,12 +4,16 @@ the click commands built from it. The fast parser must take every valid line as 
 from __future__ import annotations
 
 import inspect
+import os
+import re
 import subprocess
 import sys
 
 import pytest
+from tests.conftest import PYC
 
 from pyc.cli import main
+from pyc.cli.run import LIMIT_FLAGS
 from pyc.cli.spec import Command, parse
 
 COMMANDS = main.commands()
@@ -164,3 +168,30 @@ def test_run_reads_one_table() -> None:
     code = "import sys\nfrom pyc.cli import main\nmain.find(['run', 'busybox'])\nprint(sorted(m for m in sys.modules if m.startswith('pyc.cli.')))\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "['pyc.cli.main', 'pyc.cli.run', 'pyc.cli.spec']"
+
+
+def test_help_is_typers() -> None:
+    """--help is drawn by typer (rich panels), from the same tables: the limit flags in a panel
+    of their own, a `[` of the help text kept as text, every command under its noun's panel."""
+    wide = {**os.environ, "COLUMNS": "160"}  # no line of help wrapped
+    r = subprocess.run([PYC, "run", "--help"], capture_output=True, text=True, env=wide)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "Usage: pyc run [OPTIONS] IMAGE [COMMAND...]" in r.stdout
+    panels = [line.strip("╭─ ").split(" ")[0] for line in r.stdout.splitlines() if line.startswith("╭─")]
+    assert panels == ["Arguments", "Options", "Detached", "Limits"], r.stdout
+    limits = r.stdout.split("╭─ Limits")[1]
+    assert all(f.names[-1] in limits for f in LIMIT_FLAGS)
+    assert "UID[:GID] or user[:group]" in r.stdout
+    r = subprocess.run([PYC, "--help"], capture_output=True, text=True, env=wide)
+    assert r.returncode == 0, r.stderr
+    for panel, commands in (("Management Commands", ["container", "image", "system"]), ("Containers", ["run", "ps", "rm"]), ("Images", ["images", "load", "save"])):
+        box = r.stdout.split(f"╭─ {panel} ")[1].split("╰")[0]
+        assert all(f"│ {c} " in box for c in commands), (panel, box)
+
+
+def test_no_help_text_reads_as_rich_markup() -> None:
+    """typer draws help as rich markup: `[a...]` would be taken for a style and vanish
+    (UID[:GID] is fine: `[:` opens no tag)."""
+    tag = re.compile(r"\[[a-z#/@][^[]*?]")
+    texts = [t for c in main.commands() for t in [c.help, *(f.help for f in c.flags), *(a.help for a in c.args)]]
+    assert [t for t in texts if tag.search(t)] == []

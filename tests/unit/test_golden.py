@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import msgpack
 import pytest
 
 from pyc.containers import Container
@@ -22,6 +21,7 @@ from pyc.lifecycle import monitor_config
 from pyc.records import ContainerRecord, ContainerState, HostConfig
 from pyc.runtime.exec import ExecOptions, exec_process
 from pyc.runtime.spec import RunOptions, build
+from pyc_core import packb, unpackb
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 CID = "0123456789ab" + "cd" * 26
@@ -61,19 +61,19 @@ LOWERS = ["/var/lib/pyc/layers/" + "22" * 32, "/var/lib/pyc/layers/" + "33" * 32
 def run() -> dict[str, object]:
     c = container()
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
-    spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, c.path("rootfs"), etc, LOWERS, "golden")
+    spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, "/var/lib/pyc/rootfs", etc, LOWERS, "golden")
     return run_config(c, spec, LOWERS, OPTS, PYC_INIT).to_dict()
 
 
 def test_run_config() -> None:
-    check("run-config.msgpack", msgpack.packb(run()))
+    check("run-config.msgpack", packb(run()))
 
 
 def test_exec_config() -> None:
     spec = run()["spec"]
     assert isinstance(spec, dict)
     process = exec_process(spec["process"], ExecOptions(["ls", "-l"], env=["B=2"], workdir="/", user="0", tty=True), [])
-    check("exec-config.msgpack", msgpack.packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT).to_dict()))
+    check("exec-config.msgpack", packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT).to_dict()))
 
 
 def test_monitor_config() -> None:
@@ -81,18 +81,18 @@ def test_monitor_config() -> None:
     from pyc.records import RunConfig
 
     config = monitor_config(c, OPTS, RunConfig.from_dict(run()))
-    check("monitor-config.msgpack", msgpack.packb(config.to_dict()))
+    check("monitor-config.msgpack", packb(config.to_dict()))
 
 
 def test_update_resources() -> None:
     resources = RunOptions(memory="64m", memory_swap="128m", memory_reservation="32m", cpus="1", cpu_shares="512", cpuset_cpus="0", pids_limit="100", blkio_weight="500").resources()
-    check("update-resources.msgpack", msgpack.packb(resources))
+    check("update-resources.msgpack", packb(resources))
 
 
 def test_monitor_state_is_read() -> None:
     if not (GOLDEN / "monitor-state.msgpack").exists():
         pytest.fail("monitor-state.msgpack is written by the monitor's test: cargo test -p pyc-monitor with PYC_GOLDEN_UPDATE=1")
-    data = msgpack.unpackb((GOLDEN / "monitor-state.msgpack").read_bytes())
+    data = unpackb((GOLDEN / "monitor-state.msgpack").read_bytes())
     assert ContainerState.from_monitor(data) == ContainerState(
         status="exited",
         pid=4242,

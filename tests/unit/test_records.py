@@ -7,7 +7,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-import msgpack
 import pytest
 
 import pyc
@@ -15,6 +14,7 @@ from pyc.containers import Container
 from pyc.inspect import document
 from pyc.record import BadRecord
 from pyc.records import ContainerConfig, ContainerRecord, ContainerState, HostConfig, LogOptions, Restart
+from pyc_core import packb, unpackb
 
 # A row's record as the pyc before typed records wrote it (a detached container, exited).
 OLD_ROW = {
@@ -67,7 +67,7 @@ def test_old_rows_load() -> None:
 
 def test_new_rows_round_trip() -> None:
     r = ContainerRecord.load(OLD_ROW)
-    assert ContainerRecord.load(msgpack.unpackb(msgpack.packb(r.to_dict()))) == r
+    assert ContainerRecord.load(unpackb(packb(r.to_dict()))) == r
 
 
 def test_inspect_shape_is_made_at_the_edge() -> None:
@@ -117,14 +117,14 @@ def test_a_store_of_the_previous_pyc_still_loads(tmp_path: Path) -> None:
     pyc.Engine(str(tmp_path)).list_containers()  # makes pyc.db
     db = sqlite3.connect(tmp_path / "pyc.db", isolation_level=None)
     for row in (OLD_ROW, OLDEST_ROW):
-        db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (row["Id"], row["Name"], row["Created"], msgpack.packb(row)))
+        db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (row["Id"], row["Name"], row["Created"], packb(row)))
     db.close()
     engine = pyc.Engine(str(tmp_path))
     assert sorted(c.name for c in engine.list_containers(all=True)) == ["old", "web"]
     web = engine.container("web")
     assert (web.status, web.state.exit_code, web.record.host_config.restart.max) == ("exited", 3, 3)
     engine.containers.rename(web, "web2")
-    stored = msgpack.unpackb(dict((r[0], r[3]) for r in _rows(tmp_path))["ab" * 32])
+    stored = unpackb(dict((r[0], r[3]) for r in _rows(tmp_path))["ab" * 32])
     assert stored["name"] == "web2" and "Id" not in stored
     assert engine.container("web2").record.config.stop_signal == "SIGQUIT"
 
@@ -138,7 +138,7 @@ def test_reading_a_state_never_writes(tmp_path: Path) -> None:
     ended = {"StartedAt": "2026-11-30T10:00:01Z", "FinishedAt": "2026-11-30T10:00:02Z"}
     monitor = {"Status": "exited", "Pid": 0, "ExitCode": 7, "OOMKilled": False, **ended, "RestartCount": 2, "MonitorPid": 2**22 + 1, "MonitorStart": "1", "Error": ""}
     with open(os.path.join(c.dir, "state.msgpack"), "wb") as f:
-        f.write(msgpack.packb(monitor))
+        f.write(packb(monitor))
     before = _rows(tmp_path)
     again = engine.container("ended")
     assert (again.status, again.state.exit_code, again.state.restart_count) == ("exited", 7, 2)

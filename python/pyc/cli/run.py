@@ -13,23 +13,24 @@ if TYPE_CHECKING:
     from typing import Any
 
 # The limits, as run, create and update take them (RunOptions' fields of the same names).
+LIMITS = "Limits"  # their panel in --help
 LIMIT_FLAGS = (
-    Flag(("-m", "--memory"), "memory", help="Memory limit (e.g. 64m, 1g)."),
-    Flag(("--memory-swap",), "memory_swap", help="Memory plus swap limit; -1: unlimited swap."),
-    Flag(("--memory-reservation",), "memory_reservation", help="Soft memory limit."),
-    Flag(("--cpus",), "cpus", help="Number of CPUs (e.g. 1.5)."),
-    Flag(("-c", "--cpu-shares"), "cpu_shares", help="Relative CPU weight (default 1024)."),
-    Flag(("--cpuset-cpus",), "cpuset_cpus", help="CPUs to run on (e.g. 0-2,4)."),
-    Flag(("--pids-limit",), "pids_limit", help="Most processes at once (-1: unlimited)."),
-    Flag(("--blkio-weight",), "blkio_weight", help="Relative block I/O weight, 10 to 1000."),
+    Flag(("-m", "--memory"), "memory", help="Memory limit (e.g. 64m, 1g).", panel=LIMITS),
+    Flag(("--memory-swap",), "memory_swap", help="Memory plus swap limit; -1: unlimited swap.", panel=LIMITS),
+    Flag(("--memory-reservation",), "memory_reservation", help="Soft memory limit.", panel=LIMITS),
+    Flag(("--cpus",), "cpus", help="Number of CPUs (e.g. 1.5).", panel=LIMITS),
+    Flag(("-c", "--cpu-shares"), "cpu_shares", help="Relative CPU weight (default 1024).", panel=LIMITS),
+    Flag(("--cpuset-cpus",), "cpuset_cpus", help="CPUs to run on (e.g. 0-2,4).", panel=LIMITS),
+    Flag(("--pids-limit",), "pids_limit", help="Most processes at once (-1: unlimited).", panel=LIMITS),
+    Flag(("--blkio-weight",), "blkio_weight", help="Relative block I/O weight, 10 to 1000.", panel=LIMITS),
 )
 
 RUN_FLAGS = (
     Flag(("--rm",), "remove", bool, "Remove the container when it exits."),
     Flag(("--init",), "init", bool, "Run a reaper as pid 1 that forwards signals and reaps zombies."),
-    Flag(("-d", "--detach"), "detach", bool, "Run in the background; print the container ID."),
-    Flag(("--restart",), "restart", help="no, on-failure[:N], always or unless-stopped (with -d)."),
-    Flag(("--log-opt",), "log_opts", list, "Log options: max-size=SIZE, max-file=N (with -d)."),
+    Flag(("-d", "--detach"), "detach", bool, "Run in the background; print the container ID.", panel="Detached"),
+    Flag(("--restart",), "restart", help="no, on-failure[:N], always or unless-stopped (with -d).", panel="Detached"),
+    Flag(("--log-opt",), "log_opts", list, "Log options: max-size=SIZE, max-file=N (with -d).", panel="Detached"),
     Flag(("-i", "--interactive"), "interactive", bool, "Keep stdin open and pass it in."),
     Flag(("-t", "--tty"), "tty", bool, "Allocate a pseudo-terminal."),
     Flag(("--read-only",), "read_only", bool, "Mount the container's root read-only."),
@@ -53,8 +54,8 @@ RUN_FLAGS = (
     Flag(("--add-host",), "add_hosts", list, "An /etc/hosts line: NAME:IP."),
     Flag(("--domainname",), "domainname", help="The container's NIS domain name (in /etc/hosts)."),
     *LIMIT_FLAGS,
-    Flag(("--device-read-bps",), "device_read_bps", list, "Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb)."),
-    Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE."),
+    Flag(("--device-read-bps",), "device_read_bps", list, "Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb).", panel=LIMITS),
+    Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE.", panel=LIMITS),
 )
 
 IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command", "COMMAND", "Command and arguments (default: the image's).", required=False, many=True))

@@ -26,17 +26,21 @@ if TYPE_CHECKING:
 
 class Flag:
     """An option: `names` as typed (`-e`, `--env`), `dest` the handler's keyword, `kind` one of
-    bool, str, int or list (a repeatable str), `default` None for str and int unless given."""
+    bool, str, int or list (a repeatable str), `default` None for str and int unless given;
+    `panel` the box of `--help` it is shown in (None: Options)."""
 
-    __slots__ = ("names", "dest", "kind", "help", "metavar", "default")
+    __slots__ = ("names", "dest", "kind", "help", "metavar", "default", "panel")
 
-    def __init__(self, names: tuple[str, ...], dest: str, kind: type = str, help: str = "", metavar: str | None = None, default: str | int | None = None) -> None:
+    def __init__(
+        self, names: tuple[str, ...], dest: str, kind: type = str, help: str = "", metavar: str | None = None, default: str | int | None = None, panel: str | None = None
+    ) -> None:
         self.names = names
         self.dest = dest
         self.kind = kind
         self.help = help
         self.metavar = metavar
         self.default = default
+        self.panel = panel
 
     def initial(self) -> Value:
         if self.kind is bool:

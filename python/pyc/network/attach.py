@@ -140,8 +140,6 @@ def _holder() -> tuple[int, str]:
 def ensure_host_side(net: NetworkRecord) -> None:
     """The network's bridge and rules, made where missing (its first container, or after a
     reboot). The caller holds the network's lock."""
-    import msgpack
-
     import pyc_core
     from pyc.network.subnet import Subnet, ip_str
 
@@ -149,7 +147,7 @@ def ensure_host_side(net: NetworkRecord) -> None:
         return
     s = Subnet.parse(net.subnet)
     config = {"bridge": net.bridge, "subnet": ip_str(s.base), "prefix": s.prefix, "gateway": net.gateway, "mac": net.mac, "internal": net.internal}
-    pyc_core.network_ensure(msgpack.packb(config))
+    pyc_core.network_ensure(pyc_core.packb(config))
 
 
 def attach(store: NetworkStore, c: Container, exposed_ports: list[str]) -> Attachment:
@@ -198,8 +196,6 @@ def attach(store: NetworkStore, c: Container, exposed_ports: list[str]) -> Attac
 def connect(store: NetworkStore, containers: ContainerStore, c: Container, net: NetworkRecord, ip: str, aliases: list[str]) -> None:
     """`pyc network connect`: the network recorded for the container's next starts, and given to
     it now if it runs (its next interface, eth1, ...)."""
-    import msgpack
-
     import pyc_core
     from pyc.network import dns
     from pyc.store import atomic
@@ -222,7 +218,7 @@ def connect(store: NetworkStore, containers: ContainerStore, c: Container, net: 
             e = store.allocate(net, c.id, f"eth{len(live)}", ip, aliases, holder)
             try:
                 iface = NetInterface(bridge=net.bridge, name=e.ifname, address=e.ip, prefix=e.prefix, gateway=None, mac=e.mac)
-                pyc_core.network_attach(st.pid, msgpack.packb([iface.to_dict()]))
+                pyc_core.network_attach(st.pid, pyc_core.packb([iface.to_dict()]))
                 if net.dns:
                     from pyc.network.etc import host_resolv_conf, upstreams
 

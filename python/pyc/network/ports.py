@@ -104,21 +104,17 @@ def plan(bindings: list[PortBinding], container_ip: str) -> list[NetPort]:
 
 
 def publish(bindings: list[PortBinding], container_ip: str) -> None:
-    import msgpack
-
     import pyc_core
 
     if bindings:
-        pyc_core.ports_publish(msgpack.packb([p.to_dict() for p in plan(bindings, container_ip)]))
+        pyc_core.ports_publish(pyc_core.packb([p.to_dict() for p in plan(bindings, container_ip)]))
 
 
 def unpublish(bindings: list[PortBinding], container_ip: str) -> None:
-    import msgpack
-
     import pyc_core
 
     if bindings:
-        pyc_core.ports_unpublish(msgpack.packb([p.to_dict() for p in plan(bindings, container_ip)]))
+        pyc_core.ports_unpublish(pyc_core.packb([p.to_dict() for p in plan(bindings, container_ip)]))
 
 
 def unpublish_stale(e: Endpoint) -> None:

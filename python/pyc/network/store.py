@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-import msgpack
-
+import pyc_core
 from pyc.errors import Conflict, InvalidArgument, NetworkNotFound
 from pyc.network import DEFAULT_NETWORK, PREDEFINED, run_dir
 from pyc.network.subnet import Subnet, ip_str, parse_ip
@@ -53,8 +52,8 @@ def _mac_of(ip: int) -> str:
 
 def _decode_network(row: bytes) -> NetworkRecord:
     try:
-        return NetworkRecord.from_dict(msgpack.unpackb(row))
-    except (BadRecord, ValueError, msgpack.UnpackException) as e:
+        return NetworkRecord.from_dict(pyc_core.unpackb(row))
+    except (BadRecord, ValueError) as e:
         from pyc.errors import BadImage
 
         raise BadImage(f"a network record in pyc.db is corrupt: {e}") from None
@@ -165,7 +164,7 @@ class NetworkStore:
                 labels=dict(labels or {}),
             )
             try:
-                self.db.execute("INSERT INTO networks VALUES (?, ?, ?, ?)", (nid, name, record.created, msgpack.packb(record.to_dict())))
+                self.db.execute("INSERT INTO networks VALUES (?, ?, ?, ?)", (nid, name, record.created, pyc_core.packb(record.to_dict())))
             except sqlite3.IntegrityError:
                 raise Conflict(f"network with name {name} already exists") from None
         return record
@@ -209,7 +208,7 @@ class NetworkStore:
     # -- endpoints ------------------------------------------------------------------------
 
     def _rows(self, where: str, args: tuple[str, ...]) -> list[Endpoint]:
-        return [Endpoint.from_dict(msgpack.unpackb(r[0])) for r in self.db.execute(f"SELECT record FROM endpoints WHERE {where}", args)]
+        return [Endpoint.from_dict(pyc_core.unpackb(r[0])) for r in self.db.execute(f"SELECT record FROM endpoints WHERE {where}", args)]
 
     def endpoints(self, net: NetworkRecord) -> list[Endpoint]:
         """The network's live endpoints, what dead holders left collected first."""
@@ -279,13 +278,13 @@ class NetworkStore:
                 holder_start=holder[1],
             )
             try:
-                self.db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?)", (net.id, cid, e.ip, e.mac, msgpack.packb(e.to_dict())))
+                self.db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?)", (net.id, cid, e.ip, e.mac, pyc_core.packb(e.to_dict())))
             except sqlite3.IntegrityError:
                 raise Conflict(f"address {e.ip} is already in use on network {net.name}") from None
         return e
 
     def save(self, e: Endpoint) -> None:
-        self.db.execute("UPDATE endpoints SET record = ? WHERE network = ? AND container = ?", (msgpack.packb(e.to_dict()), e.network, e.container))
+        self.db.execute("UPDATE endpoints SET record = ? WHERE network = ? AND container = ?", (pyc_core.packb(e.to_dict()), e.network, e.container))
 
     def release(self, e: Endpoint) -> None:
         self.db.execute("DELETE FROM endpoints WHERE network = ? AND container = ?", (e.network, e.container))

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 from pyc.store import atomic
 from pyc.store.refs import with_tag
+from pyc_core import packb, unpackb
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,8 +59,8 @@ def all_images(store: ImageStore) -> list[Image]:
 def _read(store: ImageStore) -> dict[str, Any] | None:
     try:
         with open(_path(store), "rb") as f:
-            data: dict[str, Any] = msgpack.unpackb(f.read())
-    except (OSError, ValueError, msgpack.UnpackException):
+            data: dict[str, Any] = unpackb(f.read())
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -76,7 +75,7 @@ def _rebuild(store: ImageStore, key: list[int]) -> dict[str, Any]:
         refs.update((r, img.manifest_digest) for r in img.refs)
     data = {"key": key, "images": images, "refs": refs}
     try:
-        atomic.write_file(_path(store), msgpack.packb(data), durable=False)
+        atomic.write_file(_path(store), packb(data), durable=False)
     except OSError:
         pass  # a cache that cannot be written is only slower
     return data

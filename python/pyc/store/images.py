@@ -83,7 +83,7 @@ class ImageStore:
     def ensure_layout(self) -> None:
         from pyc.store.placement import spread_children
 
-        for d in (self.paths.blobs, self.paths.layers, self.paths.containers, self.paths.names, self.paths.tmp):
+        for d in (self.paths.blobs, self.paths.layers, self.paths.containers, self.paths.tmp):
             os.makedirs(d, exist_ok=True)
         # Layers are unpacked in tmp/ (then renamed into layers/), upper dirs made in containers/.
         spread_children(self.paths.tmp)

@@ -9,6 +9,7 @@ pub mod layer;
 pub mod net;
 pub mod overlay;
 pub mod pty;
+pub mod remove;
 pub mod sys;
 
 pub use error::{Error, Result};

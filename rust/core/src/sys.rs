@@ -100,3 +100,13 @@ pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) {
     // The call only reads its integer arguments; an error changes nothing the fsync won't do.
     unsafe { libc::sync_file_range(fd.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) };
 }
+
+/// The fds a layer unpack or tar may hold open at once: an eighth of the soft RLIMIT_NOFILE
+/// (the rest left to the process, and to other layers at work beside it).
+pub fn fd_share() -> usize {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return 32;
+    }
+    (r.rlim_cur.min(1 << 20) / 8) as usize
+}

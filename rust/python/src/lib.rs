@@ -2,6 +2,7 @@
 //! through `blocking`, which releases the GIL; every error becomes one Python exception class.
 
 mod errors;
+mod wire;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, RawFd};
@@ -250,20 +251,11 @@ struct CgroupStats {
     oom_kills: u64,
 }
 
-/// Remove a directory tree (a container's files); a missing path is not an error.
+/// Remove a directory tree (a container's files, a layer), each depth's directories in
+/// parallel; a missing path is not an error.
 #[pyfunction]
 fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
-    blocking(py, || {
-        // A file added while the tree is being removed (a container's last record) is retried.
-        let mut tries = 0;
-        loop {
-            match std::fs::remove_dir_all(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 3 => tries += 1,
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(pyc_core::Error::io("remove", &path, e)),
-                _ => return Ok(()),
-            }
-        }
-    })
+    blocking(py, || pyc_core::remove::remove_tree(&path))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> PyResult<T> {
@@ -345,5 +337,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(network_detach, m)?)?;
     m.add_function(wrap_pyfunction!(ports_publish, m)?)?;
     m.add_function(wrap_pyfunction!(ports_unpublish, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::packb, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::unpackb, m)?)?;
     Ok(())
 }

@@ -54,11 +54,9 @@ pub fn cstr(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::BadArchive(format!("NUL byte in path {}", String::from_utf8_lossy(bytes))))
 }
 
-/// The layer's directory, and the last directory looked up in it (tars list a directory's
-/// entries together, so most lookups hit it).
+/// A layer's directory, for lookups beneath it.
 pub struct Root {
     fd: OwnedFd,
-    last: Option<(Vec<u8>, OwnedFd)>,
 }
 
 const HOW: ResolveFlag = ResolveFlag::RESOLVE_BENEATH.union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -67,7 +65,11 @@ impl Root {
     pub fn open(dir: &Path) -> Result<Root> {
         let fd = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::sys(format!("open {}", dir.display()), e))?;
-        Ok(Root { fd, last: None })
+        Ok(Root { fd })
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 
     /// Open `path` (clean, relative) beneath the root, with `flags` (O_NOFOLLOW to not follow
@@ -81,19 +83,12 @@ impl Root {
     }
 
     /// The directory `path` (clean, relative; empty for the root), made (0755, like tar's
-    /// implicit directories) where it is missing. The fd stays valid until the next call.
-    pub fn dir(&mut self, path: &[u8]) -> Result<RawFd, Errno> {
-        if path.is_empty() {
-            return Ok(self.fd.as_raw_fd());
+    /// implicit directories) where it is missing.
+    pub fn dir(&self, path: &[u8]) -> Result<OwnedFd, Errno> {
+        match self.open_beneath(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+            Err(Errno::ENOENT) => self.make_dirs(path),
+            other => other,
         }
-        if self.last.as_ref().is_none_or(|(p, _)| p != path) {
-            let fd = match self.open_beneath(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
-                Err(Errno::ENOENT) => self.make_dirs(path)?,
-                other => other?,
-            };
-            self.last = Some((path.to_vec(), fd));
-        }
-        Ok(self.last.as_ref().map_or(self.fd.as_raw_fd(), |(_, fd)| fd.as_raw_fd()))
     }
 
     fn make_dirs(&self, path: &[u8]) -> Result<OwnedFd, Errno> {
@@ -112,11 +107,6 @@ impl Root {
             end += 1;
         }
         Ok(dir)
-    }
-
-    /// Forget the cached directory: a directory was removed or replaced.
-    pub fn forget(&mut self) {
-        self.last = None;
     }
 }
 
@@ -151,7 +141,7 @@ mod tests {
         std::os::unix::fs::symlink("/tmp", t.path().join("abs")).unwrap();
         std::os::unix::fs::symlink("../..", t.path().join("up")).unwrap();
         std::os::unix::fs::symlink("d", t.path().join("ok")).unwrap();
-        let mut root = Root::open(t.path()).unwrap();
+        let root = Root::open(t.path()).unwrap();
         assert_eq!(root.dir(b"abs").err(), Some(Errno::EXDEV));
         assert_eq!(root.dir(b"up/x").err(), Some(Errno::EXDEV));
         assert!(root.dir(b"d/e").is_ok());

@@ -1,68 +1,29 @@
 //! A container's changes, read from its overlayfs upper dir alone (never the whole image): the
 //! list `pyc diff` prints, and the layer tar `pyc commit` stores.
 
-use std::ffi::CString;
 use std::io::{BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::beneath::Root;
 use super::digest::HashingWriter;
-use crate::error::{Error, IoContext, Result};
+use super::overlay::{self, Look};
+use crate::error::{IoContext, Result};
 
 /// One changed path, as docker prints it: 'A' added, 'C' changed, 'D' deleted.
 pub type Change = (char, PathBuf);
 
-/// overlayfs' mark of a deleted file: a character device 0/0.
-pub(super) fn is_whiteout(md: &std::fs::Metadata) -> bool {
-    md.file_type().is_char_device() && md.rdev() == 0
-}
-
-/// overlayfs' mark of a directory that hides what the layers below hold.
-pub(super) fn is_opaque(dir: &Path) -> Result<bool> {
-    let p = CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::Internal(format!("nul byte in path {}", dir.display())))?;
-    let mut value = [0u8; 4];
-    let n = unsafe { libc::lgetxattr(p.as_ptr(), c"trusted.overlay.opaque".as_ptr(), value.as_mut_ptr().cast(), value.len()) };
-    if n < 0 {
-        return match nix::errno::Errno::last() {
-            nix::errno::Errno::ENODATA | nix::errno::Errno::ENOTSUP | nix::errno::Errno::ERANGE => Ok(false),
-            e => Err(Error::sys(format!("read xattrs of {}", dir.display()), e)),
-        };
-    }
-    Ok(&value[..n as usize] == b"y")
-}
-
-/// Whether `rel` is in the merged view of `lowers` (top-most first): the first layer that holds
-/// it, a whiteout of it or of a parent, or an opaque parent, decides.
-fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
-    let parts: Vec<_> = rel.components().collect();
-    for lower in lowers {
-        let mut p = lower.clone();
-        for (i, part) in parts.iter().enumerate() {
-            p.push(part);
-            let Ok(md) = std::fs::symlink_metadata(&p) else {
-                break;
-            };
-            if is_whiteout(&md) {
-                return false;
-            }
-            if i + 1 == parts.len() {
-                return true;
-            }
-            // A file where a parent directory should be, or an opaque parent: nothing below
-            // this layer shows through.
-            if !md.is_dir() || is_opaque(&p).unwrap_or(false) {
-                return false;
-            }
-        }
-    }
-    false
+/// Whether `rel` is in the merged view of `lowers` (top-most first).
+fn in_lowers(lowers: &[Root], rel: &Path) -> bool {
+    matches!(overlay::find(lowers, rel.as_os_str().as_bytes()), Ok(Some((_, Look::Found { .. }))))
 }
 
 /// The changes in `upper` against `lowers` (top-most first), sorted by path. A directory the
 /// upper dir holds because something in it changed is 'C', as docker shows it; under an opaque
 /// directory (removed and made again) everything is 'A'.
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
+    let lowers = lowers.iter().map(|p| Root::open(p)).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     let mut stack: Vec<(PathBuf, bool)> = vec![(PathBuf::new(), false)];
     while let Some((rel, hidden_below)) = stack.pop() {
@@ -72,15 +33,15 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
             let r = rel.join(entry.file_name());
             let p = upper.join(&r);
             let md = std::fs::symlink_metadata(&p).ctx("stat", &p)?;
-            let kind = if is_whiteout(&md) {
+            let kind = if overlay::is_whiteout(md.mode(), md.rdev()) {
                 'D'
-            } else if !hidden_below && in_lowers(lowers, &r) {
+            } else if !hidden_below && in_lowers(&lowers, &r) {
                 'C'
             } else {
                 'A'
             };
             if md.is_dir() {
-                stack.push((r.clone(), hidden_below || kind == 'A' || is_opaque(&p)?));
+                stack.push((r.clone(), hidden_below || kind == 'A' || overlay::is_opaque_path(&p)?));
             }
             out.push((kind, Path::new("/").join(r)));
         }
@@ -95,7 +56,7 @@ pub fn upper_to_layer(upper: &Path, out: impl Write) -> Result<(String, u64)> {
     let mut b = tar::Builder::new(HashingWriter::new(BufWriter::with_capacity(1 << 20, out)));
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
-    super::export::append_tree(&mut b, upper, true)?;
+    super::pack::append_tree(&mut b, upper, tar::HeaderMode::Complete, true)?;
     let hw = b.into_inner().ctx("write tar of", upper)?;
     let (mut w, digest, size) = hw.finish();
     w.flush().ctx("write tar of", upper)?;
@@ -105,6 +66,7 @@ pub fn upper_to_layer(upper: &Path, out: impl Write) -> Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
     use std::fs;
 
     fn whiteout(p: &Path) {
@@ -171,6 +133,10 @@ mod tests {
         fs::write(upper.join("d/g"), "").unwrap();
         let got = changes(&upper, &[top, bottom]).unwrap();
         assert_eq!(got, vec![('C', PathBuf::from("/d")), ('A', PathBuf::from("/d/g")), ('A', PathBuf::from("/f"))]);
+        // An opaque directory hides the layers below it, not what it holds itself.
+        fs::write(t.path().join("t/d/g"), "").unwrap();
+        let got = changes(&upper, &[t.path().join("t"), t.path().join("b")]).unwrap();
+        assert_eq!(got[1], ('C', PathBuf::from("/d/g")));
     }
 
     #[test]
@@ -190,8 +156,9 @@ mod tests {
         let dest = t.path().join("unpacked");
         fs::create_dir(&dest).unwrap();
         super::super::unpack(&data[..], &dest, None).unwrap();
-        assert!(is_whiteout(&fs::symlink_metadata(dest.join("bin/vi")).unwrap()));
-        assert!(is_opaque(&dest.join("usr/share")).unwrap());
+        let vi = fs::symlink_metadata(dest.join("bin/vi")).unwrap();
+        assert!(overlay::is_whiteout(vi.mode(), vi.rdev()));
+        assert!(overlay::is_opaque_path(&dest.join("usr/share")).unwrap());
         assert_eq!(fs::metadata(dest.join("etc/new")).unwrap().ino(), fs::metadata(dest.join("etc/new2")).unwrap().ino());
     }
 }

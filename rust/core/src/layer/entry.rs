@@ -103,7 +103,11 @@ fn replace(dir: RawFd, name: &CStr, mut create: impl FnMut() -> libc::c_int, op:
 }
 
 /// Remove `name` from `dir`, a whole tree if it is a directory. Returns whether it was one.
+/// `.` and `..` are no names of `dir`'s to remove: refused.
 pub fn remove(dir: RawFd, name: &CStr) -> Res<bool> {
+    if matches!(name.to_bytes(), b"." | b"..") {
+        return Err(Fail::Sys("remove", Errno::EINVAL));
+    }
     if unsafe { libc::unlinkat(dir, name.as_ptr(), 0) } == 0 {
         return Ok(false);
     }
@@ -126,20 +130,75 @@ pub fn remove(dir: RawFd, name: &CStr) -> Res<bool> {
     }
 }
 
-/// A regular file with `size` bytes of `data`, copied through `buf`.
-pub fn file(dir: RawFd, name: &CStr, meta: &Meta, data: &mut impl Read, size: u64, buf: &mut [u8]) -> Res<bool> {
+/// What a create in the layer gives before any chown or chmod, so that neither is made where
+/// the entry asks for that already: the thread's owner, and the mode asked (the thread's
+/// umask is 0, in a filesystem context of its own). Unless `exact`, every chown and chmod is
+/// made: the layer's directory hands down a group (set-group-id) or a default ACL, or the
+/// thread could not drop its umask.
+#[derive(Clone, Copy)]
+pub struct Defaults {
+    uid: u32,
+    gid: u32,
+    exact: bool,
+}
+
+impl Defaults {
+    /// Every chown and chmod made: for a thread that keeps the process's umask.
+    pub const NONE: Defaults = Defaults { uid: 0, gid: 0, exact: false };
+
+    /// Give this thread a umask of 0 of its own (the process's stays as it is), and learn what
+    /// a create beneath `root` gives.
+    pub fn for_this_thread(root: RawFd) -> Defaults {
+        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).is_err() {
+            return Defaults::NONE;
+        }
+        unsafe { libc::umask(0) };
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let inherits = unsafe { libc::fstat(root, &mut st) } != 0
+            || st.st_mode & libc::S_ISGID != 0
+            || unsafe { libc::fgetxattr(root, c"system.posix_acl_default".as_ptr(), std::ptr::null_mut(), 0) } >= 0;
+        Defaults { uid: unsafe { libc::geteuid() }, gid: unsafe { libc::getegid() }, exact: !inherits }
+    }
+
+    fn chown(&self, meta: &Meta) -> bool {
+        !self.exact || (meta.uid, meta.gid) != (self.uid, self.gid)
+    }
+
+    /// After a create with mode `created` and, if `chowned`, a chown (which clears set-id
+    /// bits).
+    fn chmod(&self, meta: &Meta, created: u32, chowned: bool) -> bool {
+        !self.exact || meta.mode != created || (chowned && meta.mode & 0o6000 != 0)
+    }
+}
+
+/// A regular file, its content written by `write`; created with the mode's permission bits
+/// (set-id and sticky bits, if any, come with the chmod after).
+pub fn file(dir: RawFd, name: &CStr, meta: &Meta, d: &Defaults, write: impl FnOnce(&mut File) -> Res) -> Res<bool> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let created = meta.mode & 0o777;
     let mut fd = -1;
     let removed_dir = replace(
         dir,
         name,
         || {
-            fd = unsafe { libc::openat(dir, name.as_ptr(), flags, 0o600) };
+            fd = unsafe { libc::openat(dir, name.as_ptr(), flags, created) };
             fd.min(0)
         },
         "create",
     )?;
     let mut f = File::from(owned(fd).map_err(|e| Fail::Sys("create", e))?);
+    write(&mut f)?;
+    finish_fd(f.as_raw_fd(), meta, d, created)?;
+    Ok(removed_dir)
+}
+
+/// Write all of `data` to `f`.
+pub fn write_all(f: &mut File, data: &[u8]) -> Res {
+    f.write_all(data).map_err(|e| Fail::Sys("write", Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+}
+
+/// Copy `size` bytes of `data` to `f` through `buf`.
+pub fn copy(f: &mut File, data: &mut impl Read, size: u64, buf: &mut [u8]) -> Res {
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(left as usize);
@@ -147,17 +206,22 @@ pub fn file(dir: RawFd, name: &CStr, meta: &Meta, data: &mut impl Read, size: u6
         if n == 0 {
             return Err(Fail::Input(io::ErrorKind::UnexpectedEof.into()));
         }
-        f.write_all(&buf[..n]).map_err(|e| Fail::Sys("write", Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+        write_all(f, &buf[..n])?;
         left -= n as u64;
     }
-    finish_fd(f.as_raw_fd(), meta)?;
-    Ok(removed_dir)
+    Ok(())
 }
 
-/// Owner, then mode (chown clears set-id bits), xattrs and times of an open file or directory.
-pub fn finish_fd(fd: RawFd, meta: &Meta) -> Res {
-    check("chown", unsafe { libc::fchown(fd, meta.uid, meta.gid) })?;
-    check("chmod", unsafe { libc::fchmod(fd, meta.mode) })?;
+/// Owner, then mode (chown clears set-id bits), xattrs and times of an open file or directory
+/// made with mode `created`.
+pub fn finish_fd(fd: RawFd, meta: &Meta, d: &Defaults, created: u32) -> Res {
+    let chowned = d.chown(meta);
+    if chowned {
+        check("chown", unsafe { libc::fchown(fd, meta.uid, meta.gid) })?;
+    }
+    if d.chmod(meta, created, chowned) {
+        check("chmod", unsafe { libc::fchmod(fd, meta.mode) })?;
+    }
     for (name, value) in &meta.xattrs {
         xattr(unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0) })?;
     }
@@ -175,10 +239,13 @@ fn xattr(ret: libc::c_int) -> Res {
     }
 }
 
-/// A directory: made if missing, kept (with what it holds) if an earlier entry made it; its
-/// metadata is set later by `finish_dir`, once its entries are written.
+/// The mode a directory is made with; its own is set by `finish_dir`, once its entries are
+/// written.
+pub const DIR_MODE: u32 = 0o700;
+
+/// A directory: made if missing, kept (with what it holds) if an earlier entry made it.
 pub fn dir(dir: RawFd, name: &CStr) -> Res<bool> {
-    match unsafe { libc::mkdirat(dir, name.as_ptr(), 0o700) } {
+    match unsafe { libc::mkdirat(dir, name.as_ptr(), DIR_MODE) } {
         0 => Ok(false),
         _ if Errno::last() == Errno::EEXIST => {
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -187,49 +254,39 @@ pub fn dir(dir: RawFd, name: &CStr) -> Res<bool> {
                 return Ok(false);
             }
             check("remove", unsafe { libc::unlinkat(dir, name.as_ptr(), 0) })?;
-            check("mkdir", unsafe { libc::mkdirat(dir, name.as_ptr(), 0o700) })?;
+            check("mkdir", unsafe { libc::mkdirat(dir, name.as_ptr(), DIR_MODE) })?;
             Ok(false)
         }
         _ => Err(Fail::Sys("mkdir", Errno::last())),
     }
 }
 
-/// A directory's metadata, on its fd.
-pub fn finish_dir(fd: &OwnedFd, meta: &Meta) -> Res {
-    finish_fd(fd.as_raw_fd(), meta)
+/// A directory's metadata, on its fd (its mode is always set: it may be older than the layer).
+pub fn finish_dir(fd: &OwnedFd, meta: &Meta, d: &Defaults) -> Res {
+    finish_fd(fd.as_raw_fd(), meta, d, u32::MAX)
 }
 
 /// A symlink to `target` (never followed: the layer is not the running system).
-pub fn symlink(dir: RawFd, name: &CStr, target: &CStr, meta: &Meta) -> Res<bool> {
+pub fn symlink(dir: RawFd, name: &CStr, target: &CStr, meta: &Meta, d: &Defaults) -> Res<bool> {
     let removed_dir = replace(dir, name, || unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }, "symlink")?;
-    finish_at(dir, name, meta)?;
+    finish_at(dir, name, meta, d)?;
     Ok(removed_dir)
 }
 
 /// A device node or fifo (`kind` is S_IFCHR, S_IFBLK or S_IFIFO).
-pub fn node(dir: RawFd, name: &CStr, kind: libc::mode_t, dev: libc::dev_t, meta: &Meta) -> Res<bool> {
-    let removed_dir = replace(dir, name, || unsafe { libc::mknodat(dir, name.as_ptr(), kind | 0o600, dev) }, "mknod")?;
-    finish_at(dir, name, meta)?;
-    check("chmod", unsafe { libc::fchmodat(dir, name.as_ptr(), meta.mode, 0) })?;
+pub fn node(dir: RawFd, name: &CStr, kind: libc::mode_t, dev: libc::dev_t, meta: &Meta, d: &Defaults) -> Res<bool> {
+    let created = meta.mode & 0o777;
+    let removed_dir = replace(dir, name, || unsafe { libc::mknodat(dir, name.as_ptr(), kind | created, dev) }, "mknod")?;
+    let chowned = finish_at(dir, name, meta, d)?;
+    if d.chmod(meta, created, chowned) {
+        check("chmod", unsafe { libc::fchmodat(dir, name.as_ptr(), meta.mode, 0) })?;
+    }
     Ok(removed_dir)
 }
 
-/// overlayfs' mark of a file deleted from the layers below: a 0/0 character device.
+/// A whiteout at `name` (overlay.rs).
 pub fn whiteout(dir: RawFd, name: &CStr) -> Res<bool> {
-    replace(dir, name, || unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFCHR, 0) }, "whiteout")
-}
-
-/// Whether `name` in `dir` is a whiteout (not following a symlink there).
-pub fn is_whiteout(dir: RawFd, name: &CStr) -> bool {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let ret = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    ret == 0 && st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
-}
-
-/// overlayfs' mark of a directory that hides what the layers below hold in it.
-pub fn opaque(fd: RawFd) -> Res {
-    check("mark opaque", unsafe { libc::fsetxattr(fd, c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) })?;
-    Ok(())
+    replace(dir, name, || super::overlay::mknod_whiteout(dir, name), "whiteout")
 }
 
 /// A hardlink at `name` in `dir` to `target_name` in `target_dir`.
@@ -238,9 +295,13 @@ pub fn hardlink(dir: RawFd, name: &CStr, target_dir: RawFd, target_name: &CStr) 
 }
 
 /// Owner, xattrs and times of something that is no open fd: a symlink or a node. Modes do not
-/// apply to symlinks; xattrs on symlinks are only for the trusted/security namespaces.
-fn finish_at(dir: RawFd, name: &CStr, meta: &Meta) -> Res {
-    check("chown", unsafe { libc::fchownat(dir, name.as_ptr(), meta.uid, meta.gid, libc::AT_SYMLINK_NOFOLLOW) })?;
+/// apply to symlinks; xattrs on symlinks are only for the trusted/security namespaces. Returns
+/// whether it was chowned.
+fn finish_at(dir: RawFd, name: &CStr, meta: &Meta, d: &Defaults) -> Res<bool> {
+    let chowned = d.chown(meta);
+    if chowned {
+        check("chown", unsafe { libc::fchownat(dir, name.as_ptr(), meta.uid, meta.gid, libc::AT_SYMLINK_NOFOLLOW) })?;
+    }
     if !meta.xattrs.is_empty() {
         // lsetxattr through the directory fd's /proc entry: the name itself is not followed.
         let mut path = format!("/proc/self/fd/{dir}/").into_bytes();
@@ -252,7 +313,7 @@ fn finish_at(dir: RawFd, name: &CStr, meta: &Meta) -> Res {
     }
     let times = [meta.mtime, meta.mtime];
     check("set times", unsafe { libc::utimensat(dir, name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok(())
+    Ok(chowned)
 }
 
 #[cfg(test)]

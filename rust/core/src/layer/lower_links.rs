@@ -12,16 +12,17 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fstatat, FileStat, SFlag};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{FileStat, SFlag};
 
 use super::beneath::{cstr, split, Root};
+use super::dest::{empty, syncfs};
 use super::entry::{self, Meta};
-use super::unpack::{empty, syncfs};
+use super::overlay::{self, Look};
 use crate::error::{Error, Result};
 
 /// A hardlink at `path` to `target` (both clean paths of the layer tar) whose target was not
@@ -30,69 +31,6 @@ use crate::error::{Error, Result};
 pub struct LowerLink {
     pub path: Vec<u8>,
     pub target: Vec<u8>,
-}
-
-/// What one layer's directory holds at a path, for a lookup through the layers.
-enum Look {
-    /// A regular file, opened for reading.
-    File(File, FileStat),
-    /// Something else that is no whiteout: a directory, a symlink, a device...
-    Other,
-    /// Nothing here; `opaque` when a directory on the way hides the layers below.
-    Absent { opaque: bool },
-    /// A whiteout, or a non-directory on the way: the path is deleted for the layers below.
-    Hidden,
-    /// A symlink on the way (the component path): never followed.
-    Symlink(Vec<u8>),
-}
-
-/// One component at a time, symlinks refused by the kernel too: nothing outside is reached.
-const HOW: ResolveFlag = ResolveFlag::RESOLVE_BENEATH.union(ResolveFlag::RESOLVE_NO_SYMLINKS).union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
-
-fn open_at(dir: &OwnedFd, name: &CString, flags: OFlag) -> Result<OwnedFd, Errno> {
-    openat2(dir.as_fd(), name.as_c_str(), OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(HOW))
-}
-
-fn is_opaque(dir: &OwnedFd) -> bool {
-    let mut v = [0u8; 2];
-    let n = unsafe { libc::fgetxattr(dir.as_raw_fd(), c"trusted.overlay.opaque".as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-    n == 1 && v[0] == b'y'
-}
-
-/// Look `path` up in the layer directory `root`, without following anything.
-fn look(root: &Root, path: &[u8]) -> Result<Look, Errno> {
-    let mut dir = root.open_beneath(b"", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-    let mut opaque = false;
-    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
-    let mut end = 0;
-    for (i, part) in parts.iter().enumerate() {
-        end += part.len() + usize::from(i > 0);
-        let name = CString::new(*part).map_err(|_| Errno::EINVAL)?;
-        let st = match fstatat(&dir, name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Err(Errno::ENOENT) => return Ok(Look::Absent { opaque }),
-            other => other?,
-        };
-        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-        if kind == SFlag::S_IFCHR && st.st_rdev == 0 {
-            return Ok(Look::Hidden);
-        }
-        if i + 1 == parts.len() {
-            if kind != SFlag::S_IFREG {
-                return Ok(Look::Other);
-            }
-            let fd = open_at(&dir, &name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
-            return Ok(Look::File(File::from(fd), st));
-        }
-        match kind {
-            SFlag::S_IFDIR => {
-                dir = open_at(&dir, &name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-                opaque |= is_opaque(&dir);
-            }
-            SFlag::S_IFLNK => return Ok(Look::Symlink(path[..end].to_vec())),
-            _ => return Ok(Look::Hidden),
-        }
-    }
-    Ok(Look::Absent { opaque })
 }
 
 /// Make each of `links` in the unpacked layer `dest` from `lowers`, the directories of the
@@ -126,34 +64,27 @@ fn make_all(dest: &Path, links: &[LowerLink], lowers: &[PathBuf]) -> Result<()> 
             entry::hardlink(at.as_raw_fd(), &name, fdir.as_raw_fd(), &cstr(fname)?).map_err(|f| fail(&path, f))?;
             continue;
         }
-        let mut found = None;
         // This layer first: what it holds by now may hide the target from the layers below.
-        for (depth, layer) in std::iter::once(&root).chain(&lowers).enumerate() {
-            let got = look(layer, &link.target).map_err(|e| match e {
-                Errno::EXDEV | Errno::ELOOP => unsafe_target(&path, &target),
-                e => Error::sys(format!("hardlink {path}: look up {target}"), e),
-            })?;
-            match (got, depth) {
-                (Look::File(..) | Look::Other, 0) => {
-                    return Err(Error::BadArchive(format!("hardlink {path}: its target {target} comes after it in the layer")));
-                }
-                (Look::File(f, st), _) => {
-                    found = Some((f, st));
-                    break;
-                }
-                (Look::Other, _) => {
-                    return Err(Error::BadArchive(format!("hardlink {path}: target {target} is not a regular file in the earlier layer that holds it")));
-                }
-                (Look::Symlink(on_the_way), _) => {
-                    return Err(Error::BadArchive(format!(
-                        "unsafe path in archive: hardlink {path}: target {target} goes through symlink {}",
-                        shown(&on_the_way)
-                    )));
-                }
-                (Look::Absent { opaque: false }, _) => {}
-                (Look::Absent { opaque: true } | Look::Hidden, _) => break,
+        let lookup = |e| match e {
+            Errno::EXDEV | Errno::ELOOP => unsafe_target(&path, &target),
+            e => Error::sys(format!("hardlink {path}: look up {target}"), e),
+        };
+        let found = match overlay::find(std::iter::once(&root).chain(&lowers), &link.target).map_err(lookup)? {
+            Some((0, Look::Found { .. })) => {
+                return Err(Error::BadArchive(format!("hardlink {path}: its target {target} comes after it in the layer")));
             }
-        }
+            Some((_, Look::Found { dir, name, st })) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG => {
+                let fd = overlay::open_at(&dir, &name, OFlag::O_RDONLY | OFlag::O_NONBLOCK).map_err(lookup)?;
+                Some((File::from(fd), st))
+            }
+            Some((_, Look::Found { .. })) => {
+                return Err(Error::BadArchive(format!("hardlink {path}: target {target} is not a regular file in the earlier layer that holds it")));
+            }
+            Some((_, Look::Symlink(on_the_way))) => {
+                return Err(Error::BadArchive(format!("unsafe path in archive: hardlink {path}: target {target} goes through symlink {}", shown(&on_the_way))));
+            }
+            Some((_, Look::Absent { .. } | Look::Hidden)) | None => None,
+        };
         let (src, st) = found.ok_or_else(|| Error::BadArchive(format!("hardlink {path}: target {target} is in no earlier layer")))?;
         copy(src, &st, &at, &name).map_err(|f| fail(&path, f))?;
         made.insert(&link.target, &link.path);
@@ -189,7 +120,7 @@ fn copy(mut src: File, st: &FileStat, at: &OwnedFd, name: &CString) -> std::resu
         mtime: libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
         xattrs: xattrs(&src).map_err(|e| entry::Fail::Sys("read xattrs", e))?,
     };
-    entry::finish_fd(out.as_raw_fd(), &meta)
+    entry::finish_fd(out.as_raw_fd(), &meta, &entry::Defaults::NONE, 0o600)
 }
 
 /// Every xattr of an open file, as (name, value).

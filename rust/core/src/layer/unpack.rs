@@ -2,19 +2,14 @@
 //! and keep the tar as it came (the layer blob) while hashing it: one pass over the input.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use tar::EntryType;
-
-use super::beneath::{clean, cstr, split, Root};
-use super::entry::{self, Fail, Meta};
+use super::dest::{empty, flushing, syncfs};
 use super::lower_links::LowerLink;
-use super::readahead;
+use super::writers::Limits;
+use super::{plan, readahead};
 use crate::error::{Error, IoContext, Result};
 
 pub struct Unpacked {
@@ -30,14 +25,29 @@ pub struct Unpacked {
 
 /// Unpack `input` (tar, gzip or zstd, told by its first bytes) into `dest`, an empty
 /// directory. With `blob`, the uncompressed tar is also written there. Files and `dest` are
-/// synced before returning. Reading, decompressing and hashing run beside the unpacking
-/// (readahead.rs), in one pass over the input.
+/// synced before returning. Reading, decompressing and hashing run beside the parse
+/// (readahead.rs), in one pass over the input; the files are written by workers, one per core
+/// (plan.rs, writers.rs).
 pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Result<Unpacked> {
+    unpack_with(input, dest, blob, default_workers())
+}
+
+/// The workers of one unpack: one per core (unpack_all's layers at once share them).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS)
+}
+
+/// More threads creating files in one directory tree only wait for each other.
+const MAX_WORKERS: usize = 4;
+
+/// `unpack` with `workers` threads writing files; the result is the same for any number.
+pub fn unpack_with(input: impl Read + Send, dest: &Path, blob: Option<&Path>, workers: usize) -> Result<Unpacked> {
     let blob_file = blob.map(|p| File::create(p).ctx("create", p)).transpose()?;
     let abort = AtomicBool::new(false);
     let (entries, measured) = std::thread::scope(|s| {
         let (mut chunks, side) = readahead::start(s, input, blob_file.as_ref().zip(blob), &abort);
-        let entries = unpack_entries(&mut chunks, dest);
+        let workers = workers.max(1);
+        let entries = flushing(dest, || plan::unpack_entries(&mut chunks, dest, workers, Limits::for_workers(workers)));
         if entries.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
@@ -74,178 +84,6 @@ fn same_fs(f: &File, dir: &Path) -> bool {
     }
 }
 
-/// The tar crate's words for a header that does not parse, without the header's bytes it
-/// quotes after them ("... when getting cksum for <garbage>"), which may be anything.
-fn tar_words(e: &io::Error) -> String {
-    let words = e.to_string();
-    let cut = words.find(" when getting ").map_or(words.as_str(), |i| &words[..i]);
-    let cut = cut.split_once(": ").filter(|(_, rest)| rest.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)).map_or(cut, |(head, _)| head);
-    cut.chars().filter(|c| !c.is_control()).collect()
-}
-
-/// Walk the tar and write each entry beneath `dest`'s fd (see beneath.rs); directories get
-/// their metadata at the end, once nothing more is written into them. Returns the number of
-/// entries and the hardlinks left for the layers below.
-fn unpack_entries(input: &mut impl Read, dest: &Path) -> Result<(usize, Vec<LowerLink>)> {
-    let bad = |e: io::Error| Error::BadArchive(format!("malformed or truncated tar: {}", tar_words(&e)));
-    let mut root = Root::open(dest)?;
-    let mut dirs: Vec<(Vec<u8>, Meta)> = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut archive = tar::Archive::new(input);
-    let mut count = 0;
-    let mut lower_links: Vec<LowerLink> = Vec::new();
-    for entry in archive.entries().map_err(bad)? {
-        // A first header that does not parse: the input is not a tar at all.
-        let mut entry = entry.map_err(|e| if count == 0 { Error::BadArchive("not a tar archive".into()) } else { bad(e) })?;
-        let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
-            continue;
-        }
-        let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
-        let escapes = || Error::BadArchive(format!("unsafe path in archive: {shown} leads outside the layer"));
-        let path = clean(&raw).ok_or_else(escapes)?;
-        count += 1;
-        let meta = Meta::of(&mut entry).map_err(bad)?;
-        let fail = |f: Fail| match f {
-            Fail::Sys(_, Errno::EXDEV | Errno::ELOOP) => escapes(),
-            Fail::Sys(op, e) => Error::BadArchive(format!("unpack {shown}: {op}: {}", e.desc().to_lowercase())),
-            Fail::Input(e) => bad(e),
-        };
-        let (parent, name) = split(&path);
-        if !lower_links.is_empty() {
-            replaced(&mut lower_links, &path, name, kind.is_dir());
-        }
-        if name.is_empty() {
-            if kind.is_dir() {
-                dirs.push((path, meta));
-            }
-            continue;
-        }
-        let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
-        let cname = cstr(name)?;
-        if name == b".wh..wh..opq" {
-            entry::opaque(at).map_err(fail)?;
-            continue;
-        }
-        let removed_dir = if let Some(hidden) = name.strip_prefix(b".wh.") {
-            entry::whiteout(at, &cstr(hidden)?)
-        } else if kind.is_dir() {
-            let made = entry::dir(at, &cname);
-            dirs.push((path.clone(), meta));
-            made
-        } else if kind.is_file() || kind == EntryType::Continuous || kind.is_gnu_sparse() {
-            let size = entry.size();
-            entry::file(at, &cname, &meta, &mut entry, size, &mut buf)
-        } else if kind.is_symlink() {
-            let target = entry.link_name_bytes().ok_or_else(|| Error::BadArchive(format!("symlink {shown} has no target")))?;
-            entry::symlink(at, &cname, &cstr(&target)?, &meta)
-        } else if kind.is_hard_link() {
-            let target = entry.link_name_bytes().ok_or_else(|| Error::BadArchive(format!("hardlink {shown} has no target")))?;
-            let target = clean(&target).filter(|t| !t.is_empty()).ok_or_else(escapes)?;
-            let (tparent, tname) = split(&target);
-            // The target's directory is opened apart from the cached one: both fds are needed.
-            let linked = match root.open_beneath(tparent, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
-                Err(Errno::ENOENT | Errno::ENOTDIR) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
-                Err(e) => return Err(fail(Fail::Sys("open hardlink target", e))),
-                // A whiteout this layer made is no file to link to: the file is deleted.
-                Ok(tdir) if entry::is_whiteout(tdir.as_raw_fd(), &cstr(tname)?) => Err(Fail::Sys("hardlink", Errno::ENOENT)),
-                Ok(tdir) => {
-                    let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
-                    entry::hardlink(at, &cname, tdir.as_raw_fd(), &cstr(tname)?)
-                }
-            };
-            match linked {
-                // Not in this layer: a file of a layer below, or nowhere (link_from_lowers tells).
-                Err(Fail::Sys(_, Errno::ENOENT)) => {
-                    // A link to such a link is one to the same lower file.
-                    let target = match lower_links.iter().find(|l| l.path == target) {
-                        Some(l) => l.target.clone(),
-                        None => target,
-                    };
-                    // What an earlier entry put there is replaced, as by any entry.
-                    let at = root.dir(parent).map_err(|e| fail(Fail::Sys("open parent", e)))?;
-                    let removed_dir = entry::remove(at, &cname);
-                    lower_links.push(LowerLink { path, target });
-                    removed_dir
-                }
-                done => done,
-            }
-        } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-            let h = entry.header();
-            let number = |n: io::Result<Option<u32>>| n.map(|n| n.unwrap_or(0)).map_err(bad);
-            let (mode, dev) = match kind.is_fifo() {
-                true => (libc::S_IFIFO, 0),
-                false => (
-                    if kind.is_character_special() { libc::S_IFCHR } else { libc::S_IFBLK },
-                    libc::makedev(number(h.device_major())?, number(h.device_minor())?),
-                ),
-            };
-            entry::node(at, &cname, mode, dev, &meta)
-        } else {
-            return Err(Error::BadArchive(format!("unpack {shown}: unsupported entry type {kind:?}")));
-        };
-        if removed_dir.map_err(fail)? {
-            root.forget();
-        }
-    }
-    // Forward order: a directory listed twice keeps its last metadata; setting a child's times
-    // does not change its parent's.
-    for (path, meta) in &dirs {
-        let shown = || String::from_utf8_lossy(path).into_owned();
-        match root.open_beneath(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW) {
-            Ok(fd) => entry::finish_dir(&fd, meta).map_err(|f| match f {
-                Fail::Sys(op, e) => Error::BadArchive(format!("unpack {}: {op}: {}", shown(), e.desc().to_lowercase())),
-                Fail::Input(e) => bad(e),
-            })?,
-            // A later entry replaced the directory by something else.
-            Err(Errno::ENOTDIR | Errno::ELOOP | Errno::ENOENT) => {}
-            Err(e) => return Err(Error::sys(format!("open {}", shown()), e)),
-        }
-    }
-    Ok((count, lower_links))
-}
-
-/// Drop the hardlinks for the layers below that the entry at `path` replaces: one at that
-/// path, and, unless the entry is a directory (kept with what it holds), any beneath it. A
-/// whiteout `.wh.NAME` replaces NAME.
-fn replaced(links: &mut Vec<LowerLink>, path: &[u8], name: &[u8], is_dir: bool) {
-    let (gone, whole) = match name.strip_prefix(b".wh.") {
-        Some(b".wh..opq") => return,
-        Some(hidden) => {
-            let mut p = split(path).0.to_vec();
-            if !p.is_empty() {
-                p.push(b'/');
-            }
-            p.extend_from_slice(hidden);
-            (p, true)
-        }
-        None => (path.to_vec(), !is_dir),
-    };
-    if gone.is_empty() {
-        return; // the root's own entry
-    }
-    links.retain(|l| {
-        let under = whole && l.path.len() > gone.len() && l.path.starts_with(&gone) && l.path[gone.len()] == b'/';
-        l.path != gone && !under
-    });
-}
-
-/// Remove what a refused archive left in `dest`: no partial layer remains. remove_dir_all does
-/// not follow symlinks, so this stays inside too.
-pub(super) fn empty(dest: &Path) {
-    for child in std::fs::read_dir(dest).into_iter().flatten().flatten() {
-        let path = child.path();
-        let _ = if child.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-    }
-}
-
-/// One sync for the whole layer, instead of one per file.
-pub fn syncfs(dir: &Path) -> Result<()> {
-    let f = File::open(dir).ctx("open", dir)?;
-    nix::unistd::syncfs(&f).map_err(|e| Error::sys(format!("syncfs {}", dir.display()), e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testtar::{raw_tar, tar_of};
@@ -274,6 +112,20 @@ mod tests {
         let dest = tempfile::tempdir().unwrap();
         let got = unpack(&gz.finish().unwrap()[..], dest.path(), None).unwrap();
         assert_eq!(got.size, data.len() as u64);
+    }
+
+    #[test]
+    fn garbage_is_one_clear_line() {
+        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&garbage[..], dest.path(), None).err().expect("garbage accepted");
+        assert_eq!(err.to_string(), "not a tar archive");
+        // A later header that does not parse: the tar crate's words, not the bytes it quotes.
+        let mut data = tar_of(&[("ok", b"fine")]);
+        data.truncate(1024);
+        data.extend(std::iter::repeat_n(0xffu8, 512));
+        let err = unpack(&data[..], dest.path(), None).err().expect("a bad second header accepted").to_string();
+        assert!(err.starts_with("malformed or truncated tar") && !err.contains('\u{fffd}') && err.chars().all(|c| !c.is_control()), "{err}");
     }
 
     #[test]
@@ -407,20 +259,6 @@ mod tests {
         assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"2");
         assert!(stat(&t.path().join("s")).is_file());
         assert_eq!(std::fs::read(t.path().join("d")).unwrap(), b"now a file");
-    }
-
-    #[test]
-    fn garbage_is_one_clear_line() {
-        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let dest = tempfile::tempdir().unwrap();
-        let err = unpack(&garbage[..], dest.path(), None).err().expect("garbage accepted");
-        assert_eq!(err.to_string(), "not a tar archive");
-        // A later header that does not parse: the tar crate's words, not the bytes it quotes.
-        let mut data = T::new().file("ok", b"fine").done();
-        data.truncate(1024);
-        data.extend(std::iter::repeat_n(0xffu8, 512));
-        let err = unpack(&data[..], dest.path(), None).err().expect("a bad second header accepted").to_string();
-        assert!(err.starts_with("malformed or truncated tar") && !err.contains('\u{fffd}') && err.chars().all(|c| !c.is_control()), "{err}");
     }
 
     #[test]
