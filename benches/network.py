@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, clean_up, hyperfine, podman_import, settle, sh  # noqa: E402
+from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, hyperfine, podman_import, remove_tmp, settle, sh  # noqa: E402
 
 PYC = os.path.join(REPO, ".venv", "bin", "pyc")
 PROBE = os.path.join(REPO, "tests", "probes", "netprobe.c")
@@ -57,6 +57,26 @@ def throughput(ns, sender, sink_cmd):
         finally:
             sink.wait(timeout=30)
     return statistics.median(rates)
+
+
+def clean(ns, tmp, podman):
+    """Everything the bench made, each step tried whatever the one before did: pyc's and
+    podman's containers, every process left in the namespace, the namespace (its bridges, veths
+    and nftables tables with it), podman's image, the temporary directory."""
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
+    steps = [
+        lambda: subprocess.run(in_ns(ns, PYC, "rm", "-f", *subprocess.run(in_ns(ns, PYC, "ps", "-aq"), capture_output=True, text=True).stdout.split()), **quiet),
+        lambda: subprocess.run(in_ns(ns, podman, "rm", "-af", "-t", "0"), **quiet),
+        lambda: [subprocess.run(["kill", "-9", pid], **quiet) for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()],
+        lambda: subprocess.run(["ip", "netns", "del", ns], **quiet),
+        lambda: subprocess.run([podman, "rmi", "-f", "--ignore", PODMAN_IMAGE], **quiet),
+        lambda: remove_tmp(tmp),
+    ]
+    for step in steps:
+        try:
+            step()
+        except Exception as e:  # the next step still runs
+            print(f"network.py: clean-up: {e}", file=sys.stderr)
 
 
 def main():
@@ -124,13 +144,7 @@ def main():
             "host loopback alone": throughput(ns, in_ns(ns, probe, "tcp-send", "127.0.0.1", "15001", str(MIB)), in_ns(ns, probe, "tcp-sink", "15001")),
         }
     finally:
-        subprocess.run(in_ns(ns, PYC, "rm", "-f", "keep", "sink"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        subprocess.run(in_ns(ns, podman, "rm", "-af", "-t", "0"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        subprocess.run(["ip", "netns", "pids", ns], capture_output=True, check=False)
-        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout.split():
-            subprocess.run(["kill", "-9", pid], check=False)
-        clean_up(tmp, podman, None)
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        clean(ns, tmp, podman)
 
     print(f"\nstart-up, {args.runs} runs each (hyperfine -N, 5 warm-up runs), inside a network namespace\n")
     print("| case | median ms | mean ms | vs pyc none |")
