@@ -34,9 +34,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, hyperfine, podman_import, remove_tmp, settle, sh  # noqa: E402
+from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, hyperfine, launcher, podman_import, remove_tmp, settle, sh  # noqa: E402
 
-PYC = os.path.join(REPO, ".venv", "bin", "pyc")
 PROBE = os.path.join(REPO, "tests", "probes", "netprobe.c")
 MIB = 512
 
@@ -59,13 +58,13 @@ def throughput(ns, sender, sink_cmd):
     return statistics.median(rates)
 
 
-def clean(ns, tmp, podman):
+def clean(ns, tmp, podman, pyc_bin):
     """Everything the bench made, each step tried whatever the one before did: pyc's and
     podman's containers, every process left in the namespace, the namespace (its bridges, veths
     and nftables tables with it), podman's image, the temporary directory."""
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
     steps = [
-        lambda: subprocess.run(in_ns(ns, PYC, "rm", "-f", *subprocess.run(in_ns(ns, PYC, "ps", "-aq"), capture_output=True, text=True).stdout.split()), **quiet),
+        lambda: subprocess.run(in_ns(ns, pyc_bin, "rm", "-f", *subprocess.run(in_ns(ns, pyc_bin, "ps", "-aq"), capture_output=True, text=True).stdout.split()), **quiet),
         lambda: subprocess.run(in_ns(ns, podman, "rm", "-af", "-t", "0"), **quiet),
         lambda: [subprocess.run(["kill", "-9", pid], **quiet) for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()],
         lambda: subprocess.run(["ip", "netns", "del", ns], **quiet),
@@ -100,12 +99,15 @@ def main():
     with open(os.environ["CONTAINERS_CONF"], "w") as f:
         f.write(CONTAINERS_CONF)
     probe = os.path.join(tmp, "netprobe")
-    pyc = lambda *a: in_ns(ns, PYC, *a)  # noqa: E731
+    # pyc as setup.sh installs it (a launcher, the modules as bytecode), in the bench's directory.
+    pyc_bin = os.path.join(tmp, "pyc")
+    pyc = lambda *a: in_ns(ns, pyc_bin, *a)  # noqa: E731
     try:
+        launcher(pyc_bin)
         sh("gcc", "-static", "-O2", "-o", probe, PROBE)
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh(PYC, "image", "bootstrap", "busybox", capture=True)
+        sh(pyc_bin, "image", "bootstrap", "busybox", capture=True)
         layers = os.path.join(os.environ["PYC_ROOT"], "layers")
         (layer,) = os.listdir(layers)
         podman_import(podman, os.path.join(layers, layer))
@@ -116,10 +118,10 @@ def main():
         sh(*pyc("run", "-d", "--name", "keep", "--network", "benchnet", "busybox", "sleep", "100000"), capture=True)
         settle()
         commands = {
-            "pyc none": f"{PYC} run --rm --network none busybox true",
-            "pyc bridge": f"{PYC} run --rm --network bridge busybox true",
-            "pyc user net": f"{PYC} run --rm --network benchnet busybox true",
-            "pyc -p": f"{PYC} run --rm --network bridge -p 18080:80 busybox true",
+            "pyc none": f"{pyc_bin} run --rm --network none busybox true",
+            "pyc bridge": f"{pyc_bin} run --rm --network bridge busybox true",
+            "pyc user net": f"{pyc_bin} run --rm --network benchnet busybox true",
+            "pyc -p": f"{pyc_bin} run --rm --network bridge -p 18080:80 busybox true",
             "podman none": f"{podman} run --rm --network=none --pull=never {PODMAN_IMAGE} true",
             "podman bridge": f"{podman} run --rm --network=bridge --pull=never {PODMAN_IMAGE} true",
         }
@@ -127,7 +129,7 @@ def main():
         bridge = "pyc-" + sh(*pyc("network", "inspect", "--format", "{{.Id}}", "firstnet"), capture=True).strip()[:8]
         first = hyperfine(
             max(10, args.runs // 5),
-            {"pyc first container": f"{PYC} run --rm --network firstnet busybox true"},
+            {"pyc first container": f"{pyc_bin} run --rm --network firstnet busybox true"},
             os.path.join(tmp, "first.json"),
             wrap=in_ns(ns),
             extra=["--prepare", f"sh -c 'ip link del {bridge} 2>/dev/null; sleep 0.2'"],
@@ -144,7 +146,7 @@ def main():
             "host loopback alone": throughput(ns, in_ns(ns, probe, "tcp-send", "127.0.0.1", "15001", str(MIB)), in_ns(ns, probe, "tcp-sink", "15001")),
         }
     finally:
-        clean(ns, tmp, podman)
+        clean(ns, tmp, podman, pyc_bin)
 
     print(f"\nstart-up, {args.runs} runs each (hyperfine -N, 5 warm-up runs), inside a network namespace\n")
     print("| case | median ms | mean ms | vs pyc none |")

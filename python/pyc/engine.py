@@ -254,8 +254,9 @@ class Engine:
         # config once it holds the network's plan (or, for container:NAME, that one's namespace).
         late = bool(hc.endpoints) or hc.network_mode.startswith("container:")
         files: dict[str, str | bytes] = {} if hc.endpoints else {**etc}
+        config = b""
         if not late:
-            files[RUN_CONFIG] = pyc_core.packb(run_config.to_dict())  # what exec reads the container's process and cgroup from
+            config = files[RUN_CONFIG] = pyc_core.packb(run_config.to_dict())  # what exec reads the container's process and cgroup from
         # An unnamed --rm container's record is a file while it runs, not a row in pyc.db.
         self.containers.create(c, files, running=True, foreground=opts.remove and opts.name is None)
         code = 125
@@ -265,10 +266,10 @@ class Engine:
         try:
             if late:
                 net = self._attach_network(c, run_config)
-                files[RUN_CONFIG] = pyc_core.packb(run_config.to_dict())
+                config = pyc_core.packb(run_config.to_dict())
                 with open(c.path(RUN_CONFIG), "wb") as f:
-                    f.write(files[RUN_CONFIG])
-            r = pyc_core.run(files[RUN_CONFIG], stdin, stdout, stderr)
+                    f.write(config)
+            r = pyc_core.run(config, stdin, stdout, stderr)
             code, ended, oom = r.status, True, r.oom_killed
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
         except pyc_core.PycCoreError as e:

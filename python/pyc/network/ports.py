@@ -15,7 +15,7 @@ from pyc.records import Endpoint, NetPort, PortBinding
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
+    import _socket
 
 
 def _port_range(text: str, spec: str) -> list[int]:
@@ -64,15 +64,18 @@ class Reserved:
     """The host ports of one container, bound: kept open by its holder as long as it lives."""
 
     def __init__(self) -> None:
-        self.sockets: list[socket.socket] = []
+        self.sockets: list[_socket.socket] = []
         self.bindings: list[PortBinding] = []
 
     def bind(self, wanted: list[PortBinding]) -> None:
-        import socket  # only where ports are published: it costs milliseconds at import
+        if not wanted:
+            return
+        # _socket, not socket: the module's enums cost milliseconds at import, on every start.
+        import _socket
 
         seen: set[tuple[str, str, int]] = set()
         for b in wanted:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if b.proto == "tcp" else socket.SOCK_DGRAM)
+            s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM if b.proto == "tcp" else _socket.SOCK_DGRAM)
             try:
                 s.bind((b.host_ip or "0.0.0.0", b.host_port))
             except OSError as e:
