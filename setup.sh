@@ -12,9 +12,11 @@ fi
 
 # busybox-static and debootstrap make the built-in images; zstd, runc, crun, podman, skopeo,
 # umoci and hyperfine are the tools tests and benchmarks compare against; gcc and libc6-dev
-# build pyc-init (static) and the tests' probe programs; iproute2 and nftables let the network
-# tests make their namespaces and look at what pyc made there (pyc itself runs neither).
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev iproute2 nftables)
+# build pyc-init (static) and the tests' probe programs; docker-registry is the registry the
+# registry tests run (on loopback), with openssl (their CA, TLS certificates and token
+# signatures) and apache2-utils (htpasswd, bcrypt); iproute2 and nftables let the network tests
+# make their namespaces and look at what pyc made there (pyc itself runs neither).
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev docker-registry openssl apache2-utils iproute2 nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +24,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The package starts a registry on port 5000 of every interface: the tests run their own.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 command -v cargo >/dev/null || { echo "setup.sh: cargo (Rust) is needed: https://rustup.rs" >&2; exit 1; }

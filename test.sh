@@ -12,13 +12,13 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 .venv/bin/ruff check -q python tests benches
 .venv/bin/python -m mypy
 echo "== Rust unit tests"
-cargo test -q -p pyc-core -p pyc-monitor -p pyc-init -p pyc-dns
+cargo test -q -p pyc-core -p pyc-monitor -p pyc-init -p pyc-registry -p pyc-dns
 vm=../shared/tools/cgroup2-vm
 if [ "$(id -u)" = 0 ] && [ -x "$vm" ]; then
   echo "== integration tests on pure cgroup v2 ($vm)"
   # not slow: the Debian bootstrap needs the mirror, and the VM has no network.
   # The image-store tests (no cgroup in them) run on the host only: they would double the VM's time.
-  store_only=(crash_safety.py interop_layers.py progress.py prune_df.py save_load.py save_shared.py save_targets.py)
+  store_only=(crash_safety.py interop_layers.py progress.py prune_df.py save_load.py save_shared.py save_targets.py registry_pull.py registry_auth.py registry_push.py registry_faults.py registry_interop.py)
   rc=0
   "$vm" "$PWD" -- .venv/bin/python -m pytest -q -p no:cacheprovider -m "not slow" \
     "${store_only[@]/#/--ignore=tests/integration/test_}" tests/integration "$@" || rc=$?

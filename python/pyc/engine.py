@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from pyc.network.attach import Attachment
     from pyc.network.store import NetworkStore
     from pyc.records import Endpoint, NetworkRecord
-    from pyc.results import DiskUsage, HistoryEntry, LogRecord, Stats
+    from pyc.registry.options import PullOptions, PushOptions, RegistryOptions
+    from pyc.results import BundleContent, DiskUsage, HistoryEntry, LogRecord, PullResult, PushResult, Stats
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -94,15 +95,59 @@ class Engine:
 
         return cache.all_images(self.images)
 
-    def image_for_run(self, ref: str) -> Image:
-        """The image, bootstrapped first when it is a missing built-in (busybox, debian)."""
-        try:
-            return self.images.lookup(ref)
-        except ImageNotFound:
-            name = ref.removesuffix(":latest")
-            if name not in BUILTIN_IMAGES:
-                raise ImageNotFound(f"no such image: {ref} (built-in images: {', '.join(BUILTIN_IMAGES)}; or pyc import)") from None
-            return self.bootstrap(name)
+    def image_for_run(self, ref: str, pull: str = "missing", platform: str | None = None, progress: bool = False) -> Image:
+        """The image to run: the store's (a missing built-in, busybox or debian, is made here),
+        else pulled as `pull` says (docker's --pull: missing, always, never); `progress`: its
+        bars on a terminal."""
+        if pull not in ("missing", "always", "never"):
+            raise InvalidArgument(f"invalid --pull {pull!r}: missing, always or never")
+        if pull != "always" or ref.removesuffix(":latest") in BUILTIN_IMAGES:
+            try:
+                return self.images.lookup(ref)
+            except ImageNotFound:
+                name = ref.removesuffix(":latest")
+                if name in BUILTIN_IMAGES:
+                    return self.bootstrap(name)
+                if pull == "never":
+                    raise ImageNotFound(f"no such image: {ref} (--pull never)") from None
+        from pyc.registry.pull import for_run
+        from pyc.registry.session import Options
+
+        return for_run(self.images, ref, pull, platform, Options(), progress)
+
+    def pull(self, ref: str, options: PullOptions | None = None) -> PullResult:
+        """Pull `ref` (`[registry/]repo[:tag|@digest]`; a short name through registries.conf's
+        aliases and search registries) into the store; only what it lacks travels."""
+        from pyc.registry.options import PullOptions
+        from pyc.registry.pull import check_pullable, pull
+
+        o = options or PullOptions()
+        check_pullable(ref)
+        return pull(self.images, ref, o.session(), o.platform)
+
+    def push(self, ref: str, dest: str | None = None, options: PushOptions | None = None) -> PushResult:
+        """Push the image `ref` to `dest` (default: its own name, which must then name a
+        registry); only the blobs the registry lacks are sent."""
+        from pyc.registry.options import PushOptions
+        from pyc.registry.push import push
+
+        o = options or PushOptions()
+        return push(self.images, ref, dest, o.session(), o.compression_format, o.compression_level)
+
+    def login(self, registry: str, username: str, password: str, options: RegistryOptions | None = None) -> str:
+        """Check the credentials against `registry` and keep them in the auth file podman,
+        skopeo and docker read; the file's path."""
+        from pyc.registry.login import login
+        from pyc.registry.options import RegistryOptions
+
+        return login(registry, username, password, (options or RegistryOptions()).session())
+
+    def logout(self, registry: str | None, options: RegistryOptions | None = None) -> list[str]:
+        """Forget the credentials for `registry` (None: for every registry); those forgotten."""
+        from pyc.registry.login import logout
+        from pyc.registry.options import RegistryOptions
+
+        return logout(registry, (options or RegistryOptions()).session())
 
     def bootstrap(self, name: str, **kwargs: Any) -> Image:
         from pyc.bootstrap import bootstrap
@@ -119,14 +164,28 @@ class Engine:
 
     def save(self, refs: list[str], out: str | int, format: str = "docker-archive") -> None:
         """Write images to `out` (a path, or an fd for a tar stream): docker-archive, oci-archive or oci-dir."""
-        from pyc.store.archive import save
+        from pyc.store.save import save
 
         save(self.images, refs, out, format)
 
+    def save_delta(self, refs: list[str], olds: list[str], out: str | int) -> BundleContent:
+        """Write a delta bundle (a path, or an fd to stream it to) that rebuilds the images `refs`
+        on a machine that has the images `olds`, carrying only what changed."""
+        from pyc.store.bundle import create
+
+        return create(self.images, refs, olds, out)
+
+    def inspect_bundle(self, source: str | int) -> BundleContent:
+        """What a delta bundle rebuilds, needs and carries, its digest checked."""
+        from pyc.store.bundle import inspect
+
+        return inspect(source)
+
     def load(self, source: str | int) -> list[str]:
-        """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir;
+        """Load the images of a docker-archive, oci-archive (either maybe gzip/zstd) or oci-dir, or
+        apply a delta bundle;
         returns the names loaded (the image ID of one without a name)."""
-        from pyc.store.archive import load
+        from pyc.store.load import load
 
         return load(self.images, source)
 
@@ -159,7 +218,7 @@ class Engine:
         nothing written yet, so a bad flag leaves no container."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
-        img = self.image_for_run(image)
+        img = self.image_for_run(image, opts.pull, opts.platform, opts.progress)
         lowers = lower_dirs(self.images, img)
         # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2 mount
         # of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.

@@ -121,9 +121,12 @@ def document(record: ContainerRecord, state: ContainerState, log_path: str, endp
 
 def image_document(img: Image) -> dict[str, object]:
     """docker image inspect's document of an image."""
+    from pyc.store.refs import familiar_ref
+
     return {
         "Id": img.id,
-        "RepoTags": img.refs,
+        "RepoTags": [familiar_ref(r) for r in img.refs],
+        "RepoDigests": [familiar_ref(d) for d in img.digests],
         "ManifestDigest": img.manifest_digest,
         "Created": img.config.get("created"),
         "Architecture": img.config.get("architecture"),

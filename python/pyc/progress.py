@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
     from typing import Any
 
@@ -46,7 +46,7 @@ class task:
     def __init__(self, name: str, total: int | None, poll: Callable[[], int | None] | None = None) -> None:
         self.name, self.total, self.poll = name, total, poll
         self.id: Any = None
-        self.stop = threading.Event()
+        self.stop: threading.Event | None = None  # made when a bar is drawn (threading is not free to import)
         self.thread: threading.Thread | None = None
 
     def __enter__(self) -> task:
@@ -60,6 +60,9 @@ class task:
         """Follow `poll` from now on (see the class)."""
         self.poll = poll
         if self.id is not None and self.thread is None:
+            import threading
+
+            self.stop = threading.Event()
             self.thread = threading.Thread(target=self._watch, daemon=True)
             self.thread.start()
 
@@ -68,7 +71,7 @@ class task:
             _bar.advance(self.id, n)
 
     def _watch(self) -> None:
-        assert self.poll is not None
+        assert self.poll is not None and self.stop is not None
         while not self.stop.wait(0.1):
             done = self.poll()
             if done is not None:
@@ -77,8 +80,8 @@ class task:
     def __exit__(self, *exc: object) -> None:
         if self.id is None:
             return
-        self.stop.set()
-        if self.thread is not None:
+        if self.stop is not None and self.thread is not None:
+            self.stop.set()
             self.thread.join()
         if exc[0] is None:  # done: a full bar, of the final size when it was not known before
             last = self.poll() if self.poll is not None else None

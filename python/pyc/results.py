@@ -72,3 +72,56 @@ class DiskUsage(Record):
     images_reclaimable: int  # what only images no container uses hold
     containers: list[ContainerUsage]
     leftovers: int
+
+
+class PullResult(Record):
+    """`pyc pull`: the name the image is stored under (fully qualified), its ID, the digest the
+    registry knows it by (the index's, for an image picked from an index), and what was
+    fetched (nothing but a manifest request when it was up to date)."""
+
+    name: str
+    image_id: str
+    digest: str
+    downloaded: bool
+    layers: int  # layers downloaded
+    bytes: int  # their compressed size
+
+
+class PushResult(Record):
+    """`pyc push`: where the image went, the digest of the manifest the registry has, the
+    layers uploaded and those it had or mounted."""
+
+    name: str
+    digest: str
+    layers_sent: int
+    layers_skipped: int
+    bytes: int  # the compressed size of the layers sent
+
+
+class BundleLayerContent(Record):
+    """A layer of an image in a delta bundle: its tar's size, and the bytes the bundle spends on
+    it (None: not carried, the old image has it)."""
+
+    diff_id: str
+    size: int
+    carried: int | None
+
+
+class BundleImageContent(Record):
+    """An image a delta bundle rebuilds."""
+
+    names: list[str]
+    id: str
+    manifest_digest: str
+    layers: list[BundleLayerContent]
+
+
+class BundleContent(Record):
+    """What a delta bundle holds: the images it rebuilds, the old images it needs (as they were
+    named when it was made, with their IDs), its size (None while it is written) and digest."""
+
+    digest: str
+    size: int | None
+    images: list[BundleImageContent]
+    requires: list[str]
+    required_layers: list[str]

@@ -5,6 +5,7 @@ shows in a pyc container exactly the tree `umoci unpack` gives."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -163,10 +164,32 @@ def test_bad_hardlinks_to_earlier_layers_are_refused(target: str, says: str, oth
         assert os.listdir(root / "layers") == [] and pyc("images", "-q", env=other_store).stdout == ""
         before = before or store_snapshot(root)
     assert store_snapshot(root) == before
-    # Written into the store by skopeo, the layer is refused at the first run, and not kept.
+    # Written into the store by skopeo, the layer is refused at the first run, and none of the
+    # image's layers is kept: they are unpacked as one batch, all or nothing.
     ref = _load(oci, "skopeo-into-store", other_store, tmp_path)
     r = pyc("run", "--rm", ref, "true", env=other_store)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 125 and len(lines) == 1 and says in lines[0], r.stderr
-    assert len(os.listdir(root / "layers")) == 2  # busybox's and the first of the three
+    assert os.listdir(root / "layers") == []
     assert os.listdir(root / "tmp") == []
+
+
+def test_a_layer_written_into_the_store_is_checked_against_its_digests(other_store: dict[str, str], tmp_path: Path) -> None:
+    # A blob skopeo wrote into the store, then replaced by another valid tar: the first run
+    # unpacks it, finds that it is not the layer the manifest names, and keeps none of it.
+    oci = _layout(tmp_path, None)
+    ref = _load(oci, "skopeo-into-store", other_store, tmp_path)
+    root = Path(other_store["PYC_ROOT"])
+    manifest = json.loads((root / "oci/blobs/sha256" / _manifest_hex(root, ref)).read_bytes())
+    top = manifest["layers"][-1]["digest"].removeprefix("sha256:")
+    with tarfile.open(root / "oci/blobs/sha256" / top, "w") as t:
+        _entry(t, "data/intruder", data=b"not the layer\n")
+    r = pyc("run", "--rm", ref, "true", env=other_store)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 125 and len(lines) == 1 and f"does not match its digest sha256:{top}" in lines[0], r.stderr
+    assert os.listdir(root / "layers") == [] and os.listdir(root / "tmp") == []
+
+
+def _manifest_hex(root: Path, ref: str) -> str:
+    index = json.loads((root / "oci/index.json").read_bytes())
+    return next(e["digest"] for e in index["manifests"] if e.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref).removeprefix("sha256:")

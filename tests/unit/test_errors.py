@@ -16,6 +16,7 @@ import pyc_core
 from pyc.cli import main
 from pyc.errors import STARTS, Kind, PycError, exit_code
 from pyc.records import HostConfig
+from pyc.registry.options import PullOptions
 from pyc.runtime.exec import ExecOptions
 
 
@@ -149,6 +150,8 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "import_image": (lambda e, s: e.import_image(_garbage(s), "g:1"), Kind.BAD_INPUT),
     "save": (lambda e, s: e.save(["nope"], str(s / "out.tar")), Kind.NOT_FOUND),
     "load": (lambda e, s: e.load(_garbage(s)), Kind.BAD_INPUT),
+    "save_delta": (lambda e, s: e.save_delta(["nope"], ["nope-either"], str(s / "out.pycd")), Kind.NOT_FOUND),
+    "inspect_bundle": (lambda e, s: e.inspect_bundle(_garbage(s)), Kind.BAD_INPUT),
     "tag": (lambda e, s: e.tag("nope", "x:1"), Kind.NOT_FOUND),
     "remove_image": (lambda e, s: e.remove_image("nope"), Kind.NOT_FOUND),
     "prune_images": (lambda e, s: ((s / "oci").write_bytes(b""), e.prune_images()), Kind.SYSTEM),
@@ -185,6 +188,11 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "prune_networks": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_networks()), Kind.SYSTEM),
     "connect": (lambda e, s: e.connect("nope", "nope"), Kind.NOT_FOUND),
     "disconnect": (lambda e, s: e.disconnect("nope", "nope"), Kind.NOT_FOUND),
+    # Nothing listens on port 1 of loopback: refused at once, no network needed.
+    "pull": (lambda e, s: e.pull("127.0.0.1:1/x:1", PullOptions(tls_verify=False)), Kind.REGISTRY),
+    "push": (lambda e, s: e.push("nope", "127.0.0.1:1/x:1"), Kind.NOT_FOUND),
+    "login": (lambda e, s: e.login("127.0.0.1:1", "u", "p"), Kind.REGISTRY),
+    "logout": (lambda e, s: e.logout("not a host"), Kind.INVALID_ARGUMENT),
 }
 
 

@@ -10,7 +10,7 @@ import time
 from pyc.errors import PycError
 from pyc.store.images import Image, ImageStore
 from pyc.store.importer import default_config, import_rootfs
-from pyc.store.layers import temp_dir
+from pyc.store.ingest import temp_dir
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:

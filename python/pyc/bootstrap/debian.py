@@ -6,7 +6,7 @@ import subprocess
 from pyc.errors import PycError
 from pyc.store.images import Image, ImageStore
 from pyc.store.importer import default_config, import_rootfs
-from pyc.store.layers import temp_dir
+from pyc.store.ingest import temp_dir
 
 
 def _apt_source() -> tuple[str, str]:

@@ -6,20 +6,19 @@ from pyc.cli.containers import FORMAT
 from pyc.cli.spec import Arg, Command, Flag
 
 
-def images(quiet: bool) -> None:
-    from pyc.cli.output import ago, size, table
+def images(quiet: bool, digests: bool) -> None:
+    from pyc.cli.output import ago, image_rows, size, table
     from pyc.engine import Engine
 
     rows = []
     for img in Engine().list_images():
-        for ref in img.refs or ["<none>:<none>"]:
-            repo, _, tag = ref.rpartition(":")
-            rows.append([repo, tag, img.id[7:19], ago(img.config.get("created")) or "N/A", size(img.size)])
+        for repo, tag, digest in image_rows(img.refs, img.digests):
+            rows.append([repo, tag, *([digest] if digests else []), img.id[7:19], ago(img.config.get("created")) or "N/A", size(img.size)])
     if quiet:
-        for image_id in dict.fromkeys(r[2] for r in rows):
+        for image_id in dict.fromkeys(r[-3] for r in rows):
             print(image_id)
     else:
-        print(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
+        print(table(["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"], rows))
 
 
 def tag(source: str, target: str) -> None:
@@ -53,7 +52,13 @@ def bootstrap(name: str) -> None:
 
 
 COMMANDS = [
-    Command(("image", "ls"), "List images.", images, flags=(Flag(("-q", "--quiet"), "quiet", bool, "Only show image IDs."),), aliases=(("images",), ("image", "list"))),
+    Command(
+        ("image", "ls"),
+        "List images.",
+        images,
+        flags=(Flag(("-q", "--quiet"), "quiet", bool, "Only show image IDs."), Flag(("--digests",), "digests", bool, "Show the digests registries know the images by.")),
+        aliases=(("images",), ("image", "list")),
+    ),
     Command(("image", "tag"), "Give an image another name.", tag, (Arg("source", "SOURCE_IMAGE"), Arg("target", "TARGET_IMAGE")), aliases=(("tag",),)),
     Command(
         ("image", "rm"),

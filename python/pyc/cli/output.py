@@ -44,3 +44,22 @@ def size(n: int) -> str:
             return f"{value:.3g}{unit}"
         value /= 1000
     return f"{value:.3g}TB"
+
+
+def image_rows(refs: list[str], digests: list[str]) -> list[tuple[str, str, str]]:
+    """(repository, tag, digest) per row, as docker's `images --digests` shows an image: one
+    row per tag, with the digest of its repository; one per repository known by digest alone;
+    <none> where there is none."""
+    from pyc.store.refs import familiar_ref
+
+    by_repo: dict[str, str] = {}
+    for d in digests:
+        repo, _, digest = d.partition("@")
+        by_repo.setdefault(repo, digest)
+    rows = []
+    for ref in refs:
+        repo, _, tag = ref.rpartition(":")
+        rows.append((familiar_ref(repo), tag, by_repo.get(repo, "<none>")))
+    tagged = {ref.rpartition(":")[0] for ref in refs}
+    rows += [(familiar_ref(repo), "<none>", digest) for repo, digest in by_repo.items() if repo not in tagged]
+    return rows or [("<none>", "<none>", "<none>")]

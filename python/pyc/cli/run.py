@@ -56,6 +56,8 @@ RUN_FLAGS = (
     *LIMIT_FLAGS,
     Flag(("--device-read-bps",), "device_read_bps", list, "Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb).", panel=LIMITS),
     Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE.", panel=LIMITS),
+    Flag(("--pull",), "pull", help="Pull the image: missing (if not in the store), always, never.", default="missing"),
+    Flag(("--platform",), "platform", help="Platform of the image to pull: os/arch[/variant]."),
 )
 
 IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command", "COMMAND", "Command and arguments (default: the image's).", required=False, many=True))
@@ -67,7 +69,7 @@ def run(image: str, command: list[str], **flags: Any) -> int:
     from pyc.engine import Engine
     from pyc.runtime.spec import RunOptions
 
-    opts = RunOptions(command, **flags)
+    opts = RunOptions(command, **flags, progress=True)
     if opts.detach:
         print(Engine().run_detached(image, opts).id)
         return 0
@@ -83,7 +85,7 @@ def create(image: str, command: list[str], **flags: Any) -> None:
     from pyc.engine import Engine
     from pyc.runtime.spec import RunOptions
 
-    print(Engine().create(image, RunOptions(command, **flags)).id)
+    print(Engine().create(image, RunOptions(command, **flags, progress=True)).id)
 
 
 COMMANDS = [

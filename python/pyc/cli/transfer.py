@@ -37,18 +37,24 @@ def load(input: str | None, quiet: bool) -> int:
     return 0
 
 
-def save(refs: list[str], output: str | None, format: str) -> int:
+def save(refs: list[str], output: str | None, format: str | None, delta_from: list[str]) -> int:
     from pyc.engine import Engine
 
+    if delta_from and format is not None:
+        raise InvalidArgument("--format does not apply to a delta bundle (--delta-from)")
+    out: str | int
     if output is None or output == "-":
         if sys.stdout.isatty():
             raise InvalidArgument("refusing to write an archive to a terminal: use -o FILE or redirect")
         sys.stdout.flush()
-        with progress.bars():
-            Engine().save(refs, sys.stdout.fileno(), format)
+        out = sys.stdout.fileno()
     else:
-        with progress.bars():
-            Engine().save(refs, output, format)
+        out = output
+    with progress.bars():
+        if delta_from:
+            Engine().save_delta(refs, delta_from, out)
+        else:
+            Engine().save(refs, out, format or "docker-archive")
     return 0
 
 
@@ -63,10 +69,10 @@ COMMANDS = [
     ),
     Command(
         ("image", "load"),
-        "Load images from an archive or an OCI directory.",
+        "Load images from an archive or an OCI directory, or apply a delta bundle.",
         load,
         flags=(
-            Flag(("-i", "--input"), "input", help="Archive (docker-archive, oci-archive; plain, gzip or zstd) or OCI directory; - for stdin."),
+            Flag(("-i", "--input"), "input", help="Archive (docker-archive, oci-archive; plain, gzip or zstd), OCI directory or delta bundle; - for stdin."),
             Flag(("-q", "--quiet"), "quiet", bool, "Print nothing."),
         ),
         aliases=(("load",),),
@@ -78,7 +84,8 @@ COMMANDS = [
         (Arg("refs", "IMAGE", "Images to save: NAME[:TAG] or ID.", many=True),),
         (
             Flag(("-o", "--output"), "output", help="File (or directory, for oci-dir) to write; - or none for stdout."),
-            Flag(("--format",), "format", help="docker-archive, oci-archive or oci-dir.", default="docker-archive"),
+            Flag(("--format",), "format", help="docker-archive (the default), oci-archive or oci-dir."),
+            Flag(("--delta-from",), "delta_from", list, "An image the target machine has: write a delta bundle carrying only what differs from it (repeatable).", metavar="IMAGE"),
         ),
         aliases=(("save",),),
     ),

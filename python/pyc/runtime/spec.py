@@ -85,6 +85,9 @@ class RunOptions:
         dns_options: list[str] | None = None,
         add_hosts: list[str] | None = None,
         domainname: str | None = None,
+        pull: str = "missing",
+        platform: str | None = None,
+        progress: bool = False,
     ) -> None:
         self.command = command or []
         self.entrypoint = entrypoint
@@ -128,6 +131,11 @@ class RunOptions:
         self.dns_options = dns_options or []
         self.add_hosts = add_hosts or []
         self.domainname = domainname
+        # When to pull the image (docker's --pull: missing, always, never), for which platform,
+        # and whether a pull draws its bars on a terminal (the CLI's run and create).
+        self.pull = pull
+        self.platform = platform
+        self.progress = progress
 
     def resources(self) -> dict[str, Any]:
         """The OCI `linux.resources` object for the limits given."""

@@ -38,7 +38,7 @@ def _current(store: ImageStore) -> dict[str, Any] | None:
 def _image(digest: str, e: dict[str, Any]) -> Image:
     from pyc.store.images import Image
 
-    return Image(digest, e["manifest"], e["config"], e["refs"], e["chains"])
+    return Image(digest, e["manifest"], e["config"], e["refs"], e["chains"], e.get("digests"))
 
 
 def find(store: ImageStore, ref: str) -> Image | None:
@@ -71,8 +71,8 @@ def _rebuild(store: ImageStore, key: list[int]) -> dict[str, Any]:
     images: dict[str, Any] = {}
     refs: dict[str, str] = {}
     for img in store.all():
-        images[img.manifest_digest] = {"manifest": img.manifest, "config": img.config, "refs": img.refs, "chains": img.chain_ids}
-        refs.update((r, img.manifest_digest) for r in img.refs)
+        images[img.manifest_digest] = {"manifest": img.manifest, "config": img.config, "refs": img.refs, "digests": img.digests, "chains": img.chain_ids}
+        refs.update((r, img.manifest_digest) for r in img.refs + img.digests)
     data = {"key": key, "images": images, "refs": refs}
     try:
         atomic.write_file(_path(store), packb(data), durable=False)

@@ -7,11 +7,11 @@ import os
 
 from pyc import progress
 from pyc.errors import InvalidArgument
+from pyc.paths import digest_hex
 from pyc.results import HistoryEntry
 from pyc.store.changes import apply_changes
-from pyc.store.gc import collect_tmp
-from pyc.store.images import Image, ImageStore, chain_ids
-from pyc.store.layers import adopt_layer, temp_dir
+from pyc.store.images import Image, ImageStore
+from pyc.store.ingest import Ingest
 from pyc.store.refs import normalize
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -29,21 +29,22 @@ def commit_upper(store: ImageStore, image: Image, upper: str, ref: str | None, c
         ref = normalize(ref)
     if not os.path.isdir(upper):
         raise InvalidArgument(f"{upper}: the container's files are missing")
-    collect_tmp(store)
-    with temp_dir(store) as tmp:
-        blob = os.path.join(tmp, "blob")
-        layer_dir = os.path.join(tmp, "layer")
-        os.mkdir(layer_dir)
+    with Ingest(store) as ingest:
+        blob = os.path.join(ingest.tmp, "layer.tar")
         with progress.task("Writing layer", None, progress.file_size(blob)):
             diff_id, size = pyc_core.tar_upper(upper, blob)
+        below = image.chain_ids[::-1]
         # An unchanged container makes an empty layer, as in docker; unpack refuses empty tars.
         if os.listdir(upper):
             fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                with progress.task(f"{diff_id[7:19]}: Storing layer", size, progress.offset(fd)):
-                    pyc_core.unpack_layer(fd, layer_dir)
+                layer = ingest.add(fd, digest_hex(diff_id)[:12], diff_id=diff_id, below=below, tar=blob)
+                layer.label, layer.total, layer.poll = f"{diff_id[7:19]}: Storing layer", size, progress.offset(fd)
+                ingest.run()
             finally:
                 os.close(fd)
+        else:
+            layer = ingest.add_empty(blob, diff_id, size, below)
         now = store.now()
         config = copy.deepcopy(image.config)
         config["config"] = apply_changes(image.run_config, changes)
@@ -54,9 +55,7 @@ def commit_upper(store: ImageStore, image: Image, upper: str, ref: str | None, c
         config["history"] = [*config.get("history", []), entry]
         config["created"] = now
         layers = [(str(layer["digest"]), int(layer["size"])) for layer in image.layers] + [(diff_id, size)]
-        with store.lock():
-            adopt_layer(store, blob, diff_id, layer_dir, chain_ids(config["rootfs"]["diff_ids"])[-1])
-            return store.add(config, layers, ref)
+        return ingest.commit([(config, layers, [ref])])[0]
 
 
 def history(image: Image) -> list[HistoryEntry]:

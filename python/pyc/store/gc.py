@@ -83,17 +83,21 @@ def collect(store: ImageStore, container_layers: set[str]) -> int:
     """Remove unreferenced blobs and layers; returns how many bytes were freed (blobs and
     unpacked layers)."""
     import pyc_core
+    from pyc.store import distribution
     from pyc.store.usage import tree_size
 
     freed = 0
     with store.lock():
         blobs: set[str] = set()
         layers: set[str] = set(container_layers)
-        for img in store.all():
+        images = list(store.all())
+        for img in images:
             blobs.add(img.manifest_digest)
             blobs.add(img.config_digest)
             blobs.update(layer["digest"] for layer in img.layers)
             layers.update(chain_ids(img.diff_ids))
+        # The manifests images were pulled as (for push), while their images are here.
+        blobs |= distribution.collect(store, {img.id for img in images}, {d for img in images for d in img.diff_ids})
         for name in os.listdir(store.paths.blobs):
             if f"sha256:{name}" not in blobs and ".tmp-" not in name:
                 path = os.path.join(store.paths.blobs, name)

@@ -23,16 +23,18 @@ LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
 class Image:
-    """A resolved image: its manifest and config, read from blobs."""
+    """A resolved image: its manifest and config, read from blobs; `refs` its names (`name:tag`),
+    `digests` the names by digest a registry knows it by (`name@sha256:...`, docker's RepoDigests)."""
 
-    __slots__ = ("manifest_digest", "manifest", "config_digest", "config", "refs", "_chains")
+    __slots__ = ("manifest_digest", "manifest", "config_digest", "config", "refs", "digests", "_chains")
 
-    def __init__(self, manifest_digest: str, manifest: dict[str, Any], config: dict[str, Any], refs: list[str], chains: list[str] | None = None) -> None:
+    def __init__(self, manifest_digest: str, manifest: dict[str, Any], config: dict[str, Any], refs: list[str], chains: list[str] | None = None, digests: list[str] | None = None) -> None:
         self.manifest_digest = manifest_digest
         self.manifest = manifest
         self.config_digest: str = manifest["config"]["digest"]
         self.config = config
         self.refs = refs
+        self.digests = digests or []
         self._chains = chains
 
     @property
@@ -181,8 +183,8 @@ class ImageStore:
             config = self.read_json_blob(manifest["config"]["digest"])
         except (KeyError, TypeError):
             raise BadImage(f"manifest {manifest_digest} has no config") from None
-        refs = [e["annotations"][REF_NAME] for e in entries if e["digest"] == manifest_digest and REF_NAME in e.get("annotations", {})]
-        return Image(manifest_digest, manifest, config, refs)
+        names = [e["annotations"][REF_NAME] for e in entries if e["digest"] == manifest_digest and REF_NAME in e.get("annotations", {})]
+        return Image(manifest_digest, manifest, config, [n for n in names if "@" not in n], digests=[n for n in names if "@" in n])
 
     def all(self) -> Iterator[Image]:
         entries = self._manifest_entries()
@@ -192,22 +194,31 @@ class ImageStore:
                 seen.add(e["digest"])
                 yield self._load(e["digest"], entries)
 
-    def add(self, config: dict[str, Any], layers: list[tuple[str, int]], ref: str | None) -> Image:
+    def add(self, config: dict[str, Any] | bytes, layers: list[tuple[str, int]], ref: str | None) -> Image:
         """Write config and manifest for layers already in the store (digest, size), and name it.
-        Under the store lock, so a concurrent collection never sees blobs without their index."""
+        A config given as bytes is kept byte for byte (a pulled image keeps its ID). Under the
+        store lock, so a concurrent collection never sees blobs without their index."""
+        import hashlib
         import json
 
+        config_bytes = config if isinstance(config, bytes) else json.dumps(config, separators=(",", ":")).encode()
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(), "size": len(config_bytes)},
+            "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": s} for d, s in layers],
+        }
+        return self.add_manifest(json.dumps(manifest, separators=(",", ":")).encode(), config_bytes, ref)
+
+    def add_manifest(self, manifest: bytes, config: bytes, ref: str | None) -> Image:
+        """Write a manifest and its config as they are (their digests are the image's identity:
+        a delta bundle rebuilds them byte for byte), its layers already in the store, and name it."""
         with self.lock():
-            cfg_digest, cfg_size = self.write_blob(json.dumps(config, separators=(",", ":")).encode())
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST,
-                "config": {"mediaType": CONFIG, "digest": cfg_digest, "size": cfg_size},
-                "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": s} for d, s in layers],
-            }
-            m_digest, m_size = self.write_blob(json.dumps(manifest, separators=(",", ":")).encode())
+            self.write_blob(config)
+            m_digest, m_size = self.write_blob(manifest)
             index = self._read_index()
             entries = index.setdefault("manifests", [])
+            before = list(entries)
             full = normalize(ref) if ref else None
             if full:
                 self._drop_ref(entries, full)
@@ -218,7 +229,8 @@ class ImageStore:
                 self._name(entries, entry)
             elif not any(e["digest"] == m_digest for e in entries):
                 entries.append(entry)
-            self._write_index(index)
+            if entries != before:  # the image may have been there under that name already
+                self._write_index(index)
         return self._load(m_digest, self._manifest_entries())
 
     @staticmethod
@@ -250,16 +262,17 @@ class ImageStore:
             self._write_index(index)
 
     def untag_or_remove(self, ref: str, in_use: set[str], force: bool = False) -> list[str]:
-        """Remove one name; when it was the image's last name (or `ref` is an ID), remove the
-        image. Returns lines like docker's `Untagged: ...` / `Deleted: ...`."""
+        """Remove one name; when it was the image's last tag (or `ref` is an ID), remove the
+        image with its names by digest. Returns lines like docker's `Untagged: ...` / `Deleted: ...`."""
         img = self.lookup(ref)
         wanted = with_tag(ref)
         out: list[str] = []
         with self.lock():
             index = self._read_index()
             entries = index.setdefault("manifests", [])
-            by_name = wanted in img.refs
-            if by_name and len(img.refs) > 1:
+            names = img.refs + img.digests
+            by_name = wanted in names
+            if by_name and (len(img.refs) > 1 or wanted in img.digests and len(names) > 1):
                 self._drop_ref(entries, wanted)
                 self._write_index(index)
                 return [f"Untagged: {wanted}"]
@@ -267,7 +280,7 @@ class ImageStore:
                 raise Conflict(f"image {ref} is referenced by several names ({', '.join(img.refs)}): remove them by name, or use -f")
             if img.id in in_use and not force:
                 raise Conflict(f"image {ref} is in use by a container: remove the container first, or use -f")
-            out += [f"Untagged: {r}" for r in img.refs]
+            out += [f"Untagged: {r}" for r in names]
             entries[:] = [e for e in entries if e["digest"] != img.manifest_digest]
             self._write_index(index)
             out.append(f"Deleted: {img.id}")

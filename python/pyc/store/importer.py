@@ -6,10 +6,9 @@ import os
 import platform
 
 from pyc import progress
-from pyc.errors import BadImage, InvalidArgument
-from pyc.store.gc import collect_tmp
+from pyc.errors import InvalidArgument
 from pyc.store.images import Image, ImageStore
-from pyc.store.layers import adopt_layer, temp_dir
+from pyc.store.ingest import Ingest
 from pyc.store.refs import normalize
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -37,34 +36,28 @@ def import_rootfs(store: ImageStore, source: str | int, ref: str | None, config:
         ref = normalize(ref)
     if isinstance(source, str) and not os.path.exists(source):
         raise InvalidArgument(f"{source}: no such file or directory")
-    store.ensure_layout()
-    collect_tmp(store)  # what an import killed midway left
-    with temp_dir(store) as tmp:
-        layer_dir = os.path.join(tmp, "layer")
-        blob = os.path.join(tmp, "blob")
-        os.mkdir(layer_dir)
+    with Ingest(store) as ingest:
         if isinstance(source, str) and os.path.isdir(source):
             # A directory is written as the layer tar first, then unpacked from it like any tar.
-            pyc_core.tar_directory(source, blob, deterministic)
-            diff_id, size = pyc_core.unpack_layer(blob, layer_dir)
+            tar = os.path.join(ingest.tmp, "layer.tar")
+            pyc_core.tar_directory(source, tar, deterministic)
+            layer = ingest.add(tar, source, tar=tar)
+            ingest.run()
         else:
             fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC) if isinstance(source, str) else source
-            total = os.fstat(fd).st_size if isinstance(source, str) else None
             try:
-                # unpack_layer reads a dup of fd: the bar follows their shared offset.
-                with progress.task("Importing", total, progress.offset(fd)):
-                    diff_id, size = pyc_core.unpack_layer(fd, layer_dir, blob)
-            except pyc_core.ArchiveError as e:
-                raise BadImage(f"cannot import {_name(source)}: {e}") from None
+                layer = ingest.add(fd, _name(source))
+                # unpack_layers reads a dup of fd: the bar follows their shared offset.
+                layer.what, layer.label = f"cannot import {_name(source)}", "Importing"
+                layer.total, layer.poll = os.fstat(fd).st_size if isinstance(source, str) else None, progress.offset(fd)
+                ingest.run()
             finally:
                 if isinstance(source, str):
                     os.close(fd)
         cfg = config if config is not None else default_config()
-        cfg["rootfs"] = {"type": "layers", "diff_ids": [diff_id]}
+        cfg["rootfs"] = {"type": "layers", "diff_ids": [layer.diff_id]}
         cfg.setdefault("created", store.now())
-        with store.lock():
-            adopt_layer(store, blob, diff_id, layer_dir, diff_id)
-            return store.add(cfg, [(diff_id, size)], ref)
+        return ingest.commit([(cfg, [layer], [ref])])[0]
 
 
 def _name(source: str | int) -> str:

@@ -13,9 +13,9 @@ def prune(store: ImageStore, in_use: set[str], container_layers: set[str], all: 
     with store.lock():
         index = store._read_index()
         entries = index.setdefault("manifests", [])
-        doomed = [img for img in store.all() if img.id not in in_use and (all or not img.refs)]
+        doomed = [img for img in store.all() if img.id not in in_use and (all or not img.refs and not img.digests)]
         for img in doomed:
-            lines += [f"untagged: {r}" for r in img.refs]
+            lines += [f"untagged: {r}" for r in img.refs + img.digests]
             lines.append(f"deleted: {img.id}")
         gone = {img.manifest_digest for img in doomed}
         if gone:

@@ -2,6 +2,7 @@
 //! binding over it (rust/python), so everything here is tested with plain `cargo test`.
 
 pub mod blobcopy;
+pub mod bundle;
 pub mod cgroup;
 pub mod container;
 pub mod error;

@@ -17,6 +17,12 @@ create_exception!(pyc_core, CommandNotFound, StartError, "The command does not e
 create_exception!(pyc_core, CommandNotExecutable, StartError, "The command cannot be executed (exit code 126).");
 create_exception!(pyc_core, ArchiveError, PycCoreError, "A tar or layer is malformed, truncated or unsafe.");
 create_exception!(pyc_core, CgroupError, PycCoreError, "A cgroup could not be set up or removed.");
+create_exception!(
+    pyc_core,
+    RegistryError,
+    PycCoreError,
+    "A registry could not be reached, or answered what the step cannot use (`status`: its HTTP status, or None)."
+);
 
 pub fn into_py(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -58,10 +64,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CommandNotExecutable", py.get_type::<CommandNotExecutable>())?;
     m.add("ArchiveError", py.get_type::<ArchiveError>())?;
     m.add("CgroupError", py.get_type::<CgroupError>())?;
+    m.add("RegistryError", py.get_type::<RegistryError>())?;
     // The defaults, which every raised exception overrides.
     let base = py.get_type::<PycCoreError>();
     base.setattr("kind", Kind::System.as_str())?;
     base.setattr("errno", py.None())?;
+    py.get_type::<RegistryError>().setattr("status", py.None())?;
     // Every kind an exception may carry, with docker's exit code for a run that fails so.
     let kinds = pyo3::types::PyDict::new(py);
     for k in Kind::ALL {

@@ -1,7 +1,9 @@
 //! The `pyc_core` Python module: thin wrappers over the pyc-core crate. Every blocking call goes
 //! through `blocking`, which releases the GIL; every error becomes one Python exception class.
 
+mod bundle;
 mod errors;
+mod registry;
 mod wire;
 
 use std::fs::File;
@@ -77,7 +79,7 @@ fn exec_in(py: Python<'_>, config: &[u8], stdin: Option<RawFd>, stdout: Option<R
 }
 
 /// Open a source given as a path or as a file descriptor (which stays the caller's).
-fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
+pub(crate) fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
     if let Ok(fd) = source.extract::<RawFd>() {
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
@@ -102,10 +104,17 @@ fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: 
     Ok((u.diff_id, u.size))
 }
 
-/// A job's input: a path or fd as for unpack_layer, or (path, offset, length), the bytes of
-/// an archive member read in place.
+/// A job's input: a path or fd as for unpack_layer, (path, offset, length), the bytes of an
+/// archive member read in place, or a RemoteBlob, a registry's blob read as it downloads.
 fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send>> {
     use std::io::{Read, Seek, SeekFrom};
+    if let Ok(blob) = source.cast::<registry::RemoteBlob>() {
+        return Ok(Box::new(blob.get().reader()?));
+    }
+    if let Ok(layer) = source.cast::<bundle::BundleLayer>() {
+        let reader = layer.get().0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        return reader.map(|r| Box::new(r) as Box<dyn Read + Send>).ok_or_else(|| pyo3::exceptions::PyValueError::new_err("a bundle layer is read once"));
+    }
     if let Ok((path, offset, length)) = source.extract::<(PathBuf, u64, u64)>() {
         let mut f = File::open(&path).map_err(|e| into_py(pyc_core::Error::io("open", &path, e)))?;
         f.seek(SeekFrom::Start(offset)).map_err(|e| into_py(pyc_core::Error::io("seek", &path, e)))?;
@@ -315,12 +324,16 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<RunResult>()?;
     m.add_class::<CgroupStats>()?;
+    m.add_class::<registry::RegistryClient>()?;
+    m.add_class::<registry::RemoteBlob>()?;
+    m.add_class::<registry::RemoteProgress>()?;
     m.add_function(wrap_pyfunction!(cgroup_stats, m)?)?;
     m.add_function(wrap_pyfunction!(update_cgroup, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(exec_in, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_layers, m)?)?;
+    bundle::register(m)?;
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
