@@ -124,6 +124,13 @@ def test_default_bridge_reaches_outside_through_nat(ns: Namespaces) -> None:
     assert "eth0    inet 10.202." in out and "default via 10.202.0.1 dev eth0" in out
     assert out.endswith(HOST_ADDR), out  # masqueraded as the host side's address
     assert "pyc0" in ns.links()
+    # containers on it reach each other by address (names are for user-defined networks)
+    ok(ns.pyc("run", "-d", "--name", "peer", "busybox", "sh", "-c", "nc -ll -p 7070 -e echo from-peer"))
+    peer = ok(ns.pyc("inspect", "--format", "{{.NetworkSettings.IPAddress}}", "peer")).strip()
+    assert peer.startswith("10.202.")
+    out = ok(ns.pyc("run", "--rm", "busybox", "sh", "-c", f"for i in 1 2 3 4 5 6 7 8 9 10; do nc {peer} 7070 && break; sleep 0.2; done; nslookup peer 2>&1 || true"))
+    assert out.startswith("from-peer\n") and "Address: 10.202." not in out, out
+    ok(ns.pyc("rm", "-f", "peer"))
     nothing_left(ns)
 
 
@@ -342,7 +349,8 @@ def test_stop_and_rm_take_a_container_off_its_network_and_leave_the_others(ns: N
     address) goes with its stop and its rm, while another container keeps the network, its
     name and its resolver. Also: create + start, a port range, network prune."""
     serve(ns, ns.host, 53, "python3", str(UPSTREAM_DNS), UPSTREAM, udp=True)
-    ok(ns.pyc("network", "create", "keep"))
+    ok(ns.pyc("network", "create", "--label", "empty", "--label", "tier=test", "keep"))
+    assert ok(ns.pyc("network", "inspect", "--format", "{{json .Labels}}", "keep")).strip() == '{"empty": "", "tier": "test"}'
     netdir = Path(os.environ["PYC_RUN"]) / "net" / ok(ns.pyc("network", "inspect", "--format", "{{.Id}}", "keep")).strip()
     stay = ok(ns.pyc("run", "-d", "--name", "stay", "--network", "keep", "busybox", "sleep", "120")).strip()
     listen = "for p in 9100 9101; do nc -ll -p $p -e echo r$p & done; wait"
