@@ -1,11 +1,12 @@
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, final
 
 _StrPath = str | os.PathLike[str]
 
 __all__ = [
     "ERROR_KINDS",
+    "VERSION",
     "ArchiveError",
     "BundleLayer",
     "BundleReader",
@@ -25,16 +26,20 @@ __all__ = [
     "bridge_exists",
     "bundle_create",
     "bundle_inspect",
+    "cgroup_pids",
     "cgroup_stats",
     "cgroup_version",
     "copy_file_to",
     "diff_upper",
     "exec_in",
     "export_overlay",
+    "freeze_cgroup",
+    "log_events",
     "network_attach",
     "network_detach",
     "network_ensure",
     "network_remove",
+    "overlay_method",
     "packb",
     "ports_publish",
     "ports_unpublish",
@@ -44,6 +49,7 @@ __all__ = [
     "sha256_file",
     "tar_directory",
     "tar_upper",
+    "thaw_cgroup",
     "unpack_layer",
     "unpack_layers",
     "unpackb",
@@ -53,6 +59,7 @@ __all__ = [
 # Every kind an exception may carry (pyc.errors.Kind's names), with docker's exit code for a
 # container start that fails so (pyc_core::Error::exit_code).
 ERROR_KINDS: dict[str, int]
+VERSION: str
 
 class PycCoreError(Exception):
     kind: str
@@ -189,3 +196,8 @@ def bundle_create(
     done: Counter | None = None,
 ) -> tuple[str, list[tuple[str, int]]]: ...
 def bundle_inspect(source: _StrPath | int) -> tuple[bytes, list[tuple[str, int]], int, str]: ...
+def freeze_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def thaw_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def cgroup_pids(path: str, root: _StrPath = ...) -> list[int]: ...
+def log_events(path: _StrPath, events: Sequence[tuple[str, str, str, Mapping[str, str]]]) -> None: ...
+def overlay_method() -> str: ...
