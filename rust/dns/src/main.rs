@@ -139,7 +139,7 @@ fn inotify(dir: &std::path::Path) -> Option<OwnedFd> {
 }
 
 /// Reload the entries; with none left, leave (under the network's lock: see the top).
-fn reload(args: &Args) -> Vec<Entry> {
+fn reload(args: &Args, socket: &UdpSocket) -> Vec<Entry> {
     let list = entries::load(&args.entries);
     if !list.is_empty() {
         return list;
@@ -150,6 +150,10 @@ fn reload(args: &Args) -> Vec<Entry> {
     }
     let list = entries::load(&args.entries);
     if list.is_empty() {
+        // The port first, while the lock is held: at exit the kernel releases files last in,
+        // first out (the lock before the socket), and the resolver a next container starts
+        // under that lock must find the address free.
+        unsafe { libc::close(socket.as_raw_fd()) };
         let _ = std::fs::remove_file(&args.pidfile);
         std::process::exit(0);
     }
@@ -158,7 +162,7 @@ fn reload(args: &Args) -> Vec<Entry> {
 
 fn serve(args: &Args, socket: UdpSocket, watch: OwnedFd) {
     let _ = socket.set_nonblocking(true);
-    let mut list = reload(args);
+    let mut list = reload(args, &socket);
     let mut names = Names::of(&list);
     let mut pending: Vec<Pending> = Vec::new();
     let mut buf = vec![0u8; 4096];
@@ -206,7 +210,7 @@ fn serve(args: &Args, socket: UdpSocket, watch: OwnedFd) {
             }
             // Every file read again: one whose holder ended goes (entries.rs); one whose holder
             // changed meanwhile (a detached container's pyc handing it to its monitor) stays.
-            list = reload(args);
+            list = reload(args, &socket);
             names = Names::of(&list);
         }
 
