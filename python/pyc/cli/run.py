@@ -46,7 +46,7 @@ RUN_FLAGS = (
     Flag(("--network", "--net"), "network", help="none, host, bridge (the default), a network's name, or container:NAME."),
     Flag(("--ip",), "ip", help="IPv4 address on a user-defined network."),
     Flag(("--network-alias", "--net-alias"), "network_aliases", list, "Another name on a user-defined network."),
-    Flag(("-p", "--publish"), "publish", list, "Publish [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp] (ranges too)."),
+    Flag(("-p", "--publish"), "publish", list, "Publish a container's port: IP:HOST_PORT:CONTAINER_PORT/PROTO, IP, HOST_PORT and /tcp|udp optional (ranges too)."),
     Flag(("-P", "--publish-all"), "publish_all", bool, "Publish every port the image exposes to a free host port."),
     Flag(("--dns",), "dns", list, "A DNS server for the container."),
     Flag(("--dns-search",), "dns_search", list, "A DNS search domain."),
