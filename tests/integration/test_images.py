@@ -208,6 +208,7 @@ def test_many_small_directories_under_a_low_open_file_limit(tmp_path: Path, othe
         assert sorted(os.listdir(unpacked / "d2999")) == ["a", "b"] and (unpacked / "d2999" / "b").read_bytes() == b"x" * 2999
 
 
+@pytest.mark.root
 @pytest.mark.usefixtures("busybox")
 def test_a_commit_of_many_small_directories_under_a_low_open_file_limit() -> None:
     r = pyc("run", "--name", "manydirs", "busybox", "sh", "-c", "for i in $(seq 3000); do mkdir /d$i; echo $i > /d$i/f; done")
