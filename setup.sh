@@ -14,8 +14,10 @@ fi
 # umoci and hyperfine are the tools tests and benchmarks compare against; gcc and libc6-dev
 # build pyc-init (static) and the tests' probe programs; libseccomp-dev is the seccomp compiler
 # pyc-core links; docker-registry is the registry the registry tests run (on loopback), with
-# openssl (their CA, TLS certificates and token signatures) and apache2-utils (htpasswd, bcrypt).
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev docker-registry openssl apache2-utils)
+# openssl (their CA, TLS certificates and token signatures) and apache2-utils (htpasswd, bcrypt);
+# iproute2 and nftables let the network tests make their namespaces and look at what pyc made
+# there (pyc itself runs neither).
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev docker-registry openssl apache2-utils iproute2 nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,10 +41,12 @@ python=python3
 .venv/bin/pip install -q --upgrade pip
 # Builds the Rust core (release) through maturin and installs pyc with its dev tools.
 .venv/bin/pip install -q -e '.[dev]'
-# pyc-monitor, the process that holds each detached container, and pyc-init, the static program
-# pyc runs inside containers (--init, exec), beside the venv's python (where pyc looks first).
-cargo build -q --profile monitor -p pyc-monitor
+# pyc-monitor, the process that holds each detached container, pyc-dns, the resolver of a
+# user-defined network, and pyc-init, the static program pyc runs inside containers (--init,
+# exec), beside the venv's python (where pyc looks first).
+cargo build -q --profile monitor -p pyc-monitor -p pyc-dns
 install -m 755 target/monitor/pyc-monitor .venv/bin/pyc-monitor
+install -m 755 target/monitor/pyc-dns .venv/bin/pyc-dns
 host=$(rustc -vV | sed -n 's/^host: //p')
 # crt-static through --target: then RUSTFLAGS spares the build scripts and proc macros.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile init -p pyc-init --bin pyc-init --target "$host"
@@ -56,4 +60,4 @@ PYTHONDONTWRITEBYTECODE= .venv/bin/python -m compileall -q python >/dev/null
 # script, which imports `re` and runs `site` first (a fifth of a `pyc run`'s time).
 .venv/bin/python -m pyc.launcher /usr/local/bin/pyc
 
-pyc run --rm busybox sh -c 'echo "hello from $(hostname), a pyc container (pid $$)"'
+pyc run --rm --network none busybox sh -c 'echo "hello from $(hostname), a pyc container (pid $$)"'

@@ -12,7 +12,7 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 .venv/bin/ruff check -q python tests benches
 .venv/bin/python -m mypy
 echo "== Rust unit tests"
-cargo test -q -p pyc-core -p pyc-monitor -p pyc-init -p pyc-registry
+cargo test -q -p pyc-core -p pyc-monitor -p pyc-init -p pyc-registry -p pyc-dns
 vm=../shared/tools/cgroup2-vm
 if [ "$(id -u)" = 0 ] && [ -x "$vm" ]; then
   echo "== integration tests on pure cgroup v2 ($vm)"

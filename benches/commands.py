@@ -29,6 +29,9 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, launcher, settle, sh  # noqa: E402
 
+# pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
+os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
+
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 LOOP = "echo hi; exec sleep 1000000"  # sleep as pid 1 ignores SIGTERM: stop -t 0 kills at once
 

@@ -26,6 +26,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from startup import CONTAINERS_CONF, PODMAN_IMAGE, REPO, clean_up, hyperfine, podman_import, settle, sh  # noqa: E402
 
+# pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
+os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
+
 # This repository's own pyc (the one with exec), not a launcher that may point elsewhere.
 PYC = os.path.join(REPO, ".venv", "bin", "pyc")
 

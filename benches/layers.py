@@ -27,6 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
+os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +47,7 @@ MANY = "localhost/many:126"
 API_SCRIPT = """\
 import itertools, json, os, statistics, sys, time
 import pyc
+
 e = pyc.Engine()
 cases = list(itertools.product(("fsconfig", "legacy"), sys.argv[2:]))
 times = {case: [] for case in cases}

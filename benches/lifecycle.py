@@ -21,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 
+# pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
+os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYC = os.path.join(REPO, ".venv", "bin", "pyc")
 IMAGE = "localhost/pyclifecycle:latest"

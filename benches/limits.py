@@ -20,6 +20,9 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import startup  # noqa: E402  (the shared helpers)
 
+# pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
+os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
+
 LIMITS = ["--memory", "64m", "--cpus", "1", "--pids-limit", "100"]
 RESOURCES = {"memory": {"limit": 64 << 20, "swap": 128 << 20}, "cpu": {"quota": 100_000, "period": 100_000}, "pids": {"limit": 100}}
 

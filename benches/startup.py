@@ -57,6 +57,9 @@ import sys
 import tempfile
 import time
 
+# pyc's containers run on --network none here, as podman's: no bridge, veth or rule is made.
+os.environ.setdefault("PYC_DEFAULT_NETWORK", "none")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 VENV_PYC = os.path.join(REPO, ".venv", "bin", "pyc")  # pip's console script, for the clean-up
@@ -101,6 +104,7 @@ print(json.dumps({"median": m(times), "mean": statistics.mean(times), "core": m(
 # Runs in a fresh python: peak RSS (KiB) of the largest waited-for child, i.e. of `pyc run`.
 RSS_SCRIPT = """\
 import resource, subprocess, sys
+
 subprocess.run(sys.argv[1:], check=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """

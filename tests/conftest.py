@@ -53,6 +53,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # leaks only, not the containers of another pyc (or test run) on the same host.
 CGROUP_PARENT = f"pyc-test-{os.getpid()}"
 os.environ["PYC_CGROUP_PARENT"] = CGROUP_PARENT
+# Containers run on --network none unless a test is about networks (those run pyc inside a
+# throwaway network namespace: tests/integration/netns.py): this machine's network never changes.
+os.environ["PYC_DEFAULT_NETWORK"] = "none"
 
 
 def cgroup_dirs(cid: str = "") -> list[Path]:

@@ -1,9 +1,9 @@
-"""$PYC_ROOT/pyc.db: the containers and volumes tables in SQLite (WAL, so readers never wait for
-a writer; a busy timeout, so writers take turns). One row per container: id, name (UNIQUE: two
-commands never share one), creation time, and the record (msgpack) that `inspect` shows. The
-container's directory keeps its files; a detached container's live state is its monitor's
-state.msgpack. One row per volume (its record), and one per volume and container that uses it:
-a foreign key keeps a used volume's row, and the rows of a container go with it.
+"""$PYC_ROOT/pyc.db: the containers, volumes, networks and endpoints tables in SQLite (WAL, so
+readers never wait for a writer; a busy timeout, so writers take turns). One row per container:
+id, name (UNIQUE: two commands never share one), creation time, and the record (msgpack) that
+`inspect` shows. The container's directory keeps its files; a detached container's live state is
+its monitor's state.msgpack. One row per volume (its record), and one per volume and container
+that uses it: a foreign key keeps a used volume's row, and the rows of a container go with it.
 
 The store before pyc.db kept records as containers/<id>/container.msgpack and names as files
 under names/: they are imported once, when pyc.db is made."""
@@ -15,7 +15,7 @@ import sqlite3
 
 from pyc_core import packb, unpackb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """CREATE TABLE containers (
     id      TEXT PRIMARY KEY,
     name    TEXT NOT NULL UNIQUE,
@@ -35,6 +35,27 @@ VOLUMES = (
     PRIMARY KEY (volume, container)
 )""",
     "CREATE INDEX volume_users_by_container ON volume_users (container)",
+)
+
+# Version 3: networks, and the endpoints of running containers on them (one row per container
+# and network, while its holder lives: the address and MAC are UNIQUE in the network).
+NETWORKS = (
+    """CREATE TABLE networks (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    record  BLOB NOT NULL
+)""",
+    """CREATE TABLE endpoints (
+    network   TEXT NOT NULL,
+    container TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    mac       TEXT NOT NULL,
+    record    BLOB NOT NULL,
+    PRIMARY KEY (network, container),
+    UNIQUE (network, ip),
+    UNIQUE (network, mac)
+)""",
 )
 
 
@@ -63,6 +84,9 @@ def _create(db: sqlite3.Connection, containers_dir: str) -> None:
         if version < 2:
             for statement in VOLUMES:
                 db.execute(statement)
+        if version < 3:
+            for table in NETWORKS:
+                db.execute(table)
         if version < SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")

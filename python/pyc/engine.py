@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from pyc.records import VolumeRecord
+    from pyc.network.attach import Attachment
+    from pyc.network.store import NetworkStore
+    from pyc.records import Endpoint, NetworkRecord, VolumeRecord
     from pyc.registry.options import PullOptions, PushOptions, RegistryOptions
     from pyc.results import BundleContent, DiskUsage, Event, HistoryEntry, LogRecord, PruneReport, PullResult, PushResult, Stats, SystemInfo, SystemPrune, Top
     from pyc.runtime.exec import ExecOptions
@@ -53,21 +55,6 @@ class RunResult:
 
     def __repr__(self) -> str:
         return f"RunResult(container_id={self.container_id[:12]!r}, status={self.status})"
-
-
-def _hosts(hostname: str) -> str:
-    return f"127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-
-
-def _resolv_conf() -> str:
-    """The host's, without loopback resolvers: the container's loopback is its own."""
-    try:
-        with open("/etc/resolv.conf") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return ""
-    keep = [ln for ln in lines if not (ln.startswith("nameserver") and ln.split()[1:2] and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
-    return "\n".join(keep) + "\n"
 
 
 def _signed(limit: int) -> int:
@@ -144,6 +131,16 @@ class Engine:
 
             self._volume_store = VolumeStore(self.paths, lambda: self.containers.db)
         return self._volume_store
+
+    _network_store: NetworkStore | None = None
+
+    @property
+    def _networks(self) -> NetworkStore:
+        if self._network_store is None:
+            from pyc.network.store import NetworkStore
+
+            self._network_store = NetworkStore(self.containers)
+        return self._network_store
 
     # -- images ---------------------------------------------------------------------------
 
@@ -332,18 +329,28 @@ class Engine:
             oom_score_adj=opts.oom_score_adj or 0,
             group_add=list(opts.group_add),
         )
+        host_config = self._network_config(opts, host_config)
         c = self.containers.new(opts.name, image, img.id, img.chain_ids, host_config, os.environ.get("PYC_CGROUP_ROOT") or DEFAULT_CGROUP_ROOT)
         c.record.mounts = points
-        hostname = opts.hostname or c.id[:12]
-        etc = {"hostname": hostname + "\n", "hosts": _hosts(hostname), "resolv.conf": _resolv_conf()}
+        mode = host_config.network_mode
+        if mode == "host" and not opts.hostname:
+            hostname = os.uname().nodename
+        else:
+            hostname = opts.hostname or c.id[:12]
+        etc = self._etc_files(host_config, hostname, opts.domainname or "")
         spec = build(img.run_config, opts, self.paths.rootfs, {n: c.path(n) for n in etc}, lowers, hostname, points)
+        if mode == "host":
+            spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]
         c.record.host_config = host_config.with_limits(spec["linux"]["resources"]).replace(
             ulimits=[Ulimit(name=ULIMIT_NAMES[r["type"]], soft=_signed(r["soft"]), hard=_signed(r["hard"])) for r in spec["process"].get("rlimits", [])],
             sysctls=dict(spec["linux"].get("sysctl", {})),
         )
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
-        c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
+        exposed = sorted(img.run_config.get("ExposedPorts") or {})
+        c.record.config = ContainerConfig(
+            cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty, domainname=opts.domainname or "", exposed_ports=exposed
+        )
         seccomp = seccomp_config(opts, self.paths.seccomp)
         if seccomp is not None and seccomp.profile is not None:
             # A profile of the user's: compiled (and cached) now, so a bad one is one line.
@@ -373,20 +380,90 @@ class Engine:
                 self._volumes.fill(name, lowers, path)
         self.containers.create(c, files, running, foreground, list(mounts.volumes.values()), list(mounts.volumes))
 
+    def _network_config(self, opts: RunOptions, hc: HostConfig) -> HostConfig:
+        """The network part of the HostConfig; `--network none` without network flags (the
+        tests' default) takes no more than this test."""
+        from pyc.network import default_network
+
+        none = (opts.network or default_network()) == "none"
+        if none and not (opts.publish or opts.publish_all or opts.ip or opts.network_aliases or opts.dns or opts.add_hosts or opts.dns_search or opts.dns_options):
+            return hc.replace(network_mode="none")
+        from pyc.network.attach import resolve
+
+        return resolve(self._networks, self.containers, opts, hc)
+
+    def _etc_files(self, hc: HostConfig, hostname: str, domainname: str, ip: str | None = None, resolver: str | None = None) -> dict[str, str]:
+        """/etc/hostname, hosts and resolv.conf of a container; on another container's network,
+        that container's."""
+        if hc.network_mode.startswith("container:"):
+            other = self.containers.get(hc.network_mode.partition(":")[2])
+            files = {}
+            for name in ("hostname", "hosts", "resolv.conf"):
+                with open(other.path(name)) as f:
+                    files[name] = f.read()
+            return files
+        from pyc.network.etc import files as etc_files
+
+        return etc_files(hc, hostname, domainname, ip, resolver)
+
+    def _join_network(self, c: Container, spec: dict[str, Any]) -> None:
+        """`--network container:NAME`: the spec joins that container's network namespace, as it
+        is now (it must run)."""
+        mode = c.record.host_config.network_mode
+        if not mode.startswith("container:"):
+            return
+        from pyc.network.attach import joined_pid
+
+        pid = joined_pid(self.containers, mode)
+        spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"] + [{"type": "network", "path": f"/proc/{pid}/ns/net"}]
+
+    def _attach_network(self, c: Container, run: RunConfig) -> Attachment | None:
+        """Before a start: the container's bridge networks set up, its /etc files written with its
+        address, `run`'s network plan filled in (None: no bridge network)."""
+        self._join_network(c, run.spec)
+        if not c.record.host_config.endpoints:
+            return None
+        from pyc.network.attach import attach
+
+        att = attach(self._networks, c, c.record.config.exposed_ports)
+        try:
+            net, first = att.endpoints[0]
+            etc = self._etc_files(c.record.host_config, c.record.config.hostname, c.record.config.domainname, first.ip, net.gateway if net.dns else None)
+            for name, content in etc.items():
+                # Before the container starts, so no reader sees half of one: written in place.
+                with open(c.path(name), "w") as f:
+                    f.write(content)
+            run.network = att.plan()
+        except BaseException:
+            att.release()
+            raise
+        return att
+
     def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
         /dev/null (docker without -i), None for stdout/stderr captures them."""
         c, etc, run_config, mounts = self._prepare(image, opts)
-        config = pyc_core.packb(run_config.to_dict())
-        # What exec reads the container's process and cgroup from, beside the /etc files.
-        files: dict[str, str | bytes] = {**etc, RUN_CONFIG: config}
+        hc = c.record.host_config
+        # On a bridge network its /etc files are written once its address is known, and its run
+        # config once it holds the network's plan (or, for container:NAME, that one's namespace).
+        late = bool(hc.endpoints) or hc.network_mode.startswith("container:")
+        files: dict[str, str | bytes] = {} if hc.endpoints else {**etc}
+        config = b""
+        if not late:
+            config = files[RUN_CONFIG] = pyc_core.packb(run_config.to_dict())  # what exec reads the container's process and cgroup from
         # An unnamed --rm container's record is a file while it runs, not a row in pyc.db
         # (unless it uses volumes: their users are rows there).
         self._write(c, files, mounts, run_config.rootfs.lower, running=True, foreground=opts.remove and opts.name is None and not (mounts and mounts.volumes))
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
+        net: Attachment | None = None
         try:
+            if late:
+                net = self._attach_network(c, run_config)
+                config = pyc_core.packb(run_config.to_dict())
+                with open(c.path(RUN_CONFIG), "wb") as f:
+                    f.write(config)
             r = pyc_core.run(config, stdin, stdout, stderr)
             code, ended, oom = r.status, True, r.oom_killed
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
@@ -394,6 +471,8 @@ class Engine:
             code = pyc_core.ERROR_KINDS.get(e.kind, 125)  # what docker records: 127, 126, 125
             raise from_system(e) from None
         finally:
+            if net is not None:
+                net.release()
             if opts.remove:
                 self.containers.remove(c, force=True, cgroup=not ended)
                 self._remove_anonymous(c)
@@ -462,7 +541,7 @@ class Engine:
         for m in c.record.mounts:
             if m.type == "volume":
                 self._volumes.settle(m.name)  # a copy-up a crash interrupted is finished first
-        return start(self.containers, c)
+        return start(self.containers, c, self._attach_network)
 
     def stop(self, ref: str, timeout: float | None = None) -> Container:
         from pyc.lifecycle import stop
@@ -652,6 +731,8 @@ class Engine:
         remove(self.containers, c, force)
         if volumes:
             self._remove_anonymous(c)
+        if c.record.host_config.endpoints:
+            self._networks.collect(container=c.id)  # what its holder left, if it was killed
         return c.id
 
     def _remove_anonymous(self, c: Container) -> None:
@@ -731,6 +812,74 @@ class Engine:
             raise from_system(e, f"export {c.name}") from None
         finally:
             os.rmdir(mountpoint)
+
+    # -- networks -------------------------------------------------------------------------
+
+    def create_network(self, name: str, subnet: str | None = None, gateway: str | None = None, internal: bool = False, labels: dict[str, str] | None = None) -> NetworkRecord:
+        """A bridge network (`pyc network create`); its bridge is made with its first container."""
+        return self._networks.create(name, subnet, gateway, internal, labels)
+
+    def network(self, ref: str) -> NetworkRecord:
+        return self._networks.get(ref)
+
+    def list_networks(self) -> list[NetworkRecord]:
+        """The bridge networks, the default `bridge` first."""
+        return self._networks.all()
+
+    def network_endpoints(self, ref: str) -> list[tuple[str, Endpoint]]:
+        """The running containers on a network: (container name, endpoint)."""
+        out = []
+        for e in self._networks.endpoints(self._networks.get(ref)):
+            row = self.containers.db.execute("SELECT name FROM containers WHERE id = ?", (e.container,)).fetchone()
+            out.append((str(row[0]) if row else "", e))
+        return out
+
+    def container_endpoints(self, ref: str) -> list[tuple[str, Endpoint]]:
+        """A running container's networks: (network name, endpoint), with its published ports."""
+        c = self.containers.get(ref)
+        if not c.record.host_config.endpoints:
+            return []
+        out = []
+        for e in self._networks.of_container(c.id):
+            net = self._networks.network_of(e)
+            out.append((net.name if net else e.network, e))
+        return out
+
+    def remove_network(self, ref: str) -> str:
+        """Remove a network and its bridge; refused while a container is on it. Its name."""
+        net = self._networks.get(ref)
+        self._networks.remove(net)
+        return net.name
+
+    def prune_networks(self) -> list[str]:
+        """Remove every user-defined network no container is on; their names."""
+        from pyc.network import PREDEFINED
+
+        gone = []
+        for net in self._networks.all():
+            if net.name in PREDEFINED or self._networks.endpoints(net) or any(net.name in c.record.host_config.endpoints for c in self.containers.all()):
+                continue
+            self._networks.remove(net)
+            gone.append(net.name)
+        return gone
+
+    def connect(self, network: str, container: str, ip: str | None = None, aliases: list[str] | None = None) -> None:
+        """Put a container on a network: now if it runs (its next interface), and at its starts."""
+        from pyc.network.attach import connect
+
+        with self._container_lock(container) as c:
+            connect(self._networks, self.containers, c, self._networks.get(network), ip or "", aliases or [])
+
+    def disconnect(self, network: str, container: str) -> None:
+        from pyc.network.attach import disconnect
+
+        with self._container_lock(container) as c:
+            disconnect(self._networks, self.containers, c, self._networks.get(network))
+
+    def _container_lock(self, ref: str) -> Any:
+        from pyc.lifecycle import locked_container
+
+        return locked_container(self.containers, self.containers.get(ref))
 
     # -- changes: diff, commit, history ---------------------------------------------------
 

@@ -125,6 +125,10 @@ class VolumeNotFound(PycError):
     kind = Kind.NOT_FOUND
 
 
+class NetworkNotFound(PycError):
+    kind = Kind.NOT_FOUND
+
+
 class InvalidArgument(PycError):
     kind = Kind.INVALID_ARGUMENT
 

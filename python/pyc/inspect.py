@@ -6,7 +6,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyc.records import ContainerRecord, ContainerState, HostConfig
+    from pyc.records import ContainerRecord, ContainerState, Endpoint, HostConfig, PortBinding
     from pyc.results import Event
     from pyc.store.images import Image
 
@@ -82,15 +82,50 @@ def _host_config(host: HostConfig) -> dict[str, object]:
     }
     if host.sysctls:
         out["Sysctls"] = dict(host.sysctls)
+    out["NetworkMode"] = host.network_mode or "none"
+    out["PortBindings"] = _ports(host.port_bindings, configured=True)
+    out["PublishAllPorts"] = host.publish_all
+    out["Dns"], out["DnsSearch"], out["DnsOptions"], out["ExtraHosts"] = host.dns, host.dns_search, host.dns_options, host.extra_hosts
     if host.log is not None:
         out["LogConfig"] = {"Type": "k8s-file", "Config": {"max-size": str(host.log.max_size), "max-file": str(host.log.max_files)}}
     return out
 
 
-def document(record: ContainerRecord, state: ContainerState, log_path: str) -> dict[str, object]:
-    """docker inspect's document of a container, with its current `state`."""
+def _ports(bindings: list[PortBinding], configured: bool = False) -> dict[str, object]:
+    """docker's {"80/tcp": [{"HostIp": ..., "HostPort": ...}]}."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for b in bindings:
+        host_ip = b.host_ip if configured else b.host_ip or "0.0.0.0"
+        out.setdefault(f"{b.container_port}/{b.proto}", []).append({"HostIp": host_ip, "HostPort": str(b.host_port) if b.host_port else ""})
+    return {k: out[k] for k in sorted(out)}  # as docker's JSON of a Go map
+
+
+def _network_settings(endpoints: list[tuple[str, Endpoint]]) -> dict[str, object]:
+    """NetworkSettings of a container's live endpoints, (network name, endpoint) each."""
+    networks = {
+        name: {"NetworkID": e.network, "IPAddress": e.ip, "IPPrefixLen": e.prefix, "Gateway": e.gateway, "MacAddress": e.mac, "Aliases": e.aliases}
+        for name, e in endpoints
+    }
+    first = endpoints[0][1] if endpoints else None
+    ports = [b for _, e in endpoints for b in e.ports]
+    return {
+        "Networks": networks,
+        "IPAddress": first.ip if first else "",
+        "IPPrefixLen": first.prefix if first else 0,
+        "Gateway": first.gateway if first else "",
+        "MacAddress": first.mac if first else "",
+        "Ports": _ports(ports),
+        "SandboxKey": "",
+    }
+
+
+def document(record: ContainerRecord, state: ContainerState, log_path: str, endpoints: list[tuple[str, Endpoint]] | None = None) -> dict[str, object]:
+    """docker inspect's document of a container, with its current `state` and, while it runs,
+    its `endpoints` (network name, endpoint)."""
     c = record.config
-    config: dict[str, object] = {"Cmd": c.cmd, "Env": c.env, "WorkingDir": c.working_dir, "Hostname": c.hostname, "Image": record.image, "Tty": c.tty}
+    config: dict[str, object] = {"Cmd": c.cmd, "Env": c.env, "WorkingDir": c.working_dir, "Hostname": c.hostname, "Domainname": c.domainname, "Image": record.image, "Tty": c.tty}
+    if c.exposed_ports:
+        config["ExposedPorts"] = {p: {} for p in c.exposed_ports}
     if c.stop_signal:
         config["StopSignal"] = c.stop_signal
     return {
@@ -121,7 +156,7 @@ def document(record: ContainerRecord, state: ContainerState, log_path: str) -> d
         "RestartCount": state.restart_count,
         "LogPath": log_path,
         "Mounts": _mounts(record),
-        "NetworkSettings": {"Networks": {}, "IPAddress": "", "Ports": {}, "SandboxKey": ""},
+        "NetworkSettings": _network_settings(endpoints or []),
     }
 
 

@@ -17,7 +17,9 @@ from pyc.store import atomic
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+    from collections.abc import Callable
 
+    from pyc.network.attach import Attachment
     from pyc.runtime.spec import RunOptions
 
 STOP_TIMEOUT = 10  # docker's default for `stop -t`
@@ -83,7 +85,19 @@ class container_lock:
         self.lock.__exit__()
 
 
-def start(store: ContainerStore, c: Container) -> Container:
+class locked_container(container_lock):
+    """The container's lock, for a block: `with locked_container(store, c) as c:` (its record
+    read again once the lock is ours)."""
+
+    def __enter__(self) -> Container:  # type: ignore[override]
+        super().__enter__()
+        return self.c
+
+
+def start(store: ContainerStore, c: Container, attach_network: Callable[[Container, RunConfig], Attachment | None] | None = None) -> Container:
+    """Start the container under its own pyc-monitor; `attach_network` sets up its network
+    first (the engine's: its bridge networks, addresses, ports), undone if the start fails and
+    handed to the monitor, which holds it from then on, if it does not."""
     import pyc_core
     from pyc.monitor import spawn
 
@@ -101,12 +115,24 @@ def start(store: ContainerStore, c: Container) -> Container:
                 os.unlink(c.path(stale))
             except FileNotFoundError:
                 pass
+        net = None
+        if attach_network is not None and (c.record.host_config.endpoints or c.record.host_config.network_mode.startswith("container:")):
+            with open(c.path("monitor.msgpack"), "rb") as f:
+                monitor = MonitorConfig.from_dict(pyc_core.unpackb(f.read()))
+            net = attach_network(c, monitor.run)
+            atomic.write_file(c.path("monitor.msgpack"), pyc_core.packb(monitor.to_dict()), durable=False)
         try:
-            spawn(c.dir)
-        except CommandFailed as e:
-            c.record.state = c.record.state.replace(exit_code=pyc_core.ERROR_KINDS.get(e.kind.value, 125), error=str(e))
-            store.save(c)
+            spawn(c.dir, net.ports.fds() if net is not None else [])
+        except BaseException as e:
+            if net is not None:
+                net.release()
+            if isinstance(e, CommandFailed):
+                c.record.state = c.record.state.replace(exit_code=pyc_core.ERROR_KINDS.get(e.kind.value, 125), error=str(e))
+                store.save(c)
             raise
+        if net is not None:
+            st = c.current_state()
+            net.handoff((st.monitor_pid, st.monitor_start))
     return c
 
 

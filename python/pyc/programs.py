@@ -8,6 +8,10 @@ import sys
 
 from pyc.errors import Kind, PycError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def program(name: str) -> str:
     """$PYC_MONITOR / $PYC_INIT, else beside the Python that runs pyc (the venv), else on PATH."""
@@ -20,3 +24,26 @@ def program(name: str) -> str:
     if found is None:
         raise PycError(f"{name} not found: set $PYC_{name.removeprefix('pyc-').upper()}, or run ./setup.sh", Kind.SYSTEM)
     return found
+
+
+def spawn_detached(name: str, argv: Callable[[int], list[str]], keep: list[int] | None = None) -> str:
+    """Start the program `name` with `argv(fd)`, fd the write end of a pipe on which it reports
+    how its start went, and return that report. The program leaves this process by itself (a
+    double fork): the first child is waited for here, and nothing of it stays ours. `keep`: fds
+    it inherits."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        os.set_inheritable(w, True)
+        for fd in keep or []:
+            os.set_inheritable(fd, True)
+        pid = os.posix_spawn(program(name), argv(w), os.environ)
+    finally:
+        os.close(w)
+    try:
+        os.waitpid(pid, 0)
+        report = b""
+        while chunk := os.read(r, 4096):
+            report += chunk
+    finally:
+        os.close(r)
+    return report.decode(errors="replace").strip()

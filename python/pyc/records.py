@@ -76,6 +76,8 @@ class ContainerConfig(Record):
     hostname: str = ""
     stop_signal: str = ""
     tty: bool = False  # its process has a terminal (-t), which its monitor serves to attach
+    domainname: str = ""
+    exposed_ports: list[str] = []  # the image's EXPOSE ("80/tcp"), what -P publishes
 
 
 class Restart(Record):
@@ -124,6 +126,24 @@ class Ulimit(Record):
     hard: int
 
 
+class PortBinding(Record):
+    """A published port (`-p`): `proto` tcp or udp, `host_ip` "" for every address of the host,
+    `host_port` 0 for a free one the kernel picks (`-P`, `-p CTR`)."""
+
+    proto: str = "tcp"
+    host_ip: str = ""
+    host_port: int = 0
+    container_port: int
+
+
+class EndpointConfig(Record):
+    """What a container asks of one network it is on: an address (`--ip`) and names
+    (`--network-alias`)."""
+
+    ip: str = ""
+    aliases: list[str] = []
+
+
 class HostConfig(Record):
     """How a container is set up on the host (docker's HostConfig); limits in docker's units."""
 
@@ -157,6 +177,16 @@ class HostConfig(Record):
     sysctls: dict[str, str] = {}
     oom_score_adj: int = 0
     group_add: list[str] = []
+    # The network: none, host, container:<id>, or a network's name; "" from a pyc before networks
+    # (none). Bridge networks are the keys of `endpoints`, in order (eth0, eth1, ...).
+    network_mode: str = ""
+    endpoints: dict[str, EndpointConfig] = {}
+    port_bindings: list[PortBinding] = []
+    publish_all: bool = False  # -P: every port the image exposes, to a free host port
+    dns: list[str] = []
+    dns_search: list[str] = []
+    dns_options: list[str] = []
+    extra_hosts: list[str] = []  # --add-host NAME:IP
 
     def with_limits(self, resources: dict[str, object]) -> "HostConfig":
         """These settings with the limits of an OCI `linux.resources` object."""
@@ -270,6 +300,41 @@ class VolumeRecord(Record):
     anonymous: bool = False  # made for one container (-v /path, an image's VOLUME)
 
 
+class NetworkRecord(Record):
+    """A network as pyc.db keeps it: a bridge (`bridge`, with the gateway's address) over an
+    IPv4 subnet; `dns`: a resolver at the gateway answers its containers' names."""
+
+    id: str
+    name: str
+    created: str
+    driver: str = "bridge"
+    bridge: str
+    subnet: str  # CIDR
+    gateway: str
+    mac: str  # the bridge's
+    internal: bool = False
+    dns: bool = True
+    labels: dict[str, str] = {}
+
+
+class Endpoint(Record):
+    """A running container's place on a network (a row of pyc.db's endpoints while it lives):
+    its interface, address, names and, on its first network, the ports published to it. Its
+    holder (the pyc or pyc-monitor that holds the container) ending frees it."""
+
+    network: str  # id
+    container: str  # id
+    ifname: str
+    ip: str
+    prefix: int
+    mac: str
+    gateway: str = ""
+    aliases: list[str] = []
+    ports: list[PortBinding] = []  # host_port as bound
+    holder_pid: int = 0
+    holder_start: str = ""
+
+
 # -- what crosses to the Rust side (rust/core/src/container/config.rs, exec.rs; rust/monitor) ---
 
 
@@ -287,6 +352,35 @@ class CgroupPlace(Record):
 
     root: str
     path: str
+
+
+class NetInterface(Record):
+    """One veth pair of a container (rust/core/src/net/mod.rs, Interface)."""
+
+    bridge: str
+    name: str
+    address: str
+    prefix: int
+    gateway: str | None = None
+    mac: str
+    hairpin: bool = False  # the container publishes ports: it may reach its own
+
+
+class NetPort(Record):
+    """One published port as the holder DNATs it (rust/core/src/net/mod.rs, Port)."""
+
+    proto: str
+    host_ip: str | None = None
+    host_port: int
+    container_ip: str
+    container_port: int
+
+
+class NetPlan(Record):
+    """A container's network for one start: its interfaces and the ports its holder publishes."""
+
+    interfaces: list[NetInterface] = []
+    ports: list[NetPort] = []
 
 
 class EventActor(Record):
@@ -315,6 +409,7 @@ class RunConfig(Record):
     cgroup: CgroupPlace
     init: bool = False  # a reaper as pid 1 (--init)
     pyc_init: str | None = None  # the program of --init (pyc-init), run from a sealed copy
+    network: NetPlan = NetPlan()
     events: EventActor | None = None  # its start, oom and die, which the Rust side logs
     seccomp: SeccompConfig | None = None  # None: unconfined (--privileged, seccomp=unconfined)
 

@@ -23,6 +23,7 @@ __all__ = [
     "RemoteProgress",
     "RunResult",
     "StartError",
+    "bridge_exists",
     "bundle_create",
     "bundle_inspect",
     "cgroup_pids",
@@ -37,8 +38,14 @@ __all__ = [
     "freeze_cgroup",
     "log_events",
     "merge_into",
+    "network_attach",
+    "network_detach",
+    "network_ensure",
+    "network_remove",
     "overlay_method",
     "packb",
+    "ports_publish",
+    "ports_unpublish",
     "remove_cgroup",
     "remove_tree",
     "run",
@@ -165,6 +172,13 @@ def copy_up(view: bytes, path: str, stage: _StrPath) -> bool: ...
 def merge_into(stage: _StrPath, dest: _StrPath, keep: bool) -> None: ...
 def tar_tree(dir: _StrPath, out: int) -> None: ...
 def untar_into(source: _StrPath | int, dir: _StrPath) -> None: ...
+def network_ensure(config: bytes) -> None: ...
+def bridge_exists(name: str) -> bool: ...
+def network_remove(bridge: str) -> None: ...
+def network_attach(pid: int, config: bytes) -> None: ...
+def network_detach(pid: int, name: str) -> None: ...
+def ports_publish(config: bytes) -> None: ...
+def ports_unpublish(config: bytes) -> None: ...
 
 @final
 class Counter:

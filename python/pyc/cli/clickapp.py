@@ -13,9 +13,9 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from pyc.cli.spec import Arg, Command
 
 # The help of each noun's group; the groups themselves come from the commands' names.
-GROUPS = {"container": "Manage containers.", "image": "Manage images.", "system": "Manage pyc."}
+GROUPS = {"container": "Manage containers.", "image": "Manage images.", "system": "Manage pyc.", "network": "Manage networks."}
 # The panels of `pyc --help`: each command under its noun's, the nouns' groups under their own.
-PANELS = {"container": "Containers", "image": "Images", "system": "System"}
+PANELS = {"container": "Containers", "image": "Images", "system": "System", "network": "Networks"}
 MANAGEMENT = "Management Commands"
 
 

@@ -8,7 +8,9 @@ from pyc.cli.spec import Arg, Command, Flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyc.records import ContainerState
+    from pyc.containers import Container
+    from pyc.engine import Engine
+    from pyc.records import ContainerState, Endpoint
 
 
 def _status(state: ContainerState) -> str:
@@ -30,7 +32,8 @@ def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
 
     filters = parse_filters(filter)
     # A status filter asks about stopped containers too, as in docker.
-    containers = [c for c in Engine().list_containers(all or "status" in filters) if matches(c, filters)]
+    engine = Engine()
+    containers = [c for c in engine.list_containers(all or "status" in filters) if matches(c, filters)]
     if quiet:
         for c in containers:
             print(c.id[:12])
@@ -40,15 +43,16 @@ def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
         cmd = " ".join(c.record.config.cmd)
         created = c.record.created
         state = c.current_state()
+        ports = ports_column(engine, c) if state.status == "running" else ""
         row = {"ID": c.id[:12], "Image": c.record.image, "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": _status(state), "State": state.shown_status}
-        rows.append(row | {"Names": c.name})
+        rows.append(row | {"Ports": ports, "Names": c.name})
     if format is not None:
         from pyc.cli.template import print_each
 
         print_each(rows, format)
         return
-    short = [[r["ID"], r["Image"], f'"{r["Command"][:20]}…"' if len(r["Command"]) > 20 else f'"{r["Command"]}"', r["RunningFor"], r["Status"], r["Names"]] for r in rows]
-    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], short))
+    short = [[r["ID"], r["Image"], f'"{r["Command"][:20]}…"' if len(r["Command"]) > 20 else f'"{r["Command"]}"', r["RunningFor"], r["Status"], r["Ports"], r["Names"]] for r in rows]
+    print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], short))
 
 
 def show(documents: list[dict[str, object]], format: str | None) -> None:
@@ -68,7 +72,18 @@ def inspect(containers: list[str], format: str | None) -> None:
     from pyc.engine import Engine
     from pyc.inspect import document
 
-    show([document(c.record, c.state, c.path("ctr.log")) for c in map(Engine().container, containers)], format)
+    engine = Engine()
+    show([document(c.record, c.state, c.path("ctr.log"), live_endpoints(engine, c)) for c in map(engine.container, containers)], format)
+
+
+def live_endpoints(engine: Engine, c: Container) -> list[tuple[str, Endpoint]]:
+    """(network name, endpoint) of a running container on bridge networks."""
+    return engine.container_endpoints(c.id) if c.record.host_config.endpoints else []
+
+
+def ports_column(engine: Engine, c: Container) -> str:
+    """ps's PORTS: 0.0.0.0:8080->80/tcp, ..."""
+    return ", ".join(f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.container_port}/{b.proto}" for _, e in live_endpoints(engine, c) for b in e.ports)
 
 
 def inspect_any(names: list[str], format: str | None, type: str | None) -> None:
@@ -85,7 +100,7 @@ def inspect_any(names: list[str], format: str | None, type: str | None) -> None:
         if type != "image":
             try:
                 c = engine.container(name)
-                out.append(document(c.record, c.state, c.path("ctr.log")))
+                out.append(document(c.record, c.state, c.path("ctr.log"), live_endpoints(engine, c)))
                 continue
             except ContainerNotFound:
                 if type == "container":

@@ -85,6 +85,16 @@ class RunOptions:
         sysctls: list[str] | None = None,
         oom_score_adj: int | None = None,
         group_add: list[str] | None = None,
+        network: str | None = None,
+        ip: str | None = None,
+        network_aliases: list[str] | None = None,
+        publish: list[str] | None = None,
+        publish_all: bool = False,
+        dns: list[str] | None = None,
+        dns_search: list[str] | None = None,
+        dns_options: list[str] | None = None,
+        add_hosts: list[str] | None = None,
+        domainname: str | None = None,
         pull: str = "missing",
         platform: str | None = None,
         progress: bool = False,
@@ -134,6 +144,18 @@ class RunOptions:
         self.oom_score_adj = oom_score_adj
         self.group_add = group_add or []
         self._security: SecurityOpts | None = None
+        # The network (pyc/network/): none, host, bridge, a network's name, container:NAME;
+        # None for the default (PYC_DEFAULT_NETWORK, else bridge).
+        self.network = network
+        self.ip = ip
+        self.network_aliases = network_aliases or []
+        self.publish = publish or []
+        self.publish_all = publish_all
+        self.dns = dns or []
+        self.dns_search = dns_search or []
+        self.dns_options = dns_options or []
+        self.add_hosts = add_hosts or []
+        self.domainname = domainname
         # When to pull the image (docker's --pull: missing, always, never), for which platform,
         # and whether a pull draws its bars on a terminal (the CLI's run and create).
         self.pull = pull

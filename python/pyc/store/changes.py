@@ -1,5 +1,5 @@
 """Dockerfile instructions given with `-c/--change` (import, commit): CMD, ENTRYPOINT, ENV,
-WORKDIR, USER, STOPSIGNAL, VOLUME, turned into image config fields."""
+WORKDIR, USER, STOPSIGNAL, VOLUME, EXPOSE, turned into image config fields."""
 
 from __future__ import annotations
 
@@ -40,8 +40,14 @@ def parse_changes(changes: list[str]) -> dict[str, Any]:
             if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
                 raise InvalidArgument(f"invalid --change {change!r}: VOLUME takes absolute paths")
             out.setdefault("Volumes", {}).update({p: {} for p in paths})
+        elif word == "EXPOSE" and rest:
+            for port in rest.split():
+                number, slash, proto = port.partition("/")
+                if not (number.isdigit() and 0 < int(number) < 65536 and (not slash or proto in ("tcp", "udp"))):
+                    raise InvalidArgument(f"invalid --change {change!r}: EXPOSE PORT[/tcp|udp]...")
+                out.setdefault("ExposedPorts", {})[f"{number}/{proto or 'tcp'}"] = {}
         else:
-            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR, USER, STOPSIGNAL or VOLUME")
+            raise InvalidArgument(f"invalid --change {change!r}: use CMD, ENTRYPOINT, ENV K=V, WORKDIR, USER, STOPSIGNAL, VOLUME or EXPOSE")
     return out
 
 
@@ -51,7 +57,9 @@ def apply_changes(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, 
     was there."""
     out = dict(config)
     for key, value in changes.items():
-        if key == "Env":
+        if key == "ExposedPorts":
+            out[key] = {**(out.get(key) or {}), **value}
+        elif key == "Env":
             env = list(out.get("Env") or [])
             for kv in value:
                 name = kv.split("=", 1)[0]

@@ -9,6 +9,7 @@ pub mod copy;
 pub mod error;
 pub mod journal;
 pub mod layer;
+pub mod net;
 pub mod overlay;
 pub mod pty;
 pub mod remove;

@@ -43,6 +43,9 @@ fn main() {
         std::process::exit(2);
     };
     let report = unsafe { OwnedFd::from_raw_fd(fd) };
+    // What pyc passed besides (the published ports it bound, held here for the container's
+    // life) stays this process's: no program the monitor starts inherits it.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     daemonize();
     let dir = PathBuf::from(dir);
     let code = monitor(&dir, report);
@@ -153,6 +156,8 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         }
         st.restart_count += 1;
     }
+    // Its published ports end with it; the veths went with its network namespace already.
+    let _ = pyc_core::net::unpublish(&cfg.run.network.ports);
     if let Some((program, args)) = cfg.on_end.split_first() {
         // Its own process, not an exec of this one: `pyc rm` waits for the monitor to be gone.
         let _ = std::process::Command::new(program).args(args).spawn();

@@ -19,6 +19,7 @@ use pyc_core::cgroup::{Cgroup, Limits};
 use pyc_core::container::{self, ExecConfig, Output, RunConfig, Stdio};
 use pyc_core::journal::{self, Event};
 use pyc_core::layer;
+use pyc_core::net;
 
 /// What a container left when it ended.
 #[pyclass(frozen, get_all, module = "pyc_core")]
@@ -367,6 +368,58 @@ fn remove_tree(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     blocking(py, || pyc_core::remove::remove_tree(&path))
 }
 
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> PyResult<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| into_py(pyc_core::Error::InvalidConfig(format!("{what}: {e}"))))
+}
+
+/// Make a network's host side where it is missing: its bridge with the gateway's address, its
+/// nftables rules (msgpack: bridge, subnet, prefix, gateway, mac, internal).
+#[pyfunction]
+fn network_ensure(py: Python<'_>, config: &[u8]) -> PyResult<()> {
+    let n: net::Network = decode("network", config)?;
+    blocking(py, || net::ensure_network(&n))
+}
+
+/// Whether the bridge `name` exists (in this network namespace).
+#[pyfunction]
+fn bridge_exists(name: String) -> bool {
+    net::bridge_exists(&name)
+}
+
+/// Remove a network's bridge and nftables rules.
+#[pyfunction]
+fn network_remove(py: Python<'_>, bridge: String) -> PyResult<()> {
+    blocking(py, || net::remove_network(&bridge))
+}
+
+/// Give the network namespace of `pid` the interfaces of `config` (msgpack list, as a run
+/// config's network.interfaces).
+#[pyfunction]
+fn network_attach(py: Python<'_>, pid: i32, config: &[u8]) -> PyResult<()> {
+    let ifaces: Vec<net::Interface> = decode("interfaces", config)?;
+    blocking(py, || net::attach(pid, &ifaces))
+}
+
+/// Remove the interface `name` from the network namespace of `pid`.
+#[pyfunction]
+fn network_detach(py: Python<'_>, pid: i32, name: String) -> PyResult<()> {
+    blocking(py, || net::detach(pid, &name))
+}
+
+/// DNAT published ports (msgpack list of run config ports) to their containers.
+#[pyfunction]
+fn ports_publish(py: Python<'_>, config: &[u8]) -> PyResult<()> {
+    let ports: Vec<net::Port> = decode("ports", config)?;
+    blocking(py, || net::publish(&ports))
+}
+
+/// Undo ports_publish.
+#[pyfunction]
+fn ports_unpublish(py: Python<'_>, config: &[u8]) -> PyResult<()> {
+    let ports: Vec<net::Port> = decode("ports", config)?;
+    blocking(py, || net::unpublish(&ports))
+}
+
 #[pymodule]
 fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
@@ -397,6 +450,13 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tar_tree, m)?)?;
     m.add_function(wrap_pyfunction!(untar_into, m)?)?;
     m.add_function(wrap_pyfunction!(seccomp_filter, m)?)?;
+    m.add_function(wrap_pyfunction!(network_ensure, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge_exists, m)?)?;
+    m.add_function(wrap_pyfunction!(network_remove, m)?)?;
+    m.add_function(wrap_pyfunction!(network_attach, m)?)?;
+    m.add_function(wrap_pyfunction!(network_detach, m)?)?;
+    m.add_function(wrap_pyfunction!(ports_publish, m)?)?;
+    m.add_function(wrap_pyfunction!(ports_unpublish, m)?)?;
     m.add_function(wrap_pyfunction!(wire::packb, m)?)?;
     m.add_function(wrap_pyfunction!(wire::unpackb, m)?)?;
     m.add_function(wrap_pyfunction!(freeze_cgroup, m)?)?;

@@ -95,6 +95,9 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
     // what `pyc ps` says of a container whose pyc died (exited) stays true. Should pyc die
     // before this line, the sync read below sees EOF and the child leaves.
     Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map_err(at(Step::Sync, 0))?;
+    if let Some(ns) = &plan.join_net {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(at(Step::Setns, 0))?;
+    }
     for (i, tasks) in plan.cgroup_tasks.iter().enumerate() {
         join_cgroup(tasks).map_err(at(Step::Cgroup, i))?;
     }

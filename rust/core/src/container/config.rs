@@ -19,6 +19,10 @@ pub struct RunConfig {
     /// The pyc-init program (the reaper of `--init`), run from a sealed copy.
     #[serde(default)]
     pub pyc_init: Option<PathBuf>,
+    /// The interfaces to give the container (made by the parent while the child waits) and
+    /// the ports its holder publishes.
+    #[serde(default)]
+    pub network: crate::net::NetPlan,
     /// Where the container's start, oom and die are logged (the events journal), and as whom.
     #[serde(default)]
     pub events: Option<ContainerActor>,

@@ -62,6 +62,10 @@ pub struct Plan {
     /// container sees that cgroup as its root.
     pub cgroup_ns: bool,
     pub net_ns: bool,
+    /// A network namespace to join instead (setns in the child).
+    pub join_net: Option<OwnedFd>,
+    /// The interfaces the parent gives the new network namespace while the child waits.
+    pub interfaces: Vec<crate::net::Interface>,
     pub rootfs: CString,
     pub overlay: OverlayMount,
     pub mounts: Vec<MountStep>,
@@ -115,13 +119,21 @@ fn overlay_of(o: &Overlay, root: &Path) -> Result<OverlayMount> {
     OverlayMount::prepare(&o.lower, Some((&o.upper, &o.work)), o.volatile, Method::for_this_kernel()?)
 }
 
-fn namespace_flags(spec: &Spec) -> Result<(u64, bool, bool)> {
+/// Clone flags, whether to make a cgroup and a network namespace, and the network namespace to
+/// join (`--network container:NAME`: the other's `/proc/PID/ns/net`, opened here).
+fn namespace_flags(spec: &Spec) -> Result<(u64, bool, bool, Option<OwnedFd>)> {
     let mut flags = 0u64;
-    let (mut cgroup_ns, mut net_ns) = (false, false);
+    let (mut cgroup_ns, mut net_ns, mut join_net) = (false, false, None);
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     for ns in namespaces {
-        if ns.path().is_some() {
-            return Err(Error::InvalidConfig("joining an existing namespace is not supported by run".into()));
+        if let Some(path) = ns.path() {
+            if ns.typ() != LinuxNamespaceType::Network {
+                return Err(Error::InvalidConfig("joining an existing namespace is supported for the network only".into()));
+            }
+            let fd = nix::fcntl::open(path.as_path(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .map_err(|e| Error::sys(format!("open network namespace {}", path.display()), e))?;
+            join_net = Some(fd);
+            continue;
         }
         flags |= match ns.typ() {
             LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
@@ -142,7 +154,7 @@ fn namespace_flags(spec: &Spec) -> Result<(u64, bool, bool)> {
     if flags & libc::CLONE_NEWNS as u64 == 0 {
         return Err(Error::InvalidConfig("a container needs its own mount namespace".into()));
     }
-    Ok((flags, cgroup_ns, net_ns))
+    Ok((flags, cgroup_ns, net_ns, join_net))
 }
 
 /// A symlink to make in the container: (what it points to, where it is).
@@ -322,7 +334,10 @@ impl Plan {
     pub fn build(cfg: &RunConfig) -> Result<Plan> {
         let spec = &cfg.spec;
         let root = spec.root().as_ref().ok_or_else(|| Error::InvalidConfig("spec has no root".into()))?;
-        let (clone_flags, cgroup_ns, net_ns) = namespace_flags(spec)?;
+        let (clone_flags, cgroup_ns, net_ns, join_net) = namespace_flags(spec)?;
+        if !cfg.network.interfaces.is_empty() && !net_ns {
+            return Err(Error::InvalidConfig("network interfaces need a network namespace of the container's own".into()));
+        }
         let (mut mounts, links) = mount_steps(spec)?;
         if cfg.cgroup.is_none() {
             mounts.retain(|m| !m.leaf_is_cgroup());
@@ -342,6 +357,8 @@ impl Plan {
             clone_flags,
             cgroup_ns,
             net_ns,
+            join_net,
+            interfaces: cfg.network.interfaces.clone(),
             rootfs: path_cstring("root path", root.path())?,
             overlay: overlay_of(&cfg.rootfs, root.path())?,
             mounts,

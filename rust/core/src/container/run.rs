@@ -125,6 +125,8 @@ fn spawn(plan: &mut Plan, cgroup: Option<&Cgroup>, stdio: Stdio, close: RawFd) -
         (Some(cg), false) => cg.add(pid),
         _ => Ok(()),
     };
+    // Its network: veths into its new namespace, addresses, routes (net.rs), while it mounts.
+    let joined = joined.and_then(|()| crate::net::attach(pid, &plan.interfaces));
     if joined.is_ok() {
         // EPIPE here means the child failed already; its report below says why.
         let _ = nix::unistd::write(&sync_w, &[1u8]);
@@ -174,6 +176,7 @@ fn failure_error(plan: &Plan, f: Option<Failure>) -> Error {
         }
         Step::Uid => format!("set user {}", plan.uid),
         Step::Cgroup => format!("join cgroup {}", plan.cgroup_tasks.get(i).map(|c| c.to_string_lossy()).unwrap_or_default()),
+        Step::Setns => "join the network namespace of the container named by --network".to_string(),
         Step::Gid | Step::Groups => format!("set group {}", plan.gid),
         other => format!("{other:?}").to_lowercase(),
     };
