@@ -24,9 +24,10 @@ from pyc.store.layers import lower_dirs
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
+    from pyc.build.builder import BuildOptions
     from pyc.registry.options import PullOptions, PushOptions, RegistryOptions
     from pyc.results import BundleContent, DiskUsage, HistoryEntry, LogRecord, PullResult, PushResult, Stats
     from pyc.runtime.exec import ExecOptions
@@ -215,12 +216,14 @@ class Engine:
 
     # -- containers -----------------------------------------------------------------------
 
-    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig]:
+    def _prepare(self, image: str | Image, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig]:
         """The container in memory, its /etc files and its run config: everything checked,
-        nothing written yet, so a bad flag leaves no container."""
+        nothing written yet, so a bad flag leaves no container. `image`: a name, or an Image
+        in no index (a build step's)."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
-        img = self.image_for_run(image, opts.pull, opts.platform, opts.progress)
+        img = image if isinstance(image, Image) else self.image_for_run(image, opts.pull, opts.platform, opts.progress)
+        image = image if isinstance(image, str) else img.id
         lowers = lower_dirs(self.images, img)
         # Where the cgroup goes: for tests, a parent of their own and the host's cgroup2 mount
         # of a hybrid host (PYC_CGROUP_ROOT=/sys/fs/cgroup/unified) to run on v2.
@@ -237,9 +240,13 @@ class Engine:
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
         return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None)
 
-    def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
+    def run(
+        self, image: str | Image, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None, keep_upper: Callable[[str], None] | None = None
+    ) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
-        /dev/null (docker without -i), None for stdout/stderr captures them."""
+        /dev/null (docker without -i), None for stdout/stderr captures them. `keep_upper`
+        is given the container's upper dir once it ended, before an --rm removes the rest
+        (a build step's layer is made of it)."""
         c, etc, run_config = self._prepare(image, opts)
         config = pyc_core.packb(run_config.to_dict())
         # What exec reads the container's process and cgroup from, beside the /etc files.
@@ -252,6 +259,8 @@ class Engine:
         try:
             r = pyc_core.run(config, stdin, stdout, stderr)
             code, ended, oom = r.status, True, r.oom_killed
+            if keep_upper is not None:
+                keep_upper(c.path("upper"))
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
         except pyc_core.PycCoreError as e:
             code = pyc_core.ERROR_KINDS.get(e.kind, 125)  # what docker records: 127, 126, 125
@@ -493,3 +502,18 @@ class Engine:
         from pyc.store.commit import history
 
         return history(self.images.lookup(ref))
+
+    # -- build ------------------------------------------------------------------------------
+
+    def build(self, context: str, opts: BuildOptions, dockerfile: str | None = None, text: str | None = None) -> Image:
+        """Build the Dockerfile `dockerfile` (a path; default: Dockerfile or Containerfile in
+        `context`), or `text` when given, with `context` as the build context."""
+        from pyc.build import build
+
+        return build(self, context, opts, dockerfile, text)
+
+    def prune_build_cache(self) -> tuple[int, int]:
+        """Drop the build cache: the entries dropped and the bytes freed."""
+        from pyc.build import prune_cache
+
+        return prune_cache(self)

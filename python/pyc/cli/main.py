@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 # The modules that declare commands (a COMMANDS list each), searched in this order: the hot ones
 # first, so `pyc run` reads one table. A new noun or verb group is one more module here.
-MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "registry", "bundle", "system")
+MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "registry", "bundle", "system", "build")
 
 
 def main(argv: list[str] | None = None) -> None:

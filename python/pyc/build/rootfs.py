@@ -1,0 +1,110 @@
+"""An image's files as its container would see them, read from its unpacked layer dirs
+(top-most first) without mounting anything: the top-most layer holding a path wins, a 0/0
+character device there deletes it, a directory marked opaque hides what the layers below hold
+in it. Symlinks are resolved inside the image's root, never outside."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+def _whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+class Rootfs:
+    def __init__(self, layers: list[str]) -> None:
+        self.layers = layers  # top-most first
+
+    def find(self, rel: str) -> tuple[str, os.stat_result] | None:
+        """The real path of `rel` (a clean slash path, symlinks in it not resolved) in the
+        layer that provides it, and its lstat; None when it does not exist."""
+        if not rel:
+            top = self.layers[0] if self.layers else None
+            return (top, os.lstat(top)) if top else None
+        parts = rel.split("/")
+        for layer in self.layers:
+            path = os.path.join(layer, rel)
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                # A parent deleted or made opaque in this layer hides it below as well.
+                if self._hidden_here(layer, parts):
+                    return None
+                continue
+            return None if _whiteout(st) else (path, st)
+        return None
+
+    def _hidden_here(self, layer: str, parts: list[str]) -> bool:
+        for k in range(1, len(parts)):
+            p = os.path.join(layer, *parts[:k])
+            try:
+                st = os.lstat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            if _whiteout(st) or not stat.S_ISDIR(st.st_mode) or _opaque(p):
+                return True
+        return False
+
+    def resolve(self, rel: str, follow_last: bool = True) -> str:
+        """`rel` with the symlinks in it (and in its last component when `follow_last`)
+        resolved inside the root: a clean slash path."""
+        todo = [p for p in rel.split("/") if p]
+        done: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            cur = "/".join([*done, part])
+            found = self.find(cur)
+            if found is not None and stat.S_ISLNK(found[1].st_mode) and (todo or follow_last):
+                hops += 1
+                if hops > 40:
+                    raise OSError(f"/{rel}: too many levels of symbolic links")
+                target = os.readlink(found[0])
+                if target.startswith("/"):
+                    done = []
+                todo = [p for p in target.split("/") if p] + todo
+                continue
+            done.append(part)
+        return "/".join(done)
+
+    def listdir(self, rel: str) -> list[str]:
+        """The names in the directory `rel` (resolved), merged across the layers."""
+        names: set[str] = set()
+        gone: set[str] = set()
+        for layer in self.layers:
+            path = os.path.join(layer, rel) if rel else layer
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                if rel and self._hidden_here(layer, rel.split("/")):
+                    break
+                continue
+            if _whiteout(st) or not stat.S_ISDIR(st.st_mode):
+                break
+            for name in os.listdir(path):
+                if name in names or name in gone:
+                    continue
+                if _whiteout(os.lstat(os.path.join(path, name))):
+                    gone.add(name)
+                else:
+                    names.add(name)
+            if rel and _opaque(path):
+                break
+        return sorted(names)

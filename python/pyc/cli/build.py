@@ -1,0 +1,99 @@
+"""`pyc build` (also `image build`) and `pyc builder prune`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyc.cli.spec import Arg, Command, Flag
+
+
+def _pairs(items: list[str], what: str, from_env: bool) -> dict[str, str]:
+    """K=V words to a dict; `K` alone takes pyc's environment's value (build args, as docker)."""
+    from pyc.errors import InvalidArgument
+
+    out: dict[str, str] = {}
+    for item in items:
+        k, eq, v = item.partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid {what} {item!r}: use KEY=VALUE")
+        if eq:
+            out[k] = v
+        elif from_env and k in os.environ:
+            out[k] = os.environ[k]
+        elif not from_env:
+            out[k] = ""
+    return out
+
+
+def _epoch(timestamp: str | None) -> int | None:
+    from pyc.errors import InvalidArgument
+
+    value = timestamp if timestamp is not None else os.environ.get("SOURCE_DATE_EPOCH") or None
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InvalidArgument(f"invalid {'--timestamp' if timestamp is not None else 'SOURCE_DATE_EPOCH'} {value!r}: seconds since 1970")
+    return int(value)
+
+
+def build(
+    context: str, file: str | None, tags: list[str], build_args: list[str], target: str | None, no_cache: bool, quiet: bool, iidfile: str | None, labels: list[str], timestamp: str | None
+) -> None:
+    from pyc.build.builder import BuildOptions
+    from pyc.engine import Engine
+    from pyc.errors import InvalidArgument
+
+    opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet, _pairs(labels, "--label", False), _epoch(timestamp))
+    text = None
+    if file == "-":
+        if context == "-":
+            raise InvalidArgument("the Dockerfile and the context cannot both come from standard input")
+        text = sys.stdin.read()
+    if context == "-":
+        raise InvalidArgument("a build context on standard input is not supported yet: give a directory")
+    img = Engine().build(context, opts, None if file == "-" else file, text)
+    if iidfile:
+        from pyc.store import atomic
+
+        atomic.write_file(iidfile, img.id.encode(), durable=False)
+    if not quiet:
+        for tag in img.refs:
+            print(f"Successfully tagged {tag}")
+    print(img.id)
+
+
+def prune(all: bool, force: bool) -> None:
+    from pyc.cli.output import size
+    from pyc.engine import Engine
+
+    dropped, freed = Engine().prune_build_cache()
+    print(f"Deleted build cache entries: {dropped}\nTotal reclaimed space: {size(freed)}")
+
+
+COMMANDS = [
+    Command(
+        ("image", "build"),
+        "Build an image from a Dockerfile (or Containerfile) and a context directory.",
+        build,
+        (Arg("context", "CONTEXT", "The build context: a directory."),),
+        (
+            Flag(("-f", "--file"), "file", help="The Dockerfile (default: CONTEXT/Dockerfile or CONTEXT/Containerfile; - for standard input)."),
+            Flag(("-t", "--tag"), "tags", list, "Name the image NAME[:TAG] (repeatable)."),
+            Flag(("--build-arg",), "build_args", list, "Set a build argument K=V (K alone: pyc's environment's value)."),
+            Flag(("--target",), "target", help="Build this stage and the stages it needs, no more."),
+            Flag(("--no-cache",), "no_cache", bool, "Run every step, whatever the cache holds."),
+            Flag(("-q", "--quiet"), "quiet", bool, "Print only the image ID."),
+            Flag(("--iidfile",), "iidfile", help="Write the image ID to this file."),
+            Flag(("--label",), "labels", list, "Add a label K=V to the image."),
+            Flag(("--timestamp",), "timestamp", help="Seconds since 1970: every time in the image (as SOURCE_DATE_EPOCH)."),
+        ),
+        aliases=(("build",),),
+    ),
+    Command(
+        ("builder", "prune"),
+        "Remove the build cache.",
+        prune,
+        flags=(Flag(("-a", "--all"), "all", bool, "Remove all of it (the only way yet)."), Flag(("-f", "--force"), "force", bool, "Do not prompt for confirmation.")),
+    ),
+]

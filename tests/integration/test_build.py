@@ -1,0 +1,364 @@
+"""pyc build: a Dockerfile corpus built in a store of the module's own (busybox made on the first
+FROM busybox): every instruction into the config or a layer, COPY from the context with its
+rules, multi-stage builds, the cache (a second build runs no RUN step: each RUN leaves a time
+stamp that a second run would change), reproducible images, and failures that leave nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import CGROUP_PARENT, cgroup_dirs, pyc
+
+pytestmark = [pytest.mark.root]
+
+# A RUN step that leaves what no second run could leave again: a random UUID.
+STAMP = "cat /proc/sys/kernel/random/uuid > /stamp-{0}"
+
+
+class Store:
+    """A pyc with a store of its own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "PYC_ROOT": str(root)}
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return pyc(*args, input=input, env={**self.env, **(env or {})}, timeout=timeout)
+
+    def ok(self, *args: str, **kw: object) -> str:
+        r = self(*args, **kw)  # type: ignore[arg-type]
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    def build(self, ctx: Path, *flags: str, env: dict[str, str] | None = None) -> str:
+        """The image ID of a quiet build."""
+        out = self.ok("build", "-q", *flags, str(ctx), env=env)
+        assert out.count("\n") == 1 and out.startswith("sha256:"), out
+        return out.strip()
+
+    def file(self, image: str, path: str) -> str:
+        return self.ok("run", "--rm", image, "cat", path)
+
+    def config(self, image: str) -> dict[str, object]:
+        cfg: dict[str, object] = json.loads(self.ok("image", "inspect", image))[0]["Config"]
+        return cfg
+
+    def layers(self) -> set[str]:
+        d = self.root / "layers"
+        return set(os.listdir(d)) if d.exists() else set()
+
+
+def _leaks(root: Path) -> list[str]:
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        found += [line.split()[4] for line in f if str(root) in line]
+    found += [str(c) for d in cgroup_dirs() for c in d.iterdir() if c.is_dir()]  # a container's cgroup left
+    for sub in ("containers", "tmp"):
+        d = root / sub
+        if d.exists():
+            found += [str(d / n) for n in os.listdir(d)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    root = Path(tempfile.mkdtemp(prefix="pyc-test-build-", dir="/var/tmp"))
+    try:
+        s = Store(root)
+        s.ok("image", "bootstrap", "busybox")
+        yield s
+        assert _leaks(root) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Path:
+    d = tmp_path / "ctx"
+    d.mkdir()
+    return d
+
+
+def write(ctx: Path, files: dict[str, str]) -> None:
+    for rel, content in files.items():
+        p = ctx / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+
+
+def test_instructions_into_the_config(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "Dockerfile": """\
+ARG BASE=busybox
+FROM ${BASE}
+ARG GREETING=hello
+ARG TARGETARCH
+ENV WHO=world PLAIN="a b" \\
+    DEF=${UNSET:-fallback} ALT=${GREETING:+set}
+ENV LEGACY value with spaces
+LABEL org.example.x="$GREETING $WHO" two=2
+WORKDIR /app
+WORKDIR sub
+USER 1000:1000
+EXPOSE 80 53/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=3 CMD wget -q localhost
+ONBUILD USER 0
+ONBUILD RUN echo triggered > /onbuild
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/bin/sh", "-c", "echo \\"$0 $GREETING $WHO $TARGETARCH $PWD $(id -u)\\""]
+CMD ["args"]
+"""
+        },
+    )
+    img = store.build(ctx, "--build-arg", "GREETING=hi", "-t", "conf:1")
+    cfg = store.config("conf:1")
+    env = cfg["Env"]
+    assert isinstance(env, list)
+    assert {"WHO=world", "PLAIN=a b", "DEF=fallback", "ALT=set", "LEGACY=value with spaces"} <= set(env)
+    assert not any(e.startswith("GREETING=") for e in env)  # ARGs are not kept in the image
+    assert cfg["Labels"] == {"org.example.x": "hi world", "two": "2"}
+    assert cfg["WorkingDir"] == "/app/sub" and cfg["User"] == "1000:1000"
+    assert cfg["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}} and cfg["Volumes"] == {"/data": {}}
+    assert cfg["StopSignal"] == "SIGINT"
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 5_000_000_000, "Retries": 3}
+    assert cfg["OnBuild"] == ["USER 0", "RUN echo triggered > /onbuild"]
+    # The entrypoint's shell sees the image's env, not the build's ARGs; WORKDIR made the dir.
+    assert store.ok("run", "--rm", "conf:1") == "args  world  /app/sub 1000\n"
+    assert store.ok("run", "--rm", "--entrypoint", "stat", "conf:1", "-c", "%u:%g %a", "/app/sub") == "0:0 755\n"
+    # ONBUILD runs in the image built FROM it, and is not passed on.
+    write(ctx, {"Dockerfile": "FROM conf:1\nRUN test -f /onbuild\n"})
+    assert store.ok("build", str(ctx), "-t", "child:1").count("ONBUILD RUN echo triggered") == 1
+    assert store.ok("run", "--rm", "--entrypoint", "cat", "child:1", "/onbuild") == "triggered\n"
+    assert store.config("child:1").get("OnBuild") in (None, [])
+    assert img == store.ok("image", "inspect", "--format", "{{.Id}}", "conf:1").strip()
+    store.ok("rmi", "conf:1", "child:1")
+
+
+def test_copy_and_add_from_the_context(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "a.txt": "a\n",
+            "b.txt": "b\n",
+            "c.md": "c\n",
+            "dir/one": "1\n",
+            "dir/sub/two": "2\n",
+            "dir/skip.log": "no\n",
+            "dir/keep.log": "yes\n",
+            "secret/key": "no\n",
+            ".dockerignore": "*/*.log\n!dir/keep.log\nsecret\n",
+            "Dockerfile": """\
+FROM busybox
+COPY *.txt /multi/
+COPY a.txt /renamed
+COPY --chown=1000:2000 --chmod=0640 c.md /opt/owned/
+COPY dir /tree
+COPY dir/ ./rel/
+ADD files.tar.gz /unpacked/
+RUN ls -R /tree > /tree.list && ls -la /opt > /opt.list
+""",
+        },
+    )
+    os.chmod(ctx / "dir" / "one", 0o751)
+    os.symlink("one", ctx / "dir" / "link")
+    files = ctx / "files"
+    (files / "x").mkdir(parents=True)
+    (files / "x" / "in-tar").write_text("t\n")
+    subprocess.run(["tar", "-czf", str(ctx / "files.tar.gz"), "-C", str(files), "--owner=7", "--group=8", "x"], check=True)
+    shutil.rmtree(files)
+    store.build(ctx, "-t", "copies:1")
+    stat = "stat -c '%n %u:%g %a %F' /multi/a.txt /multi/b.txt /renamed /opt/owned/c.md /tree/one /tree/link /tree/sub/two /rel/one /unpacked/x/in-tar"
+    out = store.ok("run", "--rm", "copies:1", "sh", "-c", stat + "; ls /tree; ls /opt/owned; test ! -e /multi/c.md && test ! -e /tree/secret && echo ok").splitlines()
+    assert out == [
+        "/multi/a.txt 0:0 644 regular file",
+        "/multi/b.txt 0:0 644 regular file",
+        "/renamed 0:0 644 regular file",
+        "/opt/owned/c.md 1000:2000 640 regular file",
+        "/tree/one 0:0 751 regular file",
+        "/tree/link 0:0 777 symbolic link",
+        "/tree/sub/two 0:0 644 regular file",
+        "/rel/one 0:0 751 regular file",
+        "/unpacked/x/in-tar 7:8 644 regular file",
+        "keep.log",
+        "link",
+        "one",
+        "sub",
+        "c.md",
+        "ok",
+    ]
+    assert store.file("copies:1", "/tree/link") == "1\n"
+    store.ok("rmi", "copies:1")
+
+
+def test_multi_stage_copy_from_and_target(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "Dockerfile": """\
+FROM busybox AS builder
+RUN mkdir -p /out/bin && echo built > /out/bin/result && chown -R 33:44 /out && chmod 750 /out/bin
+FROM busybox AS broken
+RUN exit 7
+FROM scratch AS final
+COPY --from=builder /out /
+COPY --from=0 /bin/busybox /bin/
+FROM final AS last
+""",
+        },
+    )
+    # A target is built with the stages it needs only: `broken` would fail.
+    assert store.build(ctx, "--target", "final", "-t", "multi:1") == store.build(ctx)
+    bb = "/bin/busybox"
+    out = store.ok("run", "--rm", "multi:1", bb, "sh", "-c", f"{bb} stat -c '%u:%g %a' /bin /bin/result; {bb} cat /bin/result")
+    assert out.splitlines() == ["33:44 750", "33:44 644", "built"]
+    r = store("build", "-q", "--target", "broken", str(ctx))
+    assert r.returncode == 1 and "Dockerfile:4: 'RUN exit 7' returned a non-zero code: 7" in r.stderr, r.stderr
+    r = store("build", "-q", "--target", "nope", str(ctx))
+    assert r.returncode == 1 and "no stage named 'nope'" in r.stderr
+    store.ok("rmi", "multi:1")
+
+
+def snapshot(store: Store) -> tuple[set[str], list[str], str]:
+    return store.layers(), sorted(os.listdir(store.root / "oci" / "blobs" / "sha256")), store.ok("images", "-q")
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "message"),
+    [
+        ("FROM busybox\nRUN echo out; echo err >&2; exit 3\n", "Dockerfile:2: 'RUN echo out; echo err >&2; exit 3' returned a non-zero code: 3"),
+        ("FROM busybox\nRUN echo fine > /f\nBOGUS\n", "Dockerfile:3: unknown instruction: BOGUS"),
+        ("FROM busybox\nCOPY missing.txt /\n", "Dockerfile:2: missing.txt: not found in the build context"),
+        ("FROM busybox\nENV A=${B:?needed}\n", "Dockerfile:2: B: needed"),
+        ("FROM busybox\nCOPY --chown=nobody-here x /\n", "Dockerfile:2: invalid user"),
+        ("FROM no-such-image\n", "no such image: no-such-image"),
+    ],
+)
+def test_a_failed_build_writes_nothing(store: Store, ctx: Path, dockerfile: str, message: str) -> None:
+    write(ctx, {"Dockerfile": dockerfile, "x": "x"})
+    before = snapshot(store)
+    r = store("build", "--no-cache", "-t", "failed:1", str(ctx))
+    assert r.returncode == 1, r.stdout + r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and message in err[0], r.stderr
+    assert snapshot(store) == before
+    assert store("image", "inspect", "failed:1").returncode == 1
+    if "exit 3" in dockerfile:
+        assert "out\nerr\n" in r.stdout  # the step's output is shown as it runs
+
+
+@pytest.mark.timeout(600)  # eight builds: slack for a shared machine
+def test_the_cache_runs_no_step_twice(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "a.txt": "a\n",
+            "b.txt": "b\n",
+            "Dockerfile": f"""\
+FROM busybox
+RUN {STAMP.format(0)}
+COPY a.txt /
+RUN {STAMP.format(1)}
+ARG MODE=one
+COPY b.txt /
+RUN {STAMP.format(2)}
+RUN echo $MODE > /mode && {STAMP.format(3)}
+""",
+        },
+    )
+    stamps = "cat /stamp-0 /stamp-1 /stamp-2 /stamp-3 /mode"
+
+    def build(*flags: str) -> tuple[str, list[str], str]:
+        out = store.ok("build", "-t", "cached:1", *flags, str(ctx))
+        return out.strip().splitlines()[-1], store.ok("run", "--rm", "cached:1", "sh", "-c", stamps).splitlines(), out
+
+    first, s1, out = build()
+    assert out.count("Using cache") == 0
+    again, s2, out = build()
+    # Nothing ran: the same image, the same stamps, every step from the cache.
+    assert again == first and s2 == s1 and out.count("Using cache") == 6, out
+    # Another directory with the same content hits the cache too (mtimes differ).
+    other = ctx.parent / "other"
+    shutil.copytree(ctx, other)
+    os.utime(other / "a.txt", (1, 1))
+    assert store.build(other, "-t", "cached:1") == first
+    # One copied file changed: the steps from its COPY on run again, not those before.
+    (ctx / "b.txt").write_text("B\n")
+    _, s3, out = build()
+    assert s3[:2] == s1[:2] and s3[2] != s1[2] and s3[3] != s1[3] and out.count("Using cache") == 3, out
+    # A build arg changes only the steps that see it: as in BuildKit, the RUNs after its ARG
+    # (it is in their environment), not the steps before nor a COPY after it.
+    _, s4, out = build("--build-arg", "MODE=two")
+    assert s4[:2] == s3[:2] and s4[2] != s3[2] and s4[3] != s3[3] and s4[4] == "two", (s3, s4)
+    assert out.count("Using cache") == 4, out
+    # --no-cache runs every step.
+    _, s5, out = build("--build-arg", "MODE=two", "--no-cache")
+    assert all(a != b for a, b in zip(s5[:4], s4[:4], strict=True)) and "Using cache" not in out
+    store.ok("rmi", "cached:1")
+
+
+def test_builder_prune_frees_the_cache(store: Store, ctx: Path) -> None:
+    write(ctx, {"Dockerfile": f"FROM busybox\nRUN {STAMP.format('prune')}\n"})
+    before = store.layers()
+    img = store.build(ctx)
+    store.ok("rmi", img)
+    made = store.layers() - before
+    assert len(made) == 1  # the step's layer, kept by the cache with no image left
+    assert store.build(ctx) == img  # from the cache
+    store.ok("rmi", img)
+    out = store.ok("builder", "prune", "-a", "-f")
+    assert "Deleted build cache entries:" in out
+    assert store.layers() <= before - made  # the step's layer gone, and what other builds cached
+    assert store.ok("run", "--rm", "busybox", "echo", "ok") == "ok\n"  # images keep theirs
+    assert store.build(ctx) != img  # the step ran again
+    store.ok("rmi", store.build(ctx))
+
+
+def test_source_date_epoch_gives_the_same_image_in_two_stores(store: Store, ctx: Path, tmp_path: Path) -> None:
+    write(
+        ctx,
+        {
+            "a.txt": "a\n",
+            "Dockerfile": "FROM busybox\nCOPY a.txt /app/\nRUN mkdir -p /app/d && echo made > /app/d/f && touch /app/a.txt\nWORKDIR /w\nENV K=V\nCMD [\"cat\", \"/app/d/f\"]\n",
+        },
+    )
+    epoch = {"SOURCE_DATE_EPOCH": "1700000000"}
+    first = store.build(ctx, env=epoch)
+    second_root = Path(tempfile.mkdtemp(prefix="pyc-test-build2-", dir="/var/tmp"))
+    try:
+        other = Store(second_root)
+        other.ok("image", "bootstrap", "busybox")
+        os.utime(ctx / "a.txt")  # a newer mtime: clamped all the same
+        assert other.build(ctx, env=epoch) == first
+        assert other.ok("run", "--rm", first) == "made\n"
+        created = json.loads(other.ok("image", "inspect", first))[0]["Created"]
+        assert created.startswith("2023-11-14T22:13:20")
+        assert _leaks(second_root) == []
+    finally:
+        shutil.rmtree(second_root, ignore_errors=True)
+    # Without it the times are the build's: another image.
+    assert store.build(ctx, "--no-cache") != first
+
+
+def test_quiet_iidfile_stdin_dockerfile_and_heredoc(store: Store, ctx: Path, tmp_path: Path) -> None:
+    iid = tmp_path / "iid"
+    text = "FROM busybox\nRUN <<EOF\necho from-heredoc > /h\nEOF\nRUN cat > /g <<EOT\nline\nEOT\n"
+    out = store.ok("build", "-q", "-f", "-", "--iidfile", str(iid), str(ctx), input=text)
+    assert out.strip() == iid.read_text()
+    assert store.ok("run", "--rm", iid.read_text(), "cat", "/h", "/g") == "from-heredoc\nline\n"
+    store.ok("rmi", iid.read_text())
+
+
+def test_no_build_leaves_a_container_or_cgroup(store: Store) -> None:
+    assert store.ok("ps", "-a", "-q") == ""
+    assert not [c for d in cgroup_dirs() for c in d.iterdir() if c.is_dir()], CGROUP_PARENT
