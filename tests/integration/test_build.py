@@ -362,3 +362,43 @@ def test_quiet_iidfile_stdin_dockerfile_and_heredoc(store: Store, ctx: Path, tmp
 def test_no_build_leaves_a_container_or_cgroup(store: Store) -> None:
     assert store.ok("ps", "-a", "-q") == ""
     assert not [c for d in cgroup_dirs() for c in d.iterdir() if c.is_dir()], CGROUP_PARENT
+
+
+def test_symlinks_lead_nowhere_out_of_the_image_or_the_stage(store: Store, ctx: Path, tmp_path: Path) -> None:
+    """A stage's symlink to /etc is the image's /etc, never the host's; a context symlink is
+    not followed out of the context, nor does one copied in a step carry a later write of the
+    same step out of the layer."""
+    write(
+        ctx,
+        {
+            "Dockerfile": """\
+FROM busybox AS links
+RUN ln -s /etc /link && echo image > /etc/marker
+FROM busybox
+COPY --from=links /link/marker /from-image
+""",
+        },
+    )
+    store.build(ctx, "-t", "links:1")
+    assert store.file("links:1", "/from-image") == "image\n"
+    # /etc/os-release is the host's, never a file of the image's layers.
+    write(ctx, {"Dockerfile": "FROM busybox AS links\nRUN ln -s /etc /link\nFROM busybox\nCOPY --from=links /link/os-release /x\n"})
+    r = store("build", "-q", str(ctx))
+    assert r.returncode == 1 and "/link/os-release: not found in the source stage" in r.stderr, r.stderr
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), ctx / "d")
+    (ctx / "e" / "d").mkdir(parents=True)
+    (ctx / "e" / "d" / "planted").write_text("x\n")
+    write(ctx, {"Dockerfile": "FROM busybox\nCOPY d e /dest/\n"})
+    r = store("build", "-q", str(ctx))
+    assert r.returncode == 1 and "d: d points outside the build context" in r.stderr, r.stderr
+    os.unlink(ctx / "d")
+    (ctx / "f").mkdir()
+    os.symlink(str(outside), ctx / "f" / "d")
+    # f/d, a symlink out, is copied as /dest/d; e/d, a directory, then takes its place.
+    write(ctx, {"Dockerfile": "FROM busybox\nCOPY f e /dest/\n"})
+    store.build(ctx, "-t", "links:2")
+    assert os.listdir(outside) == []
+    assert store.ok("run", "--rm", "links:2", "sh", "-c", "test -d /dest/d && test ! -L /dest/d && cat /dest/d/planted") == "x\n"
+    store.ok("rmi", "links:1", "links:2")

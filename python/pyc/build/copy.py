@@ -141,14 +141,15 @@ class Stager:
     def __init__(self, stage: str, image: Rootfs, chown: tuple[int, int] | None, chmod: int | None, epoch: int | None) -> None:
         self.stage, self.image, self.chown, self.chmod, self.epoch = stage, image, chown, chmod, epoch
         self.made: list[tuple[str, os.stat_result | None]] = []
+        self.real = os.path.realpath(stage)
 
     def parents(self, rel: str) -> None:
         """Make the directories `rel` (a resolved clean path) in the stage."""
         parts = rel.split("/") if rel else []
         for k in range(1, len(parts) + 1):
             sub = "/".join(parts[:k])
-            path = os.path.join(self.stage, sub)
-            if os.path.isdir(path):
+            path = self._path(sub)
+            if os.path.isdir(path) and not os.path.islink(path):
                 continue
             found = self.image.find(sub)
             if found is not None and not stat.S_ISDIR(found[1].st_mode):
@@ -166,13 +167,12 @@ class Stager:
 
     def put(self, src: Source, dest: str) -> None:
         """Copy one source to `dest` (a clean path in the stage, its parent made)."""
-        path = os.path.join(self.stage, dest)
+        path = self._path(dest)
         st = src.st
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
-            if not os.path.isdir(path):
-                if os.path.lexists(path):
-                    os.unlink(path)
+            if os.path.islink(path) or not os.path.isdir(path):
+                self._clear(path)
                 os.mkdir(path)
         elif stat.S_ISLNK(st.st_mode):
             self._clear(path)
@@ -197,6 +197,15 @@ class Stager:
         os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
             self.made.append((path, st))
+
+    def _path(self, rel: str) -> str:
+        """`rel` in the stage, refused where a symlink copied earlier in the step would lead
+        the write out of it (COPY link-to-etc dir/ /x/ with dir/ holding link-to-etc/...)."""
+        path = os.path.join(self.stage, rel)
+        parent = os.path.realpath(os.path.dirname(path))
+        if parent != self.real and not parent.startswith(self.real + "/"):
+            raise InvalidArgument(f"/{rel}: a symlink copied in this step is in the way")
+        return path
 
     @staticmethod
     def _clear(path: str) -> None:

@@ -28,33 +28,15 @@ class Rootfs:
 
     def find(self, rel: str) -> tuple[str, os.stat_result] | None:
         """The real path of `rel` (a clean slash path, symlinks in it not resolved) in the
-        layer that provides it, and its lstat; None when it does not exist."""
-        if not rel:
-            top = self.layers[0] if self.layers else None
-            return (top, os.lstat(top)) if top else None
-        parts = rel.split("/")
+        layer that provides it, and its lstat; None when it does not exist. Each component is
+        lstat'ed in turn, so no symlink of a layer is ever followed out of it."""
+        parts = rel.split("/") if rel else []
         for layer in self.layers:
-            path = os.path.join(layer, rel)
-            try:
-                st = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                # A parent deleted or made opaque in this layer hides it below as well.
-                if self._hidden_here(layer, parts):
-                    return None
+            found = _walk(layer, parts)
+            if found is _BELOW:
                 continue
-            return None if _whiteout(st) else (path, st)
+            return found if isinstance(found, tuple) else None
         return None
-
-    def _hidden_here(self, layer: str, parts: list[str]) -> bool:
-        for k in range(1, len(parts)):
-            p = os.path.join(layer, *parts[:k])
-            try:
-                st = os.lstat(p)
-            except (FileNotFoundError, NotADirectoryError):
-                return False
-            if _whiteout(st) or not stat.S_ISDIR(st.st_mode) or _opaque(p):
-                return True
-        return False
 
     def resolve(self, rel: str, follow_last: bool = True) -> str:
         """`rel` with the symlinks in it (and in its last component when `follow_last`)
@@ -85,19 +67,16 @@ class Rootfs:
         return "/".join(done)
 
     def listdir(self, rel: str) -> list[str]:
-        """The names in the directory `rel` (resolved), merged across the layers."""
+        """The names in the directory `rel` (a clean path, resolved), merged across the layers."""
         names: set[str] = set()
         gone: set[str] = set()
         for layer in self.layers:
-            path = os.path.join(layer, rel) if rel else layer
-            try:
-                st = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                if rel and self._hidden_here(layer, rel.split("/")):
-                    break
+            found = _walk(layer, rel.split("/") if rel else [])
+            if found is _BELOW:
                 continue
-            if _whiteout(st) or not stat.S_ISDIR(st.st_mode):
+            if not isinstance(found, tuple) or not stat.S_ISDIR(found[1].st_mode):
                 break
+            path = found[0]
             for name in os.listdir(path):
                 if name in names or name in gone:
                     continue
@@ -108,3 +87,29 @@ class Rootfs:
             if rel and _opaque(path):
                 break
         return sorted(names)
+
+
+_BELOW = object()  # not in this layer: look in the one below
+_GONE = object()  # deleted or hidden by this layer
+
+
+def _walk(layer: str, parts: list[str]) -> tuple[str, os.stat_result] | object:
+    """`parts` in one layer: (path, lstat), _BELOW, or _GONE (a whiteout, a non-directory
+    where a directory was wanted, or an opaque directory without it)."""
+    cur = layer
+    if not parts:
+        return (layer, os.lstat(layer))
+    for k, part in enumerate(parts):
+        path = os.path.join(cur, part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return _GONE if k and _opaque(cur) else _BELOW
+        if _whiteout(st):
+            return _GONE
+        if k == len(parts) - 1:
+            return (path, st)
+        if not stat.S_ISDIR(st.st_mode):
+            return _GONE
+        cur = path
+    return _BELOW
