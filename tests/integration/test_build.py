@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import CGROUP_PARENT, cgroup_dirs, pyc
+from tests.conftest import CGROUP_PARENT, PYC, cgroup_dirs, pyc
 
 pytestmark = [pytest.mark.root]
 
@@ -402,3 +402,99 @@ COPY --from=links /link/marker /from-image
     assert os.listdir(outside) == []
     assert store.ok("run", "--rm", "links:2", "sh", "-c", "test -d /dest/d && test ! -L /dest/d && cat /dest/d/planted") == "x\n"
     store.ok("rmi", "links:1", "links:2")
+
+
+# The corpus podman 4.3 (buildah 1.28) builds too: no heredocs, no COPY --link.
+PODMAN_CORPUS = {
+    "copies": (
+        """\
+FROM busybox
+ARG DIR=/opt/app
+ENV TARGET=$DIR/data
+WORKDIR $DIR
+COPY *.txt ./
+COPY --chown=1000:2000 --chmod=0640 c.md /opt/owned/
+COPY dir ${TARGET}/
+ADD files.tar.gz /unpacked/
+RUN mkdir -p /made/deep && echo made > /made/deep/f && ln -s deep/f /made/link && rm /bin/vi && chmod 700 /made
+""",
+        {"a.txt": "a\n", "b.txt": "b\n", "c.md": "c\n", "dir/one": "1\n", "dir/sub/two": "2\n", "dir/skip.log": "no\n", ".dockerignore": "dir/*.log\n"},
+    ),
+    "stages": (
+        """\
+FROM busybox AS builder
+RUN mkdir -p /out/bin && echo built > /out/bin/result && chown -R 33:44 /out && chmod 750 /out/bin
+FROM busybox
+COPY --from=builder /out /srv/
+COPY --from=builder /out/bin/result /srv/copy
+USER 33
+""",
+        {},
+    ),
+}
+
+
+def tree(tar_bytes: bytes) -> dict[str, tuple[object, ...]]:
+    """Each entry of an exported filesystem: type, mode, owner, size, link target, content."""
+    import hashlib
+    import io
+    import tarfile
+
+    out: dict[str, tuple[object, ...]] = {}
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
+        for m in t.getmembers():
+            data = t.extractfile(m).read() if m.isfile() else b""  # type: ignore[union-attr]
+            out[m.name.strip("/").removeprefix("./")] = (m.type, m.mode, m.uid, m.gid, m.size, m.linkname, hashlib.sha256(data).hexdigest())
+    return out
+
+
+@pytest.fixture(scope="module")
+def podman(store: Store) -> Iterator[list[str]]:
+    """A podman with a root of its own (runc: crun refuses a hybrid host's cgroups), holding
+    pyc's busybox."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (setup.sh installs it)")
+    base = Path(tempfile.mkdtemp(prefix="pyc-test-podman-", dir="/var/tmp"))
+    cmd = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"), "--storage-driver", "overlay", "--runtime", "runc"]
+    try:
+        store.ok("save", "busybox", "-o", str(base / "busybox.tar"))
+        subprocess.run([*cmd, "load", "-q", "-i", str(base / "busybox.tar")], check=True, capture_output=True)
+        yield cmd
+    finally:
+        subprocess.run([*cmd, "rmi", "-a", "-f"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", sorted(PODMAN_CORPUS))
+def test_podman_builds_the_same_tree(store: Store, podman: list[str], ctx: Path, name: str) -> None:
+    dockerfile, files = PODMAN_CORPUS[name]
+    write(ctx, {"Dockerfile": dockerfile, **files})
+    files_dir = ctx.parent / "files"
+    (files_dir / "x").mkdir(parents=True)
+    (files_dir / "x" / "in-tar").write_text("t\n")
+    subprocess.run(["tar", "-czf", str(ctx / "files.tar.gz"), "-C", str(files_dir), "--owner=7", "--group=8", "x"], check=True)
+    img = store.build(ctx)
+    ours = store.ok("create", img, "true").strip()
+    try:
+        mine = subprocess.run([PYC, "export", ours], capture_output=True, env=store.env, check=True).stdout
+    finally:
+        store.ok("rm", ours)
+    r = subprocess.run([*podman, "build", "-q", "--pull=never", str(ctx)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    theirs = subprocess.run([*podman, "create", r.stdout.strip().splitlines()[-1], "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        exported = subprocess.run([*podman, "export", theirs], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run([*podman, "rm", theirs], capture_output=True)
+    a, b = tree(mine), tree(exported)
+    assert sorted(set(a) ^ set(b)) == []
+    assert len(a) > 250 and {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}
+    # The image pyc built loads into podman and runs there (with limits runc may set here).
+    archive = ctx.parent / "image.tar"
+    store.ok("save", img, "-o", str(archive))
+    loaded = subprocess.run([*podman, "load", "-q", "-i", str(archive)], capture_output=True, text=True, check=True).stdout
+    image_id = loaded.strip().rpartition(":")[2]
+    limits = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+    r = subprocess.run([*podman, "run", "--rm", "--network", "none", *limits, image_id, "cat", "/srv/copy" if name == "stages" else "/made/link"], capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (0, "built\n" if name == "stages" else "made\n"), r.stderr
+    store.ok("rmi", img)
