@@ -70,7 +70,8 @@ def main():
     try:
         store = os.path.join(work, "store")
         env = {**os.environ, "PYC_ROOT": store}
-        pod = ["podman", "--root", os.path.join(work, "podman"), "--runroot", os.path.join(work, "podman-run"), "--storage-driver", "overlay", "--runtime", "runc"]  # crun refuses a hybrid host's cgroups
+        # runc: crun refuses a hybrid host's cgroups
+        pod = ["podman", "--root", os.path.join(work, "podman"), "--runroot", os.path.join(work, "podman-run"), "--storage-driver", "overlay", "--runtime", "runc"]
         sh(PYC, "image", "bootstrap", "busybox", env=env)
         sh(PYC, "tag", "busybox", "pycbench/busybox:1", env=env)
         archive = os.path.join(work, "busybox.tar")

@@ -436,10 +436,13 @@ class Engine:
     def disk_usage(self) -> DiskUsage:
         """What the store holds: images (shared layers once), containers' writable layers, and
         what interrupted commands left in tmp/."""
-        from pyc.store import cache
+        from pyc.store import buildcache, cache
         from pyc.store.usage import disk_usage
 
-        return disk_usage(cache.all_images(self.images), self.containers.all(), self.paths.tmp)
+        images = cache.all_images(self.images)
+        u = disk_usage(images, self.containers.all(), self.paths.tmp)
+        u.build_cache, u.build_cache_size = buildcache.usage(self.images, {d for img in images for d in img.diff_ids})
+        return u
 
     def remove_container(self, ref: str, force: bool = False) -> str:
         from pyc.lifecycle import remove

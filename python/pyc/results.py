@@ -72,6 +72,8 @@ class DiskUsage(Record):
     images_reclaimable: int  # what only images no container uses hold
     containers: list[ContainerUsage]
     leftovers: int
+    build_cache: int = 0  # build cache entries (pyc builder prune drops them)
+    build_cache_size: int = 0  # the layers they alone keep
 
 
 class PullResult(Record):

@@ -241,7 +241,7 @@ def snapshot(store: Store) -> tuple[set[str], list[str], str]:
         ("FROM busybox\nCOPY missing.txt /\n", "Dockerfile:2: missing.txt: not found in the build context"),
         ("FROM busybox\nENV A=${B:?needed}\n", "Dockerfile:2: B: needed"),
         ("FROM busybox\nCOPY --chown=nobody-here x /\n", "Dockerfile:2: invalid user"),
-        ("FROM no-such-image\n", "no such image: no-such-image"),
+        ("FROM no-such-image\n", "Dockerfile:1: no such image: no-such-image"),
     ],
 )
 def test_a_failed_build_writes_nothing(store: Store, ctx: Path, dockerfile: str, message: str) -> None:
@@ -316,9 +316,12 @@ def test_builder_prune_frees_the_cache(store: Store, ctx: Path) -> None:
     assert len(made) == 1  # the step's layer, kept by the cache with no image left
     assert store.build(ctx) == img  # from the cache
     store.ok("rmi", img)
+    df = [line.split() for line in store.ok("system", "df").splitlines() if line.startswith("Build Cache")]
+    assert len(df) == 1 and int(df[0][2]) > 0 and df[0][4] != "0B", df
     out = store.ok("builder", "prune", "-a", "-f")
     assert "Deleted build cache entries:" in out
     assert store.layers() <= before - made  # the step's layer gone, and what other builds cached
+    assert [line.split()[2:5] for line in store.ok("system", "df").splitlines() if line.startswith("Build Cache")] == [["0", "0", "0B"]]
     assert store.ok("run", "--rm", "busybox", "echo", "ok") == "ok\n"  # images keep theirs
     assert store.build(ctx) != img  # the step ran again
     store.ok("rmi", store.build(ctx))

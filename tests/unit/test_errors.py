@@ -13,6 +13,7 @@ import pytest
 
 import pyc
 import pyc_core
+from pyc.build.builder import BuildOptions
 from pyc.cli import main
 from pyc.errors import STARTS, Kind, PycError, exit_code
 from pyc.records import HostConfig
@@ -110,6 +111,8 @@ LINES = [
     (["tag", "nope", "x:1"], 1, "no such image: nope"),
     (["ps", "--filter", "bogus=1"], 1, "invalid filter"),
     (["start", "-a", "a", "b"], 1, "cannot start and attach multiple"),
+    (["build", "no-context"], 1, "the build context 'no-context' is not a directory"),
+    (["build", "--bogus", "."], 125, "No such option: --bogus"),
 ]
 
 
@@ -179,6 +182,8 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "follow_logs": (lambda e, s: list(e.follow_logs("nope")), Kind.NOT_FOUND),
     "attach": (lambda e, s: e.attach("nope"), Kind.NOT_FOUND),
     "disk_usage": (lambda e, s: ((s / "pyc.db").mkdir(), e.disk_usage()), Kind.SYSTEM),
+    "build": (lambda e, s: e.build(str(s / "no-context"), BuildOptions()), Kind.INVALID_ARGUMENT),
+    "prune_build_cache": (lambda e, s: ((s / "buildcache").write_bytes(b""), e.prune_build_cache()), Kind.SYSTEM),
     # Nothing listens on port 1 of loopback: refused at once, no network needed.
     "pull": (lambda e, s: e.pull("127.0.0.1:1/x:1", PullOptions(tls_verify=False)), Kind.REGISTRY),
     "push": (lambda e, s: e.push("nope", "127.0.0.1:1/x:1"), Kind.NOT_FOUND),

@@ -104,10 +104,6 @@ class State:
         manifest = {"config": {"digest": "sha256:" + hashlib.sha256(data).hexdigest()}, "layers": [{"digest": d, "size": s} for d, s in self.layers]}
         return Image("", manifest, config, [])
 
-    def chain(self) -> str | None:
-        chains = chain_ids(self.diff_ids)
-        return chains[-1] if chains else None
-
     def step(self, what: object) -> None:
         self.key = _hash(self.key, what)
 
@@ -184,7 +180,7 @@ class Builder:
     def build(self) -> Image:
         target = self.target()
         for stage in self.needs(target):
-            self.built[stage.index] = self.run_stage(stage, len(self.needs(target)))
+            self.built[stage.index] = self.run_stage(stage)
         if self.digests.changed:
             buildcache.save_files(self.store, self.digests.known)
         unused = sorted(set(self.opts.build_args) - self.used_args)
@@ -217,7 +213,7 @@ class Builder:
             st = State(_copy.deepcopy(prev.config), list(prev.layers), prev.key)
             st.shell = list(prev.shell)
             return st
-        img = self.engine.image_for_run(name)
+        img = self.image(stage.line, name)
         layers = [(str(layer["digest"]), int(layer["size"])) for layer in img.layers]
         diff_ids = img.diff_ids
         if len(diff_ids) != len(layers):
@@ -226,7 +222,16 @@ class Builder:
         config.setdefault("history", [])
         return State(config, list(zip(diff_ids, [s for _, s in layers], strict=True)), img.id)
 
-    def run_stage(self, stage: Stage, total: int) -> State:
+    def image(self, ins: Instruction, ref: str) -> Image:
+        """An image FROM or COPY --from names: the store's, a built-in made, or pulled."""
+        from pyc.errors import PycError
+
+        try:
+            return self.engine.image_for_run(ref)
+        except PycError as e:
+            raise type(e)(f"{ins.file}:{ins.line}: {e}", e.kind, e.errno) from None
+
+    def run_stage(self, stage: Stage) -> State:
         st = self.base(stage)
         n = len(stage.instructions) + 1
         label = f"[{stage.index + 1}/{len(self.df.stages)}] " if len(self.df.stages) > 1 else ""
@@ -438,7 +443,7 @@ class Builder:
         env = st.env()
         args = {k: v for k, v in st.args.items() if v is not None and k not in env}
         self.used_args.update(args)
-        created_by = "RUN " + " ".join(argv) if ins.json else f"RUN {' '.join(argv)}"
+        created_by = f"RUN {' '.join(argv)}"
         return self.layer_step(st, ins, created_by, ["RUN", argv, sorted(args.items())], None, argv, args)
 
     def do_copy(self, st: State, ins: Instruction) -> bool:
@@ -463,7 +468,7 @@ class Builder:
             if dep is not None and dep.index in self.built:
                 from_fs = Rootfs(self.lowers(self.built[dep.index]))
             else:
-                img = self.engine.image_for_run(ref)
+                img = self.image(ins, ref)
                 from pyc.store.layers import lower_dirs
 
                 from_fs = Rootfs(lower_dirs(self.store, img))

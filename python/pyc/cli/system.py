@@ -42,6 +42,7 @@ def df(verbose: bool) -> None:
             ["Images", str(len(u.images)), str(sum(1 for i in u.images if i.containers)), size(u.images_size), _pct(u.images_reclaimable, u.images_size)],
             ["Containers", str(len(u.containers)), str(len(running)), size(c_size), _pct(c_size - sum(c.size for c in running), c_size)],
             ["Local Volumes", "0", "0", size(0), _pct(0, 0)],
+            ["Build Cache", str(u.build_cache), "0", size(u.build_cache_size), _pct(u.build_cache_size, u.build_cache_size)],
             # What interrupted commands left in the store (pyc image prune frees it).
             ["Leftovers", "", "", size(u.leftovers), _pct(u.leftovers, u.leftovers)],
         ]

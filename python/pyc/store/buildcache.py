@@ -82,8 +82,15 @@ def _read(store: ImageStore, name: str) -> Entry | None:
     return Entry(diff_id if isinstance(diff_id, str) else None, int(d.get("size") or 0), chain if isinstance(chain, str) else None, str(d.get("created") or ""))
 
 
-def count(store: ImageStore) -> int:
-    return len(_names(store))
+def usage(store: ImageStore, in_images: set[str]) -> tuple[int, int]:
+    """How many entries, and the bytes of the layer blobs they keep that no image has."""
+    names = _names(store)
+    sizes: dict[str, int] = {}
+    for name in names:
+        entry = _read(store, name)
+        if entry is not None and entry.diff_id and entry.diff_id not in in_images:
+            sizes[entry.diff_id] = entry.size
+    return len(names), sum(sizes.values())
 
 
 def drop_all(store: ImageStore) -> int:
