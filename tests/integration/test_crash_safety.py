@@ -199,7 +199,7 @@ def _small_files_layer(dirs: int, files: int) -> bytes:
 
 def _unpacked_so_far(root: Path) -> int:
     n = 0
-    for tmp in (root / "tmp").glob("*/layer"):
+    for tmp in (root / "tmp").glob("*/layer-*"):
         for d in tmp.glob("*"):
             n += _entries(d)
     return n

@@ -109,7 +109,7 @@ COMMANDS = [
         "Pull an image from a registry.",
         pull,
         (Arg("image", "NAME[:TAG|@DIGEST]", "The image: registry/repository, or a short name registries.conf resolves."),),
-        (QUIET, Flag(("--platform",), "platform", help="os/arch[/variant] to pick from a multi-platform image (default: this machine's)."), *REGISTRY_FLAGS, CREDS),
+        (QUIET, Flag(("--platform",), "platform", help="os/arch or os/arch/variant to pick from a multi-platform image (default: this machine's)."), *REGISTRY_FLAGS, CREDS),
         aliases=(("pull",),),
     ),
     Command(

@@ -47,7 +47,7 @@ RUN_FLAGS = (
     Flag(("--device-read-bps",), "device_read_bps", list, "Read rate limit: DEVICE:RATE (e.g. /dev/sda:1mb).", panel=LIMITS),
     Flag(("--device-write-bps",), "device_write_bps", list, "Write rate limit: DEVICE:RATE.", panel=LIMITS),
     Flag(("--pull",), "pull", help="Pull the image: missing (if not in the store), always, never.", default="missing"),
-    Flag(("--platform",), "platform", help="Platform of the image to pull: os/arch[/variant]."),
+    Flag(("--platform",), "platform", help="Platform of the image to pull: os/arch or os/arch/variant."),
 )
 
 IMAGE_ARGS = (Arg("image", "IMAGE", "Image name, name:tag or ID."), Arg("command", "COMMAND", "Command and arguments (default: the image's).", required=False, many=True))

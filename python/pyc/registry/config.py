@@ -204,13 +204,13 @@ def _key(files: list[str]) -> list[Any] | None:
 
 
 def _cached(files: list[str], cache: str) -> list[tuple[str, dict[str, Any]]] | None:
-    import msgpack
+    import pyc_core
 
     key = _key(files)
     try:
         with open(cache, "rb") as f:
-            data = msgpack.unpackb(f.read())
-    except (OSError, ValueError, msgpack.UnpackException):
+            data = pyc_core.unpackb(f.read())
+    except (OSError, ValueError):
         return None
     if key is None or not isinstance(data, dict) or data.get("key") != key:
         return None
@@ -218,14 +218,13 @@ def _cached(files: list[str], cache: str) -> list[tuple[str, dict[str, Any]]] | 
 
 
 def _keep(files: list[str], tables: list[tuple[str, dict[str, Any]]], cache: str) -> None:
-    import msgpack
-
+    import pyc_core
     from pyc.store import atomic
 
     key = _key(files)
     try:
         # TOML's dates and times are no msgpack: a file with one is read each time.
-        data = msgpack.packb({"key": key, "tables": tables})
+        data = pyc_core.packb({"key": key, "tables": tables})
         atomic.write_file(cache, data, durable=False)
     except (OSError, TypeError, ValueError):
         pass

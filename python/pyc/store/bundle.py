@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 
-import msgpack
-
 from pyc import progress
 from pyc.errors import BadImage, InvalidArgument
 from pyc.results import BundleContent, BundleImageContent, BundleLayerContent
@@ -127,7 +125,7 @@ def inspect(source: str | int) -> BundleContent:
     import pyc_core
 
     header_bytes, carried, size, digest = _bad_bundle(pyc_core.bundle_inspect, source)
-    header = msgpack.unpackb(header_bytes)
+    header = pyc_core.unpackb(header_bytes)
     sizes = {entry["diff_id"]: entry["size"] for entry in header["layers"]}
     images = [(img["names"], img["manifest_digest"], img["config"], img["diff_ids"]) for img in header["images"]]
     req = header["requires"]
@@ -153,7 +151,7 @@ def apply(store: ImageStore, source: str | int, head: bytes = b"") -> list[str]:
     import pyc_core
 
     reader = _bad_bundle(pyc_core.BundleReader, source, head)
-    header = msgpack.unpackb(reader.header())
+    header = pyc_core.unpackb(reader.header())
     req = header["requires"]
     have = {img.id for img in store.all()}
     missing = [f"{n} ({i[7:19]})" for i, n in zip(req["images"], req["names"], strict=True) if i not in have]
