@@ -508,9 +508,10 @@ class Engine:
 
     # -- build ------------------------------------------------------------------------------
 
-    def build(self, context: str, opts: BuildOptions, dockerfile: str | None = None, text: str | None = None) -> Image:
+    def build(self, context: str | int, opts: BuildOptions, dockerfile: str | None = None, text: str | None = None) -> Image:
         """Build the Dockerfile `dockerfile` (a path; default: Dockerfile or Containerfile in
-        `context`), or `text` when given, with `context` as the build context."""
+        the context), or `text` when given. `context`: a directory, a tar file, or an fd to
+        read a tar (or a Dockerfile, with an empty context) from."""
         from pyc.build import build
 
         return build(self, context, opts, dockerfile, text)

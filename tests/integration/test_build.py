@@ -501,3 +501,23 @@ def test_podman_builds_the_same_tree(store: Store, podman: list[str], ctx: Path,
     r = subprocess.run([*podman, "run", "--rm", "--network", "none", *limits, image_id, "cat", "/srv/copy" if name == "stages" else "/made/link"], capture_output=True, text=True)
     assert (r.returncode, r.stdout) == (0, "built\n" if name == "stages" else "made\n"), r.stderr
     store.ok("rmi", img)
+
+
+def test_a_context_from_a_tar_or_standard_input(store: Store, ctx: Path, tmp_path: Path) -> None:
+    write(ctx, {"Dockerfile": "FROM busybox\nCOPY . /ctx/\n", "other.Dockerfile": "FROM busybox\nCOPY in/f /g\n", "in/f": "f\n", ".dockerignore": "*.Dockerfile\n"})
+    archive = tmp_path / "ctx.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(ctx), "."], check=True)
+    img = store.build(archive)
+    assert sorted(store.ok("run", "--rm", img, "find", "/ctx", "-type", "f").split()) == ["/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/in/f"]
+    # -f names a file inside an archived context; the archive on standard input.
+    with open(archive, "rb") as f:
+        r = subprocess.run([PYC, "build", "-q", "-f", "other.Dockerfile", "-"], stdin=f, env=store.env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    other = r.stdout.strip()
+    assert store.file(other, "/g") == "f\n"
+    # A Dockerfile on standard input: an empty context.
+    alone = store.ok("build", "-q", "-", input="FROM busybox\nRUN echo alone > /a\nCOPY . /empty/\n").strip()
+    assert store.ok("run", "--rm", alone, "sh", "-c", "cat /a; ls -A /empty") == "alone\n"
+    r = store("build", "-q", str(ctx / "in" / "f"))
+    assert r.returncode == 1 and "is neither a directory nor a tar archive" in r.stderr
+    store.ok("rmi", img, other, alone)

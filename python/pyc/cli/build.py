@@ -50,9 +50,7 @@ def build(
         if context == "-":
             raise InvalidArgument("the Dockerfile and the context cannot both come from standard input")
         text = sys.stdin.read()
-    if context == "-":
-        raise InvalidArgument("a build context on standard input is not supported yet: give a directory")
-    img = Engine().build(context, opts, None if file == "-" else file, text)
+    img = Engine().build(0 if context == "-" else context, opts, None if file == "-" else file, text)
     if iidfile:
         from pyc.store import atomic
 
@@ -76,7 +74,7 @@ COMMANDS = [
         ("image", "build"),
         "Build an image from a Dockerfile (or Containerfile) and a context directory.",
         build,
-        (Arg("context", "CONTEXT", "The build context: a directory."),),
+        (Arg("context", "CONTEXT", "The build context: a directory, a tar (plain, gzip, zstd), or - for a tar or a Dockerfile on standard input."),),
         (
             Flag(("-f", "--file"), "file", help="The Dockerfile (default: CONTEXT/Dockerfile or CONTEXT/Containerfile; - for standard input)."),
             Flag(("-t", "--tag"), "tags", list, "Name the image NAME[:TAG] (repeatable)."),
