@@ -105,6 +105,7 @@ ARG TARGETARCH
 ENV WHO=world PLAIN="a b" \\
     DEF=${UNSET:-fallback} ALT=${GREETING:+set}
 ENV LEGACY value with spaces
+ENV WHO=again OLD=$WHO
 LABEL org.example.x="$GREETING $WHO" two=2
 WORKDIR /app
 WORKDIR sub
@@ -125,16 +126,16 @@ CMD ["args"]
     cfg = store.config("conf:1")
     env = cfg["Env"]
     assert isinstance(env, list)
-    assert {"WHO=world", "PLAIN=a b", "DEF=fallback", "ALT=set", "LEGACY=value with spaces"} <= set(env)
+    assert {"WHO=again", "OLD=world", "PLAIN=a b", "DEF=fallback", "ALT=set", "LEGACY=value with spaces"} <= set(env)
     assert not any(e.startswith("GREETING=") for e in env)  # ARGs are not kept in the image
-    assert cfg["Labels"] == {"org.example.x": "hi world", "two": "2"}
+    assert cfg["Labels"] == {"org.example.x": "hi again", "two": "2"}
     assert cfg["WorkingDir"] == "/app/sub" and cfg["User"] == "1000:1000"
     assert cfg["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}} and cfg["Volumes"] == {"/data": {}}
     assert cfg["StopSignal"] == "SIGINT"
     assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 5_000_000_000, "Retries": 3}
     assert cfg["OnBuild"] == ["USER 0", "RUN echo triggered > /onbuild"]
     # The entrypoint's shell sees the image's env, not the build's ARGs; WORKDIR made the dir.
-    assert store.ok("run", "--rm", "conf:1") == "args  world  /app/sub 1000\n"
+    assert store.ok("run", "--rm", "conf:1") == "args  again  /app/sub 1000\n"
     assert store.ok("run", "--rm", "--entrypoint", "stat", "conf:1", "-c", "%u:%g %a", "/app/sub") == "0:0 755\n"
     # ONBUILD runs in the image built FROM it, and is not passed on.
     write(ctx, {"Dockerfile": "FROM conf:1\nRUN test -f /onbuild\n"})
@@ -242,6 +243,7 @@ def snapshot(store: Store) -> tuple[set[str], list[str], str]:
         ("FROM busybox\nENV A=${B:?needed}\n", "Dockerfile:2: B: needed"),
         ("FROM busybox\nCOPY --chown=nobody-here x /\n", "Dockerfile:2: invalid user"),
         ("FROM no-such-image\n", "Dockerfile:1: no such image: no-such-image"),
+        ("FROM busybox\nRUN [\"/no/such/program\"]\n", "Dockerfile:2: "),
     ],
 )
 def test_a_failed_build_writes_nothing(store: Store, ctx: Path, dockerfile: str, message: str) -> None:

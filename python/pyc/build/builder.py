@@ -17,7 +17,7 @@ import time
 
 from pyc.build.dockerfile import BuildError, Dockerfile, Instruction, Stage
 from pyc.build.words import expand
-from pyc.errors import InvalidArgument
+from pyc.errors import InvalidArgument, PycError
 from pyc.store import buildcache
 from pyc.store.images import Image, chain_ids
 
@@ -213,23 +213,23 @@ class Builder:
             st = State(_copy.deepcopy(prev.config), list(prev.layers), prev.key)
             st.shell = list(prev.shell)
             return st
-        img = self.image(stage.line, name)
-        layers = [(str(layer["digest"]), int(layer["size"])) for layer in img.layers]
+        try:
+            img = self.engine.image_for_run(name)
+        except PycError as e:
+            raise type(e)(f"{stage.line.file}:{stage.line.line}: {e}", e.kind, e.errno) from None
         diff_ids = img.diff_ids
-        if len(diff_ids) != len(layers):
-            raise stage.line.error(f"image {name} has {len(layers)} layers but {len(diff_ids)} diff ids")
+        if len(diff_ids) != len(img.layers):
+            raise stage.line.error(f"image {name} has {len(img.layers)} layers but {len(diff_ids)} diff ids")
+        layers = []
+        for layer, diff_id in zip(img.layers, diff_ids, strict=True):
+            # The new image names its layers' plain tars, which the store keeps by diff id; an
+            # image another tool wrote into the layout may have compressed blobs only.
+            if not self.store.has_blob(diff_id):
+                raise stage.line.error(f"image {name}: its layer {diff_id[7:19]} is stored compressed only (written by another tool): pyc save | pyc load it first")
+            layers.append((diff_id, int(layer["size"]) if layer["digest"] == diff_id else os.path.getsize(self.store.paths.blob(diff_id))))
         config = _copy.deepcopy(img.config)
         config.setdefault("history", [])
-        return State(config, list(zip(diff_ids, [s for _, s in layers], strict=True)), img.id)
-
-    def image(self, ins: Instruction, ref: str) -> Image:
-        """An image FROM or COPY --from names: the store's, a built-in made, or pulled."""
-        from pyc.errors import PycError
-
-        try:
-            return self.engine.image_for_run(ref)
-        except PycError as e:
-            raise type(e)(f"{ins.file}:{ins.line}: {e}", e.kind, e.errno) from None
+        return State(config, layers, img.id)
 
     def run_stage(self, stage: Stage) -> State:
         st = self.base(stage)
@@ -268,10 +268,12 @@ class Builder:
         handler = getattr(self, "do_" + ins.cmd.lower())
         try:
             cached = handler(st, ins)
+        except BuildError:
+            raise
         except InvalidArgument as e:
-            if isinstance(e, BuildError):
-                raise
             raise ins.error(str(e)) from None
+        except PycError as e:  # a RUN whose command cannot start, a missing image: where, too
+            raise type(e)(f"{ins.file}:{ins.line}: {e}", e.kind, e.errno) from None
         if cached is not None:
             self.say(f"--> {'Using cache' if cached else 'Done'} ({time.monotonic() - started:.2f}s)")
 
@@ -286,9 +288,9 @@ class Builder:
         st.step([ins.cmd, effect])
         self.history(st, ins, created_by, True)
 
-    def words(self, st: State, ins: Instruction, word: str) -> str:
+    def words(self, st: State, ins: Instruction, word: str, env: dict[str, str] | None = None) -> str:
         used: set[str] = set()
-        out = _expand(ins, word, st.words_env(), used)
+        out = _expand(ins, word, st.words_env() if env is None else env, used)
         self.used_args.update(used)
         return out
 
@@ -308,8 +310,9 @@ class Builder:
     def do_env(self, st: State, ins: Instruction) -> None:
         pairs = _pairs(ins)
         env = list(st.run.get("Env") or [])
+        before = st.words_env()  # ENV a=1 b=$a: b gets the a of before this line, as docker
         for k, v in pairs:
-            key, value = self.words(st, ins, k), self.words(st, ins, v)
+            key, value = self.words(st, ins, k, before), self.words(st, ins, v, before)
             env = [e for e in env if e.split("=", 1)[0] != key] + [f"{key}={value}"]
             st.run["Env"] = env
         self.config_step(st, ins, f"ENV {' '.join(e for e in env[-len(pairs):])}", env)
@@ -468,7 +471,7 @@ class Builder:
             if dep is not None and dep.index in self.built:
                 from_fs = Rootfs(self.lowers(self.built[dep.index]))
             else:
-                img = self.image(ins, ref)
+                img = self.engine.image_for_run(ref)
                 from pyc.store.layers import lower_dirs
 
                 from_fs = Rootfs(lower_dirs(self.store, img))
