@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import CGROUP_PARENT, PYC, cgroup_dirs, pyc
+from tests.integration.conftest import insecure
+from tests.integration.registries import Registry
 
 pytestmark = [pytest.mark.root]
 
@@ -523,3 +525,23 @@ def test_a_context_from_a_tar_or_standard_input(store: Store, ctx: Path, tmp_pat
     r = store("build", "-q", str(ctx / "in" / "f"))
     assert r.returncode == 1 and "is neither a directory nor a tar archive" in r.stderr
     store.ok("rmi", img, other, alone)
+
+
+def test_from_an_image_of_a_registry(plain_registry: Registry, conf: Path, reg_env: dict[str, str], tmp_path: Path) -> None:
+    """A FROM the store lacks is pulled; with --pull the registry is asked again."""
+    r = plain_registry
+    insecure(conf, r.host)
+    ctx = tmp_path / "ctx"
+    write(ctx, {"Dockerfile": f"FROM {r.host}/test/busybox:1\nRUN echo on-pulled > /p\n"})
+    seen = len(r.requests())
+    built = pyc("build", "-q", str(ctx), env=reg_env)
+    assert built.returncode == 0, built.stderr
+    assert any("/blobs/" in p for _, p in r.requests()[seen:])
+    assert pyc("run", "--rm", built.stdout.strip(), "cat", "/p", env=reg_env).stdout == "on-pulled\n"
+    seen = len(r.requests())
+    assert pyc("build", "-q", str(ctx), env=reg_env).stdout == built.stdout
+    assert r.requests()[seen:] == []  # in the store: the registry is not asked
+    again = pyc("build", "-q", "--pull", str(ctx), env=reg_env)
+    assert again.stdout == built.stdout, again.stderr
+    assert ("HEAD", "/v2/test/busybox/manifests/1") in r.requests()[seen:]
+    assert pyc("rmi", built.stdout.strip(), env=reg_env).returncode == 0

@@ -57,6 +57,7 @@ class BuildOptions:
         quiet: bool = False,
         labels: dict[str, str] | None = None,
         epoch: int | None = None,
+        pull: bool = False,
     ) -> None:
         self.tags = tags or []
         self.build_args = build_args or {}
@@ -65,6 +66,7 @@ class BuildOptions:
         self.quiet = quiet
         self.labels = labels or {}
         self.epoch = epoch  # SOURCE_DATE_EPOCH: every time in the image clamped to it
+        self.pull = pull  # FROM asks the registry for a newer image even when the store has one
 
 
 class State:
@@ -214,7 +216,7 @@ class Builder:
             st.shell = list(prev.shell)
             return st
         try:
-            img = self.engine.image_for_run(name)
+            img = self.engine.image_for_run(name, "always" if self.opts.pull else "missing")
         except PycError as e:
             raise type(e)(f"{stage.line.file}:{stage.line.line}: {e}", e.kind, e.errno) from None
         diff_ids = img.diff_ids

@@ -38,13 +38,23 @@ def _epoch(timestamp: str | None) -> int | None:
 
 
 def build(
-    context: str, file: str | None, tags: list[str], build_args: list[str], target: str | None, no_cache: bool, quiet: bool, iidfile: str | None, labels: list[str], timestamp: str | None
+    context: str,
+    file: str | None,
+    tags: list[str],
+    build_args: list[str],
+    target: str | None,
+    no_cache: bool,
+    quiet: bool,
+    iidfile: str | None,
+    labels: list[str],
+    timestamp: str | None,
+    pull: bool,
 ) -> None:
     from pyc.build.builder import BuildOptions
     from pyc.engine import Engine
     from pyc.errors import InvalidArgument
 
-    opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet, _pairs(labels, "--label", False), _epoch(timestamp))
+    opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet, _pairs(labels, "--label", False), _epoch(timestamp), pull)
     text = None
     if file == "-":
         if context == "-":
@@ -81,6 +91,7 @@ COMMANDS = [
             Flag(("--build-arg",), "build_args", list, "Set a build argument K=V (K alone: pyc's environment's value)."),
             Flag(("--target",), "target", help="Build this stage and the stages it needs, no more."),
             Flag(("--no-cache",), "no_cache", bool, "Run every step, whatever the cache holds."),
+            Flag(("--pull",), "pull", bool, "Ask the registry for a newer FROM image even when the store has one."),
             Flag(("-q", "--quiet"), "quiet", bool, "Print only the image ID."),
             Flag(("--iidfile",), "iidfile", help="Write the image ID to this file."),
             Flag(("--label",), "labels", list, "Add a label K=V to the image."),
