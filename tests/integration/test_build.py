@@ -545,3 +545,18 @@ def test_from_an_image_of_a_registry(plain_registry: Registry, conf: Path, reg_e
     assert again.stdout == built.stdout, again.stderr
     assert ("HEAD", "/v2/test/busybox/manifests/1") in r.requests()[seen:]
     assert pyc("rmi", built.stdout.strip(), env=reg_env).returncode == 0
+
+
+def test_output_writes_the_files_too(store: Store, ctx: Path, tmp_path: Path) -> None:
+    write(ctx, {"Dockerfile": "FROM busybox AS b\nRUN mkdir /o && echo out > /o/f && chown 5:6 /o/f\nFROM scratch\nCOPY --from=b /o /\n"})
+    local, tar = tmp_path / "local", tmp_path / "files.tar"
+    img = store.build(ctx, "-o", f"type=local,dest={local}", "--output", f"type=tar,dest={tar}")
+    assert sorted(os.listdir(local)) == ["f"] and (local / "f").read_text() == "out\n"
+    assert ((local / "f").stat().st_uid, (local / "f").stat().st_gid) == (5, 6)
+    assert subprocess.run(["tar", "-tvf", str(tar)], capture_output=True, text=True, check=True).stdout.split()[1:3] == ["5/6", "4"]
+    # To standard output: the tar alone there.
+    r = subprocess.run([PYC, "build", "-o", "type=tar,dest=-", str(ctx)], capture_output=True, env=store.env)
+    assert r.returncode == 0 and r.stdout == tar.read_bytes(), r.stderr
+    r = store("build", "-o", "type=zip,dest=x", str(ctx))
+    assert r.returncode == 1 and "invalid --output 'type=zip,dest=x'" in r.stderr
+    store.ok("rmi", img)

@@ -58,6 +58,7 @@ class BuildOptions:
         labels: dict[str, str] | None = None,
         epoch: int | None = None,
         pull: bool = False,
+        outputs: list[tuple[str, str]] | None = None,
     ) -> None:
         self.tags = tags or []
         self.build_args = build_args or {}
@@ -67,6 +68,7 @@ class BuildOptions:
         self.labels = labels or {}
         self.epoch = epoch  # SOURCE_DATE_EPOCH: every time in the image clamped to it
         self.pull = pull  # FROM asks the registry for a newer image even when the store has one
+        self.outputs = outputs or []  # --output: (local or tar, where), the image's files written out
 
 
 class State:
@@ -202,6 +204,10 @@ class Builder:
         for tag in tags:
             img = self.store.add(config, st.layers, tag)
         assert img is not None
+        from pyc.build import output
+
+        for kind, dest in self.opts.outputs:
+            output.write(self.store, img, kind, dest)
         return img
 
     def base(self, stage: Stage) -> State:

@@ -49,12 +49,16 @@ def build(
     labels: list[str],
     timestamp: str | None,
     pull: bool,
+    outputs: list[str],
 ) -> None:
+    from pyc.build import output
     from pyc.build.builder import BuildOptions
     from pyc.engine import Engine
     from pyc.errors import InvalidArgument
 
-    opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet, _pairs(labels, "--label", False), _epoch(timestamp), pull)
+    outs = [output.parse(o) for o in outputs]
+    to_stdout = ("tar", "-") in outs  # standard output is the tar's: no steps, no ID there
+    opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet or to_stdout, _pairs(labels, "--label", False), _epoch(timestamp), pull, outs)
     text = None
     if file == "-":
         if context == "-":
@@ -65,6 +69,8 @@ def build(
         from pyc.store import atomic
 
         atomic.write_file(iidfile, img.id.encode(), durable=False)
+    if to_stdout:
+        return
     if not quiet:
         for tag in img.refs:
             print(f"Successfully tagged {tag}")
@@ -91,6 +97,7 @@ COMMANDS = [
             Flag(("--build-arg",), "build_args", list, "Set a build argument K=V (K alone: pyc's environment's value)."),
             Flag(("--target",), "target", help="Build this stage and the stages it needs, no more."),
             Flag(("--no-cache",), "no_cache", bool, "Run every step, whatever the cache holds."),
+            Flag(("-o", "--output"), "outputs", list, "Also write the image's files: type=local,dest=DIR (or DIR), type=tar,dest=FILE (dest=-: standard output)."),
             Flag(("--pull",), "pull", bool, "Ask the registry for a newer FROM image even when the store has one."),
             Flag(("-q", "--quiet"), "quiet", bool, "Print only the image ID."),
             Flag(("--iidfile",), "iidfile", help="Write the image ID to this file."),
