@@ -359,10 +359,11 @@ def test_source_date_epoch_gives_the_same_image_in_two_stores(store: Store, ctx:
 
 def test_quiet_iidfile_stdin_dockerfile_and_heredoc(store: Store, ctx: Path, tmp_path: Path) -> None:
     iid = tmp_path / "iid"
-    text = "FROM busybox\nRUN <<EOF\necho from-heredoc > /h\nEOF\nRUN cat > /g <<EOT\nline\nEOT\n"
+    text = "FROM busybox\nRUN <<EOF\necho from-heredoc > /h\nEOF\nRUN cat > /g <<EOT\nline\nEOT\nCOPY --chmod=0755 <<one <<two /docs/\n#!/bin/sh\none\nsecond\ntwo\n"
     out = store.ok("build", "-q", "-f", "-", "--iidfile", str(iid), str(ctx), input=text)
     assert out.strip() == iid.read_text()
-    assert store.ok("run", "--rm", iid.read_text(), "cat", "/h", "/g") == "from-heredoc\nline\n"
+    assert store.ok("run", "--rm", iid.read_text(), "cat", "/h", "/g", "/docs/one", "/docs/two") == "from-heredoc\nline\n#!/bin/sh\nsecond\n"
+    assert store.ok("run", "--rm", iid.read_text(), "stat", "-c", "%a %u", "/docs/one") == "755 0\n"
     store.ok("rmi", iid.read_text())
 
 

@@ -468,7 +468,7 @@ class Builder:
         from pyc.build.rootfs import Rootfs
 
         if ins.heredocs:
-            raise ins.error(f"{ins.cmd} <<EOF is not supported yet")
+            return self.copy_heredocs(st, ins)
         words = [self.words(st, ins, w) if not ins.json else w for w in ins.args]
         srcs, dest = words[:-1], words[-1]
         where = ins.error
@@ -495,12 +495,7 @@ class Builder:
             from pyc.runtime.spec import parse_user
 
             owner = parse_user(chown, fs.layers)
-        chmod_text = ins.flag("chmod")
-        chmod = None
-        if chmod_text is not None:
-            if not chmod_text or any(c not in "01234567" for c in chmod_text) or int(chmod_text, 8) > 0o7777:
-                raise ins.error(f"invalid --chmod={chmod_text}: use an octal mode like 0644")
-            chmod = int(chmod_text, 8)
+        chmod = _chmod(ins)
         workdir = st.run.get("WorkingDir") or "/"
         into_dir = dest.endswith("/") or len(groups) > 1 or dest in (".", "")
         dest_path = os.path.normpath(os.path.join(workdir, dest)).strip("/")
@@ -532,6 +527,38 @@ class Builder:
             stager.finish()
 
         return self.layer_step(st, ins, created_by, inputs, lay_out)
+
+    def copy_heredocs(self, st: State, ins: Instruction) -> bool:
+        """`COPY <<EOF /dest` and the document: a file of that content (0644, root's or
+        --chown's), named by the destination or, into a directory, by the document's name."""
+        from pyc.build import copy
+        from pyc.build.rootfs import Rootfs
+
+        docs = dict(ins.heredocs)
+        srcs, dest = ins.args[:-1], self.words(st, ins, ins.args[-1])
+        names = [s.lstrip("<-").strip("'\"") for s in srcs]
+        if any(n not in docs for n in names) or ins.flag("from") is not None:
+            raise ins.error(f"{ins.cmd}: give either here-documents or files as sources, not both (nor --from with them)")
+        fs = Rootfs(self.lowers(st))
+        chown = self.words(st, ins, ins.flag("chown") or "") or None
+        from pyc.runtime.spec import parse_user
+
+        owner = parse_user(chown, fs.layers) if chown is not None else None
+        chmod = _chmod(ins)
+        dest_path = os.path.normpath(os.path.join(st.run.get("WorkingDir") or "/", dest)).strip("/")
+        into_dir = dest.endswith("/") or len(names) > 1
+        inputs = [ins.cmd, "heredoc", [(n, docs[n]) for n in names], dest_path, into_dir, chown, chmod]
+
+        def lay_out(stage_dir: str) -> None:
+            stager = copy.Stager(stage_dir, fs, owner, chmod, self.opts.epoch)
+            for n in names:
+                target = f"{dest_path}/{n}".strip("/") if into_dir else dest_path
+                parent = fs.resolve(os.path.dirname(target)) if st.layers else os.path.dirname(target)
+                stager.parents(parent)
+                stager.write(f"{parent}/{os.path.basename(target)}".strip("/"), docs[n].encode())
+            stager.finish()
+
+        return self.layer_step(st, ins, f"{ins.cmd} {' '.join(srcs)} {dest}", inputs, lay_out)
 
     def unpack_archive(self, src: str, stage_dir: str, target: str) -> None:
         """ADD of a local tar (plain, gzip or zstd): its files, owners and modes as they are,
@@ -664,6 +691,15 @@ def _arg_words(ins: Instruction) -> list[tuple[str, str | None]]:
             raise ins.error(f"invalid ARG name {name!r}")
         out.append((name, default if eq else None))
     return out
+
+
+def _chmod(ins: Instruction) -> int | None:
+    text = ins.flag("chmod")
+    if text is None:
+        return None
+    if not text or any(c not in "01234567" for c in text) or int(text, 8) > 0o7777:
+        raise ins.error(f"invalid --chmod={text}: use an octal mode like 0644")
+    return int(text, 8)
 
 
 def _pairs(ins: Instruction) -> list[tuple[str, str]]:

@@ -198,6 +198,19 @@ class Stager:
         if stat.S_ISDIR(st.st_mode):
             self.made.append((path, st))
 
+    def write(self, dest: str, content: bytes) -> None:
+        """A file of `content` at `dest` (a here-document): 0644 (or --chmod), root's (or
+        --chown's), its mtime the epoch's or now."""
+        path = self._path(dest)
+        self._clear(path)
+        with open(path, "wb") as f:
+            f.write(content)
+        uid, gid = self.chown or (0, 0)
+        os.lchown(path, uid, gid)
+        os.chmod(path, self.chmod if self.chmod is not None else 0o644)
+        mtime = self.epoch * 10**9 if self.epoch is not None else time.time_ns()
+        os.utime(path, ns=(mtime, mtime))
+
     def _path(self, rel: str) -> str:
         """`rel` in the stage, refused where a symlink copied earlier in the step would lead
         the write out of it (COPY link-to-etc dir/ /x/ with dir/ holding link-to-etc/...)."""
