@@ -561,3 +561,16 @@ def test_output_writes_the_files_too(store: Store, ctx: Path, tmp_path: Path) ->
     r = store("build", "-o", "type=zip,dest=x", str(ctx))
     assert r.returncode == 1 and "invalid --output 'type=zip,dest=x'" in r.stderr
     store.ok("rmi", img)
+
+
+def test_a_step_keeps_only_its_own_changes(store: Store, ctx: Path) -> None:
+    """On an image without /proc, /dev, /sys or /etc, a RUN's layer holds what it made, not the
+    mount points its container needed."""
+    import tarfile
+
+    write(ctx, {"Dockerfile": "FROM busybox AS b\nFROM scratch\nCOPY --from=b /bin/busybox /bin/\nRUN [\"/bin/busybox\", \"mkdir\", \"/made\"]\n"})
+    img = store.build(ctx)
+    diff_id = json.loads(store.ok("image", "inspect", img))[0]["RootFS"]["Layers"][-1]
+    with tarfile.open(store.root / "oci" / "blobs" / "sha256" / diff_id[7:]) as t:
+        assert t.getnames() == ["made"]
+    store.ok("rmi", img)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from pyc.build.context import Context
     from pyc.build.copy import FileDigests
+    from pyc.build.rootfs import Rootfs
     from pyc.engine import Engine
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -643,6 +644,12 @@ class Builder:
         out = None if self.opts.quiet else sys.stdout.fileno()
         sys.stdout.flush()
         r = self.engine.run(st.image(), opts, None, out, out, keep_upper=keep)
+        if r.status == 0:
+            from pyc.build.rootfs import Rootfs
+            from pyc.runtime.spec import BASE_MOUNTS
+
+            dests = [m["destination"] for m in BASE_MOUNTS] + [f"/etc/{n}" for n in ("hostname", "hosts", "resolv.conf")]
+            _drop_mount_points(upper, Rootfs(self.lowers(st)), dests)
         if r.status != 0:
             shown = ""
             output = (r.stdout or b"") + (r.stderr or b"")
@@ -651,6 +658,27 @@ class Builder:
                 shown = ": " + output.decode(errors="replace").strip().replace("\n", " | ")[-2000:]
             raise ins.error(f"{ins.text.splitlines()[0]!r} returned a non-zero code: {r.status}{shown}")
         return upper
+
+
+def _drop_mount_points(upper: str, image: Rootfs, dests: list[str]) -> None:
+    """What the container's start made in its upper dir for its mounts (/proc, /etc/hosts, ...
+    where the image has none): empty, and not the step's to keep. Their parents too, as far
+    as the image lacks them and they are left empty."""
+    for dest in sorted(dests, key=lambda d: d.count("/"), reverse=True):
+        rel = dest.strip("/")
+        while rel and image.find(rel) is None:
+            path = os.path.join(upper, rel)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                break
+            if stat.S_ISDIR(st.st_mode) and not os.listdir(path):
+                os.rmdir(path)
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(path)
+            else:
+                break
+            rel = os.path.dirname(rel)
 
 
 def _is_archive(path: str) -> bool:
