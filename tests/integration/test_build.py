@@ -574,3 +574,51 @@ def test_a_step_keeps_only_its_own_changes(store: Store, ctx: Path) -> None:
     with tarfile.open(store.root / "oci" / "blobs" / "sha256" / diff_id[7:]) as t:
         assert t.getnames() == ["made"]
     store.ok("rmi", img)
+
+
+def test_run_mounts_are_not_kept(store: Store, ctx: Path, tmp_path: Path) -> None:
+    """A cache mount outlives the step (and the build), a tmpfs and a bind do not reach the
+    layer, a bind is read-only and its files are in the cache key, a secret is mounted and
+    kept nowhere."""
+    import tarfile
+
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    write(
+        ctx,
+        {
+            "in/f": "bound\n",
+            "Dockerfile": """\
+FROM busybox
+RUN --mount=type=cache,target=/var/cache/x,id=c1 echo kept >> /var/cache/x/log && cp /var/cache/x/log /cache-seen
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && ls /scratch > /tmpfs-seen
+RUN --mount=type=bind,source=in,target=/src cat /src/f > /bind-seen && ! touch /src/new 2>/dev/null
+RUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok | wc -c > /secret-size
+""",
+        },
+    )
+    img = store.build(ctx, "--secret", f"id=tok,src={token}")
+    out = store.ok("run", "--rm", img, "sh", "-c", "cat /cache-seen /tmpfs-seen /bind-seen /secret-size; ls /var/cache/x /scratch /src /run/secrets 2>&1 | wc -l")
+    assert out.split("\n")[:4] == ["kept", "t", "bound", "7"], out
+    layers = json.loads(store.ok("image", "inspect", img))[0]["RootFS"]["Layers"][-4:]
+    names = []
+    for diff_id in layers:
+        with tarfile.open(store.root / "oci" / "blobs" / "sha256" / diff_id[7:]) as t:
+            names.append(sorted(t.getnames()))
+    assert names == [["cache-seen"], ["tmpfs-seen"], ["bind-seen"], ["secret-size"]], names
+    # The cache dir is kept for the next build: the step runs again and sees its last run.
+    again = store.build(ctx, "--no-cache", "--secret", f"id=tok,src={token}")
+    assert store.file(again, "/cache-seen") == "kept\nkept\n"
+    # The secret's content is in no key: another one, every step from the cache.
+    token.write_text("other\n")
+    assert store.build(ctx, "--secret", f"id=tok,src={token}") == again
+    # A bound file changed: that step runs again (and the one after it, which sees the new secret).
+    (ctx / "in" / "f").write_text("changed\n")
+    third = store.build(ctx, "--secret", f"id=tok,src={token}")
+    assert store.file(third, "/bind-seen") == "changed\n" and store.file(third, "/secret-size") == "6\n"
+    assert store.file(third, "/cache-seen") == "kept\nkept\n"
+    r = store("build", "-q", str(ctx))
+    assert r.returncode == 1 and "Dockerfile:5: RUN --mount type=secret,id=tok: no such secret" in r.stderr, r.stderr
+    store.ok("rmi", img, again, third)
+    store.ok("builder", "prune", "-a", "-f")  # the cache mount goes with it
+    assert not (store.root / "buildcache" / "mounts").exists()

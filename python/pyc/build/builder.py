@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from pyc.build.context import Context
     from pyc.build.copy import FileDigests
+    from pyc.build.mounts import Mounts
     from pyc.build.rootfs import Rootfs
     from pyc.engine import Engine
 
@@ -60,6 +61,7 @@ class BuildOptions:
         epoch: int | None = None,
         pull: bool = False,
         outputs: list[tuple[str, str]] | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> None:
         self.tags = tags or []
         self.build_args = build_args or {}
@@ -69,6 +71,7 @@ class BuildOptions:
         self.labels = labels or {}
         self.epoch = epoch  # SOURCE_DATE_EPOCH: every time in the image clamped to it
         self.pull = pull  # FROM asks the registry for a newer image even when the store has one
+        self.secrets = secrets or {}  # --secret id=ID,src=FILE: what RUN --mount=type=secret mounts
         self.outputs = outputs or []  # --output: (local or tar, where), the image's files written out
 
 
@@ -455,8 +458,12 @@ class Builder:
         env = st.env()
         args = {k: v for k, v in st.args.items() if v is not None and k not in env}
         self.used_args.update(args)
+        from pyc.build import mounts
+
+        specs = [self.words(st, ins, m) for m in ins.flags.get("mount", [])]
+        mnt = mounts.resolve(specs, self.ctx, self.store, self.opts.secrets, self.digests)
         created_by = f"RUN {' '.join(argv)}"
-        return self.layer_step(st, ins, created_by, ["RUN", argv, sorted(args.items())], None, argv, args)
+        return self.layer_step(st, ins, created_by, ["RUN", argv, sorted(args.items()), mnt.key], None, argv, args, mnt)
 
     def do_copy(self, st: State, ins: Instruction) -> bool:
         return self.copy(st, ins, add=False)
@@ -585,21 +592,23 @@ class Builder:
 
         return lower_dirs(self.store, st.image()) if st.layers else []
 
-    def layer_step(self, st: State, ins: Instruction, created_by: str, inputs: object, lay_out: Any, argv: list[str] | None = None, args: dict[str, str] | None = None) -> bool:
+    def layer_step(
+        self, st: State, ins: Instruction, created_by: str, inputs: object, lay_out: Any, argv: list[str] | None = None, args: dict[str, str] | None = None, mnt: Mounts | None = None
+    ) -> bool:
         """A step that makes a layer: from the cache when its key is there (True), else made
         (by `lay_out(stage_dir)`, or by running `argv` in a container) and cached (False)."""
         key = _hash(st.key, inputs)
         entry = None if self.opts.no_cache else buildcache.get(self.store, key)
         cached = entry is not None
         if entry is None:
-            entry = self.make_layer(st, ins, key, lay_out, argv, args)
+            entry = self.make_layer(st, ins, key, lay_out, argv, args, mnt)
         if entry.diff_id is not None:
             st.layers.append((entry.diff_id, entry.size))
         self.history(st, ins, created_by, entry.diff_id is None, entry.created if self.opts.epoch is None else self.now())
         st.key = key
         return cached
 
-    def make_layer(self, st: State, ins: Instruction, key: str, lay_out: Any, argv: list[str] | None, args: dict[str, str] | None) -> buildcache.Entry:
+    def make_layer(self, st: State, ins: Instruction, key: str, lay_out: Any, argv: list[str] | None, args: dict[str, str] | None, mnt: Mounts | None = None) -> buildcache.Entry:
         """The step's layer, made in a batch of the store's one ingest path and recorded in the
         cache in the same hold of the store lock that makes it visible."""
         import pyc_core
@@ -608,7 +617,7 @@ class Builder:
 
         with Ingest(self.store) as ingest:
             if argv is not None:
-                src = self.run_step(st, ins, argv, args or {}, ingest.tmp)
+                src = self.run_step(st, ins, argv, args or {}, ingest.tmp, mnt)
             else:
                 src = os.path.join(ingest.tmp, "stage")
                 os.mkdir(src)
@@ -629,13 +638,22 @@ class Builder:
                 buildcache.put(self.store, key, entry)
         return entry
 
-    def run_step(self, st: State, ins: Instruction, argv: list[str], args: dict[str, str], tmp: str) -> str:
+    def run_step(self, st: State, ins: Instruction, argv: list[str], args: dict[str, str], tmp: str, mnt: Mounts | None = None) -> str:
         """Run `argv` in a container on the state; its upper dir, moved into `tmp`."""
         from pyc.runtime.spec import RunOptions
 
         if not st.layers:
             raise ins.error("RUN on an empty image (FROM scratch with no files): there is no shell to run")
-        opts = RunOptions(argv, entrypoint="", env=[f"{k}={v}" for k, v in args.items()], workdir=st.run.get("WorkingDir") or None, user=st.run.get("User") or None, remove=True)
+        opts = RunOptions(
+            argv,
+            entrypoint="",
+            env=[f"{k}={v}" for k, v in args.items()],
+            workdir=st.run.get("WorkingDir") or None,
+            user=st.run.get("User") or None,
+            remove=True,
+            volumes=mnt.volumes if mnt else None,
+            tmpfs=mnt.tmpfs if mnt else None,
+        )
         upper = os.path.join(tmp, "upper")
 
         def keep(upper_dir: str) -> None:
@@ -648,7 +666,7 @@ class Builder:
             from pyc.build.rootfs import Rootfs
             from pyc.runtime.spec import BASE_MOUNTS
 
-            dests = [m["destination"] for m in BASE_MOUNTS] + [f"/etc/{n}" for n in ("hostname", "hosts", "resolv.conf")]
+            dests = [m["destination"] for m in BASE_MOUNTS] + [f"/etc/{n}" for n in ("hostname", "hosts", "resolv.conf")] + (mnt.targets if mnt else [])
             _drop_mount_points(upper, Rootfs(self.lowers(st)), dests)
         if r.status != 0:
             shown = ""
@@ -661,21 +679,27 @@ class Builder:
 
 
 def _drop_mount_points(upper: str, image: Rootfs, dests: list[str]) -> None:
-    """What the container's start made in its upper dir for its mounts (/proc, /etc/hosts, ...
-    where the image has none): empty, and not the step's to keep. Their parents too, as far
-    as the image lacks them and they are left empty."""
+    """What the container's start made in its upper dir for its mounts (/proc, /etc/hosts, a
+    --mount's target, ... where the image has none): empty, and not the step's to keep. Their
+    parents too, as far as they are left empty: made for them, or copied up from the image
+    with nothing changed but their mtime."""
+    from pyc.build.rootfs import _opaque
+
     for dest in sorted(dests, key=lambda d: d.count("/"), reverse=True):
         rel = dest.strip("/")
-        while rel and image.find(rel) is None:
+        while rel:
             path = os.path.join(upper, rel)
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
                 break
-            if stat.S_ISDIR(st.st_mode) and not os.listdir(path):
-                os.rmdir(path)
-            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            found = image.find(rel)
+            if found is None and stat.S_ISREG(st.st_mode) and st.st_size == 0:
                 os.unlink(path)
+            elif not stat.S_ISDIR(st.st_mode) or os.listdir(path) or _opaque(path):
+                break
+            elif found is None or (stat.S_ISDIR(found[1].st_mode) and (found[1].st_mode, found[1].st_uid, found[1].st_gid) == (st.st_mode, st.st_uid, st.st_gid)):
+                os.rmdir(path)
             else:
                 break
             rel = os.path.dirname(rel)

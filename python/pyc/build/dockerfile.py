@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 # The flags each instruction takes (name without the leading --).
 FLAGS: dict[str, tuple[str, ...]] = {
     "FROM": ("platform",),
-    "RUN": ("network",),
+    "RUN": ("network", "mount"),
     "COPY": ("from", "chown", "chmod", "link"),
     "ADD": ("chown", "chmod", "link"),
     "HEALTHCHECK": ("interval", "timeout", "start-period", "start-interval", "retries"),
@@ -116,7 +116,7 @@ def _instruction(c: Any, file: str) -> Instruction:
         name, eq, value = str(raw).removeprefix("--").partition("=")
         allowed = FLAGS.get(cmd, ())
         if name not in allowed:
-            if cmd == "RUN" and name in ("mount", "security"):
+            if cmd == "RUN" and name == "security":
                 raise BuildError(f"{where}: RUN --{name} is not supported yet")
             raise BuildError(f"{where}: unknown flag --{name} for {cmd}" + (f" (it takes --{', --'.join(allowed)})" if allowed else ""))
         if not eq and name != "link":

@@ -26,6 +26,22 @@ def _pairs(items: list[str], what: str, from_env: bool) -> dict[str, str]:
     return out
 
 
+def _secrets(items: list[str]) -> dict[str, str]:
+    """--secret id=ID,src=FILE (docker's; `source=` too), each file checked now."""
+    from pyc.errors import InvalidArgument
+
+    out: dict[str, str] = {}
+    for item in items:
+        fields = dict(kv.partition("=")[::2] for kv in item.split(","))
+        sid, src = fields.get("id", ""), fields.get("src") or fields.get("source") or ""
+        if not sid or not src or set(fields) - {"id", "src", "source", "type"}:
+            raise InvalidArgument(f"invalid --secret {item!r}: use id=ID,src=FILE")
+        if not os.path.isfile(src):
+            raise InvalidArgument(f"--secret {item!r}: {src} is not a file")
+        out[sid] = os.path.abspath(src)
+    return out
+
+
 def _epoch(timestamp: str | None) -> int | None:
     from pyc.errors import InvalidArgument
 
@@ -50,6 +66,7 @@ def build(
     timestamp: str | None,
     pull: bool,
     outputs: list[str],
+    secrets: list[str],
 ) -> None:
     from pyc.build import output
     from pyc.build.builder import BuildOptions
@@ -58,7 +75,7 @@ def build(
 
     outs = [output.parse(o) for o in outputs]
     to_stdout = ("tar", "-") in outs  # standard output is the tar's: no steps, no ID there
-    opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet or to_stdout, _pairs(labels, "--label", False), _epoch(timestamp), pull, outs)
+    opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet or to_stdout, _pairs(labels, "--label", False), _epoch(timestamp), pull, outs, _secrets(secrets))
     text = None
     if file == "-":
         if context == "-":
@@ -98,6 +115,7 @@ COMMANDS = [
             Flag(("--target",), "target", help="Build this stage and the stages it needs, no more."),
             Flag(("--no-cache",), "no_cache", bool, "Run every step, whatever the cache holds."),
             Flag(("-o", "--output"), "outputs", list, "Also write the image's files: type=local,dest=DIR (or DIR), type=tar,dest=FILE (dest=-: standard output)."),
+            Flag(("--secret",), "secrets", list, "A file RUN --mount=type=secret,id=ID mounts: id=ID,src=FILE (never in the image or the cache key)."),
             Flag(("--pull",), "pull", bool, "Ask the registry for a newer FROM image even when the store has one."),
             Flag(("-q", "--quiet"), "quiet", bool, "Print only the image ID."),
             Flag(("--iidfile",), "iidfile", help="Write the image ID to this file."),

@@ -94,7 +94,8 @@ def usage(store: ImageStore, in_images: set[str]) -> tuple[int, int]:
 
 
 def drop_all(store: ImageStore) -> int:
-    """Remove every entry and the file digests (under the store lock); how many entries."""
+    """Remove every entry, the file digests and the cache mounts (under the store lock); how
+    many entries."""
     names = _names(store)
     for name in names:
         try:
@@ -105,6 +106,11 @@ def drop_all(store: ImageStore) -> int:
         os.unlink(os.path.join(directory(store), FILES))
     except FileNotFoundError:
         pass
+    mounts = os.path.join(directory(store), "mounts")  # RUN --mount=type=cache's directories
+    if os.path.isdir(mounts):
+        import pyc_core
+
+        pyc_core.remove_tree(mounts)
     return len(names)
 
 
