@@ -119,14 +119,15 @@ def pyc(*args: str, input: bytes | str | None = None, timeout: float = 60, env: 
 
 def store_snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every path under the store with its size and mtime: to show a command changed nothing.
-    images.cache is left out: any image look-up may refresh that cache of the index. pyc.db is
-    compared by its rows, not its files: SQLite moves pages from its WAL into pyc.db whenever a
-    last connection closes, which changes no row."""
+    images.cache is left out: any image look-up may refresh that cache of the index. So is the
+    events journal: a container running meanwhile logs its start or end there whenever it comes.
+    pyc.db is compared by its rows, not its files: SQLite moves pages from its WAL into pyc.db
+    whenever a last connection closes, which changes no row."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
-            if p == os.path.join(root, "images.cache") or (dirpath == str(root) and name.startswith("pyc.db")):
+            if p == os.path.join(root, "images.cache") or (dirpath == str(root) and name.startswith(("pyc.db", "events.log"))):
                 continue
             st = os.lstat(p)
             out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns if not os.path.isdir(p) else 0)

@@ -129,8 +129,11 @@ class ContainerStore:
     file in foreground/ (pyc/foreground.py); a Container knows which (`foreground`)."""
 
     def __init__(self, paths: Paths) -> None:
+        from pyc.events import Journal
+
         self.paths = paths
         self.foreground = ForegroundRecords(paths.foreground)
+        self.journal = Journal(paths.root)
 
     _db: sqlite3.Connection | None = None
 
@@ -193,6 +196,7 @@ class ContainerStore:
         except BaseException:
             self._forget(c)
             raise
+        self.journal.container(c, "create")
 
     def save(self, c: Container) -> None:
         """Write the record, with the monitor's last word on its state folded in (the only
@@ -238,6 +242,7 @@ class ContainerStore:
         except BaseException:
             c.record.name = old
             raise
+        self.journal.container(c, "rename", oldName=old)
 
     def get(self, ref: str) -> Container:
         """By name, full id or a unique id prefix."""
@@ -301,6 +306,7 @@ class ContainerStore:
             except ContainerNotFound:
                 pass
         self._forget(c)
+        self.journal.container(c, "destroy")
 
     def _forget(self, c: Container) -> None:
         import pyc_core

@@ -12,10 +12,10 @@ import os
 
 import pyc_core
 from pyc.containers import DEFAULT_CGROUP_ROOT, Container, ContainerStore
-from pyc.errors import CommandFailed, Conflict, ContainerNotFound, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
+from pyc.errors import CommandFailed, Conflict, ImageNotFound, InvalidArgument, Kind, NotRunning, PycError, convert, from_system
 from pyc.paths import Paths
 from pyc.programs import program
-from pyc.records import CgroupPlace, ContainerConfig, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
+from pyc.records import CgroupPlace, ContainerConfig, EventActor, ExecConfig, HostConfig, MonitorConfig, Overlay, RunConfig
 from pyc.runtime.spec import RunOptions, build
 from pyc.store import atomic
 from pyc.store.images import Image, ImageStore
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from pyc.build.builder import BuildOptions
     from pyc.registry.options import PullOptions, PushOptions, RegistryOptions
-    from pyc.results import BundleContent, DiskUsage, HistoryEntry, LogRecord, PullResult, PushResult, Stats
+    from pyc.results import BundleContent, DiskUsage, Event, HistoryEntry, LogRecord, PruneReport, PullResult, PushResult, Stats, SystemInfo, SystemPrune, Top
     from pyc.runtime.exec import ExecOptions
 
 BUILTIN_IMAGES = ("busybox", "debian")
@@ -68,11 +68,14 @@ def _resolv_conf() -> str:
     return "\n".join(keep) + "\n"
 
 
-def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None) -> RunConfig:
+def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, journal: str | None = None) -> RunConfig:
     """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
-    the program of --init."""
+    the program of --init; `journal` the events journal its start, oom and die go to."""
+    from pyc.events import container_attributes
+
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
-    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init)
+    events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c)) if journal else None
+    return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events)
 
 
 def exec_config(c: Container, process: dict[str, Any], opts: ExecOptions, pyc_init: str) -> ExecConfig:
@@ -93,10 +96,17 @@ class Engine:
     def image(self, ref: str) -> Image:
         return self.images.lookup(ref)
 
-    def list_images(self) -> list[Image]:
+    def list_images(self, filters: list[str] | None = None) -> list[Image]:
+        """Every image, or those that pass docker's `images --filter`s (dangling=, reference=,
+        before=, since=, label=; under reference= each image with its matching names only)."""
         from pyc.store import cache
 
-        return cache.all_images(self.images)
+        images = cache.all_images(self.images)
+        if not filters:
+            return images
+        from pyc.store import image_filter
+
+        return image_filter.apply(self.images, images, image_filter.parse(filters))
 
     def image_for_run(self, ref: str, pull: str = "missing", platform: str | None = None, progress: bool = False) -> Image:
         """The image to run: the store's (a missing built-in, busybox or debian, is made here),
@@ -155,7 +165,9 @@ class Engine:
     def bootstrap(self, name: str, **kwargs: Any) -> Image:
         from pyc.bootstrap import bootstrap
 
-        return bootstrap(self.images, name, **kwargs)
+        img = bootstrap(self.images, name, **kwargs)
+        self._image_event(img, "import")
+        return img
 
     def import_image(self, source: str | int, ref: str | None, changes: dict[str, Any] | None = None) -> Image:
         from pyc.store.importer import default_config, import_rootfs
@@ -163,13 +175,19 @@ class Engine:
         config = default_config()
         if changes:
             config["config"].update(changes)
-        return import_rootfs(self.images, source, ref, config)
+        img = import_rootfs(self.images, source, ref, config)
+        self._image_event(img, "import")
+        return img
+
+    def _image_event(self, img: Image, action: str, name: str | None = None) -> None:
+        self.images.journal.log("image", action, img.id, {"name": name or (img.refs[0] if img.refs else img.id)})
 
     def save(self, refs: list[str], out: str | int, format: str = "docker-archive") -> None:
         """Write images to `out` (a path, or an fd for a tar stream): docker-archive, oci-archive or oci-dir."""
         from pyc.store.save import save
 
         save(self.images, refs, out, format)
+        self.images.journal.log_all([("image", "save", self.images.lookup(ref).id, {"name": ref}) for ref in refs])
 
     def save_delta(self, refs: list[str], olds: list[str], out: str | int) -> BundleContent:
         """Write a delta bundle (a path, or an fd to stream it to) that rebuilds the images `refs`
@@ -190,7 +208,9 @@ class Engine:
         returns the names loaded (the image ID of one without a name)."""
         from pyc.store.load import load
 
-        return load(self.images, source)
+        names = load(self.images, source)
+        self.images.journal.log_all([("image", "load", self.images.lookup(name).id, {"name": name}) for name in names])
+        return names
 
     def tag(self, src: str, dst: str) -> None:
         self.images.tag(src, dst)
@@ -205,11 +225,13 @@ class Engine:
 
     def prune_images(self, all: bool = False) -> tuple[list[str], int]:
         """Remove dangling images (all=True: every image no container uses); returns docker's
-        lines and the bytes freed."""
+        lines and the bytes reclaimed, counted as `system df` counts them."""
         from pyc.store.prune import prune
 
         in_use = {c.record.image_id for c in self.containers.all()}
-        return prune(self.images, in_use, self._container_layers(), all)
+        lines, reclaimed = prune(self.images, in_use, self._container_layers(), all)
+        self.images.journal.log("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return lines, reclaimed
 
     def _container_layers(self) -> set[str]:
         return {layer for c in self.containers.all() for layer in c.record.layers}
@@ -238,7 +260,7 @@ class Engine:
         process = spec["process"]
         stop_signal = str(img.run_config.get("StopSignal") or "")
         c.record.config = ContainerConfig(cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty)
-        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None)
+        return c, etc, run_config(c, spec, lowers, opts, program("pyc-init") if opts.init else None, self.containers.journal.path)
 
     def run(
         self, image: str | Image, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None, keep_upper: Callable[[str], None] | None = None
@@ -293,6 +315,14 @@ class Engine:
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
         config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init")).to_dict())
+        if c.current_state().is_paused:
+            raise Conflict(f"container {c.name} is paused, unpause the container before exec")
+        from pyc.events import container_attributes
+
+        # docker's exec events: the action names the command; execID tells execs apart.
+        attributes = container_attributes(c) | {"execID": os.urandom(32).hex()}
+        command = " ".join(opts.command)
+        self.containers.journal.log_all([("container", f"exec_create: {command}", c.id, attributes), ("container", f"exec_start: {command}", c.id, attributes)])
         try:
             r = pyc_core.exec_in(config, stdin, stdout, stderr)
         except pyc_core.PycCoreError as e:
@@ -302,6 +332,8 @@ class Engine:
             # Whatever failed before the command started is docker's 126 for exec.
             kind = error.kind if error.kind in (Kind.COMMAND_NOT_FOUND, Kind.COMMAND_NOT_EXECUTABLE) else Kind.START_FAILED
             raise CommandFailed(str(e), kind, error.errno) from None
+        if not opts.detach:
+            self.containers.journal.log("container", "exec_die", c.id, attributes | {"exitCode": str(r.status)})
         return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr)
 
     def create(self, image: str, opts: RunOptions) -> Container:
@@ -336,6 +368,48 @@ class Engine:
         from pyc.lifecycle import kill
 
         return kill(self.containers, self.containers.get(ref), sig)
+
+    def restart(self, ref: str, timeout: float | None = None) -> Container:
+        """Stop it (if it runs), then start it again."""
+        from pyc.lifecycle import start, stop
+
+        c = self.containers.get(ref)
+        try:
+            stop(self.containers, c, timeout)
+        except NotRunning:
+            pass
+        start(self.containers, c)
+        self.containers.journal.container(c, "restart")
+        return c
+
+    def pause(self, ref: str) -> Container:
+        """Freeze every process of a running container (the cgroup freezer: v1's freezer
+        hierarchy, v2's cgroup.freeze) until `unpause`."""
+        from pyc.lifecycle import pause
+
+        return pause(self.containers, self.containers.get(ref))
+
+    def unpause(self, ref: str) -> Container:
+        from pyc.lifecycle import unpause
+
+        return unpause(self.containers, self.containers.get(ref))
+
+    def top(self, ref: str, ps_args: list[str] | None = None) -> Top:
+        """The container's processes as the host's `ps` shows them (`ps_args`, docker's
+        default `-ef`), the rows of those in its cgroup."""
+        from pyc.top import top
+
+        c = self.containers.get(ref)
+        st = c.current_state()
+        if st.status != "running":
+            raise NotRunning(f"container {c.name} is not running")
+        try:
+            pids = pyc_core.cgroup_pids(c.cgroup, c.cgroup_root)
+        except pyc_core.PycCoreError as e:
+            raise from_system(e, f"top {c.name}") from None
+        result = top(pids, ps_args or ["-ef"])
+        self.containers.journal.container(c, "top")
+        return result
 
     def wait(self, ref: str) -> int:
         from pyc.lifecycle import wait
@@ -379,6 +453,7 @@ class Engine:
             raise from_system(e, f"update {c.name}") from None
         c.record.host_config = c.record.host_config.with_limits(resources)
         self.containers.save(c)
+        self.containers.journal.container(c, "update")
 
     def container(self, ref: str) -> Container:
         return self.containers.get(ref)
@@ -391,18 +466,20 @@ class Engine:
 
         rename(self.containers, self.containers.get(ref), new_name)
 
-    def prune_containers(self) -> list[str]:
-        """Remove every container that is not running; their ids. One that cannot be removed
-        (it started meanwhile) is left."""
-        removed = []
-        for c in self.containers.all():
-            if c.status in ("exited", "created"):
-                try:
-                    self.remove_container(c.id)
-                except (Conflict, ContainerNotFound):
-                    continue
-                removed.append(c.id)
-        return removed
+    def prune_containers(self) -> PruneReport:
+        """Remove every container that is not running: their ids, and the bytes of their
+        writable layers (as `system df` counts them). One that cannot be removed (it started
+        meanwhile) is left."""
+        from pyc.prune import prune_containers
+
+        return prune_containers(self)
+
+    def system_prune(self, all: bool = False, volumes: bool = False) -> SystemPrune:
+        """Each pruner of pyc.prune.PRUNERS in turn (stopped containers, then unused images:
+        dangling ones, or with `all` every one no container uses; volumes with `volumes`)."""
+        from pyc.prune import system_prune
+
+        return system_prune(self, all, volumes)
 
     def logs(self, ref: str, tail: int | None = None, since: str | None = None) -> tuple[list[LogRecord], int]:
         """The container's log records, oldest first (the last `tail`, those `since` a time:
@@ -433,6 +510,25 @@ class Engine:
 
         return attach.connect(self.containers.get(ref))
 
+    def events(self, since: str | None = None, until: str | None = None, filters: list[str] | None = None) -> Iterator[Event]:
+        """The journal's events, as docker's `events` gives them: `since` and `until` are times
+        (RFC 3339, Unix time, or a duration ago such as 10m); with neither, the events from now
+        on, for ever; with `since` only, the kept ones from then and on for ever; with `until`,
+        up to that time. `filters`: docker's key=value (container, image, event, type, label)."""
+        from pyc import events
+        from pyc.times import parse_time
+
+        wanted = events.parse_filters(filters or [])
+        start = parse_time(since, "--since") if since else None
+        end = parse_time(until, "--until") if until else None
+        yield from events.read(self.paths.root, start, end, wanted)
+
+    def info(self) -> SystemInfo:
+        """What `pyc info` says: the store, cgroups, the kernel's features, counts, the host."""
+        from pyc.info import system_info
+
+        return system_info(self)
+
     def disk_usage(self) -> DiskUsage:
         """What the store holds: images (shared layers once), containers' writable layers, and
         what interrupted commands left in tmp/."""
@@ -454,6 +550,7 @@ class Engine:
     def export(self, ref: str, out_fd: int) -> None:
         """Write the container's filesystem (image plus its changes) as a tar to `out_fd`."""
         c = self.containers.get(ref)
+        self.containers.journal.container(c, "export")
         lowers = [c.path("upper")] + [self.paths.layer(chain) for chain in reversed(c.record.layers)]
         missing = [d for d in lowers if not os.path.isdir(d)]
         if missing:
@@ -495,9 +592,14 @@ class Engine:
             raise ImageNotFound(f"the image of container {c.name} ({c.record.image}) was removed") from None
         created_by = " ".join(c.record.config.cmd)
         try:
-            return commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
+            new = commit_upper(self.images, img, c.path("upper"), new_ref, changes or {}, created_by, message)
         except pyc_core.PycCoreError as e:
             raise from_system(e, f"commit {c.name}") from None
+        named = normalize(new_ref) if new_ref else ""
+        if named:
+            self._image_event(new, "tag", named)
+        self.containers.journal.container(c, "commit", comment=message or "", imageID=new.id, imageRef=named)
+        return new
 
     def history(self, ref: str) -> list[HistoryEntry]:
         """The image's history, newest first: created, created_by, size (None for entries that
@@ -516,8 +618,8 @@ class Engine:
 
         return build(self, context, opts, dockerfile, text)
 
-    def prune_build_cache(self) -> tuple[int, int]:
-        """Drop the build cache: the entries dropped and the bytes freed."""
+    def prune_build_cache(self) -> tuple[list[str], int]:
+        """Drop the build cache: the keys of the entries dropped and the bytes freed."""
         from pyc.build import prune_cache
 
         return prune_cache(self)

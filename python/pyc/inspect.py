@@ -7,6 +7,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyc.records import ContainerRecord, ContainerState, HostConfig
+    from pyc.results import Event
     from pyc.store.images import Image
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -63,9 +64,9 @@ def document(record: ContainerRecord, state: ContainerState, log_path: str) -> d
         "HostConfig": _host_config(record.host_config),
         "CgroupRoot": record.cgroup_root,
         "State": {
-            "Status": state.status,
+            "Status": state.shown_status,
             "Running": state.status == "running",
-            "Paused": False,
+            "Paused": state.is_paused,
             "Restarting": state.status == "restarting",
             "OOMKilled": state.oom_killed,
             "Dead": False,
@@ -101,3 +102,16 @@ def image_document(img: Image) -> dict[str, object]:
         "Size": img.size,
         "History": img.config.get("history", []),
     }
+
+
+def event_document(e: Event) -> dict[str, object]:
+    """docker's events.Message of an event, as `docker events --format '{{json .}}'` prints it
+    (and as the journal holds it): status, id and from are the deprecated fields docker still
+    fills for containers and images."""
+    doc: dict[str, object] = {}
+    if e.type in ("container", "image"):
+        doc["status"], doc["id"] = e.action, e.id
+        if e.type == "container" and "image" in e.attributes:
+            doc["from"] = e.attributes["image"]
+    doc |= {"Type": e.type, "Action": e.action, "Actor": {"ID": e.id, "Attributes": e.attributes}, "scope": e.scope, "time": e.time_nano // 1_000_000_000, "timeNano": e.time_nano}
+    return doc

@@ -88,8 +88,11 @@ def start(store: ContainerStore, c: Container) -> Container:
 
     with _lock(store, c):
         c.record.state = c.current_state()  # the last run's end, kept if this start fails
+        if c.record.state.is_paused:
+            raise Conflict(f"cannot start a paused container {c.name}, try unpause instead")
         if c.record.state.status in LIVE:
             return c  # docker: starting a running container is not an error
+        c.record.state = c.record.state.replace(paused=False)
         if not os.path.exists(c.path("monitor.msgpack")):
             raise Conflict(f"container {c.name} was run in the foreground: it cannot be started again")
         for stale in ("stopping", "state.msgpack"):
@@ -157,8 +160,9 @@ def _wait_monitor(c: Container, seconds: float = 90) -> None:
         os.close(fd)
 
 
-def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
-    """`sig`, then SIGKILL after `timeout`; no restart follows (the `stopping` mark)."""
+def _end(store: ContainerStore, c: Container, sig: signal.Signals, timeout: float) -> None:
+    """`sig`, then SIGKILL after `timeout`; no restart follows (the `stopping` mark). A paused
+    container is thawed once the signal is on its way, as docker does, so that it acts on it."""
     import signal
 
     with open(c.path("stopping"), "w"):
@@ -166,9 +170,10 @@ def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
     fd = _container_pidfd(c)
     if fd is not None:
         try:
-            signal.pidfd_send_signal(fd, sig)
+            _signal(store, c, fd, sig)
+            _thaw(store, c)
             if not _ends_within(fd, timeout):
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                _signal(store, c, fd, signal.SIGKILL)
                 _ends_within(fd, 10)
         except ProcessLookupError:
             pass
@@ -177,12 +182,20 @@ def _end(c: Container, sig: signal.Signals, timeout: float) -> None:
     _wait_monitor(c)
 
 
+def _signal(store: ContainerStore, c: Container, pidfd: int, sig: signal.Signals) -> None:
+    import signal
+
+    signal.pidfd_send_signal(pidfd, sig)
+    store.journal.container(c, "kill", signal=str(int(sig)))
+
+
 def stop(store: ContainerStore, c: Container, timeout: float | None) -> Container:
     with _lock(store, c):
         if c.current_state().status not in LIVE:
             raise NotRunning(f"container {c.name} is not running")
         sig = _signal_name(c.record.config.stop_signal or "SIGTERM")
-        _end(c, sig, STOP_TIMEOUT if timeout is None else timeout)
+        _end(store, c, sig, STOP_TIMEOUT if timeout is None else timeout)
+    store.journal.container(c, "stop")
     return c
 
 
@@ -195,12 +208,56 @@ def kill(store: ContainerStore, c: Container, sig: str) -> Container:
         if fd is None:
             raise NotRunning(f"container {c.name} is not running")
         try:
-            signal.pidfd_send_signal(fd, s)
+            _signal(store, c, fd, s)
         except ProcessLookupError:
             raise NotRunning(f"container {c.name} is not running") from None
         finally:
             os.close(fd)
+        # docker thaws a paused container for a signal that ends it: SIGKILL, or its stop
+        # signal (any signal when its image names none), so that the signal takes effect.
+        stop_signal = c.record.config.stop_signal
+        if s == signal.SIGKILL or not stop_signal or s == _signal_name(stop_signal):
+            _thaw(store, c)
     return c
+
+
+def pause(store: ContainerStore, c: Container) -> Container:
+    """Freeze every process of the container (its cgroup's freezer)."""
+    import pyc_core
+
+    with _lock(store, c):
+        st = c.current_state()
+        if st.status == "restarting":
+            raise Conflict(f"container {c.name} is restarting, wait until the container is running")
+        if st.status != "running":
+            raise NotRunning(f"container {c.name} is not running")
+        if st.paused:
+            raise Conflict(f"container {c.name} is already paused")
+        pyc_core.freeze_cgroup(c.cgroup, c.cgroup_root)
+        c.record.state = c.record.state.replace(paused=True)
+        store.save(c)
+    store.journal.container(c, "pause")
+    return c
+
+
+def unpause(store: ContainerStore, c: Container) -> Container:
+    with _lock(store, c):
+        if not c.current_state().is_paused:
+            raise Conflict(f"container {c.name} is not paused")
+        _thaw(store, c)
+    return c
+
+
+def _thaw(store: ContainerStore, c: Container) -> None:
+    """Thaw a paused container (under its lock); nothing for one that is not paused."""
+    import pyc_core
+
+    if not c.record.state.paused:
+        return
+    pyc_core.thaw_cgroup(c.cgroup, c.cgroup_root)
+    c.record.state = c.record.state.replace(paused=False)
+    store.save(c)
+    store.journal.container(c, "unpause")
 
 
 def wait(c: Container) -> int:
@@ -229,19 +286,33 @@ def wait(c: Container) -> int:
 def remove(store: ContainerStore, c: Container, force: bool) -> None:
     with _lock(store, c):
         st = c.current_state()
+        if st.is_paused and not force:
+            raise Conflict(f"you cannot remove a paused container {c.name}: unpause and then stop it first, or use -f")
         if st.status in LIVE and not force:
             raise Conflict(f"container {c.name} is running: stop it first, or use -f")
-        # A foreground run's holder is its pyc, which ends once store.remove kills the cgroup.
+        # A foreground run's holder is its pyc, which ends once store.remove kills the cgroup
+        # (a frozen one killed, then thawed).
         if os.path.exists(c.path("monitor.msgpack")):
             if st.status in LIVE:
                 import signal
 
-                _end(c, signal.SIGKILL, 10)
+                _end(store, c, signal.SIGKILL, 10)
             _wait_monitor(c, 10)
         store.remove(c, force=True)
 
 
 def rename(store: ContainerStore, c: Container, new: str) -> None:
-    """The new name is taken (O_EXCL) before the old one is let go: never two, never none."""
+    """The new name is taken (O_EXCL) before the old one is let go: never two, never none. A
+    detached container's monitor logs its events under the new name from then on."""
+    import pyc_core
+
     with _lock(store, c):
         store.rename(c, new)
+        try:
+            with open(c.path("monitor.msgpack"), "rb") as f:
+                monitor = MonitorConfig.from_dict(pyc_core.unpackb(f.read()))
+        except FileNotFoundError:
+            return
+        if monitor.run.events is not None:
+            monitor.run.events.attributes["name"] = new
+            atomic.write_file(c.path("monitor.msgpack"), pyc_core.packb(monitor.to_dict()), durable=False)

@@ -8,7 +8,6 @@ import sys
 import time
 
 from pyc.containers import LIVE, Container
-from pyc.errors import InvalidArgument
 from pyc.results import LogRecord
 
 TYPE_CHECKING = False
@@ -25,20 +24,12 @@ def write(r: LogRecord, timestamps: bool = False) -> None:
     stream.flush()
 
 
-def parse_since(value: str, now: float | None = None) -> str:
-    """docker's --since: an RFC 3339 time, a Unix time, or a duration (10s, 5m, 2h) ago; as an
-    RFC 3339 UTC string that compares with the records' times."""
-    now = time.time() if now is None else now
-    units = {"s": 1, "m": 60, "h": 3600}
-    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
-        t = now - float(value[:-1]) * units[value[-1]]
-    elif value.replace(".", "", 1).isdigit():
-        t = float(value)
-    elif len(value) >= 19 and value[4] == "-" and value[10] == "T":
-        return value.rstrip("Z")
-    else:
-        raise InvalidArgument(f"invalid --since {value!r}: use a time (2026-01-02T15:04:05Z), a Unix time or a duration (10m)")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}"
+def parse_since(value: str) -> str:
+    """docker's --since (pyc.times: a time, a Unix time, or a duration ago) as an RFC 3339 UTC
+    string without its Z, which compares with the records' times."""
+    from pyc.times import parse_time, rfc3339_nano
+
+    return rfc3339_nano(parse_time(value, "--since"), utc=True).removesuffix("Z")
 
 
 def _parse(line: bytes) -> LogRecord | None:

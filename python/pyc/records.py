@@ -25,6 +25,9 @@ class ContainerState(Record):
     finished_at: str = ""
     error: str = ""
     restart_count: int = 0
+    # Frozen by `pyc pause` (its cgroup's freezer): pyc's word, never the monitor's. It shows
+    # only while the container runs (docker's State.Paused; `shown_status` is "paused").
+    paused: bool = False
     # Its holder (pyc-monitor, or the pyc of a foreground run) and that process's start time,
     # which tells it from a process that took its pid after it died.
     monitor_pid: int = 0
@@ -50,9 +53,18 @@ class ContainerState(Record):
 
     def overlaid(self, monitor: "ContainerState") -> "ContainerState":
         """This state with the monitor's word on top (its empty strings, but for `error`, say
-        nothing: the monitor writes every field)."""
-        changes = {f: getattr(monitor, f) for f in type(self)._fields if getattr(monitor, f) != "" or f == "error"}
+        nothing: the monitor writes every field but `paused`, which is pyc's)."""
+        changes = {f: getattr(monitor, f) for f in type(self)._fields if f != "paused" and (getattr(monitor, f) != "" or f == "error")}
         return self.replace(**changes)
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused and self.status == "running"
+
+    @property
+    def shown_status(self) -> str:
+        """docker's State.Status: "paused" for a paused running container, else `status`."""
+        return "paused" if self.is_paused else self.status
 
 
 class ContainerConfig(Record):
@@ -220,6 +232,15 @@ class CgroupPlace(Record):
     path: str
 
 
+class EventActor(Record):
+    """Where a container's events go (the journal, pyc/events.py) and what each says of it:
+    docker's Actor, its id and the attributes every event of it carries (image, name)."""
+
+    journal: str
+    id: str
+    attributes: dict[str, str] = {}
+
+
 class RunConfig(Record):
     """pyc_core.run's config, and the monitor's `run`: an OCI runtime spec plus what the spec
     has no words for."""
@@ -229,6 +250,7 @@ class RunConfig(Record):
     cgroup: CgroupPlace
     init: bool = False  # a reaper as pid 1 (--init)
     pyc_init: str | None = None  # the program of --init (pyc-init), run from a sealed copy
+    events: EventActor | None = None  # its start, oom and die, which the Rust side logs
 
 
 class ExecConfig(Record):

@@ -127,3 +127,95 @@ class BundleContent(Record):
     images: list[BundleImageContent]
     requires: list[str]
     required_layers: list[str]
+
+
+class Event(Record):
+    """One event of the journal (pyc/events.py), docker's message: what it happened to (`type`:
+    container, image, ...; the actor's `id` and `attributes`), what happened (`action`), when
+    (`time_nano`, ns since the epoch)."""
+
+    type: str
+    action: str
+    id: str
+    attributes: dict[str, str] = {}
+    scope: str = "local"
+    time_nano: int = 0
+
+
+class Top(Record):
+    """`pyc top`: the container's processes as `ps` shows them (docker's Titles, Processes)."""
+
+    titles: list[str]
+    processes: list[list[str]]
+
+
+class PruneReport(Record):
+    """What one pruner removed: docker's section (`title`, e.g. Deleted Containers), its lines,
+    and the bytes reclaimed, counted as `pyc system df` counts them."""
+
+    title: str
+    deleted: list[str] = []
+    reclaimed: int = 0
+
+
+class SystemPrune(Record):
+    """`pyc system prune`: each pruner's report, in order, and their total."""
+
+    reports: list[PruneReport]
+    reclaimed: int
+
+
+class Feature(Record):
+    """A kernel feature a container engine may use: whether this kernel has it, whether pyc
+    uses it, and a word on how."""
+
+    name: str
+    kernel: bool
+    used: bool
+    note: str = ""
+
+
+class SystemInfo(Record):
+    """`pyc info`: the store, the cgroups, the kernel's features, what is there, the host."""
+
+    containers: int
+    containers_running: int
+    containers_paused: int
+    containers_stopped: int
+    images: int
+    version: str
+    root: str  # $PYC_ROOT
+    backing_filesystem: str
+    store_placement: bool  # containers/ and tmp/ have ext4's T flag (pyc/store/placement.py)
+    overlay_mount: str  # fsconfig (lowerdir+, Linux 6.8) or mount(2)
+    cgroup_root: str
+    cgroup_version: int
+    features: list[Feature]
+    security_options: list[str]
+    kernel_version: str
+    operating_system: str
+    architecture: str
+    cpus: int
+    memory: int
+    name: str
+    warnings: list[str] = []
+
+
+class Component(Record):
+    """A part of pyc and its version (docker's version Components)."""
+
+    name: str
+    version: str
+    details: dict[str, str] = {}
+
+
+class Version(Record):
+    """`pyc version`: the client (this Python package) and the engine's parts. There is no API
+    yet, so no API version."""
+
+    version: str
+    python_version: str
+    os: str
+    arch: str
+    kernel_version: str
+    components: list[Component]

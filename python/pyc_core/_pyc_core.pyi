@@ -1,11 +1,12 @@
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, final
 
 _StrPath = str | os.PathLike[str]
 
 __all__ = [
     "ERROR_KINDS",
+    "VERSION",
     "ArchiveError",
     "BundleLayer",
     "BundleReader",
@@ -24,6 +25,7 @@ __all__ = [
     "StartError",
     "bundle_create",
     "bundle_inspect",
+    "cgroup_pids",
     "cgroup_stats",
     "cgroup_version",
     "copy_file_to",
@@ -31,12 +33,16 @@ __all__ = [
     "exec_in",
     "export_overlay",
     "packb",
+    "freeze_cgroup",
+    "log_events",
+    "overlay_method",
     "remove_cgroup",
     "remove_tree",
     "run",
     "sha256_file",
     "tar_directory",
     "tar_upper",
+    "thaw_cgroup",
     "unpack_layer",
     "unpack_layers",
     "unpackb",
@@ -46,6 +52,7 @@ __all__ = [
 # Every kind an exception may carry (pyc.errors.Kind's names), with docker's exit code for a
 # container start that fails so (pyc_core::Error::exit_code).
 ERROR_KINDS: dict[str, int]
+VERSION: str
 
 class PycCoreError(Exception):
     kind: str
@@ -175,3 +182,8 @@ def bundle_create(
     done: Counter | None = None,
 ) -> tuple[str, list[tuple[str, int]]]: ...
 def bundle_inspect(source: _StrPath | int) -> tuple[bytes, list[tuple[str, int]], int, str]: ...
+def freeze_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def thaw_cgroup(path: str, root: _StrPath = ...) -> None: ...
+def cgroup_pids(path: str, root: _StrPath = ...) -> list[int]: ...
+def log_events(path: _StrPath, events: Sequence[tuple[str, str, str, Mapping[str, str]]]) -> None: ...
+def overlay_method() -> str: ...

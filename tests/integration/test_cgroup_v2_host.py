@@ -82,3 +82,20 @@ def test_detached_container_is_placed_seen_frozen_and_killed_through_v2(on_v2: P
     # rm -f ends it (cgroup.kill) and leaves no cgroup.
     assert pyc("rm", "-f", cid).returncode == 0
     assert not d.exists() and cgroup_dirs() == []
+
+
+def test_pause_freezes_through_cgroup_freeze(on_v2: Path) -> None:
+    cid = pyc("run", "-d", "busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done").stdout.strip()
+    d = on_v2 / CGROUP_PARENT / cid
+    pid = _init_pid(cid)
+    assert pyc("pause", cid).returncode == 0
+    # pyc returns once the kernel says every process is frozen.
+    assert (d / "cgroup.freeze").read_text() == "1\n" and "frozen 1" in (d / "cgroup.events").read_text()
+    n = Path(f"/proc/{pid}/root/tmp/n").read_text()
+    time.sleep(0.3)
+    assert Path(f"/proc/{pid}/root/tmp/n").read_text() == n
+    assert pyc("unpause", cid).returncode == 0
+    assert (d / "cgroup.freeze").read_text() == "0\n"
+    assert pyc("pause", cid).returncode == 0
+    assert pyc("rm", "-f", cid).returncode == 0  # cgroup.kill reaches frozen processes
+    assert not d.exists() and cgroup_dirs() == []

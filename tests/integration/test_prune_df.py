@@ -119,3 +119,41 @@ def test_system_df(store: tuple[dict[str, str], Path]) -> None:
     assert _size(by_repo["big"][-2]) == pytest.approx(big.layers[-1]["size"], rel=0.01)
     assert by_repo["big"][-1] == "0"
     assert "c1" in r.stdout.split("Containers space usage:")[1]
+
+
+def test_system_prune_frees_what_df_said_was_reclaimable(store: tuple[dict[str, str], Path]) -> None:
+    from pyc import Engine
+    from pyc.cli.output import size
+
+    env, root = store
+    assert pyc("run", "--name", "stopped", "busybox", "sh", "-c", "head -c 300000 /dev/zero > /big", env=env).returncode == 0
+    assert pyc("commit", "stopped", "unused", env=env).returncode == 0
+    live = pyc("run", "-d", "--name", "live", "busybox", "sleep", "300", env=env).stdout.strip()
+    leftover = root / "tmp" / f"{2**22 + 1}-x"  # a pid above any pid_max: what a killed load left
+    leftover.mkdir(parents=True)
+    (leftover / "blob").write_bytes(b"x" * 5000)
+    engine = Engine(str(root))
+    before = engine.disk_usage()
+    stopped = sum(c.size for c in before.containers if c.status != "running")
+    reclaimable = before.images_reclaimable + stopped + before.leftovers
+    assert before.images_reclaimable > 0 and stopped == 300_000 and before.leftovers == 5000
+
+    # The prompt names what goes; a "no" changes nothing.
+    snapshot = store_snapshot(root)
+    r = pyc("system", "prune", "-a", input="n\n", env=env)
+    assert r.returncode == 0 and r.stdout == (
+        "WARNING! This will remove:\n  - all stopped containers\n  - all images without at least one container associated to them\n  - all build cache\n\nAre you sure you want to continue? [y/N] "
+    )
+    assert store_snapshot(root) == snapshot
+
+    r = pyc("system", "prune", "-a", "-f", env=env)
+    assert r.returncode == 0, r.stderr
+    stopped_id = next(c.id for c in before.containers if c.name == "stopped")
+    unused_id = next(i.id for i in before.images if "unused:latest" in i.refs)
+    assert r.stdout == f"Deleted Containers:\n{stopped_id}\n\nDeleted Images:\nuntagged: unused:latest\ndeleted: {unused_id}\n\nTotal reclaimed space: {size(reclaimable)}\n"
+    after = engine.disk_usage()
+    assert (after.images_reclaimable, after.leftovers, after.images_size) == (0, 0, before.images_size - before.images_reclaimable)
+    assert [c.id for c in after.containers] == [live] and not leftover.exists()
+    # Nothing more to free: the sections go, the total stays.
+    assert pyc("system", "prune", "-f", env=env).stdout == "Total reclaimed space: 0B\n"
+    assert pyc("rm", "-f", live, env=env).returncode == 0

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.conftest import PYC
+from tests.conftest import PYC, pyc
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -96,6 +96,8 @@ def _wait_for_command(pid: int, cmdline: bytes) -> int:
 
 def _session(t: UserTerminal) -> None:
     t.expect(r"# ")
+    t.type("echo term=$TERM\r")  # docker's TERM for -t: bash, less and vim know what they draw on
+    t.expect(r"\r\nterm=xterm\r\n")
     t.type("stty size\r")
     t.expect(r"\r\n24 80\r\n")
     t.resize(30, 100)
@@ -139,6 +141,21 @@ def test_exec_it(term: type[UserTerminal]) -> None:
     finally:
         holder.kill()
         holder.communicate(timeout=10)
+
+
+def test_term_of_the_image_or_e_wins_over_xterm(term: type[UserTerminal]) -> None:
+    t = term("run", "--rm", "-it", "-e", "TERM=vt100", "busybox", "sh", "-c", "echo term=$TERM")
+    t.expect(r"term=vt100\r\n")
+    assert t.proc.wait(timeout=10) == 0
+    assert pyc("run", "--name", "termimg", "busybox", "true").returncode == 0
+    try:
+        assert pyc("commit", "-c", "ENV TERM=screen", "termimg", "termimg:1").returncode == 0
+        t = term("run", "--rm", "-it", "termimg:1", "sh", "-c", "echo term=$TERM")
+        t.expect(r"term=screen\r\n")
+        assert t.proc.wait(timeout=10) == 0
+    finally:
+        pyc("rm", "termimg")
+        pyc("rmi", "termimg:1")
 
 
 def test_exec_detached_terminal_is_refused() -> None:

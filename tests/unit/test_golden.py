@@ -62,7 +62,7 @@ def run() -> dict[str, object]:
     c = container()
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
     spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, "/var/lib/pyc/rootfs", etc, LOWERS, "golden")
-    return run_config(c, spec, LOWERS, OPTS, PYC_INIT).to_dict()
+    return run_config(c, spec, LOWERS, OPTS, PYC_INIT, "/var/lib/pyc/events.log").to_dict()
 
 
 def test_run_config() -> None:

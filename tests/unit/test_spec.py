@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pyc.errors import InvalidArgument
-from pyc.runtime.spec import RunOptions, build, command_of, merge_env, parse_user, volume_mounts
+from pyc.runtime.exec import ExecOptions, exec_process
+from pyc.runtime.spec import DEFAULT_PATH, RunOptions, build, command_of, merge_env, parse_user, volume_mounts
 
 
 def test_command_follows_docker_rules() -> None:
@@ -28,6 +29,24 @@ def test_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert env == ["A=file", "PATH=/bin", "B=flag", "FROM_HOST=h"]
     with pytest.raises(InvalidArgument):
         merge_env([], RunOptions(env=["=x"]))
+
+
+def test_a_terminal_gets_term_xterm_unless_the_image_or_e_sets_it() -> None:
+    assert "TERM=xterm" in merge_env(["PATH=/bin"], RunOptions(tty=True), tty=True)
+    assert not any(e.startswith("TERM=") for e in merge_env(["PATH=/bin"], RunOptions()))
+    assert merge_env(["TERM=vt100"], RunOptions(), tty=True) == ["TERM=vt100", f"PATH={DEFAULT_PATH}"]
+    assert merge_env(["TERM=vt100"], RunOptions(env=["TERM=screen"]), tty=True) == ["TERM=screen", f"PATH={DEFAULT_PATH}"]
+    spec = build({"Cmd": ["sh"]}, RunOptions(tty=True), "/r", {}, [], "h")
+    assert "TERM=xterm" in spec["process"]["env"]
+    assert not any(e.startswith("TERM=") for e in build({"Cmd": ["sh"]}, RunOptions(), "/r", {}, [], "h")["process"]["env"])
+
+
+def test_exec_with_a_terminal_gets_term_xterm_unless_set() -> None:
+    container = {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/"}
+    assert "TERM=xterm" in exec_process(container, ExecOptions(["sh"], tty=True), [])["env"]
+    assert "TERM=xterm" not in exec_process(container, ExecOptions(["sh"]), [])["env"]
+    assert "TERM=vt100" in exec_process({**container, "env": ["TERM=vt100"]}, ExecOptions(["sh"], tty=True), [])["env"]
+    assert "TERM=screen" in exec_process(container, ExecOptions(["sh"], tty=True, env=["TERM=screen"]), [])["env"]
 
 
 def test_user_parsing(tmp_path: Path) -> None:

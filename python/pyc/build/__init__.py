@@ -96,7 +96,7 @@ def _build(engine: Engine, root: str, shown: str, opts: BuildOptions, dockerfile
     return Builder(engine, df, ctx, opts).build()
 
 
-def prune_cache(engine: Engine) -> tuple[int, int]:
+def prune_cache(engine: Engine) -> tuple[list[str], int]:
     from pyc.store import buildcache
     from pyc.store.gc import collect
 
@@ -104,4 +104,5 @@ def prune_cache(engine: Engine) -> tuple[int, int]:
     with store.lock():
         dropped = buildcache.drop_all(store)
     in_containers = {layer for c in engine.containers.all() for layer in c.record.layers}
-    return dropped, collect(store, in_containers)
+    freed, _ = collect(store, in_containers)
+    return dropped, freed

@@ -99,7 +99,9 @@ def prune(all: bool, force: bool) -> None:
     from pyc.engine import Engine
 
     dropped, freed = Engine().prune_build_cache()
-    print(f"Deleted build cache entries: {dropped}\nTotal reclaimed space: {size(freed)}")
+    if dropped:
+        print("Deleted build cache objects:\n" + "\n".join(k[:25] for k in dropped) + "\n")
+    print(f"Total reclaimed space: {size(freed)}")
 
 
 COMMANDS = [

@@ -5,6 +5,8 @@ rich cost more to import than a whole `pyc run`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
@@ -22,11 +24,42 @@ def _metavar(a: Arg) -> str:
     return shown if a.required else f"[{shown}]"
 
 
+def _names(kinds: tuple[str, ...]) -> list[str]:
+    """The names completion offers: containers', images', from the store of PYC_ROOT."""
+    from pyc.engine import Engine
+    from pyc.errors import PycError
+
+    engine, names = Engine(), []
+    try:
+        if "container" in kinds:
+            names += [c.name for c in engine.list_containers(all=True)]
+        if "image" in kinds:
+            names += [ref.removesuffix(":latest") for img in engine.list_images() for ref in img.refs]
+    except PycError:
+        pass  # no store yet, or one pyc cannot read: nothing to offer
+    return names
+
+
+# What an argument names, by its metavar: what completion offers for it.
+_COMPLETES = {"CONTAINER": ("container",), "IMAGE": ("image",), "SOURCE_IMAGE": ("image",), "NAME": ("container", "image")}
+
+
+def _completer(a: Arg) -> Callable[[click.Context, click.Parameter, str], list[str]] | None:
+    kinds = _COMPLETES.get(a.metavar)
+    if kinds is None:
+        return None
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        return [n for n in _names(kinds) if n.startswith(incomplete)]
+
+    return complete
+
+
 def _command(cmd: Command, name: str) -> click.Command:
     # Help text is rich markup to typer, taken as it is (escaping it would import rich on the
     # error path): a test keeps the tables free of what rich reads as a tag, `[a...]`.
     params: list[click.Parameter] = [
-        TyperArgument(param_decls=[a.name], nargs=-1 if a.many else 1, required=a.required, metavar=_metavar(a), help=a.help, show_default=False) for a in cmd.args
+        TyperArgument(param_decls=[a.name], nargs=-1 if a.many else 1, required=a.required, metavar=_metavar(a), help=a.help, show_default=False, shell_complete=_completer(a)) for a in cmd.args
     ]
     for f in cmd.flags:
         decls, text, panel = [*f.names, f.dest], f.help, f.panel

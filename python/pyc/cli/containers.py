@@ -1,4 +1,4 @@
-"""Container verbs that show or copy out: ps, inspect, export."""
+"""Container verbs that show or copy out: ps, inspect, top, export."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _status(state: ContainerState) -> str:
     from pyc.cli.output import ago
 
     if state.status == "running":
-        return f"Up {ago(state.started_at).removesuffix(' ago')}"
+        return f"Up {ago(state.started_at).removesuffix(' ago')}{' (Paused)' if state.paused else ''}"
     if state.status == "restarting":
         return f"Restarting ({state.exit_code}) {ago(state.finished_at)}".rstrip()
     if state.status == "exited":
@@ -40,14 +40,12 @@ def ps(all: bool, quiet: bool, filter: list[str], format: str | None) -> None:
         cmd = " ".join(c.record.config.cmd)
         created = c.record.created
         state = c.current_state()
-        rows.append({"ID": c.id[:12], "Image": c.record.image, "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": _status(state), "State": state.status, "Names": c.name})
+        row = {"ID": c.id[:12], "Image": c.record.image, "Command": cmd, "CreatedAt": created, "RunningFor": ago(created), "Status": _status(state), "State": state.shown_status}
+        rows.append(row | {"Names": c.name})
     if format is not None:
-        import json
+        from pyc.cli.template import print_each
 
-        from pyc.cli.template import render
-
-        for row in rows:
-            print(json.dumps(row) if format == "json" else render(format, row))
+        print_each(rows, format)
         return
     short = [[r["ID"], r["Image"], f'"{r["Command"][:20]}…"' if len(r["Command"]) > 20 else f'"{r["Command"]}"', r["RunningFor"], r["Status"], r["Names"]] for r in rows]
     print(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"], short))
@@ -101,6 +99,17 @@ def inspect_any(names: list[str], format: str | None, type: str | None) -> None:
     show(out, format)
 
 
+def top(container: str, ps_args: list[str]) -> None:
+    """docker's top: its columns as ps titles them, each at least 20 wide (docker's tabwriter)."""
+    from pyc.engine import Engine
+
+    t = Engine().top(container, ps_args)
+    rows = [t.titles, *t.processes]
+    widths = [max(20, *(len(r[i]) + 3 for r in rows)) for i in range(len(t.titles) - 1)]
+    for row in rows:
+        print("".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[-1])
+
+
 def export(container: str, output: str | None) -> None:
     import os
 
@@ -147,6 +156,14 @@ COMMANDS = [
         inspect_any,
         (Arg("names", "NAME", "Container or image names or IDs.", many=True),),
         (FORMAT, Flag(("--type",), "type", help="Only this kind of object: container or image.")),
+    ),
+    Command(
+        ("container", "top"),
+        "Show the processes of a running container (ps OPTIONS as the host's ps takes them; default -ef).",
+        top,
+        (Arg("container", "CONTAINER"), Arg("ps_args", "[ps OPTIONS]", "Options for ps.", required=False, many=True)),
+        aliases=(("top",),),
+        interspersed=False,
     ),
     Command(
         ("container", "export"),

@@ -1,5 +1,5 @@
-"""Verbs of a container's life: create is in run.py; start, stop, restart, kill, wait, rm,
-rename, logs, container prune here. As docker, a verb on several containers goes on past a
+"""Verbs of a container's life: create is in run.py; start, stop, restart, kill, pause, unpause,
+wait, rm, rename, logs, container prune here. As docker, a verb on several containers goes on past a
 failure, one line for it, and fails at the end if any failed."""
 
 from __future__ import annotations
@@ -72,18 +72,21 @@ def stop(containers: list[str], time: int | None) -> None:
 
 def restart(containers: list[str], time: int | None) -> None:
     from pyc.engine import Engine
-    from pyc.errors import NotRunning
 
     engine = Engine()
+    _each(containers, lambda ref: engine.restart(ref, time))
 
-    def again(ref: str) -> None:
-        try:
-            engine.stop(ref, time)
-        except NotRunning:
-            pass
-        engine.start(ref)
 
-    _each(containers, again)
+def pause(containers: list[str]) -> None:
+    from pyc.engine import Engine
+
+    _each(containers, Engine().pause)
+
+
+def unpause(containers: list[str]) -> None:
+    from pyc.engine import Engine
+
+    _each(containers, Engine().unpause)
 
 
 def kill(containers: list[str], signal: str) -> None:
@@ -113,10 +116,13 @@ def rename(container: str, new_name: str) -> None:
 
 
 def prune(force: bool) -> None:
+    from pyc.cli.system import confirm, print_reports
     from pyc.engine import Engine
 
-    removed = Engine().prune_containers()
-    print("\n".join(["Deleted Containers:", *removed]))
+    if not force and not confirm(["WARNING! This will remove all stopped containers."]):
+        return
+    report = Engine().prune_containers()
+    print_reports([report], report.reclaimed)
 
 
 def logs(container: str, follow: bool, tail: str, timestamps: bool, since: str | None) -> None:
@@ -158,6 +164,8 @@ COMMANDS = [
         (Flag(("-s", "--signal"), "signal", help="Signal to send (name or number).", default="KILL"),),
         aliases=(("kill",),),
     ),
+    Command(("container", "pause"), "Freeze every process of running containers.", pause, CONTAINERS, aliases=(("pause",),)),
+    Command(("container", "unpause"), "Thaw paused containers.", unpause, CONTAINERS, aliases=(("unpause",),)),
     Command(("container", "wait"), "Block until containers stop; print their exit codes.", wait, CONTAINERS, aliases=(("wait",),)),
     Command(
         ("container", "rm"),
@@ -171,7 +179,7 @@ COMMANDS = [
         aliases=(("rm",), ("container", "remove")),
     ),
     Command(("container", "rename"), "Rename a container.", rename, (Arg("container", "CONTAINER"), Arg("new_name", "NEW_NAME")), aliases=(("rename",),)),
-    Command(("container", "prune"), "Remove all stopped containers.", prune, flags=(Flag(("-f", "--force"), "force", bool, "Do not prompt (pyc never prompts)."),)),
+    Command(("container", "prune"), "Remove all stopped containers.", prune, flags=(Flag(("-f", "--force"), "force", bool, "Do not prompt for confirmation."),)),
     Command(
         ("container", "logs"),
         "Print a container's output: stdout to stdout, stderr to stderr.",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 # The modules that declare commands (a COMMANDS list each), searched in this order: the hot ones
 # first, so `pyc run` reads one table. A new noun or verb group is one more module here.
-MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "registry", "bundle", "system", "build")
+MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "registry", "bundle", "system", "events", "info", "completion", "build")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,7 +59,13 @@ def dispatch(argv: list[str]) -> int:
 
     name = ""  # the command's name in the exit-code table
     try:
-        found = find(argv) if argv else None
+        if argv in (["--version"], ["-v"]):
+            from pyc.info import package_version
+
+            print(f"pyc version {package_version()}")
+            return 0
+        # Shell completion (pyc completion's script calls pyc so) is click's.
+        found = find(argv) if argv and "_PYC_COMPLETE" not in os.environ else None
         if found is not None:
             from pyc.cli.spec import parse
 

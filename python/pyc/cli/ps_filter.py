@@ -32,7 +32,7 @@ def _ancestor(c: Container, ref: str) -> bool:
 
 def matches(c: Container, filters: dict[str, list[str]]) -> bool:
     checks: dict[str, Callable[[str], bool]] = {
-        "status": lambda v: c.status == v,
+        "status": lambda v: c.current_state().shown_status == v,
         "name": lambda v: v in c.name,
         "ancestor": lambda v: _ancestor(c, v),
     }

@@ -1,10 +1,15 @@
-"""pyc system df and pyc image prune: what the store holds, and freeing what nothing uses."""
+"""pyc system df, system prune and image prune: what the store holds, and freeing what nothing
+uses (docker's prompt, sections and total)."""
 
 from __future__ import annotations
 
 import sys
 
 from pyc.cli.spec import Command, Flag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyc.results import PruneReport
 
 
 def _pct(part: int, whole: int) -> str:
@@ -13,20 +18,46 @@ def _pct(part: int, whole: int) -> str:
     return f"{size(part)} ({part * 100 // whole if whole else 0}%)"
 
 
+def confirm(warning: list[str]) -> bool:
+    """docker's prompt: the warning, then whether the answer is yes."""
+    print("\n".join(warning) + "\nAre you sure you want to continue? [y/N] ", end="", flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def print_reports(reports: list[PruneReport], reclaimed: int) -> None:
+    """Each section that removed something (docker's `Deleted Containers:` ...), then the total."""
+    from pyc.cli.output import size
+
+    for r in reports:
+        if r.deleted:
+            print(f"{r.title}:\n" + "\n".join(r.deleted) + "\n")
+    print(f"Total reclaimed space: {size(reclaimed)}")
+
+
 def prune(all: bool, force: bool) -> None:
     """Remove unused images."""
-    from pyc.cli.output import size
     from pyc.engine import Engine
+    from pyc.results import PruneReport
+
+    what = "all images without at least one container associated to them" if all else "all dangling images"
+    if not force and not confirm([f"WARNING! This will remove {what}."]):
+        return
+    lines, freed = Engine().prune_images(all)
+    print_reports([PruneReport(title="Deleted Images", deleted=lines, reclaimed=freed)], freed)
+
+
+def system_prune(all: bool, volumes: bool, force: bool) -> None:
+    """Remove what nothing uses: stopped containers, dangling (-a: unused) images, and the
+    kinds each pruner of pyc.prune adds."""
+    from pyc.engine import Engine
+    from pyc.prune import wanted
 
     if not force:
-        what = "all images without at least one container associated to them" if all else "all dangling images"
-        print(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ", end="", flush=True)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        lines = [f"  - {p.warning_all if all else p.warning}" for p in wanted({"volumes": volumes})]
+        if not confirm(["WARNING! This will remove:", *lines, ""]):
             return
-    lines, freed = Engine().prune_images(all)
-    if lines:
-        print("Deleted Images:\n" + "\n".join(lines) + "\n")
-    print(f"Total reclaimed space: {size(freed)}")
+    result = Engine().system_prune(all, volumes)
+    print_reports(result.reports, result.reclaimed)
 
 
 def df(verbose: bool) -> None:
@@ -77,4 +108,14 @@ COMMANDS = [
         ),
     ),
     Command(("system", "df"), "Show disk usage of images and containers.", df, flags=(Flag(("-v", "--verbose"), "verbose", bool, "Show per-image and per-container use."),)),
+    Command(
+        ("system", "prune"),
+        "Remove stopped containers and unused images.",
+        system_prune,
+        flags=(
+            Flag(("-a", "--all"), "all", bool, "Remove all images no container uses, not just dangling ones."),
+            Flag(("--volumes",), "volumes", bool, "Remove volumes no container uses too."),
+            Flag(("-f", "--force"), "force", bool, "Do not prompt for confirmation."),
+        ),
+    ),
 ]

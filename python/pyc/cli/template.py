@@ -13,7 +13,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_FUNCS = {"json": lambda v: json.dumps(v), "upper": lambda v: _text(v).upper(), "lower": lambda v: _text(v).lower()}
+
+
+class GoStruct(dict[str, "Any"]):
+    """A Go struct as a template sees it: its fields by their Go names (`.ID`, `.Status`), while
+    `json` prints `as_json`, its JSON (by its json tags: `id`, `status`), as Go does."""
+
+    def __init__(self, fields: dict[str, Any], as_json: object) -> None:
+        super().__init__(fields)
+        self.as_json = as_json
+
+
+_FUNCS = {"json": lambda v: json.dumps(v.as_json if isinstance(v, GoStruct) else v), "upper": lambda v: _text(v).upper(), "lower": lambda v: _text(v).lower()}
 
 
 def _text(value: Any) -> str:
@@ -51,3 +62,9 @@ def render(template: str, obj: Any) -> str:
         raise InvalidArgument(f"template {template!r}: unsupported action {m.group(0)!r}")
 
     return _ACTION.sub(action, template)
+
+
+def print_each(rows: list[dict[str, str]], format: str) -> None:
+    """A list command's --format: `json` (a JSON object a line), or the template for each row."""
+    for row in rows:
+        print(json.dumps(row) if format == "json" else render(format, row))

@@ -47,7 +47,7 @@ def exec_process(container_process: dict[str, Any], opts: ExecOptions, passwd_di
         raise InvalidArgument("exec -d -t is not supported yet: a detached terminal needs a monitor to hold it")
     process["args"] = opts.command
     process["terminal"] = opts.tty
-    process["env"] = merge_env(list(container_process.get("env") or []), RunOptions(env=opts.env))
+    process["env"] = merge_env(list(container_process.get("env") or []), RunOptions(env=opts.env), tty=opts.tty)
     if opts.workdir is not None:
         process["cwd"] = opts.workdir
     if opts.user is not None:

@@ -122,8 +122,10 @@ class RunOptions:
         return resources(**{name: getattr(self, name) for name in LIMIT_FLAGS})
 
 
-def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
-    """Image env, then --env-file, then -e; `-e NAME` alone takes the value from pyc's env."""
+def merge_env(image_env: list[str], opts: RunOptions, tty: bool = False) -> list[str]:
+    """Image env, then --env-file, then -e; `-e NAME` alone takes the value from pyc's env.
+    With a terminal (`tty`), TERM=xterm unless one of those sets TERM, as docker does: bash,
+    less and vim then know what they draw on."""
     env: dict[str, str] = {}
     for item in image_env:
         k, _, v = item.partition("=")
@@ -145,6 +147,8 @@ def merge_env(image_env: list[str], opts: RunOptions) -> list[str]:
         elif k in os.environ:
             env[k] = os.environ[k]
     env.setdefault("PATH", DEFAULT_PATH)
+    if tty:
+        env.setdefault("TERM", "xterm")
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -265,7 +269,7 @@ def check_hostname(hostname: str) -> str:
 
 def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files: dict[str, str], lowers: list[str], hostname: str) -> dict[str, Any]:
     check_hostname(hostname)
-    env = merge_env(list(image_config.get("Env") or []), opts)
+    env = merge_env(list(image_config.get("Env") or []), opts, tty=opts.tty)
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.append(f"HOSTNAME={hostname}")
     uid, gid = parse_user(opts.user or image_config.get("User") or None, lowers)

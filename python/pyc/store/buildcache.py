@@ -93,9 +93,9 @@ def usage(store: ImageStore, in_images: set[str]) -> tuple[int, int]:
     return len(names), sum(sizes.values())
 
 
-def drop_all(store: ImageStore) -> int:
-    """Remove every entry, the file digests and the cache mounts (under the store lock); how
-    many entries."""
+def drop_all(store: ImageStore) -> list[str]:
+    """Remove every entry, the file digests and the cache mounts (under the store lock); the
+    entries' keys."""
     names = _names(store)
     for name in names:
         try:
@@ -111,7 +111,7 @@ def drop_all(store: ImageStore) -> int:
         import pyc_core
 
         pyc_core.remove_tree(mounts)
-    return len(names)
+    return names
 
 
 def load_files(store: ImageStore) -> dict[str, list[object]]:

@@ -80,9 +80,10 @@ def _collect_tmp_files(directory: str) -> None:
                 pass
 
 
-def collect(store: ImageStore, container_layers: set[str]) -> int:
-    """Remove blobs and layers no image, container or build cache entry references; returns
-    how many bytes were freed (blobs and unpacked layers)."""
+def collect(store: ImageStore, container_layers: set[str]) -> tuple[int, int]:
+    """Remove blobs and layers no image, container or build cache entry references, and what
+    interrupted commands left; returns the bytes freed of each (blobs and unpacked layers;
+    leftovers)."""
     import pyc_core
     from pyc.store import distribution
     from pyc.store.usage import tree_size
@@ -109,4 +110,4 @@ def collect(store: ImageStore, container_layers: set[str]) -> int:
                 path = os.path.join(store.paths.layers, name)
                 freed += tree_size(path)
                 pyc_core.remove_tree(path)
-    return freed + collect_tmp(store)
+    return freed, collect_tmp(store)

@@ -77,8 +77,18 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 class ImageStore:
     def __init__(self, paths: Paths) -> None:
+        from pyc.events import Journal
+
         self.paths = paths
         self.index_path = os.path.join(paths.oci, "index.json")
+        self.journal = Journal(paths.root)
+
+    def log_removed(self, img: Image, untagged: list[str], deleted: bool) -> None:
+        """docker's events for names taken off an image, and for the image gone."""
+        events = [("image", "untag", img.id, {"name": ref}) for ref in untagged]
+        if deleted:
+            events.append(("image", "delete", img.id, {"name": img.id}))
+        self.journal.log_all(events)
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -260,6 +270,7 @@ class ImageStore:
             size = len(self.read_blob(img.manifest_digest))
             self._name(entries, {"mediaType": MANIFEST, "digest": img.manifest_digest, "size": size, "annotations": {REF_NAME: full}})
             self._write_index(index)
+        self.journal.log("image", "tag", img.id, {"name": full})
 
     def untag_or_remove(self, ref: str, in_use: set[str], force: bool = False) -> list[str]:
         """Remove one name; when it was the image's last tag (or `ref` is an ID), remove the
@@ -275,6 +286,7 @@ class ImageStore:
             if by_name and (len(img.refs) > 1 or wanted in img.digests and len(names) > 1):
                 self._drop_ref(entries, wanted)
                 self._write_index(index)
+                self.log_removed(img, [wanted], False)
                 return [f"Untagged: {wanted}"]
             if not by_name and len(img.refs) > 1 and not force:
                 raise Conflict(f"image {ref} is referenced by several names ({', '.join(img.refs)}): remove them by name, or use -f")
@@ -284,6 +296,7 @@ class ImageStore:
             entries[:] = [e for e in entries if e["digest"] != img.manifest_digest]
             self._write_index(index)
             out.append(f"Deleted: {img.id}")
+        self.log_removed(img, img.refs, True)
         return out
 
     def now(self) -> str:

@@ -23,6 +23,21 @@ _SETFLAGS = 0x40086602  # FS_IOC_SETFLAGS
 _TOPDIR = 0x00020000  # FS_TOPDIR_FL
 
 
+def spreads_children(path: str) -> bool:
+    """Whether `path` has the flag (`pyc info`'s word on the placement being in effect)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        (flags,) = struct.unpack("i", fcntl.ioctl(fd, _GETFLAGS, b"\0" * 4))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return bool(flags & _TOPDIR)
+
+
 def spread_children(path: str) -> None:
     """Mark `path` so each directory made in it gets a block group of its own. Best effort:
     a filesystem or a kernel that lacks the flag leaves placement as it was."""

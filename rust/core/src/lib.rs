@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod cgroup;
 pub mod container;
 pub mod error;
+pub mod journal;
 pub mod layer;
 pub mod overlay;
 pub mod pty;

@@ -23,6 +23,7 @@ fn run_config() {
     assert_eq!((process.user().uid(), process.user().gid()), (1000, 1000));
     assert_eq!(process.terminal(), Some(true));
     assert!(process.env().as_ref().expect("env").contains(&"A=1".to_string()));
+    assert!(process.env().as_ref().expect("env").contains(&"TERM=xterm".to_string()), "-t sets TERM");
     assert_eq!(cfg.spec.hostname().as_deref(), Some("golden"));
     let mounts = cfg.spec.mounts().as_ref().expect("mounts");
     assert!(mounts.iter().any(|m| m.destination().to_str() == Some("/host") && m.source().as_ref().and_then(|s| s.to_str()) == Some("/")));
@@ -36,6 +37,10 @@ fn run_config() {
     assert_eq!((cgroup.root.to_str(), cgroup.path.as_str()), (Some("/sys/fs/cgroup"), format!("pyc/{CID}").as_str()));
     assert!(cfg.init);
     assert_eq!(cfg.pyc_init.as_deref(), Some(std::path::Path::new("/usr/local/libexec/pyc-init")));
+    let events = cfg.events.expect("its events' actor");
+    assert_eq!((events.journal.to_str(), events.id.as_str()), (Some("/var/lib/pyc/events.log"), CID));
+    assert_eq!(events.attributes.get("name").map(String::as_str), Some("golden"));
+    assert_eq!(events.attributes.get("image").map(String::as_str), Some("busybox"));
 }
 
 #[test]

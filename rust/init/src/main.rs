@@ -11,6 +11,7 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let text: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("")).collect();
     match text.as_slice() {
+        [_, "--version"] => println!("pyc-init {}", env!("CARGO_PKG_VERSION")),
         [_, "--enter", fd] => match fd.parse() {
             Ok(fd) => pyc_init::enter::main(fd),
             Err(_) => usage(),

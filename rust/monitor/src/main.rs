@@ -1,8 +1,8 @@
 //! pyc-monitor: holds one detached container, as conmon does for podman. `pyc` starts it with
 //! the container's directory and the write end of a pipe; it leaves pyc's session (double fork,
 //! setsid), starts the container, says "ok <pid>" or "err <exit code> <message>" on the pipe,
-//! then logs the container's output, records its exit in state.msgpack, restarts it per policy,
-//! and exits. The container's process dies with it (PDEATHSIG), so no container outlives it
+//! then logs the container's output, records its exit in state.msgpack and its events (start,
+//! oom, die) in the events journal, restarts it per policy, and exits. The container's process dies with it (PDEATHSIG), so no container outlives it
 //! unnoticed.
 
 mod attach;
@@ -23,6 +23,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, setsid, ForkResult, Pid};
 use pyc_core::container::{exit_status, start, Started};
+use pyc_core::journal::ContainerActor;
 use pyc_core::Error;
 
 use clock::now_rfc3339;
@@ -33,6 +34,10 @@ use stdio::{container_stdio, Outputs, Stdout};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "--version") {
+        println!("pyc-monitor {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
     let (Some(dir), Some(fd)) = (args.get(1), args.get(2).and_then(|s| s.parse::<i32>().ok())) else {
         eprintln!("usage: pyc-monitor CONTAINER_DIR STATUS_FD");
         std::process::exit(2);
@@ -84,7 +89,7 @@ fn say(report: &mut Option<OwnedFd>, message: &str) {
 
 fn monitor(dir: &Path, report: OwnedFd) -> i32 {
     let mut report = Some(report);
-    let cfg = match std::fs::read(dir.join("monitor.msgpack")).map_err(|e| e.to_string()).and_then(|b| MonitorConfig::from_msgpack(&b)) {
+    let mut cfg = match std::fs::read(dir.join("monitor.msgpack")).map_err(|e| e.to_string()).and_then(|b| MonitorConfig::from_msgpack(&b)) {
         Ok(c) => c,
         Err(e) => {
             say(&mut report, &format!("err 125 {e}\n"));
@@ -103,6 +108,10 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
     let mut backoff = restart::Backoff::new();
     loop {
         let began = Instant::now();
+        // `pyc rename` may have renamed the container since: its events go by the new name.
+        if let Some(actor) = current_actor(dir) {
+            cfg.run.events = Some(actor);
+        }
         let mut started = match start(&cfg.run, container_stdio(cfg.run.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false)), None) {
             Ok(s) => s,
             Err(e) => {
@@ -126,6 +135,9 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         say(&mut report, &format!("ok {}\n", started.pid));
         slim::drop_code_pages();
         let (code, oom) = hold(started, outputs, &mut log);
+        if let Some(actor) = current_actor(dir).or_else(|| cfg.run.events.clone()) {
+            let _ = actor.ended(code, oom); // a record, not a condition: a full disk stops nothing
+        }
         st = State { status: "exited", exit_code: code, oom_killed: oom, finished_at: now_rfc3339(), ..st };
         let stopped = dir.join("stopping").exists();
         if !restart::should_restart(&cfg.restart, code, st.restart_count, stopped) {
@@ -146,6 +158,12 @@ fn monitor(dir: &Path, report: OwnedFd) -> i32 {
         let _ = std::process::Command::new(program).args(args).spawn();
     }
     0
+}
+
+/// Where the container's events go and the name they give it, as monitor.msgpack says now.
+fn current_actor(dir: &Path) -> Option<ContainerActor> {
+    let bytes = std::fs::read(dir.join("monitor.msgpack")).ok()?;
+    MonitorConfig::from_msgpack(&bytes).ok()?.run.events
 }
 
 /// The back-off before a restart, cut short by `pyc stop` (its `stopping` mark), which then

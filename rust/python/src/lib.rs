@@ -6,6 +6,7 @@ mod errors;
 mod registry;
 mod wire;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use pyo3::types::PyBytes;
 use errors::{blocking, into_py};
 use pyc_core::cgroup::{Cgroup, Limits};
 use pyc_core::container::{self, ExecConfig, Output, RunConfig, Stdio};
+use pyc_core::journal::{self, Event};
 use pyc_core::layer;
 
 /// What a container left when it ended.
@@ -259,6 +261,49 @@ struct CgroupStats {
     oom_kills: u64,
 }
 
+/// Freeze every process of a container's cgroup (`pyc pause`); returns once all are frozen.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn freeze_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
+    blocking(py, || Cgroup::open(&root, &path)?.freeze())
+}
+
+/// Thaw a container's cgroup (`pyc unpause`).
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn thaw_cgroup(py: Python<'_>, path: String, root: PathBuf) -> PyResult<()> {
+    blocking(py, || Cgroup::open(&root, &path)?.thaw())
+}
+
+/// The pids of a container's cgroup.
+#[pyfunction]
+#[pyo3(signature = (path, root=PathBuf::from("/sys/fs/cgroup")))]
+fn cgroup_pids(py: Python<'_>, path: String, root: PathBuf) -> PyResult<Vec<i32>> {
+    blocking(py, || Cgroup::open(&root, &path)?.pids())
+}
+
+/// Append events to the events journal at `path` in one write: each (type, action, actor id,
+/// attributes), in docker's shape (pyc_core::journal).
+#[pyfunction]
+fn log_events(py: Python<'_>, path: PathBuf, events: Vec<(String, String, String, BTreeMap<String, String>)>) -> PyResult<()> {
+    blocking(py, || {
+        let events: Vec<Event> = events
+            .iter()
+            .map(|(kind, action, id, attributes)| Event { kind, action, id, attributes: attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect() })
+            .collect();
+        journal::append(&path, &events, journal::max_size())
+    })
+}
+
+/// How overlay mounts are made here: "fsconfig" (lowerdir+, Linux 6.8) or "legacy" (mount(2)).
+#[pyfunction]
+fn overlay_method() -> PyResult<&'static str> {
+    Ok(match pyc_core::overlay::Method::for_this_kernel().map_err(into_py)? {
+        pyc_core::overlay::Method::Fsconfig => "fsconfig",
+        pyc_core::overlay::Method::Legacy => "legacy",
+    })
+}
+
 /// Remove a directory tree (a container's files, a layer), each depth's directories in
 /// parallel; a missing path is not an error.
 #[pyfunction]
@@ -292,5 +337,11 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tar_upper, m)?)?;
     m.add_function(wrap_pyfunction!(wire::packb, m)?)?;
     m.add_function(wrap_pyfunction!(wire::unpackb, m)?)?;
+    m.add_function(wrap_pyfunction!(freeze_cgroup, m)?)?;
+    m.add_function(wrap_pyfunction!(thaw_cgroup, m)?)?;
+    m.add_function(wrap_pyfunction!(cgroup_pids, m)?)?;
+    m.add_function(wrap_pyfunction!(log_events, m)?)?;
+    m.add_function(wrap_pyfunction!(overlay_method, m)?)?;
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -14,9 +14,11 @@ pub enum Layout {
     V2 {
         root: PathBuf,
     },
-    /// One directory per v1 hierarchy that holds a controller pyc uses (see USED_V1).
+    /// One directory per v1 hierarchy that holds a controller pyc uses (see USED_V1), and the
+    /// freezer's, which a container joins only when it is paused (freezer.rs).
     V1 {
         hierarchies: Vec<PathBuf>,
+        freezer: Option<PathBuf>,
     },
 }
 
@@ -32,6 +34,7 @@ impl Layout {
             return Ok(Layout::V2 { root: root.to_path_buf() });
         }
         let mut hierarchies = Vec::new();
+        let mut freezer = None;
         let entries = std::fs::read_dir(root).map_err(|e| Error::io("read", root, e))?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -40,18 +43,22 @@ impl Layout {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.split(',').any(|c| USED_V1.contains(&c)) {
+            let used = name.split(',').any(|c| USED_V1.contains(&c));
+            let freezes = name.split(',').any(|c| c == "freezer");
+            if !(used || freezes) || fs_magic(&path) != Some(CGROUP_SUPER_MAGIC) {
                 continue;
             }
-            if fs_magic(&path) == Some(CGROUP_SUPER_MAGIC) {
+            if used {
                 hierarchies.push(path);
+            } else {
+                freezer = Some(path);
             }
         }
         if hierarchies.is_empty() {
             return Err(Error::Cgroup { path: root.to_path_buf(), message: "no cgroup v1 or v2 mount found".into() });
         }
         hierarchies.sort();
-        Ok(Layout::V1 { hierarchies })
+        Ok(Layout::V1 { hierarchies, freezer })
     }
 
     pub fn is_v2(&self) -> bool {

@@ -2,6 +2,7 @@
 //! otherwise every v1 hierarchy mounted under it (on hybrid hosts cgroup2 at `root/unified`
 //! holds no controllers worth joining). `root` is a parameter so tests run on a temp tree.
 
+mod freezer;
 mod layout;
 mod limits;
 mod stats;
@@ -27,6 +28,8 @@ pub struct Cgroup {
     v2: bool,
     /// On v2, the open directory, so clone3 can start the child inside it.
     v2_dir: Option<File>,
+    /// On v1, its directory in the freezer hierarchy, made when it is first paused.
+    freezer: Option<PathBuf>,
 }
 
 fn hierarchy_name(h: &Path) -> String {
@@ -52,10 +55,10 @@ impl Cgroup {
             Layout::V2 { root } => {
                 let dir = retry_vanished_parent(|| v2::create(root, path))?;
                 let f = File::open(&dir).ctx("open", &dir)?;
-                Ok(Cgroup { dirs: vec![(String::new(), dir)], v2: true, v2_dir: Some(f) })
+                Ok(Cgroup { dirs: vec![(String::new(), dir)], v2: true, v2_dir: Some(f), freezer: None })
             }
-            Layout::V1 { hierarchies } => {
-                let mut cg = Cgroup { dirs: Vec::new(), v2: false, v2_dir: None };
+            Layout::V1 { hierarchies, freezer } => {
+                let mut cg = Cgroup { dirs: Vec::new(), v2: false, v2_dir: None, freezer: freezer.as_ref().map(|f| f.join(path)) };
                 for h in hierarchies {
                     match retry_vanished_parent(|| v1::create(h, path)) {
                         Ok(dir) => cg.dirs.push((hierarchy_name(h), dir)),
@@ -78,18 +81,49 @@ impl Cgroup {
 
     pub fn open_in(layout: &Layout, path: &str) -> Cgroup {
         match layout {
-            Layout::V2 { root } => Cgroup { dirs: vec![(String::new(), root.join(path))], v2: true, v2_dir: None },
-            Layout::V1 { hierarchies } => Cgroup { dirs: hierarchies.iter().map(|h| (hierarchy_name(h), h.join(path))).collect(), v2: false, v2_dir: None },
+            Layout::V2 { root } => Cgroup { dirs: vec![(String::new(), root.join(path))], v2: true, v2_dir: None, freezer: None },
+            Layout::V1 { hierarchies, freezer } => Cgroup {
+                dirs: hierarchies.iter().map(|h| (hierarchy_name(h), h.join(path))).collect(),
+                v2: false,
+                v2_dir: None,
+                freezer: freezer.as_ref().map(|f| f.join(path)),
+            },
         }
     }
 
     #[cfg(test)]
     pub fn open_v2_for_test(dir: &Path) -> Cgroup {
-        Cgroup { dirs: vec![(String::new(), dir.to_path_buf())], v2: true, v2_dir: None }
+        Cgroup { dirs: vec![(String::new(), dir.to_path_buf())], v2: true, v2_dir: None, freezer: None }
     }
 
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
         self.dirs.iter().map(|(_, d)| d.as_path())
+    }
+
+    /// The directories a process joins to be one of the container's: those that exist of
+    /// `dirs`, and on v1 its freezer's once it has one (a process that joins a frozen one is
+    /// frozen with the rest).
+    pub fn member_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs().chain(self.freezer.as_deref()).filter(|d| d.is_dir())
+    }
+
+    /// Freeze every process of the container (`pyc pause`); returns once all are frozen.
+    pub fn freeze(&self) -> Result<()> {
+        freezer::freeze(self)
+    }
+
+    /// Let them run again (`pyc unpause`); nothing for a container that was never frozen.
+    pub fn thaw(&self) -> Result<()> {
+        freezer::thaw(self)
+    }
+
+    /// The processes of the container (their pids in the caller's pid namespace).
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let dir = self.dirs().find(|d| d.is_dir()).ok_or_else(|| Error::Cgroup {
+            path: self.dirs.first().map(|(_, d)| d.clone()).unwrap_or_default(),
+            message: "no such cgroup (is the container running?)".into(),
+        })?;
+        freezer::procs(dir)
     }
 
     pub fn is_v2(&self) -> bool {
@@ -147,7 +181,14 @@ impl Cgroup {
     /// leave after they die, so EBUSY is retried for a while.
     pub fn remove(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        for (_, d) in self.dirs.iter().rev() {
+        // A v1 frozen process dies of SIGKILL only once thawed: killed first, so that none
+        // runs again, then thawed. (On v2 a fatal signal reaches frozen processes.)
+        let freezer = self.freezer.as_deref().filter(|f| f.is_dir());
+        if let Some(f) = freezer {
+            kill_all(f);
+            let _ = std::fs::write(f.join("freezer.state"), "THAWED");
+        }
+        for d in self.dirs.iter().map(|(_, d)| d.as_path()).rev().chain(freezer) {
             loop {
                 match std::fs::remove_dir(d) {
                     Ok(()) => break,

@@ -108,7 +108,7 @@ mod tests {
                 std::fs::write(d.join(f), "").unwrap();
             }
         }
-        let layout = crate::cgroup::Layout::V1 { hierarchies: ["memory", "cpu,cpuacct", "pids"].iter().map(|h| root.path().join(h)).collect() };
+        let layout = crate::cgroup::Layout::V1 { hierarchies: ["memory", "cpu,cpuacct", "pids"].iter().map(|h| root.path().join(h)).collect(), freezer: None };
         let cg = Cgroup::open_in(&layout, "pyc/c1");
         let l = Limits {
             memory: Some(1 << 26),

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::journal::ContainerActor;
 
 /// Everything one container start needs, as Python sends it (msgpack): an OCI runtime spec
 /// (config.json shape) plus what the spec has no words for, the overlay and the cgroup.
@@ -18,6 +19,9 @@ pub struct RunConfig {
     /// The pyc-init program (the reaper of `--init`), run from a sealed copy.
     #[serde(default)]
     pub pyc_init: Option<PathBuf>,
+    /// Where the container's start, oom and die are logged (the events journal), and as whom.
+    #[serde(default)]
+    pub events: Option<ContainerActor>,
 }
 
 /// The union mount of the container: read-only image layers under a private upper dir.

@@ -105,7 +105,7 @@ impl ExecPlan {
             let f = d.join(file);
             std::fs::OpenOptions::new().write(true).open(&f).map_err(|e| Error::io("open", f, e))
         };
-        let cgroup_tasks = cgroup.dirs().filter(|d| d.is_dir()).map(open).collect::<Result<_>>()?;
+        let cgroup_tasks = cgroup.member_dirs().map(open).collect::<Result<_>>()?;
         let cgroup_dir = match cgroup.is_v2() {
             true => cgroup.dirs().next().map(|d| File::open(d).map_err(|e| Error::io("open", d, e))).transpose()?,
             false => None,

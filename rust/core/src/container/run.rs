@@ -52,6 +52,10 @@ pub fn run(cfg: &RunConfig, stdio: Stdio) -> Result<Outcome> {
     let oom = started.finish();
     let mut out = result?;
     out.oom_killed = oom?;
+    if let Some(actor) = &cfg.events {
+        // The journal is a record, not a condition of the run: a full disk does not fail it.
+        let _ = actor.ended(out.status, out.oom_killed);
+    }
     Ok(out)
 }
 
@@ -74,6 +78,9 @@ pub fn start(cfg: &RunConfig, stdio: Stdio, close: Option<RawFd>) -> Result<Star
     match spawn(&mut plan, cgroup.as_ref(), stdio, close.unwrap_or(-1)) {
         Ok((pid, pidfd, mut streams)) => {
             let captures = std::mem::take(&mut streams.captures);
+            if let Some(actor) = &cfg.events {
+                let _ = actor.started();
+            }
             Ok(Started { pid, pidfd, captures, term: streams.term.take(), relay: Some(streams.relay), cgroup })
         }
         Err(e) => {
