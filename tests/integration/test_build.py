@@ -101,7 +101,7 @@ def test_instructions_into_the_config(store: Store, ctx: Path) -> None:
         {
             "Dockerfile": """\
 ARG BASE=busybox
-FROM ${BASE}
+FROM --platform=$BUILDPLATFORM ${BASE}
 ARG GREETING=hello
 ARG TARGETARCH
 ENV WHO=world PLAIN="a b" \\
@@ -245,6 +245,7 @@ def snapshot(store: Store) -> tuple[set[str], list[str], str]:
         ("FROM busybox\nENV A=${B:?needed}\n", "Dockerfile:2: B: needed"),
         ("FROM busybox\nCOPY --chown=nobody-here x /\n", "Dockerfile:2: invalid user"),
         ("FROM no-such-image\n", "Dockerfile:1: no such image: no-such-image"),
+        ("FROM --platform=linux/s390x busybox\n", "Dockerfile:1: FROM --platform=linux/s390x: pyc builds for this machine only"),
         ("FROM busybox\nRUN [\"/no/such/program\"]\n", "Dockerfile:2: "),
     ],
 )

@@ -216,6 +216,11 @@ class Builder:
 
     def base(self, stage: Stage) -> State:
         name = _expand(stage.line, stage.base, self.global_env)
+        platform = stage.line.flag("platform")
+        if platform is not None:
+            wanted = _expand(stage.line, platform, self.global_env)
+            if wanted not in (f"linux/{_arch()}", self.global_env["TARGETPLATFORM"]):
+                raise stage.line.error(f"FROM --platform={wanted}: pyc builds for this machine only (linux/{_arch()})")
         if name == "scratch":
             config = {"architecture": _arch(), "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
             return State(config, [], _hash("scratch"))

@@ -67,12 +67,16 @@ def build(
     pull: bool,
     outputs: list[str],
     secrets: list[str],
+    progress: str,
 ) -> None:
     from pyc.build import output
     from pyc.build.builder import BuildOptions
     from pyc.engine import Engine
     from pyc.errors import InvalidArgument
 
+    if progress not in ("auto", "plain", "tty", "quiet"):
+        raise InvalidArgument(f"invalid --progress {progress!r}: auto, plain, tty or quiet")
+    quiet = quiet or progress == "quiet"
     outs = [output.parse(o) for o in outputs]
     to_stdout = ("tar", "-") in outs  # standard output is the tar's: no steps, no ID there
     opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet or to_stdout, _pairs(labels, "--label", False), _epoch(timestamp), pull, outs, _secrets(secrets))
@@ -118,6 +122,7 @@ COMMANDS = [
             Flag(("--no-cache",), "no_cache", bool, "Run every step, whatever the cache holds."),
             Flag(("-o", "--output"), "outputs", list, "Also write the image's files: type=local,dest=DIR (or DIR), type=tar,dest=FILE (dest=-: standard output)."),
             Flag(("--secret",), "secrets", list, "A file RUN --mount=type=secret,id=ID mounts: id=ID,src=FILE (never in the image or the cache key)."),
+            Flag(("--progress",), "progress", help="auto, plain or tty: each step on a line of its own, its output as it comes; quiet: as -q.", default="auto"),
             Flag(("--pull",), "pull", bool, "Ask the registry for a newer FROM image even when the store has one."),
             Flag(("-q", "--quiet"), "quiet", bool, "Print only the image ID."),
             Flag(("--iidfile",), "iidfile", help="Write the image ID to this file."),
