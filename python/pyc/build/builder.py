@@ -688,7 +688,7 @@ def _drop_mount_points(upper: str, image: Rootfs, dests: list[str]) -> None:
     --mount's target, ... where the image has none): empty, and not the step's to keep. Their
     parents too, as far as they are left empty: made for them, or copied up from the image
     with nothing changed but their mtime."""
-    from pyc.build.rootfs import _opaque
+    from pyc.build.rootfs import opaque
 
     for dest in sorted(dests, key=lambda d: d.count("/"), reverse=True):
         rel = dest.strip("/")
@@ -701,7 +701,7 @@ def _drop_mount_points(upper: str, image: Rootfs, dests: list[str]) -> None:
             found = image.find(rel)
             if found is None and stat.S_ISREG(st.st_mode) and st.st_size == 0:
                 os.unlink(path)
-            elif not stat.S_ISDIR(st.st_mode) or os.listdir(path) or _opaque(path):
+            elif not stat.S_ISDIR(st.st_mode) or os.listdir(path) or opaque(path):
                 break
             elif found is None or (stat.S_ISDIR(found[1].st_mode) and (found[1].st_mode, found[1].st_uid, found[1].st_gid) == (st.st_mode, st.st_uid, st.st_gid)):
                 os.rmdir(path)

@@ -15,7 +15,7 @@ def _whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def _opaque(path: str) -> bool:
+def opaque(path: str) -> bool:
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
@@ -84,7 +84,7 @@ class Rootfs:
                     gone.add(name)
                 else:
                     names.add(name)
-            if rel and _opaque(path):
+            if rel and opaque(path):
                 break
         return sorted(names)
 
@@ -104,7 +104,7 @@ def _walk(layer: str, parts: list[str]) -> tuple[str, os.stat_result] | object:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return _GONE if k and _opaque(cur) else _BELOW
+            return _GONE if k and opaque(cur) else _BELOW
         if _whiteout(st):
             return _GONE
         if k == len(parts) - 1:
