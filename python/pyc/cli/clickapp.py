@@ -58,9 +58,13 @@ def _completer(a: Arg) -> Callable[[click.Context, click.Parameter, str], list[s
 def _command(cmd: Command, name: str) -> click.Command:
     # Help text is rich markup to typer, taken as it is (escaping it would import rich on the
     # error path): a test keeps the tables free of what rich reads as a tag, `[a...]`.
-    params: list[click.Parameter] = [
-        TyperArgument(param_decls=[a.name], nargs=-1 if a.many else 1, required=a.required, metavar=_metavar(a), help=a.help, show_default=False, shell_complete=_completer(a)) for a in cmd.args
-    ]
+    params: list[click.Parameter] = []
+    for a in cmd.args:
+        arg = TyperArgument(param_decls=[a.name], nargs=-1 if a.many else 1, required=a.required, metavar=_metavar(a), help=a.help, show_default=False)
+        # click's completion hook, which TyperArgument's constructor no longer takes (typer
+        # wants its own `autocompletion`, of another signature).
+        arg._custom_shell_complete = _completer(a)
+        params.append(arg)
     for f in cmd.flags:
         decls, text, panel = [*f.names, f.dest], f.help, f.panel
         if f.kind is bool:

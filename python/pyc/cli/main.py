@@ -107,7 +107,14 @@ def _click(argv: list[str]) -> int:
     from pyc.errors import Kind, PycError
 
     try:
-        rv = build(commands()).main(args=argv, prog_name="pyc", standalone_mode=False)
+        group = build(commands())
+        if "_PYC_COMPLETE" in os.environ:
+            # click's own completion protocol, which `pyc completion` prints the scripts of
+            # (typer's main speaks another).
+            from click.shell_completion import shell_complete
+
+            return shell_complete(group, {}, "pyc", "_PYC_COMPLETE", os.environ["_PYC_COMPLETE"])
+        rv = group.main(args=argv, prog_name="pyc", standalone_mode=False)
     except click.UsageError as e:
         hint = f" (see 'pyc {e.ctx.command_path.partition(' ')[2]} --help')".replace("pyc  ", "pyc ") if e.ctx else ""
         flag = isinstance(e, (click.NoSuchOption, click.BadOptionUsage)) or (isinstance(e, click.BadParameter) and not isinstance(e, click.MissingParameter))
