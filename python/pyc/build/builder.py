@@ -264,15 +264,13 @@ class Builder:
         return st
 
     def onbuild(self, st: State, text: str, at: Instruction) -> None:
-        import dockerfile as parser
-
-        from pyc.build.dockerfile import _instruction
+        from pyc.build.dockerfile import _instruction, commands
 
         try:
-            commands = parser.parse_string(text)
-        except parser.GoParseError as e:
+            parsed = commands(text, at.file)
+        except BuildError as e:
             raise at.error(f"ONBUILD trigger {text!r} of the base image: {e}") from None
-        for c in commands:
+        for c in parsed:
             ins = _instruction(c, at.file)
             ins.line = at.line
             self.say(f"--> ONBUILD {ins.text}")

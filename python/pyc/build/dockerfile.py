@@ -74,15 +74,53 @@ class Dockerfile:
         return None
 
 
-def parse(text: str, file: str) -> Dockerfile:
-    import dockerfile as parser
+# The parser runs in a child Python: the `dockerfile` module is Go, and a Go runtime in pyc's own
+# process takes signals (SIGCHLD among them) on threads of its own, so that a RUN step's container
+# exiting at once was now and then never seen to end.
+_PARSE = """
+import json, sys
+import dockerfile
+try:
+    out = [c._asdict() | {"heredocs": [h._asdict() for h in c.heredocs]} for c in dockerfile.parse_string(sys.stdin.read())]
+except dockerfile.GoParseError as e:
+    out = {"error": str(e)}
+json.dump(out, sys.stdout)
+"""
 
-    try:
-        commands: list[Any] = list(parser.parse_string(text))
-    except parser.GoParseError as e:
-        raise BuildError(f"{file}: {e}") from None
+
+class _Command:
+    """One parsed instruction, as the `dockerfile` package's Command has it."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.cmd, self.sub_cmd, self.json, self.original = d["cmd"], d["sub_cmd"], d["json"], d["original"]
+        self.start_line, self.flags, self.value = d["start_line"], d["flags"], d["value"]
+        self.heredocs = [_Heredoc(h["name"], h["content"]) for h in d["heredocs"]]
+
+
+class _Heredoc:
+    def __init__(self, name: str, content: str) -> None:
+        self.name, self.content = name, content
+
+
+def commands(text: str, file: str) -> list[Any]:
+    """BuildKit's parse of `text`, in a child process (see _PARSE)."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _PARSE], input=text.encode(), capture_output=True)
+    if r.returncode != 0:
+        raise BuildError(f"{file}: the Dockerfile parser failed: {r.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+    out = json.loads(r.stdout)
+    if isinstance(out, dict):
+        raise BuildError(f"{file}: {out['error']}")
+    return [_Command(d) for d in out]
+
+
+def parse(text: str, file: str) -> Dockerfile:
+    commands_ = commands(text, file)
     df = Dockerfile(file)
-    for c in commands:
+    for c in commands_:
         ins = _instruction(c, file)
         if ins.cmd == "FROM":
             words = ins.args
