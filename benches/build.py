@@ -109,6 +109,8 @@ def main():
     finally:
         if "pod" in locals():
             subprocess.run([*pod, "rmi", "-a", "-f"], capture_output=True)
+            # podman's overlay driver mounts its dir on itself and leaves it so
+            subprocess.run(["umount", os.path.join(work, "podman", "overlay")], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -470,7 +470,10 @@ def podman(store: Store) -> Iterator[list[str]]:
         subprocess.run([*cmd, "load", "-q", "-i", str(base / "busybox.tar")], check=True, capture_output=True)
         yield cmd
     finally:
+        subprocess.run([*cmd, "rm", "-a", "-f"], capture_output=True)
         subprocess.run([*cmd, "rmi", "-a", "-f"], capture_output=True)
+        # podman's overlay driver mounts its dir on itself and leaves it so
+        subprocess.run(["umount", str(base / "root" / "overlay")], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 
