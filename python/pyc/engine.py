@@ -25,9 +25,10 @@ from pyc.store.layers import lower_dirs
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
+    from pyc.build.builder import BuildOptions
     from pyc.network.attach import Attachment
     from pyc.network.store import NetworkStore
     from pyc.records import Endpoint, NetworkRecord, VolumeRecord
@@ -289,10 +290,11 @@ class Engine:
 
     # -- containers -----------------------------------------------------------------------
 
-    def _prepare(self, image: str, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig, MountPlan | None]:
+    def _prepare(self, image: str | Image, opts: RunOptions) -> tuple[Container, dict[str, str], RunConfig, MountPlan | None]:
         """The container in memory, its /etc files, its run config and its mounts (None: it
         has none, and the run path imports nothing of volumes): everything checked, nothing
-        written yet, so a bad flag leaves no container."""
+        written yet, so a bad flag leaves no container. `image`: a name, or an Image in no
+        index (a build step's)."""
         if os.geteuid() != 0:
             raise PycError("pyc run needs root: namespaces, mounts and cgroups (rootless containers are not supported yet)", Kind.SYSTEM)
         asked = bool(opts.volumes or opts.mounts or opts.tmpfs or opts.volumes_from)
@@ -301,7 +303,8 @@ class Engine:
 
             requests = parse_all(opts.volumes, opts.mounts, opts.tmpfs)
             volumes_from = [(self.containers.get(ref).record, mode) for ref, mode in map(parse_volumes_from, opts.volumes_from)]
-        img = self.image_for_run(image, opts.pull, opts.platform, opts.progress)
+        img = image if isinstance(image, Image) else self.image_for_run(image, opts.pull, opts.platform, opts.progress)
+        image = image if isinstance(image, str) else img.id
         lowers = lower_dirs(self.images, img)
         mounts = None
         if asked or img.run_config.get("Volumes"):
@@ -439,9 +442,13 @@ class Engine:
             raise
         return att
 
-    def run(self, image: str, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None) -> RunResult:
+    def run(
+        self, image: str | Image, opts: RunOptions, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None, keep_upper: Callable[[str], None] | None = None
+    ) -> RunResult:
         """Run a container to its end. fds for stdin/stdout/stderr; None for stdin is
-        /dev/null (docker without -i), None for stdout/stderr captures them."""
+        /dev/null (docker without -i), None for stdout/stderr captures them. `keep_upper`
+        is given the container's upper dir once it ended, before an --rm removes the rest
+        (a build step's layer is made of it)."""
         c, etc, run_config, mounts = self._prepare(image, opts)
         hc = c.record.host_config
         # On a bridge network its /etc files are written once its address is known, and its run
@@ -466,6 +473,8 @@ class Engine:
                     f.write(config)
             r = pyc_core.run(config, stdin, stdout, stderr)
             code, ended, oom = r.status, True, r.oom_killed
+            if keep_upper is not None:
+                keep_upper(c.path("upper"))
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
         except pyc_core.PycCoreError as e:
             code = pyc_core.ERROR_KINDS.get(e.kind, 125)  # what docker records: 127, 126, 125
@@ -715,13 +724,16 @@ class Engine:
 
     def disk_usage(self) -> DiskUsage:
         """What the store holds: images (shared layers once), containers' writable layers,
-        volumes, and what interrupted commands left in tmp/."""
+        volumes, the build cache, and what interrupted commands left in tmp/."""
         from pyc.results import VolumeUsage
-        from pyc.store import cache
+        from pyc.store import buildcache, cache
         from pyc.store.usage import disk_usage
 
+        images = cache.all_images(self.images)
         volumes = [VolumeUsage(name=v.name, size=self._volumes.size(v), links=len(users)) for v, users in self._volumes.all()]
-        return disk_usage(cache.all_images(self.images), self.containers.all(), self.paths.tmp, volumes)
+        u = disk_usage(images, self.containers.all(), self.paths.tmp, volumes)
+        u.build_cache, u.build_cache_size = buildcache.usage(self.images, {d for img in images for d in img.diff_ids})
+        return u
 
     def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> str:
         """`pyc rm [-f] [-v]`: `volumes` removes its anonymous volumes too (named ones stay)."""
@@ -924,3 +936,19 @@ class Engine:
         from pyc.store.commit import history
 
         return history(self.images.lookup(ref))
+
+    # -- build ------------------------------------------------------------------------------
+
+    def build(self, context: str | int, opts: BuildOptions, dockerfile: str | None = None, text: str | None = None) -> Image:
+        """Build the Dockerfile `dockerfile` (a path; default: Dockerfile or Containerfile in
+        the context), or `text` when given. `context`: a directory, a tar file, or an fd to
+        read a tar (or a Dockerfile, with an empty context) from."""
+        from pyc.build import build
+
+        return build(self, context, opts, dockerfile, text)
+
+    def prune_build_cache(self) -> tuple[list[str], int]:
+        """Drop the build cache: the keys of the entries dropped and the bytes freed."""
+        from pyc.build import prune_cache
+
+        return prune_cache(self)

@@ -61,10 +61,16 @@ def _volumes(engine: Engine, all: bool) -> PruneReport:
     return PruneReport(title="Deleted Volumes", deleted=names, reclaimed=reclaimed)
 
 
+def _build_cache(engine: Engine, all: bool) -> PruneReport:
+    dropped, reclaimed = engine.prune_build_cache()
+    return PruneReport(title="Deleted build cache objects", deleted=[k[:25] for k in dropped], reclaimed=reclaimed)
+
+
 PRUNERS: list[Pruner] = [
     Pruner("containers", "all stopped containers", lambda engine, all: prune_containers(engine)),
     Pruner("volumes", "all anonymous volumes not used by at least one container", _volumes, flag="volumes"),
     Pruner("images", "all dangling images", _images, warning_all="all images without at least one container associated to them"),
+    Pruner("build cache", "unused build cache", _build_cache, warning_all="all build cache"),
 ]
 
 

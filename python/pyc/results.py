@@ -82,6 +82,8 @@ class DiskUsage(Record):
     containers: list[ContainerUsage]
     leftovers: int
     volumes: list[VolumeUsage] = []
+    build_cache: int = 0  # build cache entries (pyc builder prune drops them)
+    build_cache_size: int = 0  # the layers they alone keep
 
 
 class PullResult(Record):

@@ -142,7 +142,7 @@ def test_system_prune_frees_what_df_said_was_reclaimable(store: tuple[dict[str, 
     snapshot = store_snapshot(root)
     r = pyc("system", "prune", "-a", input="n\n", env=env)
     assert r.returncode == 0 and r.stdout == (
-        "WARNING! This will remove:\n  - all stopped containers\n  - all images without at least one container associated to them\n\nAre you sure you want to continue? [y/N] "
+        "WARNING! This will remove:\n  - all stopped containers\n  - all images without at least one container associated to them\n  - all build cache\n\nAre you sure you want to continue? [y/N] "
     )
     assert store_snapshot(root) == snapshot
 

@@ -13,6 +13,7 @@ import pytest
 
 import pyc
 import pyc_core
+from pyc.build.builder import BuildOptions
 from pyc.cli import main
 from pyc.errors import STARTS, Kind, PycError, exit_code
 from pyc.records import HostConfig
@@ -126,6 +127,8 @@ LINES = [
     (["run", "-v", "x:/x", "busybox"], 125, '"x" includes invalid characters for a local volume name'),
     (["run", "--mount", "type=bind,target=/x", "busybox"], 125, "field Source must not be empty"),
     (["create", "--volumes-from", "nope", "busybox"], 125, "no such container: nope"),
+    (["build", "no-context"], 1, "the build context 'no-context' is not a directory"),
+    (["build", "--bogus", "."], 125, "No such option: --bogus"),
 ]
 
 
@@ -219,6 +222,8 @@ FAILURES: dict[str, tuple[Callable[[pyc.Engine, Path], object], Kind]] = {
     "prune_networks": (lambda e, s: ((s / "pyc.db").mkdir(), e.prune_networks()), Kind.SYSTEM),
     "connect": (lambda e, s: e.connect("nope", "nope"), Kind.NOT_FOUND),
     "disconnect": (lambda e, s: e.disconnect("nope", "nope"), Kind.NOT_FOUND),
+    "build": (lambda e, s: e.build(str(s / "no-context"), BuildOptions()), Kind.INVALID_ARGUMENT),
+    "prune_build_cache": (lambda e, s: ((s / "buildcache").write_bytes(b""), e.prune_build_cache()), Kind.SYSTEM),
     # Nothing listens on port 1 of loopback: refused at once, no network needed.
     "pull": (lambda e, s: e.pull("127.0.0.1:1/x:1", PullOptions(tls_verify=False)), Kind.REGISTRY),
     "push": (lambda e, s: e.push("nope", "127.0.0.1:1/x:1"), Kind.NOT_FOUND),

@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 # The modules that declare commands (a COMMANDS list each), searched in this order: the hot ones
 # first, so `pyc run` reads one table. A new noun or verb group is one more module here.
-MODULES = ("run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "registry", "bundle", "system", "events", "info", "completion", "volume", "cp", "network")
+MODULES = (
+    "run", "exec", "lifecycle", "containers", "attach", "commit", "limits", "images", "transfer", "registry", "bundle", "system",
+    "events", "info", "completion", "volume", "cp", "network", "build",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

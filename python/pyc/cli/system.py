@@ -74,6 +74,7 @@ def df(verbose: bool) -> None:
             ["Images", str(len(u.images)), str(sum(1 for i in u.images if i.containers)), size(u.images_size), _pct(u.images_reclaimable, u.images_size)],
             ["Containers", str(len(u.containers)), str(len(running)), size(c_size), _pct(c_size - sum(c.size for c in running), c_size)],
             ["Local Volumes", str(len(u.volumes)), str(sum(1 for v in u.volumes if v.links)), size(v_size), _pct(v_size - sum(v.size for v in u.volumes if v.links), v_size)],
+            ["Build Cache", str(u.build_cache), "0", size(u.build_cache_size), _pct(u.build_cache_size, u.build_cache_size)],
             # What interrupted commands left in the store (pyc image prune frees it).
             ["Leftovers", "", "", size(u.leftovers), _pct(u.leftovers, u.leftovers)],
         ]

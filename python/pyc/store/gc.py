@@ -3,6 +3,7 @@ unpacked layers used by no image and no container, temp dirs of pyc processes th
 
 import os
 
+from pyc.store import buildcache
 from pyc.store.images import ImageStore, chain_ids
 
 
@@ -55,7 +56,7 @@ def collect_tmp(store: ImageStore) -> int:
     import pyc_core
     from pyc.store.usage import tree_size
 
-    for directory in (store.paths.root, store.paths.oci, store.paths.blobs):
+    for directory in (store.paths.root, store.paths.oci, store.paths.blobs, buildcache.directory(store)):
         _collect_tmp_files(directory)
     freed = 0
     for path in leftovers(store.paths.tmp):
@@ -80,16 +81,17 @@ def _collect_tmp_files(directory: str) -> None:
 
 
 def collect(store: ImageStore, container_layers: set[str]) -> tuple[int, int]:
-    """Remove unreferenced blobs and layers, and what interrupted commands left; returns the
-    bytes freed of each (blobs and unpacked layers; leftovers)."""
+    """Remove blobs and layers no image, container or build cache entry references, and what
+    interrupted commands left; returns the bytes freed of each (blobs and unpacked layers;
+    leftovers)."""
     import pyc_core
     from pyc.store import distribution
     from pyc.store.usage import tree_size
 
     freed = 0
     with store.lock():
-        blobs: set[str] = set()
-        layers: set[str] = set(container_layers)
+        blobs, layers = buildcache.held(store)
+        layers |= container_layers
         images = list(store.all())
         for img in images:
             blobs.add(img.manifest_digest)

@@ -1,0 +1,122 @@
+"""RUN --mount: what a step's container gets besides its image, never kept in its layer.
+
+    type=cache,target=DIR[,id=ID,mode=0755,uid=0,gid=0]  a directory kept across builds (by id)
+    type=tmpfs,target=DIR[,size=64m]                      an empty tmpfs
+    type=bind,target=DIR[,source=PATH]                    the build context's PATH, read-only
+    type=secret,id=ID[,target=FILE,required=true]         --secret id=ID,src=FILE, read-only
+
+A bind's files are in the step's cache key (their checksum); a secret's never are."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from pyc.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyc.build.context import Context
+    from pyc.build.copy import FileDigests
+    from pyc.store.images import ImageStore
+
+KEYS = {
+    "cache": ("type", "target", "id", "mode", "uid", "gid", "sharing", "readonly", "ro"),
+    "tmpfs": ("type", "target", "size"),
+    "bind": ("type", "target", "source", "readonly", "ro"),
+    "secret": ("type", "target", "id", "required", "mode", "uid", "gid"),
+}
+
+
+class Mounts:
+    """The mounts of one RUN, as `pyc run` takes them (volumes, tmpfs), their targets, and what
+    goes into the step's cache key."""
+
+    def __init__(self) -> None:
+        self.volumes: list[str] = []
+        self.tmpfs: list[str] = []
+        self.targets: list[str] = []
+        self.key: list[object] = []
+
+
+def parse(spec: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        key, eq, value = item.partition("=")
+        key = {"dst": "target", "destination": "target", "src": "source"}.get(key, key)
+        fields[key] = value if eq else "true"
+    kind = fields.setdefault("type", "bind")
+    if kind not in KEYS:
+        raise InvalidArgument(f"RUN --mount type={kind} is not supported: use cache, tmpfs, bind or secret")
+    unknown = sorted(set(fields) - set(KEYS[kind]))
+    if unknown:
+        raise InvalidArgument(f"RUN --mount type={kind} takes no {unknown[0]}= (it takes {', '.join(KEYS[kind][1:])})")
+    return fields
+
+
+def _target(fields: dict[str, str], default: str | None = None) -> str:
+    target = fields.get("target") or default
+    if not target or not target.startswith("/") or ":" in target or "," in target:
+        raise InvalidArgument(f"RUN --mount type={fields['type']}: target= must be an absolute path (without : or ,)")
+    return os.path.normpath(target)
+
+
+def _int(fields: dict[str, str], key: str, default: int, base: int = 10) -> int:
+    value = fields.get(key)
+    if value is None:
+        return default
+    try:
+        return int(value, base)
+    except ValueError:
+        raise InvalidArgument(f"RUN --mount {key}={value}: not a number") from None
+
+
+def resolve(specs: list[str], ctx: Context, store: ImageStore, secrets: dict[str, str], digests: FileDigests) -> Mounts:
+    from pyc.build import copy
+    from pyc.store import buildcache
+
+    out = Mounts()
+    for spec in specs:
+        f = parse(spec)
+        kind = f["type"]
+        if kind == "tmpfs":
+            target = _target(f)
+            size = f.get("size")
+            if size is not None and not size.rstrip("kmgKMG").isdigit():
+                raise InvalidArgument(f"RUN --mount type=tmpfs size={size}: a size like 64m")
+            out.tmpfs.append(f"{target}:exec" + (f",size={size}" if size else ""))
+            out.key.append(["tmpfs", target, size])
+        elif kind == "cache":
+            target = _target(f)
+            cache_id = f.get("id") or target
+            path = os.path.join(buildcache.directory(store), "mounts", hashlib.sha256(cache_id.encode()).hexdigest()[:32])
+            if not os.path.isdir(path):
+                os.makedirs(path, exist_ok=True)
+                os.chmod(path, _int(f, "mode", 0o755, 8))
+                os.chown(path, _int(f, "uid", 0), _int(f, "gid", 0))
+            ro = f.get("readonly") == "true" or f.get("ro") == "true"
+            out.volumes.append(f"{path}:{target}:{'ro' if ro else 'rw'}")
+            out.key.append(["cache", target, cache_id, ro])
+        elif kind == "bind":
+            target = _target(f)
+            if f.get("readonly", f.get("ro", "true")) != "true":
+                raise InvalidArgument("RUN --mount type=bind,rw is not supported yet: binds are read-only")
+            source = f.get("source") or "."
+            groups = copy.from_context(ctx, [source], InvalidArgument)
+            real = groups[0][1][0].real
+            out.volumes.append(f"{real}:{target}:ro")
+            out.key.append(["bind", target, source, copy.checksum(groups, digests)])
+        else:
+            secret_id = f.get("id") or os.path.basename(f.get("target") or "")
+            if not secret_id:
+                raise InvalidArgument("RUN --mount type=secret needs id= (or target=)")
+            target = _target(f, f"/run/secrets/{secret_id}")
+            src = secrets.get(secret_id)
+            if src is None:
+                if f.get("required") == "true":
+                    raise InvalidArgument(f"RUN --mount type=secret,id={secret_id}: no such secret (give --secret id={secret_id},src=FILE)")
+                continue
+            out.volumes.append(f"{src}:{target}:ro")
+            out.key.append(["secret", target, secret_id])  # the name, never the content
+        out.targets.append(target)
+    return out

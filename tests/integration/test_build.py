@@ -1,0 +1,628 @@
+"""pyc build: a Dockerfile corpus built in a store of the module's own (busybox made on the first
+FROM busybox): every instruction into the config or a layer, COPY from the context with its
+rules, multi-stage builds, the cache (a second build runs no RUN step: each RUN leaves a time
+stamp that a second run would change), reproducible images, and failures that leave nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import CGROUP_PARENT, PYC, cgroup_dirs, pyc
+from tests.integration.conftest import insecure
+from tests.integration.registries import Registry
+
+pytestmark = [pytest.mark.root]
+
+# A RUN step that leaves what no second run could leave again: a random UUID.
+STAMP = "cat /proc/sys/kernel/random/uuid > /stamp-{0}"
+
+
+class Store:
+    """A pyc with a store of its own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "PYC_ROOT": str(root)}
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return pyc(*args, input=input, env={**self.env, **(env or {})}, timeout=timeout)
+
+    def ok(self, *args: str, **kw: object) -> str:
+        r = self(*args, **kw)  # type: ignore[arg-type]
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    def build(self, ctx: Path, *flags: str, env: dict[str, str] | None = None) -> str:
+        """The image ID of a quiet build."""
+        out = self.ok("build", "-q", *flags, str(ctx), env=env)
+        assert out.count("\n") == 1 and out.startswith("sha256:"), out
+        return out.strip()
+
+    def file(self, image: str, path: str) -> str:
+        return self.ok("run", "--rm", image, "cat", path)
+
+    def config(self, image: str) -> dict[str, object]:
+        cfg: dict[str, object] = json.loads(self.ok("image", "inspect", image))[0]["Config"]
+        return cfg
+
+    def layers(self) -> set[str]:
+        d = self.root / "layers"
+        return set(os.listdir(d)) if d.exists() else set()
+
+
+def _leaks(root: Path) -> list[str]:
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        found += [line.split()[4] for line in f if str(root) in line]
+    found += [str(c) for d in cgroup_dirs() for c in d.iterdir() if c.is_dir()]  # a container's cgroup left
+    for sub in ("containers", "tmp"):
+        d = root / sub
+        if d.exists():
+            found += [str(d / n) for n in os.listdir(d)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    root = Path(tempfile.mkdtemp(prefix="pyc-test-build-", dir="/var/tmp"))
+    try:
+        s = Store(root)
+        s.ok("image", "bootstrap", "busybox")
+        yield s
+        assert _leaks(root) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Path:
+    d = tmp_path / "ctx"
+    d.mkdir()
+    return d
+
+
+def write(ctx: Path, files: dict[str, str]) -> None:
+    for rel, content in files.items():
+        p = ctx / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+
+
+def test_instructions_into_the_config(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "Dockerfile": """\
+ARG BASE=busybox
+FROM --platform=$BUILDPLATFORM ${BASE}
+ARG GREETING=hello
+ARG TARGETARCH
+ENV WHO=world PLAIN="a b" \\
+    DEF=${UNSET:-fallback} ALT=${GREETING:+set}
+ENV LEGACY value with spaces
+ENV WHO=again OLD=$WHO
+LABEL org.example.x="$GREETING $WHO" two=2
+WORKDIR /app
+WORKDIR sub
+USER 1000:1000
+EXPOSE 80 53/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=3 CMD wget -q localhost
+ONBUILD USER 0
+ONBUILD RUN echo triggered > /onbuild
+SHELL ["/bin/sh", "-ec"]
+ENTRYPOINT ["/bin/sh", "-c", "echo \\"$0 $GREETING $WHO $TARGETARCH $PWD $(id -u)\\""]
+CMD ["args"]
+"""
+        },
+    )
+    img = store.build(ctx, "--build-arg", "GREETING=hi", "-t", "conf:1")
+    cfg = store.config("conf:1")
+    env = cfg["Env"]
+    assert isinstance(env, list)
+    assert {"WHO=again", "OLD=world", "PLAIN=a b", "DEF=fallback", "ALT=set", "LEGACY=value with spaces"} <= set(env)
+    assert not any(e.startswith("GREETING=") for e in env)  # ARGs are not kept in the image
+    assert cfg["Labels"] == {"org.example.x": "hi again", "two": "2"}
+    assert cfg["WorkingDir"] == "/app/sub" and cfg["User"] == "1000:1000"
+    assert cfg["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}} and cfg["Volumes"] == {"/data": {}}
+    assert cfg["StopSignal"] == "SIGINT"
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 5_000_000_000, "Retries": 3}
+    assert cfg["OnBuild"] == ["USER 0", "RUN echo triggered > /onbuild"]
+    # The entrypoint's shell sees the image's env, not the build's ARGs; WORKDIR made the dir.
+    assert store.ok("run", "--rm", "conf:1") == "args  again  /app/sub 1000\n"
+    assert store.ok("run", "--rm", "--entrypoint", "stat", "conf:1", "-c", "%u:%g %a", "/app/sub") == "0:0 755\n"
+    # ONBUILD runs in the image built FROM it, and is not passed on.
+    write(ctx, {"Dockerfile": "FROM conf:1\nRUN test -f /onbuild\n"})
+    assert store.ok("build", str(ctx), "-t", "child:1").count("ONBUILD RUN echo triggered") == 1
+    assert store.ok("run", "--rm", "--entrypoint", "cat", "child:1", "/onbuild") == "triggered\n"
+    assert store.config("child:1").get("OnBuild") in (None, [])
+    assert img == store.ok("image", "inspect", "--format", "{{.Id}}", "conf:1").strip()
+    store.ok("rmi", "conf:1", "child:1")
+
+
+def test_copy_and_add_from_the_context(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "a.txt": "a\n",
+            "b.txt": "b\n",
+            "c.md": "c\n",
+            "dir/one": "1\n",
+            "dir/sub/two": "2\n",
+            "dir/skip.log": "no\n",
+            "dir/keep.log": "yes\n",
+            "secret/key": "no\n",
+            ".dockerignore": "*/*.log\n!dir/keep.log\nsecret\n",
+            "Dockerfile": """\
+FROM busybox
+COPY *.txt /multi/
+COPY a.txt /renamed
+COPY --chown=1000:2000 --chmod=0640 c.md /opt/owned/
+COPY dir /tree
+COPY dir/ ./rel/
+ADD files.tar.gz /unpacked/
+RUN ls -R /tree > /tree.list && ls -la /opt > /opt.list
+""",
+        },
+    )
+    os.chmod(ctx / "dir" / "one", 0o751)
+    os.symlink("one", ctx / "dir" / "link")
+    files = ctx / "files"
+    (files / "x").mkdir(parents=True)
+    (files / "x" / "in-tar").write_text("t\n")
+    subprocess.run(["tar", "-czf", str(ctx / "files.tar.gz"), "-C", str(files), "--owner=7", "--group=8", "x"], check=True)
+    shutil.rmtree(files)
+    store.build(ctx, "-t", "copies:1")
+    stat = "stat -c '%n %u:%g %a %F' /multi/a.txt /multi/b.txt /renamed /opt/owned/c.md /tree/one /tree/link /tree/sub/two /rel/one /unpacked/x/in-tar"
+    out = store.ok("run", "--rm", "copies:1", "sh", "-c", stat + "; ls /tree; ls /opt/owned; test ! -e /multi/c.md && test ! -e /tree/secret && echo ok").splitlines()
+    assert out == [
+        "/multi/a.txt 0:0 644 regular file",
+        "/multi/b.txt 0:0 644 regular file",
+        "/renamed 0:0 644 regular file",
+        "/opt/owned/c.md 1000:2000 640 regular file",
+        "/tree/one 0:0 751 regular file",
+        "/tree/link 0:0 777 symbolic link",
+        "/tree/sub/two 0:0 644 regular file",
+        "/rel/one 0:0 751 regular file",
+        "/unpacked/x/in-tar 7:8 644 regular file",
+        "keep.log",
+        "link",
+        "one",
+        "sub",
+        "c.md",
+        "ok",
+    ]
+    assert store.file("copies:1", "/tree/link") == "1\n"
+    store.ok("rmi", "copies:1")
+
+
+def test_multi_stage_copy_from_and_target(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "Dockerfile": """\
+FROM busybox AS builder
+RUN mkdir -p /out/bin && echo built > /out/bin/result && chown -R 33:44 /out && chmod 750 /out/bin
+FROM busybox AS broken
+RUN exit 7
+FROM scratch AS final
+COPY --from=builder /out /
+COPY --from=0 /bin/busybox /bin/
+FROM final AS last
+""",
+        },
+    )
+    # A target is built with the stages it needs only: `broken` would fail.
+    assert store.build(ctx, "--target", "final", "-t", "multi:1") == store.build(ctx)
+    bb = "/bin/busybox"
+    out = store.ok("run", "--rm", "multi:1", bb, "sh", "-c", f"{bb} stat -c '%u:%g %a' /bin /bin/result; {bb} cat /bin/result")
+    assert out.splitlines() == ["33:44 750", "33:44 644", "built"]
+    r = store("build", "-q", "--target", "broken", str(ctx))
+    assert r.returncode == 1 and "Dockerfile:4: 'RUN exit 7' returned a non-zero code: 7" in r.stderr, r.stderr
+    r = store("build", "-q", "--target", "nope", str(ctx))
+    assert r.returncode == 1 and "no stage named 'nope'" in r.stderr
+    store.ok("rmi", "multi:1")
+
+
+def snapshot(store: Store) -> tuple[set[str], list[str], str]:
+    return store.layers(), sorted(os.listdir(store.root / "oci" / "blobs" / "sha256")), store.ok("images", "-q")
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "message"),
+    [
+        ("FROM busybox\nRUN echo out; echo err >&2; exit 3\n", "Dockerfile:2: 'RUN echo out; echo err >&2; exit 3' returned a non-zero code: 3"),
+        ("FROM busybox\nRUN echo fine > /f\nBOGUS\n", "Dockerfile:3: unknown instruction: BOGUS"),
+        ("FROM busybox\nCOPY missing.txt /\n", "Dockerfile:2: missing.txt: not found in the build context"),
+        ("FROM busybox\nENV A=${B:?needed}\n", "Dockerfile:2: B: needed"),
+        ("FROM busybox\nCOPY --chown=nobody-here x /\n", "Dockerfile:2: invalid user"),
+        ("FROM no-such-image\n", "Dockerfile:1: no such image: no-such-image"),
+        ("FROM --platform=linux/s390x busybox\n", "Dockerfile:1: FROM --platform=linux/s390x: pyc builds for this machine only"),
+        ("FROM busybox\nRUN [\"/no/such/program\"]\n", "Dockerfile:2: "),
+    ],
+)
+def test_a_failed_build_writes_nothing(store: Store, ctx: Path, dockerfile: str, message: str) -> None:
+    write(ctx, {"Dockerfile": dockerfile, "x": "x"})
+    before = snapshot(store)
+    r = store("build", "--no-cache", "-t", "failed:1", str(ctx))
+    assert r.returncode == 1, r.stdout + r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and message in err[0], r.stderr
+    assert snapshot(store) == before
+    assert store("image", "inspect", "failed:1").returncode == 1
+    if "exit 3" in dockerfile:
+        assert "out\nerr\n" in r.stdout  # the step's output is shown as it runs
+
+
+@pytest.mark.timeout(600)  # eight builds: slack for a shared machine
+def test_the_cache_runs_no_step_twice(store: Store, ctx: Path) -> None:
+    write(
+        ctx,
+        {
+            "a.txt": "a\n",
+            "b.txt": "b\n",
+            "Dockerfile": f"""\
+FROM busybox
+RUN {STAMP.format(0)}
+COPY a.txt /
+RUN {STAMP.format(1)}
+ARG MODE=one
+COPY b.txt /
+RUN {STAMP.format(2)}
+RUN echo $MODE > /mode && {STAMP.format(3)}
+""",
+        },
+    )
+    stamps = "cat /stamp-0 /stamp-1 /stamp-2 /stamp-3 /mode"
+
+    def build(*flags: str) -> tuple[str, list[str], str]:
+        out = store.ok("build", "-t", "cached:1", *flags, str(ctx))
+        return out.strip().splitlines()[-1], store.ok("run", "--rm", "cached:1", "sh", "-c", stamps).splitlines(), out
+
+    first, s1, out = build()
+    assert out.count("Using cache") == 0
+    again, s2, out = build()
+    # Nothing ran: the same image, the same stamps, every step from the cache.
+    assert again == first and s2 == s1 and out.count("Using cache") == 6, out
+    # Another directory with the same content hits the cache too (mtimes differ).
+    other = ctx.parent / "other"
+    shutil.copytree(ctx, other)
+    os.utime(other / "a.txt", (1, 1))
+    assert store.build(other, "-t", "cached:1") == first
+    # One copied file changed: the steps from its COPY on run again, not those before.
+    (ctx / "b.txt").write_text("B\n")
+    _, s3, out = build()
+    assert s3[:2] == s1[:2] and s3[2] != s1[2] and s3[3] != s1[3] and out.count("Using cache") == 3, out
+    # A build arg changes only the steps that see it: as in BuildKit, the RUNs after its ARG
+    # (it is in their environment), not the steps before nor a COPY after it.
+    _, s4, out = build("--build-arg", "MODE=two")
+    assert s4[:2] == s3[:2] and s4[2] != s3[2] and s4[3] != s3[3] and s4[4] == "two", (s3, s4)
+    assert out.count("Using cache") == 4, out
+    # --no-cache runs every step.
+    _, s5, out = build("--build-arg", "MODE=two", "--no-cache")
+    assert all(a != b for a, b in zip(s5[:4], s4[:4], strict=True)) and "Using cache" not in out
+    store.ok("rmi", "cached:1")
+
+
+def test_builder_prune_frees_the_cache(store: Store, ctx: Path) -> None:
+    write(ctx, {"Dockerfile": f"FROM busybox\nRUN {STAMP.format('prune')}\n"})
+    before = store.layers()
+    img = store.build(ctx)
+    store.ok("rmi", img)
+    made = store.layers() - before
+    assert len(made) == 1  # the step's layer, kept by the cache with no image left
+    assert store.build(ctx) == img  # from the cache
+    store.ok("rmi", img)
+    df = [line.split() for line in store.ok("system", "df").splitlines() if line.startswith("Build Cache")]
+    assert len(df) == 1 and int(df[0][2]) > 0 and df[0][4] != "0B", df
+    out = store.ok("builder", "prune", "-a", "-f")
+    assert out.startswith("Deleted build cache objects:\n") and "Total reclaimed space:" in out, out
+    assert store.layers() <= before - made  # the step's layer gone, and what other builds cached
+    assert [line.split()[2:5] for line in store.ok("system", "df").splitlines() if line.startswith("Build Cache")] == [["0", "0", "0B"]]
+    assert store.ok("run", "--rm", "busybox", "echo", "ok") == "ok\n"  # images keep theirs
+    assert store.build(ctx) != img  # the step ran again
+    store.ok("rmi", store.build(ctx))
+
+
+def test_source_date_epoch_gives_the_same_image_in_two_stores(store: Store, ctx: Path, tmp_path: Path) -> None:
+    write(
+        ctx,
+        {
+            "a.txt": "a\n",
+            "Dockerfile": "FROM busybox\nCOPY a.txt /app/\nRUN mkdir -p /app/d && echo made > /app/d/f && touch /app/a.txt\nWORKDIR /w\nENV K=V\nCMD [\"cat\", \"/app/d/f\"]\n",
+        },
+    )
+    epoch = {"SOURCE_DATE_EPOCH": "1700000000"}
+    first = store.build(ctx, env=epoch)
+    second_root = Path(tempfile.mkdtemp(prefix="pyc-test-build2-", dir="/var/tmp"))
+    try:
+        other = Store(second_root)
+        other.ok("image", "bootstrap", "busybox")
+        os.utime(ctx / "a.txt")  # a newer mtime: clamped all the same
+        assert other.build(ctx, env=epoch) == first
+        assert other.ok("run", "--rm", first) == "made\n"
+        created = json.loads(other.ok("image", "inspect", first))[0]["Created"]
+        assert created.startswith("2023-11-14T22:13:20")
+        assert _leaks(second_root) == []
+    finally:
+        shutil.rmtree(second_root, ignore_errors=True)
+    # Without it the times are the build's: another image.
+    assert store.build(ctx, "--no-cache") != first
+
+
+def test_quiet_iidfile_stdin_dockerfile_and_heredoc(store: Store, ctx: Path, tmp_path: Path) -> None:
+    iid = tmp_path / "iid"
+    text = "FROM busybox\nRUN <<EOF\necho from-heredoc > /h\nEOF\nRUN cat > /g <<EOT\nline\nEOT\nCOPY --chmod=0755 <<one <<two /docs/\n#!/bin/sh\none\nsecond\ntwo\n"
+    out = store.ok("build", "-q", "-f", "-", "--iidfile", str(iid), str(ctx), input=text)
+    assert out.strip() == iid.read_text()
+    assert store.ok("run", "--rm", iid.read_text(), "cat", "/h", "/g", "/docs/one", "/docs/two") == "from-heredoc\nline\n#!/bin/sh\nsecond\n"
+    assert store.ok("run", "--rm", iid.read_text(), "stat", "-c", "%a %u", "/docs/one") == "755 0\n"
+    store.ok("rmi", iid.read_text())
+
+
+def test_no_build_leaves_a_container_or_cgroup(store: Store) -> None:
+    assert store.ok("ps", "-a", "-q") == ""
+    assert not [c for d in cgroup_dirs() for c in d.iterdir() if c.is_dir()], CGROUP_PARENT
+
+
+def test_symlinks_lead_nowhere_out_of_the_image_or_the_stage(store: Store, ctx: Path, tmp_path: Path) -> None:
+    """A stage's symlink to /etc is the image's /etc, never the host's; a context symlink is
+    not followed out of the context, nor does one copied in a step carry a later write of the
+    same step out of the layer."""
+    write(
+        ctx,
+        {
+            "Dockerfile": """\
+FROM busybox AS links
+RUN ln -s /etc /link && echo image > /etc/marker
+FROM busybox
+COPY --from=links /link/marker /from-image
+""",
+        },
+    )
+    store.build(ctx, "-t", "links:1")
+    assert store.file("links:1", "/from-image") == "image\n"
+    # /etc/os-release is the host's, never a file of the image's layers.
+    write(ctx, {"Dockerfile": "FROM busybox AS links\nRUN ln -s /etc /link\nFROM busybox\nCOPY --from=links /link/os-release /x\n"})
+    r = store("build", "-q", str(ctx))
+    assert r.returncode == 1 and "/link/os-release: not found in the source stage" in r.stderr, r.stderr
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), ctx / "d")
+    (ctx / "e" / "d").mkdir(parents=True)
+    (ctx / "e" / "d" / "planted").write_text("x\n")
+    write(ctx, {"Dockerfile": "FROM busybox\nCOPY d e /dest/\n"})
+    r = store("build", "-q", str(ctx))
+    assert r.returncode == 1 and "d: d points outside the build context" in r.stderr, r.stderr
+    os.unlink(ctx / "d")
+    (ctx / "f").mkdir()
+    os.symlink(str(outside), ctx / "f" / "d")
+    # f/d, a symlink out, is copied as /dest/d; e/d, a directory, then takes its place.
+    write(ctx, {"Dockerfile": "FROM busybox\nCOPY f e /dest/\n"})
+    store.build(ctx, "-t", "links:2")
+    assert os.listdir(outside) == []
+    assert store.ok("run", "--rm", "links:2", "sh", "-c", "test -d /dest/d && test ! -L /dest/d && cat /dest/d/planted") == "x\n"
+    store.ok("rmi", "links:1", "links:2")
+
+
+# The corpus podman 4.3 (buildah 1.28) builds too: no heredocs, no COPY --link.
+PODMAN_CORPUS = {
+    "copies": (
+        """\
+FROM busybox
+ARG DIR=/opt/app
+ENV TARGET=$DIR/data
+WORKDIR $DIR
+COPY *.txt ./
+COPY --chown=1000:2000 --chmod=0640 c.md /opt/owned/
+COPY dir ${TARGET}/
+ADD files.tar.gz /unpacked/
+RUN mkdir -p /made/deep && echo made > /made/deep/f && ln -s deep/f /made/link && rm /bin/vi && chmod 700 /made
+""",
+        {"a.txt": "a\n", "b.txt": "b\n", "c.md": "c\n", "dir/one": "1\n", "dir/sub/two": "2\n", "dir/skip.log": "no\n", ".dockerignore": "dir/*.log\n"},
+    ),
+    "stages": (
+        """\
+FROM busybox AS builder
+RUN mkdir -p /out/bin && echo built > /out/bin/result && chown -R 33:44 /out && chmod 750 /out/bin
+FROM busybox
+COPY --from=builder /out /srv/
+COPY --from=builder /out/bin/result /srv/copy
+USER 33
+""",
+        {},
+    ),
+}
+
+
+def tree(tar_bytes: bytes) -> dict[str, tuple[object, ...]]:
+    """Each entry of an exported filesystem: type, mode, owner, size, link target, content."""
+    import hashlib
+    import io
+    import tarfile
+
+    out: dict[str, tuple[object, ...]] = {}
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
+        for m in t.getmembers():
+            data = t.extractfile(m).read() if m.isfile() else b""  # type: ignore[union-attr]
+            out[m.name.strip("/").removeprefix("./")] = (m.type, m.mode, m.uid, m.gid, m.size, m.linkname, hashlib.sha256(data).hexdigest())
+    return out
+
+
+@pytest.fixture(scope="module")
+def podman(store: Store) -> Iterator[list[str]]:
+    """A podman with a root of its own (runc: crun refuses a hybrid host's cgroups), holding
+    pyc's busybox."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (setup.sh installs it)")
+    base = Path(tempfile.mkdtemp(prefix="pyc-test-podman-", dir="/var/tmp"))
+    cmd = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"), "--storage-driver", "overlay", "--runtime", "runc"]
+    try:
+        store.ok("save", "busybox", "-o", str(base / "busybox.tar"))
+        subprocess.run([*cmd, "load", "-q", "-i", str(base / "busybox.tar")], check=True, capture_output=True)
+        yield cmd
+    finally:
+        subprocess.run([*cmd, "rm", "-a", "-f"], capture_output=True)
+        subprocess.run([*cmd, "rmi", "-a", "-f"], capture_output=True)
+        # podman's overlay driver mounts its dir on itself and leaves it so
+        subprocess.run(["umount", str(base / "root" / "overlay")], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", sorted(PODMAN_CORPUS))
+def test_podman_builds_the_same_tree(store: Store, podman: list[str], ctx: Path, name: str) -> None:
+    dockerfile, files = PODMAN_CORPUS[name]
+    write(ctx, {"Dockerfile": dockerfile, **files})
+    files_dir = ctx.parent / "files"
+    (files_dir / "x").mkdir(parents=True)
+    (files_dir / "x" / "in-tar").write_text("t\n")
+    subprocess.run(["tar", "-czf", str(ctx / "files.tar.gz"), "-C", str(files_dir), "--owner=7", "--group=8", "x"], check=True)
+    img = store.build(ctx)
+    ours = store.ok("create", img, "true").strip()
+    try:
+        mine = subprocess.run([PYC, "export", ours], capture_output=True, env=store.env, check=True).stdout
+    finally:
+        store.ok("rm", ours)
+    r = subprocess.run([*podman, "build", "-q", "--pull=never", str(ctx)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    theirs = subprocess.run([*podman, "create", r.stdout.strip().splitlines()[-1], "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        exported = subprocess.run([*podman, "export", theirs], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run([*podman, "rm", theirs], capture_output=True)
+    a, b = tree(mine), tree(exported)
+    assert sorted(set(a) ^ set(b)) == []
+    assert len(a) > 250 and {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}
+    # The image pyc built loads into podman and runs there (with limits runc may set here).
+    archive = ctx.parent / "image.tar"
+    store.ok("save", img, "-o", str(archive))
+    loaded = subprocess.run([*podman, "load", "-q", "-i", str(archive)], capture_output=True, text=True, check=True).stdout
+    image_id = loaded.strip().rpartition(":")[2]
+    limits = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+    r = subprocess.run([*podman, "run", "--rm", "--network", "none", *limits, image_id, "cat", "/srv/copy" if name == "stages" else "/made/link"], capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (0, "built\n" if name == "stages" else "made\n"), r.stderr
+    store.ok("rmi", img)
+
+
+def test_a_context_from_a_tar_or_standard_input(store: Store, ctx: Path, tmp_path: Path) -> None:
+    write(ctx, {"Dockerfile": "FROM busybox\nCOPY . /ctx/\n", "other.Dockerfile": "FROM busybox\nCOPY in/f /g\n", "in/f": "f\n", ".dockerignore": "*.Dockerfile\n"})
+    archive = tmp_path / "ctx.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(ctx), "."], check=True)
+    img = store.build(archive)
+    assert sorted(store.ok("run", "--rm", img, "find", "/ctx", "-type", "f").split()) == ["/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/in/f"]
+    # -f names a file inside an archived context; the archive on standard input.
+    with open(archive, "rb") as f:
+        r = subprocess.run([PYC, "build", "-q", "-f", "other.Dockerfile", "-"], stdin=f, env=store.env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    other = r.stdout.strip()
+    assert store.file(other, "/g") == "f\n"
+    # A Dockerfile on standard input: an empty context.
+    alone = store.ok("build", "-q", "-", input="FROM busybox\nRUN echo alone > /a\nCOPY . /empty/\n").strip()
+    assert store.ok("run", "--rm", alone, "sh", "-c", "cat /a; ls -A /empty") == "alone\n"
+    r = store("build", "-q", str(ctx / "in" / "f"))
+    assert r.returncode == 1 and "is neither a directory nor a tar archive" in r.stderr
+    store.ok("rmi", img, other, alone)
+
+
+def test_from_an_image_of_a_registry(plain_registry: Registry, conf: Path, reg_env: dict[str, str], tmp_path: Path) -> None:
+    """A FROM the store lacks is pulled; with --pull the registry is asked again."""
+    r = plain_registry
+    insecure(conf, r.host)
+    ctx = tmp_path / "ctx"
+    write(ctx, {"Dockerfile": f"FROM {r.host}/test/busybox:1\nRUN echo on-pulled > /p\n"})
+    seen = len(r.requests())
+    built = pyc("build", "-q", str(ctx), env=reg_env)
+    assert built.returncode == 0, built.stderr
+    assert any("/blobs/" in p for _, p in r.requests()[seen:])
+    assert pyc("run", "--rm", built.stdout.strip(), "cat", "/p", env=reg_env).stdout == "on-pulled\n"
+    seen = len(r.requests())
+    assert pyc("build", "-q", str(ctx), env=reg_env).stdout == built.stdout
+    assert r.requests()[seen:] == []  # in the store: the registry is not asked
+    again = pyc("build", "-q", "--pull", str(ctx), env=reg_env)
+    assert again.stdout == built.stdout, again.stderr
+    assert ("HEAD", "/v2/test/busybox/manifests/1") in r.requests()[seen:]
+    assert pyc("rmi", built.stdout.strip(), env=reg_env).returncode == 0
+
+
+def test_output_writes_the_files_too(store: Store, ctx: Path, tmp_path: Path) -> None:
+    write(ctx, {"Dockerfile": "FROM busybox AS b\nRUN mkdir /o && echo out > /o/f && chown 5:6 /o/f\nFROM scratch\nCOPY --from=b /o /\n"})
+    local, tar = tmp_path / "local", tmp_path / "files.tar"
+    img = store.build(ctx, "-o", f"type=local,dest={local}", "--output", f"type=tar,dest={tar}")
+    assert sorted(os.listdir(local)) == ["f"] and (local / "f").read_text() == "out\n"
+    assert ((local / "f").stat().st_uid, (local / "f").stat().st_gid) == (5, 6)
+    assert subprocess.run(["tar", "-tvf", str(tar)], capture_output=True, text=True, check=True).stdout.split()[1:3] == ["5/6", "4"]
+    # To standard output: the tar alone there.
+    r = subprocess.run([PYC, "build", "-o", "type=tar,dest=-", str(ctx)], capture_output=True, env=store.env)
+    assert r.returncode == 0 and r.stdout == tar.read_bytes(), r.stderr
+    r = store("build", "-o", "type=zip,dest=x", str(ctx))
+    assert r.returncode == 1 and "invalid --output 'type=zip,dest=x'" in r.stderr
+    store.ok("rmi", img)
+
+
+def test_a_step_keeps_only_its_own_changes(store: Store, ctx: Path) -> None:
+    """On an image without /proc, /dev, /sys or /etc, a RUN's layer holds what it made, not the
+    mount points its container needed."""
+    import tarfile
+
+    write(ctx, {"Dockerfile": "FROM busybox AS b\nFROM scratch\nCOPY --from=b /bin/busybox /bin/\nRUN [\"/bin/busybox\", \"mkdir\", \"/made\"]\n"})
+    img = store.build(ctx)
+    diff_id = json.loads(store.ok("image", "inspect", img))[0]["RootFS"]["Layers"][-1]
+    with tarfile.open(store.root / "oci" / "blobs" / "sha256" / diff_id[7:]) as t:
+        assert t.getnames() == ["made"]
+    store.ok("rmi", img)
+
+
+def test_run_mounts_are_not_kept(store: Store, ctx: Path, tmp_path: Path) -> None:
+    """A cache mount outlives the step (and the build), a tmpfs and a bind do not reach the
+    layer, a bind is read-only and its files are in the cache key, a secret is mounted and
+    kept nowhere."""
+    import tarfile
+
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    write(
+        ctx,
+        {
+            "in/f": "bound\n",
+            "Dockerfile": """\
+FROM busybox
+RUN --mount=type=cache,target=/var/cache/x,id=c1 echo kept >> /var/cache/x/log && cp /var/cache/x/log /cache-seen
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && ls /scratch > /tmpfs-seen
+RUN --mount=type=bind,source=in,target=/src cat /src/f > /bind-seen && ! touch /src/new 2>/dev/null
+RUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok | wc -c > /secret-size
+""",
+        },
+    )
+    img = store.build(ctx, "--secret", f"id=tok,src={token}")
+    out = store.ok("run", "--rm", img, "sh", "-c", "cat /cache-seen /tmpfs-seen /bind-seen /secret-size; ls /var/cache/x /scratch /src /run/secrets 2>&1 | wc -l")
+    assert out.split("\n")[:4] == ["kept", "t", "bound", "7"], out
+    layers = json.loads(store.ok("image", "inspect", img))[0]["RootFS"]["Layers"][-4:]
+    names = []
+    for diff_id in layers:
+        with tarfile.open(store.root / "oci" / "blobs" / "sha256" / diff_id[7:]) as t:
+            names.append(sorted(t.getnames()))
+    assert names == [["cache-seen"], ["tmpfs-seen"], ["bind-seen"], ["secret-size"]], names
+    # The cache dir is kept for the next build: the step runs again and sees its last run.
+    again = store.build(ctx, "--no-cache", "--secret", f"id=tok,src={token}")
+    assert store.file(again, "/cache-seen") == "kept\nkept\n"
+    # The secret's content is in no key: another one, every step from the cache.
+    token.write_text("other\n")
+    assert store.build(ctx, "--secret", f"id=tok,src={token}") == again
+    # A bound file changed: that step runs again (and the one after it, which sees the new secret).
+    (ctx / "in" / "f").write_text("changed\n")
+    third = store.build(ctx, "--secret", f"id=tok,src={token}")
+    assert store.file(third, "/bind-seen") == "changed\n" and store.file(third, "/secret-size") == "6\n"
+    assert store.file(third, "/cache-seen") == "kept\nkept\n"
+    r = store("build", "-q", str(ctx))
+    assert r.returncode == 1 and "Dockerfile:5: RUN --mount type=secret,id=tok: no such secret" in r.stderr, r.stderr
+    store.ok("rmi", img, again, third)
+    store.ok("builder", "prune", "-a", "-f")  # the cache mount goes with it
+    assert not (store.root / "buildcache" / "mounts").exists()
