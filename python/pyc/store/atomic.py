@@ -7,7 +7,10 @@ import os
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 def write_file(path: str, data: bytes, durable: bool = True) -> None:
@@ -26,6 +29,33 @@ def write_file(path: str, data: bytes, durable: bool = True) -> None:
     os.rename(tmp, path)
     if durable:
         sync_dir(os.path.dirname(path))
+
+
+def temp_beside(out: str) -> str:
+    """A hidden temp name in `out`'s directory (the same filesystem, so a rename moves it in)."""
+    return os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
+
+
+def write_through(out: str, write: Callable[[int], T]) -> T:
+    """Call `write` with the fd of a temp file beside `out`, then sync and rename it into
+    place: `out` is whole or untouched. Returns what `write` returned."""
+    tmp = temp_beside(out)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            result = write(fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, out)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    sync_dir(os.path.dirname(os.path.abspath(out)))
+    return result
 
 
 def sync_dir(path: str) -> None:

@@ -78,32 +78,10 @@ def create(store: ImageStore, refs: list[str], olds: list[str], out: str | int) 
     if isinstance(out, int):
         digest, carried = write(out)
     else:
-        digest, carried = _write_file(out, write)
+        digest, carried = atomic.write_through(out, write)
     sizes = {d: os.path.getsize(path) for d, path in layers}
     requires = [f"{ref} ({img.id[7:19]})" for ref, img in old_images]
     return _content([(names, m, cfg, d) for names, m, _, cfg, d in images], sizes, dict(carried), requires, sorted(old_ids), digest, None)
-
-
-def _write_file(out: str, write: object) -> tuple[str, list[tuple[str, int]]]:
-    """Write to a temp file beside `out`, synced, renamed into place: never half a bundle."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            assert callable(write)
-            result: tuple[str, list[tuple[str, int]]] = write(fd)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    atomic.sync_dir(os.path.dirname(os.path.abspath(out)))
-    return result
 
 
 ImageArgs = tuple[list[str], str, str, list[str]]

@@ -35,30 +35,16 @@ def save(store: ImageStore, refs: list[str], out: str | int, fmt: str) -> None:
         _save_oci_dir(store, images, out)
         return
     write = _write_docker if fmt == "docker-archive" else _write_oci
-    if isinstance(out, int):
-        tar = _TarOut(out)
+
+    def write_tar(fd: int) -> None:
+        tar = _TarOut(fd)
         write(store, images, tar)
         tar.close()
-        return
-    tmp = _temp_beside(out)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            tar = _TarOut(fd)
-            write(store, images, tar)
-            tar.close()
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, out)
-    except BaseException:
-        _remove(tmp)
-        raise
-    atomic.sync_dir(os.path.dirname(os.path.abspath(out)))
 
-
-def _temp_beside(out: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
+    if isinstance(out, int):
+        write_tar(out)
+    else:
+        atomic.write_through(out, write_tar)
 
 
 def _remove(path: str) -> None:
@@ -186,7 +172,7 @@ def _save_oci_dir(store: ImageStore, images: list[tuple[str, Image]], out: str) 
     if os.path.exists(out) and not (os.path.isdir(out) and not os.listdir(out)):
         raise InvalidArgument(f"{out} exists: oci-dir writes a new directory")
     entries, blobs = _oci_entries(store, images)
-    tmp = _temp_beside(out)
+    tmp = atomic.temp_beside(out)
     try:
         os.makedirs(os.path.join(tmp, "blobs", "sha256"))
         for digest in blobs:
