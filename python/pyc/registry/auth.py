@@ -125,17 +125,11 @@ def _write(path: str, data: dict[str, Any]) -> None:
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent="\t") + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from pyc.store import atomic
+
+    def write(fd: int) -> None:
+        view = memoryview((json.dumps(data, indent="\t") + "\n").encode())
+        while view:
+            view = view[os.write(fd, view) :]
+
+    atomic.write_through(path, write, mode=0o600)

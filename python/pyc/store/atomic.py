@@ -36,12 +36,12 @@ def temp_beside(out: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
 
 
-def write_through(out: str, write: Callable[[int], T]) -> T:
-    """Call `write` with the fd of a temp file beside `out`, then sync and rename it into
-    place: `out` is whole or untouched. Returns what `write` returned."""
+def write_through(out: str, write: Callable[[int], T], mode: int = 0o644) -> T:
+    """Call `write` with the fd of a temp file beside `out` (made with `mode`), then sync and
+    rename it into place: `out` is whole or untouched. Returns what `write` returned."""
     tmp = temp_beside(out)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
             result = write(fd)
             os.fsync(fd)
