@@ -493,9 +493,7 @@ class Engine:
         (status 0). stdio as for run."""
         from pyc.runtime.exec import exec_process
 
-        c = self.containers.get(ref)
-        if c.status != "running":
-            raise NotRunning(f"container {c.name} is not running")
+        c = self._running(ref)
         run = run_config_of(c)
         if run is None:
             raise NotRunning(f"container {c.name} is not running")
@@ -592,10 +590,7 @@ class Engine:
         default `-ef`), the rows of those in its cgroup."""
         from pyc.top import top
 
-        c = self.containers.get(ref)
-        st = c.current_state()
-        if st.status != "running":
-            raise NotRunning(f"container {c.name} is not running")
+        c = self._running(ref)
         try:
             pids = pyc_core.cgroup_pids(c.cgroup, c.cgroup_root)
         except pyc_core.PycCoreError as e:
@@ -604,6 +599,13 @@ class Engine:
         self.containers.journal.container(c, "top")
         return result
 
+    def _running(self, ref: str) -> Container:
+        """The container `ref`, which must be running (exec, top, stats)."""
+        c = self.containers.get(ref)
+        if c.status != "running":
+            raise NotRunning(f"container {c.name} is not running")
+        return c
+
     def wait(self, ref: str) -> int:
         from pyc.lifecycle import wait
 
@@ -611,9 +613,7 @@ class Engine:
 
     def stats(self, ref: str) -> Stats:
         """What a running container uses now: cpu time, memory, pids, block I/O."""
-        c = self.containers.get(ref)
-        if c.status != "running":
-            raise NotRunning(f"container {c.name} is not running")
+        c = self._running(ref)
         from pyc.results import Stats
 
         try:
