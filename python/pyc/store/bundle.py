@@ -122,6 +122,21 @@ def _bad_bundle(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         raise BadImage(str(e)) from None
 
 
+def _run_carried(ingest: Ingest) -> None:
+    """Unpack a layer the bundle carries. The unpack reads it from the bundle as it goes, so
+    what the bundle's reader refused midway (cut short, corrupted) surfaces as the layer's read
+    error ("layer X: read archive: bundle: ..."): it is said as the bundle's, as when the
+    reader meets it between layers."""
+    try:
+        ingest.run()
+    except BadImage as e:
+        words = str(e)
+        at = words.find("bundle: ")
+        if at < 0:
+            raise
+        raise BadImage(words[at:]) from None
+
+
 def apply(store: ImageStore, source: str | int, head: bytes = b"") -> list[str]:
     """Rebuild the images of the bundle at `source` (a path, or an fd to read it from, whose
     first bytes `head` were read already) into the store. Returns the names loaded (an image ID
@@ -162,7 +177,7 @@ def apply(store: ImageStore, source: str | int, head: bytes = b"") -> list[str]:
                         made[diff_id] = layer
                         layer.label, layer.total = f"{name}: Rebuilding", sizes[diff_id]
                         # One carried layer at a time: they follow each other in one stream.
-                        _bad_bundle(ingest.run)
+                        _run_carried(ingest)
                 elif not ingest.has_layer(chain):
                     kept = made.get(diff_id)
                     ingest.add(kept.blob if kept is not None else store.paths.blob(diff_id), name, diff_id=diff_id, below=below, keep=False)
