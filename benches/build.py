@@ -9,6 +9,7 @@ RUN, a COPY of the context's src/, two RUNs after it. Rows, medians of --runs bu
     one file    one copied file changed before each build: the COPY and the RUNs after it run
 
 pyc works in a temp store, podman in a temp root and runroot (busybox loaded from pyc's save);
+RUN steps on no network for both (pyc build's default; podman's would make netavark's nft tables);
 everything is removed at the end, also on failure or Ctrl-C.
 
     .venv/bin/python benches/build.py [--runs N]
@@ -88,7 +89,7 @@ def main():
             return lambda: sh(PYC, "build", "-q", *flags, "-t", "bench:1", ctx, env=env)
 
         def podman_build(*flags):
-            return lambda: sh(*pod, "build", "-q", "--pull=never", *flags, "-t", "bench:1", ctx)
+            return lambda: sh(*pod, "build", "-q", "--pull=never", "--network=none", *flags, "-t", "bench:1", ctx)
 
         rows = []
         for name, runs in (

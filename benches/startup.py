@@ -170,13 +170,18 @@ def run_imports(pyc, python, tmp):
     """A script that imports what one `pyc run --rm busybox true` imports, on the launcher's
     sys.path, and nothing else; and that list."""
     out = subprocess.run([python, "-IS", "-X", "importtime", pyc, "run", "--rm", "busybox", "true"], capture_output=True, text=True, check=True).stderr
-    modules = [line.rsplit("|", 1)[1].strip() for line in out.splitlines() if line.startswith("import time:") and "|" in line]
-    modules = [m for m in modules if m != "imported package" and m not in sys.builtin_module_names]
+    names = [line.rsplit("|", 1)[1] for line in out.splitlines() if line.startswith("import time:") and "|" in line][1:]
+    # Only the top-level imports (the least indented), in their order: each brings in what it
+    # needs as it did in the run. What the interpreter loads at start is left out.
+    preloaded = subprocess.run([python, "-IS", "-c", "import sys; print(*sys.modules)"], capture_output=True, text=True, check=True).stdout.split()
+    top = min(len(name) - len(name.lstrip()) for name in names)
+    roots = [name.strip() for name in names if len(name) - len(name.lstrip()) == top and name.strip() not in preloaded]
+    modules = [name.strip() for name in names if name.strip() not in preloaded]
     with open(pyc) as f:
         path_line = next(line for line in f if line.startswith("sys.path"))
     script = os.path.join(tmp, "imports.py")
     with open(script, "w") as f:
-        f.write(f"import sys\n{path_line}import {', '.join(modules)}\n")
+        f.write(f"import sys\n{path_line}import {', '.join(roots)}\n")
     return script, modules
 
 
