@@ -15,7 +15,7 @@ hits both tools alike), every store on the same disk (/var/tmp):
 The registry is Debian's docker-registry on loopback, plain HTTP (`--tls-verify=false` for every
 tool), its storage on the same disk. The rootfs is made once with debootstrap (benches/images.py's
 cache, /var/tmp/pyc-bench-images/) and imported by pyc; skopeo copies it into the registry.
-Everything made is removed at the end, also on failure or Ctrl-C.
+Everything made is removed at the end, also on failure, Ctrl-C or SIGTERM.
 
 Run as root, from the repository, after building the venv:
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -161,6 +162,11 @@ class Bench:
         for r in self.registries:
             r.stop()
         subprocess.run([*self.podman, "system", "reset", "-f"], env=self.env, capture_output=True)
+        # What a podman cut short by the signal left mounted (its overlay, its shm), deepest first.
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for point in sorted((p for p in points if p.startswith((self.base + "/", self.runroot + "/"))), reverse=True):
+            subprocess.run(["umount", "-l", point], check=False)
         shutil.rmtree(self.runroot, ignore_errors=True)
 
 
@@ -171,6 +177,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benches/registry.py: run as root")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below cleans up, as on Ctrl-C
     tar = rootfs_tar()
     base = tempfile.mkdtemp(prefix="pyc-bench-registry.", dir="/var/tmp")
     bench = Bench(base, args.runs)
