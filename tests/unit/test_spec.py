@@ -44,10 +44,10 @@ def test_a_terminal_gets_term_xterm_unless_the_image_or_e_sets_it() -> None:
 
 def test_exec_with_a_terminal_gets_term_xterm_unless_set() -> None:
     container = {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/"}
-    assert "TERM=xterm" in exec_process(container, ExecOptions(["sh"], tty=True), [])["env"]
-    assert "TERM=xterm" not in exec_process(container, ExecOptions(["sh"]), [])["env"]
-    assert "TERM=vt100" in exec_process({**container, "env": ["TERM=vt100"]}, ExecOptions(["sh"], tty=True), [])["env"]
-    assert "TERM=screen" in exec_process(container, ExecOptions(["sh"], tty=True, env=["TERM=screen"]), [])["env"]
+    assert "TERM=xterm" in exec_process(container, ExecOptions(["sh"], tty=True), [], "", [])["env"]
+    assert "TERM=xterm" not in exec_process(container, ExecOptions(["sh"]), [], "", [])["env"]
+    assert "TERM=vt100" in exec_process({**container, "env": ["TERM=vt100"]}, ExecOptions(["sh"], tty=True), [], "", [])["env"]
+    assert "TERM=screen" in exec_process(container, ExecOptions(["sh"], tty=True, env=["TERM=screen"]), [], "", [])["env"]
 
 
 def test_user_parsing(tmp_path: Path) -> None:
