@@ -216,7 +216,7 @@ IDS = "id -u; id -g; grep Groups /proc/self/status"
 
 def test_users_and_groups_are_dockers(dockerd: Dockerd) -> None:
     for flags in GROUP_CASES:
-        args = ["--network", "none", *flags, "busybox", "sh", "-c", IDS]
+        args = ["--network", "none", *flags, "busybox", "sh", "-c", f"{IDS}; echo HOME=$HOME"]
         ours, theirs = pyc("run", "--rm", *args, env=LIKE_DOCKER), dockerd.docker("run", "--rm", *args)
         assert ours.returncode == theirs.returncode == 0, (flags, ours.stderr, theirs.stderr)
         assert ours.stdout.split() == theirs.stdout.split(), flags

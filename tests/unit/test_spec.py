@@ -77,3 +77,17 @@ def test_spec_has_isolation_defaults(tmp_path: Path) -> None:
     assert dests[-2:] == ["/run", "/etc/hosts"] and dests.index("/run") == len(BASE_MOUNTS)
     assert spec["mounts"][-1]["options"] == ["rbind", "rprivate", "nosuid", "nodev", "ro"]
     assert "CAP_SYS_ADMIN" not in spec["process"]["capabilities"]["bounding"]
+
+
+def test_home_is_the_users_of_etc_passwd(tmp_path: Path) -> None:
+    """As runc sets it for docker: the user's home in /etc/passwd, else / (root's too)."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n")
+
+    def home(user: str | None, lowers: list[str]) -> str:
+        return next(e for e in build({"Cmd": ["sh"]}, RunOptions(user=user), "/r", {}, lowers, "h")["process"]["env"] if e.startswith("HOME="))
+
+    image = [str(tmp_path)]
+    assert [home(None, image), home("daemon", image), home("1", image), home("1000", image)] == ["HOME=/root", "HOME=/usr/sbin", "HOME=/usr/sbin", "HOME=/"]
+    assert home(None, []) == "HOME=/"
+    assert "HOME=/x" in build({"Cmd": ["sh"], "Env": ["HOME=/x"]}, RunOptions(user="daemon"), "/r", {}, image, "h")["process"]["env"]

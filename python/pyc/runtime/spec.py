@@ -252,6 +252,11 @@ def member_gids(lowers: list[str], uid: int, name: str | None) -> list[int]:
     return [g for g in dict.fromkeys(gids) if g <= 0xFFFFFFFE]
 
 
+def home_of(uid: int, lowers: list[str]) -> str:
+    """The user's home in the image's /etc/passwd, else / (runc's, docker's: root too)."""
+    return next((f[5] for f in _etc_entries(lowers, "passwd") if int(f[2]) == uid and len(f) > 5 and f[5]), "/")
+
+
 def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
     """`-u UID[:GID]` or names from the image's /etc/passwd and /etc/group."""
     if not user:
@@ -349,7 +354,7 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     user_spec = opts.user or image_config.get("User") or None
     uid, gid = parse_user(user_spec, lowers)
     if not any(e.startswith("HOME=") for e in env):
-        env.append("HOME=/root" if uid == 0 else "HOME=/")
+        env.append(f"HOME={home_of(uid, lowers)}")
     cwd = opts.workdir or image_config.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is not an absolute path")
