@@ -236,7 +236,7 @@ def test_exec_user_gets_the_containers_groups_as_docker(dockerd: Dockerd) -> Non
         try:
             assert run("exec", "-u", "0", cid, "sh", "-c", SETUP).returncode == 0
             for flags in EXEC_CASES:
-                r = run("exec", *flags, cid, "sh", "-c", IDS)
+                r = run("exec", *flags, cid, "sh", "-c", f"{IDS}; echo HOME=$HOME")
                 assert r.returncode == 0, (engine, flags, r.stderr)
                 ids[(engine, *flags)] = r.stdout.split()
         finally:
@@ -244,4 +244,5 @@ def test_exec_user_gets_the_containers_groups_as_docker(dockerd: Dockerd) -> Non
     for flags in EXEC_CASES:
         assert ids[("pyc", *flags)] == ids[("docker", *flags)], flags
     # exec -u alice: her primary group, /etc/group's staff, the container's --group-add ones
-    assert ids[("pyc", "-u", "alice")] == ["1000", "1000", "Groups:", "1", "5", "50", "1000"]
+    assert ids[("pyc", "-u", "alice")] == ["1000", "1000", "Groups:", "1", "5", "50", "1000", "HOME=/"]
+    assert ids[("pyc", "-u", "daemon")][-1] == "HOME=/usr/sbin"

@@ -91,3 +91,20 @@ def test_home_is_the_users_of_etc_passwd(tmp_path: Path) -> None:
     assert [home(None, image), home("daemon", image), home("1", image), home("1000", image)] == ["HOME=/root", "HOME=/usr/sbin", "HOME=/usr/sbin", "HOME=/"]
     assert home(None, []) == "HOME=/"
     assert "HOME=/x" in build({"Cmd": ["sh"], "Env": ["HOME=/x"]}, RunOptions(user="daemon"), "/r", {}, image, "h")["process"]["env"]
+
+
+def test_exec_user_gets_its_home_unless_the_image_or_e_set_one(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n")
+    image = [str(tmp_path)]
+    container = {"args": ["sh"], "env": ["PATH=/bin", "HOME=/root"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+
+    def home(process: dict[str, object], opts: ExecOptions) -> list[str]:
+        env = exec_process(process, opts, image, "", [])["env"]
+        assert isinstance(env, list)
+        return [e for e in env if e.startswith("HOME=")]
+
+    assert home(container, ExecOptions(["sh"], user="daemon")) == ["HOME=/usr/sbin"]
+    assert home(container, ExecOptions(["sh"])) == ["HOME=/root"]
+    assert home(container, ExecOptions(["sh"], user="daemon", env=["HOME=/x"])) == ["HOME=/x"]
+    assert home({**container, "env": ["HOME=/srv"]}, ExecOptions(["sh"], user="daemon")) == ["HOME=/srv"]

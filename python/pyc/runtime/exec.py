@@ -5,7 +5,7 @@ working directory unless `-w`, its user unless `-u`; the same capabilities and n
 from __future__ import annotations
 
 from pyc.errors import InvalidArgument
-from pyc.runtime.spec import RunOptions, merge_env, parse_user, user_groups
+from pyc.runtime.spec import RunOptions, home_of, merge_env, parse_user, user_groups
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the exec path skips it
 if TYPE_CHECKING:
@@ -55,4 +55,9 @@ def exec_process(container_process: dict[str, Any], opts: ExecOptions, passwd_di
     if name:
         uid, gid = parse_user(name, passwd_dirs)
         process["user"] = {"uid": uid, "gid": gid, "additionalGids": user_groups(name, uid, gid, group_add, passwd_dirs)}
+        # The HOME pyc gave the container's user follows the exec's user, as runc sets it per
+        # process for docker; an image's or a -e's HOME stays.
+        was = f"HOME={home_of(int((container_process.get('user') or {}).get('uid', 0)), passwd_dirs)}"
+        if was in process["env"] and not any(e.startswith("HOME=") for e in opts.env):
+            process["env"] = [f"HOME={home_of(uid, passwd_dirs)}" if e == was else e for e in process["env"]]
     return process
