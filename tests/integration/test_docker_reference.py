@@ -2,8 +2,9 @@
 (dockerd.py), the same probe in a container of each, on --network none, and the answers
 compared: capabilities, seccomp, the masked and read-only paths (read and opened for writing),
 the /dev listing, the mount table (sources and mount ids aside), the probe syscalls allowed or
-refused, unshare-then-mount, and the user's groups: by default, with --privileged, with
---cap-drop ALL --cap-add NET_BIND_SERVICE, and a few more (CONFIGS); users and groups of run
+refused, unshare-then-mount, the user's groups, rlimits, OOM score, a sysctl and a --device
+node read and opened for writing: by default, with --privileged, with --cap-drop ALL
+--cap-add NET_BIND_SERVICE, and a few more (CONFIGS); then the users, groups and HOME of run
 and exec. Where docker cannot run here the tests say why and are skipped; test_security.py
 checks docker's documented lists whether or not it runs.
 
@@ -43,7 +44,10 @@ PROBE = (
     "echo '## mounts'; cat /proc/self/mountinfo; "
     "echo '## syscalls'; /probe/syscalls; "
     "echo '## unshare'; unshare -Urm mount -t tmpfs none /mnt 2>&1; echo rc=$?; "
-    "echo '## id'; id; grep Groups /proc/self/status"
+    "echo '## id'; id; grep Groups /proc/self/status; "
+    "echo '## limits'; ulimit -Sn; ulimit -Hn; cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_forward; "
+    "for d in /dev/disk /dev/null; do [ -e $d ] || continue; r=$(head -c1 $d 2>&1 >/dev/null && echo ok); w=$( (: >> $d) 2>&1 && echo ok); "
+    'echo "$d read: ${r##*: } write: ${w##*: }"; done'
 )
 
 # pyc on the cgroups docker uses here (test.sh runs the integration tests once more with their
@@ -59,6 +63,7 @@ CONFIGS = {
     "cap-add-sys-admin": ["--cap-add", "SYS_ADMIN"],
     "user-no-new-privileges": ["-u", "1000", "--security-opt", "no-new-privileges"],
     "read-only": ["--read-only"],
+    "knobs": ["--device", "/dev/loop0:/dev/disk:r", "--ulimit", "nofile=100:200", "--oom-score-adj", "300", "--sysctl", "net.ipv4.ip_forward=0", "--group-add", "5"],
 }
 
 CGROUP_V1_OWN = "pyc's container joins the v1 freezer when first paused and has no name=systemd cgroup: it mounts the hierarchies it is in"
@@ -96,6 +101,7 @@ EXPECTED = {
     "cap-add-sys-admin": CONFINED | CGROUPS,
     "user-no-new-privileges": CONFINED | CGROUPS,
     "read-only": CONFINED | CGROUPS,
+    "knobs": CONFINED | CGROUPS,
 }
 
 
@@ -155,7 +161,7 @@ def keyed(name: str, lines: list[str]) -> dict[str, str]:
 def compare(docker_out: str, pyc_out: str) -> dict[tuple[str, str], tuple[str | None, str | None]]:
     """Every (section, key) whose answer differs: (docker's, pyc's)."""
     a, b = sections(docker_out), sections(pyc_out)
-    assert set(a) == set(b) == {"status", "paths", "dev", "mounts", "syscalls", "unshare", "id"}, (a.keys(), b.keys())
+    assert set(a) == set(b) == {"status", "paths", "dev", "mounts", "syscalls", "unshare", "id", "limits"}, (a.keys(), b.keys())
     diff = {}
     for name in a:
         x, y = keyed(name, a[name]), keyed(name, b[name])
