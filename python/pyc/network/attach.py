@@ -115,17 +115,17 @@ class Attachment:
 
     def release(self) -> None:
         """Undo everything: DNAT, ports, names, endpoints. Safe to call after a partial `attach`."""
+        from pyc.network import ports
+
         first = self.first
         try:
             if self.published and first is not None:
-                from pyc.network import ports
-
                 ports.unpublish(self.ports.bindings, first.ip)
         finally:
             self.ports.close()
             for net, e in self.endpoints:
                 if net.dns:
-                    from pyc.network import dns
+                    from pyc.network import dns  # names: user-defined networks only
 
                     dns.remove_entry(self.store.dir(net), self.cid)
                 self.store.release(e)

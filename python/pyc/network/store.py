@@ -133,13 +133,18 @@ class NetworkStore:
     def _keep(self, net: NetworkRecord) -> NetworkRecord:
         """Write the network's file from its row, in a write transaction: `remove` deletes both
         in one, so a file is never written for a row being removed."""
+        import sqlite3
+
         from pyc.store import atomic
 
-        with _Immediate(self.db):
-            if self.db.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
-                raise NetworkNotFound(f"network {net.name} not found")
-            os.makedirs(self.names, mode=0o700, exist_ok=True)
-            atomic.write_file(os.path.join(self.names, net.name), pyc_core.packb(net.to_dict()), durable=False)
+        try:
+            with _Immediate(self.db):
+                if self.db.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
+                    raise NetworkNotFound(f"network {net.name} not found")
+                os.makedirs(self.names, mode=0o700, exist_ok=True)
+                atomic.write_file(os.path.join(self.names, net.name), pyc_core.packb(net.to_dict()), durable=False)
+        except (OSError, sqlite3.OperationalError):
+            pass  # a store this user may read but not write: the row serves
         return net
 
     def check_live(self, net: NetworkRecord) -> None:
