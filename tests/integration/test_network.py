@@ -265,6 +265,23 @@ def test_a_start_on_a_network_opens_no_pyc_db_and_sees_a_network_made_anew(ns: N
     nothing_left(ns)
 
 
+def test_starts_side_by_side_never_share_an_address(ns: Namespaces) -> None:
+    """Unnamed run --rm containers (endpoint files only) and a detached one, started at once on
+    one network: each its own address while they all run; all free again after."""
+    ok(ns.pyc("network", "create", "--subnet", "10.91.0.0/24", "crowd"))
+    env = {k: v for k, v in os.environ.items() if k != "PYC_DEFAULT_NETWORK"}
+    show = "ip -o -4 addr show eth0; sleep 8"
+    runs = [subprocess.Popen(ns.wrap(ns.host, [PYC, "run", "--rm", "--network", "crowd", "busybox", "sh", "-c", show]), stdout=subprocess.PIPE, text=True, env=env) for _ in range(6)]
+    ok(ns.pyc("run", "-d", "--name", "steady", "--network", "crowd", "busybox", "sleep", "60"))
+    outs = [p.communicate(timeout=60)[0] for p in runs]
+    assert [p.returncode for p in runs] == [0] * 6, outs
+    addresses = [out.split()[3] for out in outs] + [ok(ns.pyc("inspect", "--format", "{{.NetworkSettings.IPAddress}}", "steady")).strip() + "/24"]
+    assert len(set(addresses)) == 7, addresses
+    ok(ns.pyc("rm", "-f", "steady"))
+    nothing_left(ns)
+    assert ok(ns.pyc("run", "--rm", "--network", "crowd", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")).split()[3] == "10.91.0.2/24"
+
+
 def test_fifty_containers_leave_nothing(ns: Namespaces) -> None:
     ok(ns.pyc("network", "create", "many"))
     for i in range(50):
