@@ -168,6 +168,7 @@ class ContainerStore:
         `run --rm`, whose volumes, if it has any, its mounts name: pyc/volumes.py, `claim`)."""
         if running:
             self._set_running(c)
+        made: list[str] = []  # volumes made with it
         if foreground:
             if volumes or uses:
                 raise InvalidArgument("a foreground record makes no volume: its volumes are claimed (pyc/volumes.py)")
@@ -185,7 +186,7 @@ class ContainerStore:
                     if volumes or uses:
                         from pyc.volumes import insert
 
-                        rows = insert(self.db, self.paths, volumes or [])
+                        rows, made = insert(self.db, self.paths, volumes or [])
                         self.db.executemany("INSERT OR IGNORE INTO volume_users VALUES (?, ?)", [(name, c.id) for name in uses or []])
             except sqlite3.IntegrityError as e:
                 if "containers.name" in str(e):
@@ -216,7 +217,12 @@ class ContainerStore:
         except BaseException:
             self._forget(c)
             raise
-        self.journal.container(c, "create")
+        if made:
+            from pyc.events import container_attributes, volume_event
+
+            self.journal.log_all([volume_event("create", name) for name in made] + [("container", "create", c.id, container_attributes(c))])
+        else:
+            self.journal.container(c, "create")
 
     def save(self, c: Container) -> None:
         """Write the record, with the monitor's last word on its state folded in (the only

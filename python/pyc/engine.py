@@ -81,10 +81,10 @@ def seccomp_config(opts: RunOptions, cache: str) -> SeccompConfig | None:
 def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, seccomp: SeccompConfig | None, journal: str | None = None) -> RunConfig:
     """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
     the program of --init; `journal` the events journal its start, oom and die go to."""
-    from pyc.events import container_attributes
+    from pyc.events import container_attributes, volume_actors
 
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
-    events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c)) if journal else None
+    events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c), volumes=volume_actors(c)) if journal else None
     return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events, seccomp=seccomp)
 
 
@@ -130,7 +130,7 @@ class Engine:
         if self._volume_store is None:
             from pyc.volumes import VolumeStore
 
-            self._volume_store = VolumeStore(self.paths, lambda: self.containers.db, self.containers.foreground)
+            self._volume_store = VolumeStore(self.paths, lambda: self.containers.db, self.containers.foreground, self.containers.journal)
         return self._volume_store
 
     _network_store: NetworkStore | None = None
@@ -797,6 +797,7 @@ class Engine:
                 continue  # taken by a container made meanwhile
             removed.append(v.name)
             freed += size
+        self.containers.journal.log("volume", "prune", "", {"reclaimed": str(freed)})
         return removed, freed
 
     def export_volume(self, name: str, out_fd: int) -> None:

@@ -32,6 +32,7 @@ import os
 import time
 
 from pyc.errors import Conflict, InvalidArgument, Kind, PycError, VolumeNotFound
+from pyc.events import volume_event
 from pyc.foreground import ForegroundRecords
 from pyc.paths import Paths
 from pyc.record import BadRecord
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
 
+    from pyc.events import Journal
     from pyc.records import ContainerRecord
     from pyc.runtime.mounts import Request
 
@@ -99,15 +101,17 @@ def make_dirs(paths: Paths, name: str) -> None:
     os.makedirs(os.path.join(paths.volume(name), DATA), mode=0o755, exist_ok=True)
 
 
-def insert(db: sqlite3.Connection, paths: Paths, records: list[VolumeRecord]) -> list[tuple[str, bytes]]:
+def insert(db: sqlite3.Connection, paths: Paths, records: list[VolumeRecord]) -> tuple[list[tuple[str, bytes]], list[str]]:
     """Within the caller's transaction: the volumes' rows where missing, and their directories.
-    Returns the rows as they are now, which the caller `publish`es once it committed."""
-    rows = []
+    Returns the rows as they are now, which the caller `publish`es once it committed, and the
+    names of the volumes made (their create events)."""
+    rows, made = [], []
     for v in records:
-        db.execute("INSERT OR IGNORE INTO volumes VALUES (?, ?, ?)", (v.name, v.created, packb(v.to_dict())))
+        if db.execute("INSERT OR IGNORE INTO volumes VALUES (?, ?, ?)", (v.name, v.created, packb(v.to_dict()))).rowcount:
+            made.append(v.name)
         make_dirs(paths, v.name)
         rows.append((v.name, db.execute("SELECT record FROM volumes WHERE name = ?", (v.name,)).fetchone()[0]))
-    return rows
+    return rows, made
 
 
 def publish(paths: Paths, rows: list[tuple[str, bytes]]) -> None:
@@ -152,10 +156,11 @@ class VolumeStore:
     """The volumes of one store, on the containers' database connection (`db`, a callable:
     pyc.db is opened on first use)."""
 
-    def __init__(self, paths: Paths, db: Callable[[], sqlite3.Connection], foreground: ForegroundRecords) -> None:
+    def __init__(self, paths: Paths, db: Callable[[], sqlite3.Connection], foreground: ForegroundRecords, journal: Journal) -> None:
         self.paths = paths
         self._db = db
         self.foreground = foreground
+        self.journal = journal
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -204,12 +209,13 @@ class VolumeStore:
                     raise Conflict(f"a volume named {name} already exists with other options or labels")
                 db.execute("COMMIT")
                 return old
-            rows = insert(db, self.paths, [v])
+            rows, _ = insert(db, self.paths, [v])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         publish(self.paths, rows)
+        self.journal.log_all([volume_event("create", name)])
         return v
 
     def all(self) -> list[tuple[VolumeRecord, list[str]]]:
@@ -269,6 +275,7 @@ class VolumeStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self.journal.log_all([volume_event("destroy", name)])
         if doomed:
             pyc_core.remove_tree(doomed)
 
