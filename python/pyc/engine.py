@@ -381,8 +381,10 @@ class Engine:
             for name in mounts.volumes:
                 self._volumes.settle(name)  # what a crash in another copy-up left, finished
             for name, path in mounts.copyups:
+                if not _may_hold(lowers, path):
+                    continue  # nothing to copy: a new volume's directories come with its row
                 make_dirs(self.paths, name)
-                if _may_hold(lowers, path) and is_empty(self._volumes.data(name)):
+                if is_empty(self._volumes.data(name)):
                     self._volumes.fill(name, lowers, path)
             if not (foreground and mounts.volumes):
                 break
