@@ -9,7 +9,8 @@ hits both alike), the page cache written back (sync) before each timed command:
                                                                 between runs: podman cp to a new
                                                                 name breaks the tree's hardlinks)
     volumes      `pyc run --rm -v a:/a -v b:/b -v c:/c busybox true` vs the same without volumes:
-                 what three filled named volumes add to a start (hyperfine, 100 runs each)
+                 what three filled named volumes add to a start (hyperfine, 100 runs each); and
+                 podman's same pair on the minbase image, for reference (20 runs each)
 
 The rootfs tar is benches/images.py's (debootstrap --variant=minbase from this machine's apt
 mirror, cached under /var/tmp/pyc-bench-images/). pyc gets a store of its own ($PYC_ROOT) and
@@ -18,13 +19,14 @@ failure or Ctrl-C, with the containers.
 
 Run as root, from the repository, after building the venv:
 
-    .venv/bin/python benches/volumes.py [--runs N] [--start-runs N]
+    .venv/bin/python benches/volumes.py [--runs N] [--start-runs N] [--podman-start-runs N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -43,6 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each cp (default 5)")
     ap.add_argument("--start-runs", type=int, default=100, help="timed runs of each start (default 100)")
+    ap.add_argument("--podman-start-runs", type=int, default=20, help="timed runs of each podman start (default 20)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("volumes.py: run as root")
@@ -118,6 +121,12 @@ def main() -> None:
         pyc = launcher(os.path.join(tmp, "pyc-launcher"))  # the pyc users run (setup.sh installs it)
         commands = {"no volumes": f"{pyc} run --rm busybox true", "3 named volumes": f"{pyc} run --rm {vols} busybox true"}
         starts = hyperfine(args.start_runs, commands, os.path.join(tmp, "start.json"))
+        # podman's pair, for reference: what three volumes add to its start.
+        for v in names:
+            run(*podman, "run", "--rm", "--network=none", "--pull=never", "-v", f"{v}:/{v}", IMAGE, "sh", "-c", f"for i in $(seq 1 300); do echo $i > /{v}/$i; done")
+        base = f"{shlex.join(podman)} run --rm --network=none --pull=never"
+        commands = {"podman no volumes": f"{base} {IMAGE} true", "podman 3 named volumes": f"{base} {vols} {IMAGE} true"}
+        starts |= hyperfine(args.podman_start_runs, commands, os.path.join(tmp, "podman-start.json"))
     finally:
         subprocess.run([PYC, "rm", "-f", "cpb"], env=env, capture_output=True, check=False)
         subprocess.run([*podman, "rm", "-f", "-t", "0", "cpb"], env=env, capture_output=True, check=False)
@@ -126,12 +135,13 @@ def main() -> None:
         shutil.rmtree(runroot, ignore_errors=True)
 
     none, three = starts["no volumes"], starts["3 named volumes"]
-    print(f"\nstart: {args.start_runs} runs each (hyperfine -N)\n")
-    print("| pyc run --rm busybox true | median ms | mean ms |")
-    print("|---|---:|---:|")
-    print(f"| no volumes | {none[0]:.1f} | {none[1]:.1f} |")
-    print(f"| 3 filled named volumes | {three[0]:.1f} | {three[1]:.1f} |")
-    print(f"\nwhat three volumes add: {three[0] - none[0]:+.1f} ms (median), {three[1] - none[1]:+.1f} ms (mean); the bound is 3 ms")
+    pnone, pthree = starts["podman no volumes"], starts["podman 3 named volumes"]
+    print(f"\nstart: {args.start_runs} runs each for pyc, {args.podman_start_runs} for podman (hyperfine -N)\n")
+    print("| run --rm ... true | pyc median ms | pyc mean ms | podman median ms | podman mean ms | podman / pyc (median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| no volumes | {none[0]:.1f} | {none[1]:.1f} | {pnone[0]:.1f} | {pnone[1]:.1f} | {pnone[0] / none[0]:.2f}x |")
+    print(f"| 3 filled named volumes | {three[0]:.1f} | {three[1]:.1f} | {pthree[0]:.1f} | {pthree[1]:.1f} | {pthree[0] / three[0]:.2f}x |")
+    print(f"\nwhat three volumes add: pyc {three[0] - none[0]:+.1f} ms (median), {three[1] - none[1]:+.1f} ms (mean), the bound is 3 ms; podman {pthree[0] - pnone[0]:+.1f} ms (median)")
 
 
 if __name__ == "__main__":

@@ -165,12 +165,13 @@ class ContainerStore:
         makes and the rows of those it `uses` in the same transaction, then its directories and
         `files` in its directory (its record already marked running when it is about to start:
         one write). `foreground`: its record goes to foreground/, not pyc.db (an unnamed
-        `run --rm` that uses no volume: a volume's users are rows of pyc.db)."""
+        `run --rm`, whose volumes, if it has any, its mounts name: pyc/volumes.py, `claim`)."""
         if running:
             self._set_running(c)
+        made: list[str] = []  # volumes made with it
         if foreground:
             if volumes or uses:
-                raise InvalidArgument("a container that uses volumes is recorded in pyc.db")
+                raise InvalidArgument("a foreground record makes no volume: its volumes are claimed (pyc/volumes.py)")
             if self.foreground.named(c.name):
                 raise Conflict(f'the container name "{c.name}" is already in use')
             self.foreground.create(c.record)
@@ -178,18 +179,23 @@ class ContainerStore:
         else:
             import sqlite3
 
+            rows: list[tuple[str, bytes]] = []
             try:
                 with _Taking(self, c.name):
                     self.db.execute("INSERT INTO containers VALUES (?, ?, ?, ?)", (c.id, c.name, c.record.created, packb(c.record.to_dict())))
                     if volumes or uses:
                         from pyc.volumes import insert
 
-                        insert(self.db, self.paths, volumes or [])
+                        rows, made = insert(self.db, self.paths, volumes or [])
                         self.db.executemany("INSERT OR IGNORE INTO volume_users VALUES (?, ?)", [(name, c.id) for name in uses or []])
             except sqlite3.IntegrityError as e:
                 if "containers.name" in str(e):
                     raise Conflict(f'the container name "{c.name}" is already in use') from None
                 raise Conflict(f"a volume of container {c.name} was removed while it was being made: {e}") from None
+            if rows:
+                from pyc.volumes import publish
+
+                publish(self.paths, rows)  # used by this container now: no rm removes them meanwhile
         try:
             try:
                 os.mkdir(c.dir)
@@ -211,7 +217,12 @@ class ContainerStore:
         except BaseException:
             self._forget(c)
             raise
-        self.journal.container(c, "create")
+        if made:
+            from pyc.events import container_attributes, volume_event
+
+            self.journal.log_all([volume_event("create", name) for name in made] + [("container", "create", c.id, container_attributes(c))])
+        else:
+            self.journal.container(c, "create")
 
     def save(self, c: Container) -> None:
         """Write the record, with the monitor's last word on its state folded in (the only

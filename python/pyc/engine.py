@@ -81,10 +81,10 @@ def seccomp_config(opts: RunOptions, cache: str) -> SeccompConfig | None:
 def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunOptions, pyc_init: str | None, seccomp: SeccompConfig | None, journal: str | None = None) -> RunConfig:
     """What pyc_core.run (or the container's pyc-monitor) starts the container from; `pyc_init`
     the program of --init; `journal` the events journal its start, oom and die go to."""
-    from pyc.events import container_attributes
+    from pyc.events import container_attributes, volume_actors
 
     rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove, dev=opts.privileged)
-    events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c)) if journal else None
+    events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c), volumes=volume_actors(c)) if journal else None
     return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events, seccomp=seccomp)
 
 
@@ -130,7 +130,7 @@ class Engine:
         if self._volume_store is None:
             from pyc.volumes import VolumeStore
 
-            self._volume_store = VolumeStore(self.paths, lambda: self.containers.db)
+            self._volume_store = VolumeStore(self.paths, lambda: self.containers.db, self.containers.foreground, self.containers.journal)
         return self._volume_store
 
     _network_store: NetworkStore | None = None
@@ -375,7 +375,9 @@ class Engine:
         """Write a prepared container: the bind sources -v makes; its new and empty volumes
         filled from the image (copy-up, crash-safe: pyc/volumes.py), before the container
         exists, so a crash meanwhile leaves no container whose volume missed its copy-up; then
-        its row with its volumes' rows, and its files."""
+        its row with its volumes' rows, and its files. A `foreground` record claims its
+        volumes (pyc/volumes.py); if one went meanwhile, the container goes to pyc.db, which
+        makes the volume again."""
         if mounts is None:
             self.containers.create(c, files, running, foreground)
             return
@@ -383,12 +385,20 @@ class Engine:
 
         for d in mounts.bind_dirs:
             os.makedirs(d, mode=0o755, exist_ok=True)
-        for name in mounts.volumes:
-            self._volumes.settle(name)  # what a crash in another copy-up left, finished
-        for name, path in mounts.copyups:
-            make_dirs(self.paths, name)
-            if _may_hold(lowers, path) and is_empty(self._volumes.data(name)):
-                self._volumes.fill(name, lowers, path)
+        while True:
+            for name in mounts.volumes:
+                self._volumes.settle(name)  # what a crash in another copy-up left, finished
+            for name, path in mounts.copyups:
+                if not _may_hold(lowers, path):
+                    continue  # nothing to copy: a new volume's directories come with its row
+                make_dirs(self.paths, name)
+                if is_empty(self._volumes.data(name)):
+                    self._volumes.fill(name, lowers, path)
+            if not (foreground and mounts.volumes):
+                break
+            if self._volumes.claim(mounts.volumes, lambda: self.containers.create(c, files, running, True)):
+                return
+            foreground = False  # a volume was removed meanwhile: its copy-up again, then pyc.db
         self.containers.create(c, files, running, foreground, list(mounts.volumes.values()), list(mounts.volumes))
 
     def _network_config(self, opts: RunOptions, hc: HostConfig) -> HostConfig:
@@ -466,9 +476,8 @@ class Engine:
         config = b""
         if not late:
             config = files[RUN_CONFIG] = pyc_core.packb(run_config.to_dict())  # what exec reads the container's process and cgroup from
-        # An unnamed --rm container's record is a file while it runs, not a row in pyc.db
-        # (unless it uses volumes: their users are rows there).
-        self._write(c, files, mounts, run_config.rootfs.lower, running=True, foreground=opts.remove and opts.name is None and not (mounts and mounts.volumes))
+        # An unnamed --rm container's record is a file while it runs, not a row in pyc.db.
+        self._write(c, files, mounts, run_config.rootfs.lower, running=True, foreground=opts.remove and opts.name is None)
         code = 125
         ended = False  # pyc_core.run returned: the container's cgroup is gone already
         oom = False
@@ -492,7 +501,8 @@ class Engine:
                 net.release()
             if opts.remove:
                 self.containers.remove(c, force=True, cgroup=not ended)
-                self._remove_anonymous(c)
+                if mounts is not None and any(v.anonymous for v in mounts.volumes.values()):
+                    self._remove_anonymous(c)
             else:
                 self.containers.mark_exited(c, code, oom)
 
@@ -762,7 +772,7 @@ class Engine:
         for m in c.record.mounts:
             if m.type != "volume":
                 continue
-            v = self._volumes.find(m.name)
+            v = self._volumes.lookup(m.name)
             if v is not None and v.anonymous:
                 try:
                     self._volumes.remove(m.name)
@@ -798,6 +808,7 @@ class Engine:
                 continue  # taken by a container made meanwhile
             removed.append(v.name)
             freed += size
+        self.containers.journal.log("volume", "prune", "", {"reclaimed": str(freed)})
         return removed, freed
 
     def export_volume(self, name: str, out_fd: int) -> None:

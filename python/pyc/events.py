@@ -1,6 +1,7 @@
-"""The events journal, $PYC_ROOT/events.log: what happened to containers and images, one JSON
-line per event in docker's shape (`docker events --format '{{json .}}'`), appended by every pyc
-command and by pyc-monitor (a container's start, oom and die). pyc_core writes it
+"""The events journal, $PYC_ROOT/events.log: what happened to containers, images and volumes,
+one JSON line per event in docker's shape (`docker events --format '{{json .}}'`), appended by
+every pyc command and by pyc-monitor (a container's start, oom and die, and its volumes' mount
+and unmount around them). pyc_core writes it
 (rust/core/src/journal.rs): a batch of lines in one write(2) on an O_APPEND descriptor, so
 concurrent writers never interleave; past its size bound the file is renamed to events.log.1
 and a new one begun, and once that rename is done nothing more goes into the old file (writers
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from pyc.containers import Container
+    from pyc.records import VolumeActor
     from pyc.results import Event
 
 JOURNAL = "events.log"
@@ -54,6 +56,25 @@ class Journal:
 def container_attributes(c: Container) -> dict[str, str]:
     """What every event of a container says of it, as docker: its image (as named) and name."""
     return {"image": c.record.image, "name": c.name}
+
+
+def volume_actors(c: Container) -> list[VolumeActor]:
+    """The container's volumes as their mount events say them (docker's attributes)."""
+    from pyc.records import VolumeActor
+
+    return [
+        VolumeActor(
+            name=m.name,
+            attributes={"container": c.id, "destination": m.destination, "driver": "local", "propagation": m.propagation, "read/write": "true" if m.rw else "false"},
+        )
+        for m in c.record.mounts
+        if m.type == "volume"
+    ]
+
+
+def volume_event(action: str, name: str) -> tuple[str, str, str, dict[str, str]]:
+    """A volume's create or destroy (docker's attributes: its driver), for Journal.log_all."""
+    return ("volume", action, name, {"driver": "local"})
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -385,13 +385,23 @@ class NetPlan(Record):
     ports: list[NetPort] = []
 
 
+class VolumeActor(Record):
+    """A volume a container mounts, for its mount and unmount events: its name and what the
+    mount event says (docker's container, destination, driver, propagation, read/write)."""
+
+    name: str
+    attributes: dict[str, str] = {}
+
+
 class EventActor(Record):
     """Where a container's events go (the journal, pyc/events.py) and what each says of it:
-    docker's Actor, its id and the attributes every event of it carries (image, name)."""
+    docker's Actor, its id and the attributes every event of it carries (image, name); its
+    `volumes`, mounted before each start and unmounted after each die (rust/core/src/journal.rs)."""
 
     journal: str
     id: str
     attributes: dict[str, str] = {}
+    volumes: list[VolumeActor] = []
 
 
 class SeccompConfig(Record):

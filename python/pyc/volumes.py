@@ -11,7 +11,20 @@ Copy-up (a new or empty volume filled with what the image has at its path) is cr
 image's files are unpacked into `copyup/` beside `_data` and synced, then `copyup.ready` is
 written, then they are moved into `_data` by renames that keep what is there. A crash before
 the mark leaves an empty volume (filled again on its next use); after it, the next use finishes
-the moves (`settle`). A volume never looks filled when it is half filled."""
+the moves (`settle`). A volume never looks filled when it is half filled.
+
+Who uses a volume: the rows of volume_users, and the records of unnamed foreground `--rm`
+containers (files in foreground/, pyc/foreground.py), which name their volumes in their mounts.
+Such a run takes no SQLite at all: it reads each volume's record from a copy beside its files
+(`volume.msgpack`, written once its row is committed; the record never changes), and writes
+its own record under a shared flock of `volumes.lock` after checking that those copies are
+still there. `rm` (and so prune) holds pyc.db's write lock and then that flock exclusively
+while it looks for users in both places, deletes the row and moves the directory (the copy
+with it) aside: either the run's record is there when rm looks, and rm refuses, or the volume
+is gone when the run looks, and the run makes it again through pyc.db as any other run does.
+The lock order is pyc.db, then volumes.lock; a foreground run takes volumes.lock only. A run
+killed after its record was written leaves it (an exited container, 137), whose volumes stay
+in use until `pyc rm`, as a row's would."""
 
 from __future__ import annotations
 
@@ -19,6 +32,8 @@ import os
 import time
 
 from pyc.errors import Conflict, InvalidArgument, Kind, PycError, VolumeNotFound
+from pyc.events import volume_event
+from pyc.foreground import ForegroundRecords
 from pyc.paths import Paths
 from pyc.record import BadRecord
 from pyc.records import MountPoint, VolumeRecord
@@ -30,12 +45,15 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
 
+    from pyc.events import Journal
     from pyc.records import ContainerRecord
     from pyc.runtime.mounts import Request
 
 DATA = "_data"
 STAGE = "copyup"
 READY = "copyup.ready"
+RECORD = "volume.msgpack"  # the committed record, for the runs that read no pyc.db
+LOCK = "volumes.lock"  # at the store's root: see the module's words
 
 
 def now() -> str:
@@ -83,11 +101,50 @@ def make_dirs(paths: Paths, name: str) -> None:
     os.makedirs(os.path.join(paths.volume(name), DATA), mode=0o755, exist_ok=True)
 
 
-def insert(db: sqlite3.Connection, paths: Paths, records: list[VolumeRecord]) -> None:
-    """Within the caller's transaction: the volumes' rows where missing, and their directories."""
+def insert(db: sqlite3.Connection, paths: Paths, records: list[VolumeRecord]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Within the caller's transaction: the volumes' rows where missing, and their directories.
+    Returns the rows as they are now, which the caller `publish`es once it committed, and the
+    names of the volumes made (their create events)."""
+    rows, made = [], []
     for v in records:
-        db.execute("INSERT OR IGNORE INTO volumes VALUES (?, ?, ?)", (v.name, v.created, packb(v.to_dict())))
+        if db.execute("INSERT OR IGNORE INTO volumes VALUES (?, ?, ?)", (v.name, v.created, packb(v.to_dict()))).rowcount:
+            made.append(v.name)
         make_dirs(paths, v.name)
+        rows.append((v.name, db.execute("SELECT record FROM volumes WHERE name = ?", (v.name,)).fetchone()[0]))
+    return rows, made
+
+
+def publish(paths: Paths, rows: list[tuple[str, bytes]]) -> None:
+    """After the commit of `rows` (a volume's name and record), each volume's copy of its
+    record beside its files, in one rename (a reader sees all of it or none). Never synced: a
+    missing copy sends a run to pyc.db, whose next writer of the volume's users writes it again.
+    A volume removed meanwhile has no directory, and gets no copy."""
+    for name, record in rows:
+        path = os.path.join(paths.volume(name), RECORD)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue
+        try:
+            os.write(fd, record)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+
+
+def cached(paths: Paths, name: str) -> VolumeRecord | None:
+    """The volume's record from its copy beside its files; None when there is none (a volume
+    that is not there, or one whose copy was never written)."""
+    try:
+        with open(os.path.join(paths.volume(name), RECORD), "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return _decode(data)
+    except PycError:
+        return None
 
 
 def is_empty(path: str) -> bool:
@@ -99,9 +156,11 @@ class VolumeStore:
     """The volumes of one store, on the containers' database connection (`db`, a callable:
     pyc.db is opened on first use)."""
 
-    def __init__(self, paths: Paths, db: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, paths: Paths, db: Callable[[], sqlite3.Connection], foreground: ForegroundRecords, journal: Journal) -> None:
         self.paths = paths
         self._db = db
+        self.foreground = foreground
+        self.journal = journal
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -128,6 +187,10 @@ class VolumeStore:
         except VolumeNotFound:
             return None
 
+    def lookup(self, name: str) -> VolumeRecord | None:
+        """`find`, through the volume's copy of its record when it has one (no pyc.db)."""
+        return cached(self.paths, name) or self.find(name)
+
     def create(self, name: str | None, labels: dict[str, str], options: dict[str, str], anonymous: bool = False) -> VolumeRecord:
         """`pyc volume create`: a volume of that name (docker: an existing one of the same
         options is no error), or of a new random name."""
@@ -146,48 +209,73 @@ class VolumeStore:
                     raise Conflict(f"a volume named {name} already exists with other options or labels")
                 db.execute("COMMIT")
                 return old
-            insert(db, self.paths, [v])
+            rows, _ = insert(db, self.paths, [v])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        publish(self.paths, rows)
+        self.journal.log_all([volume_event("create", name)])
         return v
 
     def all(self) -> list[tuple[VolumeRecord, list[str]]]:
-        """Every volume with the ids of the containers that use it, oldest first."""
+        """Every volume with the ids of the containers that use it (pyc.db's and foreground
+        ones), oldest first."""
         users: dict[str, list[str]] = {}
         for volume, cid in self.db.execute("SELECT volume, container FROM volume_users"):
+            users.setdefault(volume, []).append(cid)
+        for cid, volume in self._foreground_users():
             users.setdefault(volume, []).append(cid)
         rows = self.db.execute("SELECT name, record FROM volumes ORDER BY created").fetchall()
         return [(_decode(record), users.get(name, [])) for name, record in rows]
 
     def users(self, name: str) -> list[str]:
-        return [cid for (cid,) in self.db.execute("SELECT container FROM volume_users WHERE volume = ?", (name,))]
+        """The ids of the containers that use the volume: rows of pyc.db, foreground records."""
+        rows = [cid for (cid,) in self.db.execute("SELECT container FROM volume_users WHERE volume = ?", (name,))]
+        return rows + [cid for cid, volume in self._foreground_users() if volume == name]
+
+    def _foreground_users(self) -> list[tuple[str, str]]:
+        return [(r.id, m.name) for r in self.foreground.all() for m in r.mounts if m.type == "volume"]
+
+    def claim(self, volumes: dict[str, VolumeRecord], write: Callable[[], None]) -> bool:
+        """Call `write` (which writes a foreground record naming these volumes) if every one is
+        still the volume planned with, under the shared lock that `remove` takes exclusively;
+        False (nothing written) when one was removed or made anew meanwhile."""
+        from pyc.store import atomic
+
+        with atomic.locked(os.path.join(self.paths.root, LOCK), shared=True):
+            if any(cached(self.paths, name) != v for name, v in volumes.items()):
+                return False
+            write()
+            return True
 
     def remove(self, name: str) -> None:
         """Remove a volume no container uses: its row, then its files (moved aside first, in the
         same transaction, so a new volume of its name starts empty)."""
         import pyc_core
+        from pyc.store import atomic
 
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            if db.execute("SELECT 1 FROM volumes WHERE name = ?", (name,)).fetchone() is None:
-                raise VolumeNotFound(f"no such volume: {name}")
-            users = self.users(name)
-            if users:
-                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-            db.execute("DELETE FROM volumes WHERE name = ?", (name,))
-            doomed = os.path.join(self.paths.tmp, f"{os.getpid()}-rmvolume-{name}")
-            os.makedirs(self.paths.tmp, exist_ok=True)
-            try:
-                os.rename(self.paths.volume(name), doomed)
-            except FileNotFoundError:
-                doomed = ""
-            db.execute("COMMIT")
+            with atomic.locked(os.path.join(self.paths.root, LOCK)):  # no foreground run claims it meanwhile
+                if db.execute("SELECT 1 FROM volumes WHERE name = ?", (name,)).fetchone() is None:
+                    raise VolumeNotFound(f"no such volume: {name}")
+                users = self.users(name)
+                if users:
+                    raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+                db.execute("DELETE FROM volumes WHERE name = ?", (name,))
+                doomed = os.path.join(self.paths.tmp, f"{os.getpid()}-rmvolume-{name}")
+                os.makedirs(self.paths.tmp, exist_ok=True)
+                try:
+                    os.rename(self.paths.volume(name), doomed)  # its record's copy with it
+                except FileNotFoundError:
+                    doomed = ""
+                db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self.journal.log_all([volume_event("destroy", name)])
         if doomed:
             pyc_core.remove_tree(doomed)
 
@@ -304,7 +392,7 @@ def plan(store: VolumeStore, requests: list[Request], volumes_from: list[tuple[C
     taken = {r.destination for r in requests}
 
     def volume(name: str, dest: str, readonly: bool, mode: str, copy: bool) -> None:
-        v = (p.volumes.get(name) or store.find(name)) if name else None
+        v = (p.volumes.get(name) or store.lookup(name)) if name else None
         if v is None:
             v = VolumeRecord(name=name or os.urandom(32).hex(), created=now(), anonymous=not name)
         p.volumes[v.name] = v

@@ -129,6 +129,56 @@ def test_image_and_exec_events() -> None:
         holder.communicate(timeout=10)
 
 
+def test_volume_events_as_dockers() -> None:
+    """A volume's create, mount (before its container's start), unmount (after its die) and
+    destroy, and volume prune's, with docker's attributes; from foreground runs (whose records
+    are files) and from the monitor of a detached container alike."""
+    t0 = time.time()
+    assert pyc("volume", "create", "evvol").returncode == 0
+    r = pyc("run", "--rm", "-v", "evvol:/v:ro", "busybox", "hostname")
+    fg = pyc("events", "--since", str(t0), "--until", "0s", "--filter", "container=" + r.stdout.strip(), "--format", "{{.ID}}").stdout.split()[0]
+    cid = pyc("run", "-d", "--name", "evdet", "-v", "evvol:/v", "-v", "/evanon", "busybox", "sleep", "60").stdout.strip()
+    anon = [m["Name"] for m in json.loads(pyc("inspect", cid).stdout)[0]["Mounts"] if m["Destination"] == "/evanon"][0]
+    assert pyc("rm", "-f", "-v", "evdet").returncode == 0
+    assert pyc("volume", "rm", "evvol").returncode == 0
+    assert pyc("volume", "prune", "-f").returncode == 0
+    r = pyc("events", "--since", str(t0), "--until", "0s", "--format", "json")
+    seen = [json.loads(line) for line in r.stdout.splitlines()]
+    ours = [e for e in seen if e["Type"] == "volume" or e["Actor"]["ID"] in (fg, cid)]
+    short = {fg: "fg", cid: "det", "evvol": "evvol", anon: "anon", "": ""}
+    assert [(e["Type"], e["Action"], short[e["Actor"]["ID"]]) for e in ours] == [
+        ("volume", "create", "evvol"),
+        ("container", "create", "fg"),
+        ("volume", "mount", "evvol"),
+        ("container", "start", "fg"),
+        ("container", "die", "fg"),
+        ("volume", "unmount", "evvol"),
+        ("container", "destroy", "fg"),
+        ("volume", "create", "anon"),
+        ("container", "create", "det"),
+        ("volume", "mount", "evvol"),
+        ("volume", "mount", "anon"),
+        ("container", "start", "det"),
+        ("container", "kill", "det"),
+        ("container", "die", "det"),
+        ("volume", "unmount", "evvol"),
+        ("volume", "unmount", "anon"),
+        ("container", "destroy", "det"),
+        ("volume", "destroy", "anon"),
+        ("volume", "destroy", "evvol"),
+        ("volume", "prune", ""),
+    ], [(e["Type"], e["Action"]) for e in ours]
+    volume = [e for e in ours if e["Type"] == "volume"]
+    assert volume[0]["Actor"]["Attributes"] == {"driver": "local"}
+    assert volume[1]["Actor"]["Attributes"] == {"container": fg, "destination": "/v", "driver": "local", "propagation": "", "read/write": "false"}
+    assert volume[2]["Actor"]["Attributes"] == {"container": fg, "driver": "local"}
+    assert volume[4]["Actor"]["Attributes"] == {"container": cid, "destination": "/v", "driver": "local", "propagation": "", "read/write": "true"}
+    assert volume[-1]["Actor"]["Attributes"] == {"reclaimed": "0"} and "status" not in volume[-1]
+    # --filter volume= by name, type=volume.
+    r = pyc("events", "--since", str(t0), "--until", "0s", "--filter", "volume=evvol", "--format", "{{.Action}}")
+    assert r.stdout.split() == ["create", "mount", "unmount", "mount", "unmount", "destroy"]
+
+
 def test_the_monitor_logs_restarts_and_the_name_after_a_rename() -> None:
     t0 = time.time()
     cid = pyc("run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3").stdout.strip()

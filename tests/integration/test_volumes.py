@@ -293,9 +293,10 @@ def test_a_symlink_in_the_image_never_leads_a_mount_or_a_copy_up_to_the_host(bus
         assert out.split() == ["bind", "t", "vol"], out  # /data empty: nothing of the host's copied up
         (m,) = [m for m in inspect("links")["Mounts"] if m["Destination"] == "/data"]  # type: ignore[index,union-attr]
         assert not any(data_dir(str(m["Name"])).iterdir())  # type: ignore[index]
-        # A link to what the container lacks (but the host has): refused, one line.
-        r = pyc("run", "--rm", "-v", f"{src}:/dangling/bind", image, "true")
-        assert r.returncode == 125 and r.stderr.count("\n") == 1 and "no such file or directory" in r.stderr, r.stderr
+        # A link to what the container lacks (but the host has): made in the container, as
+        # docker does (test_a_dangling_symlink_target_is_made_beneath_the_root), never the host's.
+        r = pyc("run", "--rm", "-v", f"{src}:/dangling/bind", image, "sh", "-c", "echo d > /dangling/bind/f")
+        assert r.returncode == 0 and (src / "f").read_text() == "d\n", r.stderr
         # The host's directories the links name: untouched, nothing mounted on them.
         assert list(victim.iterdir()) == [] and [p.name for p in secret.iterdir()] == ["key"]
         assert list((tmp_path / "nowhere-inside").iterdir()) == []
@@ -303,6 +304,42 @@ def test_a_symlink_in_the_image_never_leads_a_mount_or_a_copy_up_to_the_host(bus
             assert not [line for line in f if str(tmp_path) in line], "a mount on the host"
         ok("rm", "-v", "links")
     finally:
+        pyc("rmi", "-f", image)
+
+
+def test_a_dangling_symlink_target_is_made_beneath_the_root(busybox_rootfs: Path, tmp_path: Path) -> None:
+    """docker makes a mount target that is a symlink to nothing: what the link names, resolved
+    beneath the container's root (CVE-2025-31133's class: never through the host's view). Links
+    to a host path that does not exist, absolute and climbing out with `/../..`, for a bind of a
+    directory, a volume and a bind of a file: each made inside the container, nothing on the host."""
+    host = tmp_path / "host-path"  # what the links name; it must never appear on the host
+    inside = str(host).lstrip("/")
+    add = [
+        (entry("up", tarfile.SYMTYPE, link=f"/../../../{inside}/up"), b""),
+        (entry("rel", tarfile.SYMTYPE, link=f"{'../' * 12}{inside}/rel"), b""),
+        (entry("abs", tarfile.SYMTYPE, link=f"{host}/abs"), b""),
+        (entry("file", tarfile.SYMTYPE, link=f"{host}/file"), b""),
+        (entry("twice", tarfile.SYMTYPE, link="/up/../abs2"), b""),  # a link through a link
+    ]
+    image = image_with(busybox_rootfs, f"dangling:{os.getpid()}", add)
+    src, hostfile = tmp_path / "src", tmp_path / "hostfile"
+    src.mkdir()
+    hostfile.write_text("bound\n")
+    try:
+        mounts = ["-v", f"{src}:/up", "-v", "danglevol:/abs", "-v", f"{hostfile}:/file:ro", "--tmpfs", "/rel", "--tmpfs", "/twice"]
+        script = "echo u > /up/f && echo a > /abs/f && cat /file && echo r > /rel/f && echo t > /twice/f && readlink /up && readlink /twice"
+        out = ok("run", "--name", "dangle", *mounts, image, "sh", "-c", script)
+        assert out == f"bound\n/../../../{inside}/up\n/up/../abs2\n", out
+        assert (src / "f").read_text() == "u\n" and (data_dir("danglevol") / "f").read_text() == "a\n"
+        assert not host.exists() and not (tmp_path / "abs2").exists(), "made on the host"
+        with open("/proc/self/mountinfo") as f:
+            assert not [line for line in f if str(tmp_path) in line], "a mount on the host"
+        # Made in the container's own files: its upper dir.
+        added = {line.split()[1] for line in ok("diff", "dangle").splitlines() if line.startswith("A ")}
+        assert {f"/{inside}/up", f"/{inside}/rel", f"/{inside}/abs", f"/{inside}/file", f"/{inside}/abs2"} <= added, added
+        ok("rm", "dangle")
+    finally:
+        pyc("rm", "-f", "dangle")
         pyc("rmi", "-f", image)
 
 

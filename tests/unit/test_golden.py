@@ -71,6 +71,7 @@ POINTS = [
 
 def run() -> dict[str, object]:
     c = container()
+    c.record.mounts = POINTS  # its volume's mount and unmount events
     etc = {name: c.path(name) for name in ("hostname", "hosts", "resolv.conf")}
     spec = build({"Env": ["PATH=/bin"], "Cmd": ["sh"], "StopSignal": "SIGQUIT"}, OPTS, "/var/lib/pyc/rootfs", etc, LOWERS, "golden", POINTS)
     return run_config(c, spec, LOWERS, OPTS, PYC_INIT, seccomp_config(OPTS, "/var/lib/pyc/seccomp"), "/var/lib/pyc/events.log").to_dict()

@@ -70,20 +70,22 @@ _held: dict[str, int] = {}
 
 
 class locked:
-    """An exclusive flock on `path`, held for the block: how concurrent pyc commands take turns.
-    Re-entrant within the process, so a step that takes the lock can run inside another.
-    A class, not @contextmanager: contextlib is not worth its import time on the run path."""
+    """An exclusive flock on `path` (`shared`: a shared one), held for the block: how concurrent
+    pyc commands take turns. Re-entrant within the process, so a step that takes the lock can
+    run inside another. A class, not @contextmanager: contextlib is not worth its import time
+    on the run path."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, shared: bool = False) -> None:
         self.path = path
         self.owner = False
+        self.mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
 
     def __enter__(self) -> None:
         if self.path in _held:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, self.mode)
         except BaseException:
             os.close(fd)
             raise

@@ -177,13 +177,39 @@ fn write_once(mut f: &File, lines: &[u8], path: &Path) -> Result<()> {
 
 /// Where a container's events go and what each says of it: docker's Actor, its id and the
 /// attributes every event of it carries (image, name). Part of the run config: pyc-core logs
-/// the container's start, and its oom and die where it waits for the end (run, pyc-monitor).
+/// the container's start, and its oom and die where it waits for the end (run, pyc-monitor);
+/// with them, as docker does, the mount of each of its `volumes` before the start and their
+/// unmount after the die.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ContainerActor {
     pub journal: PathBuf,
     pub id: String,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeActor>,
+}
+
+/// A volume a container mounts: its name (the volume events' actor) and what its mount event
+/// says (docker's container, destination, driver, propagation, read/write).
+#[derive(Debug, Clone, Deserialize)]
+pub struct VolumeActor {
+    pub name: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl VolumeActor {
+    fn event<'a>(&'a self, action: &'a str, container: &'a str) -> Event<'a> {
+        let attributes = if action == "mount" {
+            self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        } else {
+            // docker's unmount says only the driver and the container.
+            let driver = self.attributes.get("driver").map(String::as_str).unwrap_or("local");
+            BTreeMap::from([("driver", driver), ("container", container)])
+        };
+        Event { kind: "volume", action, id: &self.name, attributes }
+    }
 }
 
 impl ContainerActor {
@@ -193,20 +219,23 @@ impl ContainerActor {
         Event { kind: "container", action, id: &self.id, attributes }
     }
 
-    /// The container's command runs.
+    /// The container's command runs (its volumes mounted before).
     pub fn started(&self) -> Result<()> {
-        append(&self.journal, &[self.event("start", &[])], max_size())
+        let mut events: Vec<Event> = self.volumes.iter().map(|v| v.event("mount", &self.id)).collect();
+        events.push(self.event("start", &[]));
+        append(&self.journal, &events, max_size())
     }
 
     /// The container ended with `status`; `oom`: the kernel killed in it for memory (docker
     /// logs oom before die).
     pub fn ended(&self, status: i32, oom: bool) -> Result<()> {
         let code = status.to_string();
-        let mut events = Vec::with_capacity(2);
+        let mut events = Vec::with_capacity(2 + self.volumes.len());
         if oom {
             events.push(self.event("oom", &[]));
         }
         events.push(self.event("die", &[("exitCode", &code)]));
+        events.extend(self.volumes.iter().map(|v| v.event("unmount", &self.id)));
         append(&self.journal, &events, max_size())
     }
 }
@@ -241,6 +270,23 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["Actor"]["Attributes"]["name"], "a\"b\\c\n\u{1b}[2J");
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+    }
+
+    #[test]
+    fn a_containers_volumes_are_mounted_before_its_start_and_unmounted_after_its_die() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("events.log");
+        let mount = BTreeMap::from([("container", "c0ffee"), ("destination", "/v"), ("driver", "local"), ("propagation", ""), ("read/write", "true")]);
+        let volume = VolumeActor { name: "data".into(), attributes: mount.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        let actor = ContainerActor { journal: journal.clone(), id: "c0ffee".into(), attributes: BTreeMap::new(), volumes: vec![volume] };
+        actor.started().unwrap();
+        actor.ended(0, false).unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let seen: Vec<(&str, &str, &str)> =
+            lines.iter().map(|v| (v["Type"].as_str().unwrap(), v["Action"].as_str().unwrap(), v["Actor"]["ID"].as_str().unwrap())).collect();
+        assert_eq!(seen, [("volume", "mount", "data"), ("container", "start", "c0ffee"), ("container", "die", "c0ffee"), ("volume", "unmount", "data")]);
+        assert_eq!(lines[0]["Actor"]["Attributes"], serde_json::json!(mount));
+        assert_eq!(lines[3]["Actor"]["Attributes"], serde_json::json!({"container": "c0ffee", "driver": "local"}));
     }
 
     #[test]

@@ -57,6 +57,11 @@ fn run_config() {
     assert_eq!((events.journal.to_str(), events.id.as_str()), (Some("/var/lib/pyc/events.log"), CID));
     assert_eq!(events.attributes.get("name").map(String::as_str), Some("golden"));
     assert_eq!(events.attributes.get("image").map(String::as_str), Some("busybox"));
+    let [volume] = &events.volumes[..] else { panic!("one volume: {:?}", events.volumes) };
+    assert_eq!(volume.name, "data");
+    assert_eq!(volume.attributes.get("destination").map(String::as_str), Some("/data"));
+    assert_eq!(volume.attributes.get("read/write").map(String::as_str), Some("true"));
+    assert_eq!(volume.attributes.get("container").map(String::as_str), Some(CID));
     let seccomp = cfg.seccomp.expect("docker's default profile");
     assert_eq!((seccomp.profile, seccomp.cache.as_deref()), (None, Some(std::path::Path::new("/var/lib/pyc/seccomp"))));
 }
