@@ -16,18 +16,38 @@ fi
 # pyc-core links; docker-registry is the registry the registry tests run (on loopback), with
 # openssl (their CA, TLS certificates and token signatures) and apache2-utils (htpasswd, bcrypt);
 # iproute2 and nftables let the network tests make their namespaces and look at what pyc made
-# there (pyc itself runs neither).
-packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev docker-registry openssl apache2-utils iproute2 nftables)
+# there (pyc itself runs neither). docker.io (dockerd 20.10) is the reference the security tests
+# compare pyc's confinement with, in a dockerd of their own (tests/integration/dockerd.py).
+packages=(busybox-static debootstrap zstd runc crun podman skopeo umoci hyperfine gcc libc6-dev libseccomp-dev docker-registry openssl apache2-utils iproute2 nftables docker.io)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  rest=()
+  for p in "${missing[@]}"; do [ "$p" = docker.io ] || rest+=("$p"); done
+  [ ${#rest[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${rest[@]}" >/dev/null
   # The package starts a registry on port 5000 of every interface: the tests run their own.
   if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
     systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
+  # docker.io would enable and start the system's dockerd (and containerd), which adds a
+  # docker0 bridge and iptables rules and turns IP forwarding on: its units are masked before
+  # it is installed, and while apt runs a policy-rc.d refuses every start (for hosts without
+  # systemd); no recommends (apparmor, cgroupfs-mount, needrestart: each would act on the host).
+  if [[ " ${missing[*]} " == *" docker.io "* ]]; then
+    if command -v systemctl >/dev/null; then
+      systemctl mask docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+    fi
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' > "$policy"
+      chmod 755 "$policy"
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null || { [ -z "$policy" ] || rm -f "$policy"; exit 1; }
+    [ -z "$policy" ] || rm -f "$policy"
   fi
 fi
 

@@ -83,7 +83,7 @@ def run_config(c: Container, spec: dict[str, Any], lowers: list[str], opts: RunO
     the program of --init; `journal` the events journal its start, oom and die go to."""
     from pyc.events import container_attributes, volume_actors
 
-    rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove)
+    rootfs = Overlay(lower=lowers, upper=c.path("upper"), work=c.path("work"), volatile=opts.remove, dev=opts.privileged)
     events = EventActor(journal=journal, id=c.id, attributes=container_attributes(c), volumes=volume_actors(c)) if journal else None
     return RunConfig(spec=spec, rootfs=rootfs, cgroup=CgroupPlace(root=c.cgroup_root, path=c.cgroup), init=opts.init, pyc_init=pyc_init, events=events, seccomp=seccomp)
 
@@ -352,7 +352,15 @@ class Engine:
         stop_signal = str(img.run_config.get("StopSignal") or "")
         exposed = sorted(img.run_config.get("ExposedPorts") or {})
         c.record.config = ContainerConfig(
-            cmd=process["args"], env=process["env"], working_dir=process["cwd"], hostname=hostname, stop_signal=stop_signal, tty=opts.tty, domainname=opts.domainname or "", exposed_ports=exposed
+            cmd=process["args"],
+            env=process["env"],
+            working_dir=process["cwd"],
+            hostname=hostname,
+            stop_signal=stop_signal,
+            tty=opts.tty,
+            domainname=opts.domainname or "",
+            exposed_ports=exposed,
+            user=opts.user or str(img.run_config.get("User") or ""),
         )
         seccomp = seccomp_config(opts, self.paths.seccomp)
         if seccomp is not None and seccomp.profile is not None:
@@ -511,7 +519,8 @@ class Engine:
         container_process = run.spec.get("process")
         if not isinstance(container_process, dict):
             raise PycError(f"container {c.name}: its run config has no process", Kind.BAD_INPUT)
-        config = pyc_core.packb(exec_config(c, exec_process(container_process, opts, passwd_dirs), opts, program("pyc-init"), run.seccomp).to_dict())
+        process = exec_process(container_process, opts, passwd_dirs, c.record.config.user, c.record.host_config.group_add)
+        config = pyc_core.packb(exec_config(c, process, opts, program("pyc-init"), run.seccomp).to_dict())
         if c.current_state().is_paused:
             raise Conflict(f"container {c.name} is paused, unpause the container before exec")
         from pyc.events import container_attributes

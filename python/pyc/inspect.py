@@ -123,7 +123,7 @@ def document(record: ContainerRecord, state: ContainerState, log_path: str, endp
     """docker inspect's document of a container, with its current `state` and, while it runs,
     its `endpoints` (network name, endpoint)."""
     c = record.config
-    config: dict[str, object] = {"Cmd": c.cmd, "Env": c.env, "WorkingDir": c.working_dir, "Hostname": c.hostname, "Domainname": c.domainname, "Image": record.image, "Tty": c.tty}
+    config: dict[str, object] = {"Cmd": c.cmd, "Env": c.env, "WorkingDir": c.working_dir, "Hostname": c.hostname, "Domainname": c.domainname, "Image": record.image, "Tty": c.tty, "User": c.user}
     if c.exposed_ports:
         config["ExposedPorts"] = {p: {} for p in c.exposed_ports}
     if c.stop_signal:

@@ -78,6 +78,7 @@ class ContainerConfig(Record):
     tty: bool = False  # its process has a terminal (-t), which its monitor serves to attach
     domainname: str = ""
     exposed_ports: list[str] = []  # the image's EXPOSE ("80/tcp"), what -P publishes
+    user: str = ""  # -u or the image's USER, as given: exec looks it up again (docker's)
 
 
 class Restart(Record):
@@ -345,6 +346,7 @@ class Overlay(Record):
     upper: str
     work: str
     volatile: bool = False  # no syncs of the upper dir: for containers thrown away (--rm)
+    dev: bool = False  # device nodes on it open (--privileged, as docker's); else it is nodev
 
 
 class CgroupPlace(Record):

@@ -90,17 +90,24 @@ def test_oom_score_adj() -> None:
 def test_groups_of_the_image_and_group_add(tmp_path: Path) -> None:
     assert run("busybox", "id", "-G").split() == ["0"]
     assert run("--group-add", "5", "--group-add", "nogroup", "--group-add", "1234", "busybox", "id", "-G").split() == ["0", "5", "1234", "65534"]  # the kernel sorts them
-    # A user's groups come from the image's /etc/group, as under runc: none when -u names a group.
+    # A user's groups come from the image's /etc/group, as under runc (none when -u names a
+    # group), with its own group (docker's: a group bit that refuses it holds, CVE-2022-36109).
     setup = "echo 'staff:x:50:alice,bob' >> /etc/group; echo 'users:x:100:bob' >> /etc/group; echo 'alice:x:1000:1000::/:/bin/sh' >> /etc/passwd"
     assert pyc("run", "--name", "groups-src", "busybox", "sh", "-c", setup).returncode == 0
     assert pyc("commit", "groups-src", "groups:1").returncode == 0
     try:
         assert run("-u", "alice", "groups:1", "id", "-G").split() == ["1000", "50"]
-        assert run("-u", "1000", "--group-add", "100", "groups:1", "id", "-G").split() == ["0", "50", "100"]
+        # a UID /etc/passwd has: that user's group, as under docker
+        assert run("-u", "1000", "--group-add", "100", "groups:1", "id", "-G").split() == ["1000", "50", "100"]
         assert run("-u", "alice:5", "groups:1", "id", "-G").split() == ["5"]
-        cid = pyc("run", "-d", "groups:1", "sleep", "30").stdout.strip()
-        r = pyc("exec", "-u", "alice", cid, "id", "-G")
-        assert r.stdout.split() == ["1000", "50"], r.stderr
+        # exec -u: the user's own group, /etc/group's and the container's --group-add, as docker
+        cid = pyc("run", "-d", "--group-add", "5", "groups:1", "sleep", "30").stdout.strip()
+        r = pyc("exec", "-u", "alice", cid, "grep", "Groups", "/proc/self/status")
+        assert r.stdout.split() == ["Groups:", "5", "50", "1000"], r.stderr
+        r = pyc("exec", "-u", "alice:100", cid, "grep", "Groups", "/proc/self/status")
+        assert r.stdout.split() == ["Groups:", "5", "100"], r.stderr
+        r = pyc("exec", cid, "grep", "Groups", "/proc/self/status")
+        assert r.stdout.split() == ["Groups:", "0", "5"], r.stderr
         pyc("rm", "-f", cid)
     finally:
         pyc("rm", "-f", "groups-src")

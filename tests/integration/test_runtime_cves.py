@@ -106,3 +106,12 @@ def test_read_only_root_cannot_be_remounted() -> None:
     mount_rc, bind_rc, touch_rc = r.stdout.split()
     assert mount_rc != "rc=0" and bind_rc != "rc=0" and touch_rc == "rc=1", r.stdout
     assert "permission denied" in r.stderr and "Read-only file system" in r.stderr, r.stderr
+
+
+def test_read_only_root_stays_nodev() -> None:
+    """Making the root read-only is a remount, which sets every per-mount flag anew: nodev
+    stays (a device node in the image opens nothing, read-only or not); --privileged has none."""
+    look = "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo"
+    for flags, want in (([], {"ro", "nodev"}), (["--privileged"], {"ro"})):
+        r = pyc("run", "--rm", "--read-only", *flags, "busybox", "sh", "-c", look)
+        assert r.returncode == 0 and {"ro", "nodev"} & set(r.stdout.strip().split(",")) == want, (flags, r.stdout, r.stderr)

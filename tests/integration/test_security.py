@@ -243,13 +243,16 @@ def test_masked_and_read_only_paths() -> None:
 
 
 def test_privileged_masks_nothing_and_writes_sys() -> None:
-    r = pyc("run", "--rm", "--privileged", "busybox", "sh", "-c", "cat /proc/self/mountinfo; d=/sys/fs/cgroup/pids; [ -d $d ] || d=/sys/fs/cgroup; mkdir $d/pyc-x && rmdir $d/pyc-x && echo CGROUP-RW")
+    script = "cat /proc/self/mountinfo; d=/sys/fs/cgroup/pids; [ -d $d ] || d=/sys/fs/cgroup; mkdir $d/pyc-x && rmdir $d/pyc-x && echo CGROUP-RW; mknod /zero c 1 5 && head -c3 /zero | wc -c"
+    r = pyc("run", "--rm", "--privileged", "busybox", "sh", "-c", script)
     assert r.returncode == 0, r.stderr
     fields = [line.split() for line in r.stdout.splitlines() if " - " in line]
     points = {f[4]: f[5] for f in fields}
     assert not any(p in points for p in MASKED_FILES + MASKED_DIRS)
     assert points["/sys"].startswith("rw") and "/proc/sys" not in points
     assert "CGROUP-RW" in r.stdout
+    # a node made in its root opens (no nodev there, as under docker)
+    assert r.stdout.splitlines()[-1] == "3" and "nodev" not in points["/"], r.stdout
 
 
 def test_sys_fs_cgroup_is_the_containers_own() -> None:

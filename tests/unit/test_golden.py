@@ -84,7 +84,7 @@ def test_run_config() -> None:
 def test_exec_config() -> None:
     spec = run()["spec"]
     assert isinstance(spec, dict)
-    process = exec_process(spec["process"], ExecOptions(["ls", "-l"], env=["B=2"], workdir="/", user="0", tty=True), [])
+    process = exec_process(spec["process"], ExecOptions(["ls", "-l"], env=["B=2"], workdir="/", user="0", tty=True), [], "", [])
     check("exec-config.msgpack", packb(exec_config(container(), process, ExecOptions(["ls"], detach=True), PYC_INIT, SeccompConfig(cache="/var/lib/pyc/seccomp")).to_dict()))
 
 

@@ -44,10 +44,10 @@ def test_a_terminal_gets_term_xterm_unless_the_image_or_e_sets_it() -> None:
 
 def test_exec_with_a_terminal_gets_term_xterm_unless_set() -> None:
     container = {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/"}
-    assert "TERM=xterm" in exec_process(container, ExecOptions(["sh"], tty=True), [])["env"]
-    assert "TERM=xterm" not in exec_process(container, ExecOptions(["sh"]), [])["env"]
-    assert "TERM=vt100" in exec_process({**container, "env": ["TERM=vt100"]}, ExecOptions(["sh"], tty=True), [])["env"]
-    assert "TERM=screen" in exec_process(container, ExecOptions(["sh"], tty=True, env=["TERM=screen"]), [])["env"]
+    assert "TERM=xterm" in exec_process(container, ExecOptions(["sh"], tty=True), [], "", [])["env"]
+    assert "TERM=xterm" not in exec_process(container, ExecOptions(["sh"]), [], "", [])["env"]
+    assert "TERM=vt100" in exec_process({**container, "env": ["TERM=vt100"]}, ExecOptions(["sh"], tty=True), [], "", [])["env"]
+    assert "TERM=screen" in exec_process(container, ExecOptions(["sh"], tty=True, env=["TERM=screen"]), [], "", [])["env"]
 
 
 def test_user_parsing(tmp_path: Path) -> None:
@@ -77,3 +77,34 @@ def test_spec_has_isolation_defaults(tmp_path: Path) -> None:
     assert dests[-2:] == ["/run", "/etc/hosts"] and dests.index("/run") == len(BASE_MOUNTS)
     assert spec["mounts"][-1]["options"] == ["rbind", "rprivate", "nosuid", "nodev", "ro"]
     assert "CAP_SYS_ADMIN" not in spec["process"]["capabilities"]["bounding"]
+
+
+def test_home_is_the_users_of_etc_passwd(tmp_path: Path) -> None:
+    """As runc sets it for docker: the user's home in /etc/passwd, else / (root's too)."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n")
+
+    def home(user: str | None, lowers: list[str]) -> str:
+        return next(e for e in build({"Cmd": ["sh"]}, RunOptions(user=user), "/r", {}, lowers, "h")["process"]["env"] if e.startswith("HOME="))
+
+    image = [str(tmp_path)]
+    assert [home(None, image), home("daemon", image), home("1", image), home("1000", image)] == ["HOME=/root", "HOME=/usr/sbin", "HOME=/usr/sbin", "HOME=/"]
+    assert home(None, []) == "HOME=/"
+    assert "HOME=/x" in build({"Cmd": ["sh"], "Env": ["HOME=/x"]}, RunOptions(user="daemon"), "/r", {}, image, "h")["process"]["env"]
+
+
+def test_exec_user_gets_its_home_unless_the_image_or_e_set_one(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n")
+    image = [str(tmp_path)]
+    container = {"args": ["sh"], "env": ["PATH=/bin", "HOME=/root"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+
+    def home(process: dict[str, object], opts: ExecOptions) -> list[str]:
+        env = exec_process(process, opts, image, "", [])["env"]
+        assert isinstance(env, list)
+        return [e for e in env if e.startswith("HOME=")]
+
+    assert home(container, ExecOptions(["sh"], user="daemon")) == ["HOME=/usr/sbin"]
+    assert home(container, ExecOptions(["sh"])) == ["HOME=/root"]
+    assert home(container, ExecOptions(["sh"], user="daemon", env=["HOME=/x"])) == ["HOME=/x"]
+    assert home({**container, "env": ["HOME=/srv"]}, ExecOptions(["sh"], user="daemon")) == ["HOME=/srv"]

@@ -33,8 +33,9 @@ DEFAULT_RULES = [
 ]
 ALLOW_ALL = [_rule(True, "a", None, None, "rwm")]
 
-# What a privileged container does not get of the host's /dev: its own are mounted there.
-_NOT_HOST = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console")
+# What a privileged container does not get of the host's /dev: its own are mounted there, and
+# /dev/ptmx stays the link to its own devpts' ptmx (docker's).
+_NOT_HOST = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console", "/dev/ptmx")
 
 
 def _node(path: str, st: os.stat_result) -> dict[str, Any]:

@@ -5,7 +5,7 @@ working directory unless `-w`, its user unless `-u`; the same capabilities and n
 from __future__ import annotations
 
 from pyc.errors import InvalidArgument
-from pyc.runtime.spec import RunOptions, merge_env, parse_user, user_groups
+from pyc.runtime.spec import RunOptions, home_of, merge_env, parse_user, user_groups
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the exec path skips it
 if TYPE_CHECKING:
@@ -35,9 +35,10 @@ class ExecOptions:
         self.tty = tty
 
 
-def exec_process(container_process: dict[str, Any], opts: ExecOptions, passwd_dirs: list[str]) -> dict[str, Any]:
-    """The OCI process for exec. `passwd_dirs`: where to look up a `-u` name (the container's
-    upper dir first, then its image's layers)."""
+def exec_process(container_process: dict[str, Any], opts: ExecOptions, passwd_dirs: list[str], user: str, group_add: list[str]) -> dict[str, Any]:
+    """The OCI process for exec. The user is `-u`, else the container's own (`user`, as it was
+    given): looked up now, as docker does, in `passwd_dirs` (the container's upper dir first,
+    then its image's layers), with its groups and the container's --group-add."""
     if not opts.command:
         raise InvalidArgument("exec needs a command to run in the container")
     if opts.workdir is not None and not opts.workdir.startswith("/"):
@@ -50,10 +51,13 @@ def exec_process(container_process: dict[str, Any], opts: ExecOptions, passwd_di
     process["env"] = merge_env(list(container_process.get("env") or []), RunOptions(env=opts.env), tty=opts.tty)
     if opts.workdir is not None:
         process["cwd"] = opts.workdir
-    if opts.user is not None:
-        uid, gid = parse_user(opts.user, passwd_dirs)
-        process["user"] = {"uid": uid, "gid": gid}
-        groups = user_groups(opts.user, uid, passwd_dirs)
-        if groups:
-            process["user"]["additionalGids"] = groups
+    name = opts.user if opts.user is not None else user
+    if name:
+        uid, gid = parse_user(name, passwd_dirs)
+        process["user"] = {"uid": uid, "gid": gid, "additionalGids": user_groups(name, uid, gid, group_add, passwd_dirs)}
+        # The HOME pyc gave the container's user follows the exec's user, as runc sets it per
+        # process for docker; an image's or a -e's HOME stays.
+        was = f"HOME={home_of(int((container_process.get('user') or {}).get('uid', 0)), passwd_dirs)}"
+        if was in process["env"] and not any(e.startswith("HOME=") for e in opts.env):
+            process["env"] = [f"HOME={home_of(uid, passwd_dirs)}" if e == was else e for e in process["env"]]
     return process

@@ -252,6 +252,11 @@ def member_gids(lowers: list[str], uid: int, name: str | None) -> list[int]:
     return [g for g in dict.fromkeys(gids) if g <= 0xFFFFFFFE]
 
 
+def home_of(uid: int, lowers: list[str]) -> str:
+    """The user's home in the image's /etc/passwd, else / (runc's, docker's: root too)."""
+    return next((f[5] for f in _etc_entries(lowers, "passwd") if int(f[2]) == uid and len(f) > 5 and f[5]), "/")
+
+
 def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
     """`-u UID[:GID]` or names from the image's /etc/passwd and /etc/group."""
     if not user:
@@ -261,6 +266,8 @@ def parse_user(user: str | None, lowers: list[str]) -> tuple[int, int]:
     gid: int | None = None
     if u.isdigit():
         uid = int(u)
+        # A UID that /etc/passwd has runs as that user's group, as under docker.
+        gid = next((int(f[3]) for f in _etc_entries(lowers, "passwd") if int(f[2]) == uid and len(f) > 3 and f[3].isdigit()), None)
     else:
         found = _lookup_id(lowers, "passwd", u) if u else None
         if found is None:
@@ -294,12 +301,15 @@ def tmpfs_options(options: list[str]) -> list[str]:
     return ["nosuid", "nodev", "noexec", *options]
 
 
-def user_groups(user: str | None, uid: int, lowers: list[str]) -> list[int]:
-    """runc's supplementary groups of a user given without a group (none when one is given)."""
-    if user and ":" in user:
-        return []
+def user_groups(user: str | None, uid: int, gid: int, group_add: list[str], lowers: list[str]) -> list[int]:
+    """The supplementary groups, as docker gives them: the primary group (so that a file's
+    group bits that refuse it hold: CVE-2022-36109), the groups of the image's /etc/group that
+    list the user when it is given without a group (runc's rule), and --group-add's (names
+    looked up in the same /etc/group)."""
     name = user if user and not user.isdigit() else None
-    return member_gids(lowers, uid, name)
+    members = [] if user and ":" in user else member_gids(lowers, uid, name)
+    added = group_ids(group_add, lambda g: (_lookup_id(lowers, "group", g) or (None, None))[0])
+    return list(dict.fromkeys([gid, *members, *added]))
 
 
 def user_mounts(points: list[MountPoint], etc: dict[str, str], readonly_root: bool, privileged: bool = False) -> list[dict[str, Any]]:
@@ -344,7 +354,7 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     user_spec = opts.user or image_config.get("User") or None
     uid, gid = parse_user(user_spec, lowers)
     if not any(e.startswith("HOME=") for e in env):
-        env.append("HOME=/root" if uid == 0 else "HOME=/")
+        env.append(f"HOME={home_of(uid, lowers)}")
     cwd = opts.workdir or image_config.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is not an absolute path")
@@ -357,10 +367,7 @@ def build(image_config: dict[str, Any], opts: RunOptions, rootfs: str, etc_files
     nodes, device_rules = devices(opts.devices, opts.device_cgroup_rules, opts.privileged)
     resources = opts.resources()
     resources["devices"] = device_rules
-    user: dict[str, Any] = {"uid": uid, "gid": gid}
-    groups = user_groups(user_spec, uid, lowers) + group_ids(opts.group_add, lambda name: (_lookup_id(lowers, "group", name) or (None, None))[0])
-    if groups:
-        user["additionalGids"] = list(dict.fromkeys(groups))
+    user: dict[str, Any] = {"uid": uid, "gid": gid, "additionalGids": user_groups(user_spec, uid, gid, opts.group_add, lowers)}
     extra: dict[str, Any] = {}
     if opts.ulimits:
         extra["rlimits"] = rlimits(opts.ulimits)

@@ -93,6 +93,8 @@ pub struct OverlayMount {
     data: CString,
     lowers: usize,
     volatile: bool,
+    /// Device nodes on it open (a --privileged container's root, as docker's); else nodev.
+    dev: bool,
 }
 
 /// What `mount` failed at, past the dirs (whose indexes come first).
@@ -132,7 +134,22 @@ impl OverlayMount {
             Method::Fsconfig => (fds.iter().map(|fd| CString::new(fd.to_string()).unwrap()).collect(), CString::default()),
             Method::Legacy => (Vec::new(), legacy_data(&fds, lower.len(), volatile)?),
         };
-        Ok(OverlayMount { method, dirs, paths, cpaths, names, data, lowers: lower.len(), volatile })
+        Ok(OverlayMount { method, dirs, paths, cpaths, names, data, lowers: lower.len(), volatile, dev: false })
+    }
+
+    /// The same mount, but without nodev: for a --privileged container, which has the host's
+    /// devices anyway and may make its own where it likes (debootstrap in it, say), as under docker.
+    pub fn with_devices(self) -> Self {
+        OverlayMount { dev: true, ..self }
+    }
+
+    /// The flags of the mount that `mount` makes besides read-only: to keep them in a remount.
+    pub fn flags(&self) -> MsFlags {
+        if self.dev {
+            MsFlags::empty()
+        } else {
+            MsFlags::MS_NODEV
+        }
     }
 
     fn upper(&self) -> bool {
@@ -153,7 +170,7 @@ impl OverlayMount {
         let read_only = !self.upper();
         match self.method {
             Method::Legacy => {
-                let flags = MsFlags::MS_NODEV | if read_only { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+                let flags = self.flags() | if read_only { MsFlags::MS_RDONLY } else { MsFlags::empty() };
                 nix::mount::mount(Some(c"overlay"), target, Some(c"overlay"), flags, Some(self.data.as_c_str())).map_err(|e| (past + ATTACH, e))
             }
             Method::Fsconfig => {
@@ -173,7 +190,8 @@ impl OverlayMount {
                     fsconfig(&fs, libc::FSCONFIG_SET_FLAG, c"volatile", None).map_err(|e| (past + CREATE, e))?;
                 }
                 fsconfig(&fs, libc::FSCONFIG_CMD_CREATE, c"", None).map_err(|e| (past + CREATE, e))?;
-                let attrs = libc::MOUNT_ATTR_NODEV | if read_only { libc::MOUNT_ATTR_RDONLY } else { 0 };
+                let nodev = if self.dev { 0 } else { libc::MOUNT_ATTR_NODEV };
+                let attrs = nodev | if read_only { libc::MOUNT_ATTR_RDONLY } else { 0 };
                 let mnt =
                     Errno::result(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs) }).map_err(|e| (past + CREATE, e))?;
                 let mnt = unsafe { OwnedFd::from_raw_fd(mnt as RawFd) };

@@ -42,12 +42,13 @@ fn run_config() {
     let rlimits = process.rlimits().as_ref().expect("rlimits");
     assert_eq!((rlimits[0].typ(), rlimits[0].soft(), rlimits[0].hard()), (oci_spec::runtime::PosixRlimitType::RlimitNofile, 1024, 2048));
     assert_eq!(process.oom_score_adj(), Some(100));
-    assert_eq!(process.user().additional_gids().as_deref(), Some(&[5][..]));
+    // the primary group first (docker's), then --group-add's
+    assert_eq!(process.user().additional_gids().as_deref(), Some(&[1000, 5][..]));
     let sysctl = cfg.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).expect("sysctls");
     assert_eq!(sysctl.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
     assert_eq!(cfg.rootfs.lower.len(), 2);
     assert_eq!(cfg.rootfs.upper, PathBuf::from(format!("/var/lib/pyc/containers/{CID}/upper")));
-    assert!(!cfg.rootfs.volatile);
+    assert!(!cfg.rootfs.volatile && !cfg.rootfs.dev);
     let cgroup = cfg.cgroup.expect("a cgroup");
     assert_eq!((cgroup.root.to_str(), cgroup.path.as_str()), (Some("/sys/fs/cgroup"), format!("pyc/{CID}").as_str()));
     assert!(cfg.init);

@@ -142,8 +142,9 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
 
     pivot(root)?;
     if plan.readonly_root {
-        mount(None::<&CStr>, c"/", None::<&CStr>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&CStr>)
-            .map_err(at(Step::ReadonlyRoot, 0))?;
+        // The overlay's nodev stays: a remount sets every per-mount flag anew.
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | plan.overlay.flags();
+        mount(None::<&CStr>, c"/", None::<&CStr>, flags, None::<&CStr>).map_err(at(Step::ReadonlyRoot, 0))?;
     }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(std::ffi::OsStr::from_bytes(h.as_c_str().to_bytes())).map_err(at(Step::Hostname, 0))?;

@@ -63,6 +63,9 @@ pub struct Overlay {
     /// Skip syncs of the upper dir: for containers that are thrown away (`--rm`).
     #[serde(default)]
     pub volatile: bool,
+    /// Device nodes on it open (--privileged); else it is nodev.
+    #[serde(default)]
+    pub dev: bool,
 }
 
 #[derive(Debug, Deserialize)]

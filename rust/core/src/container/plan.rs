@@ -116,7 +116,8 @@ fn overlay_of(o: &Overlay, root: &Path) -> Result<OverlayMount> {
     if !root.is_absolute() {
         return Err(Error::InvalidConfig(format!("root path {} is not absolute", root.display())));
     }
-    OverlayMount::prepare(&o.lower, Some((&o.upper, &o.work)), o.volatile, Method::for_this_kernel()?)
+    let mount = OverlayMount::prepare(&o.lower, Some((&o.upper, &o.work)), o.volatile, Method::for_this_kernel()?)?;
+    Ok(if o.dev { mount.with_devices() } else { mount })
 }
 
 /// Clone flags, whether to make a cgroup and a network namespace, and the network namespace to
