@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from _thread import get_ident
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
@@ -66,20 +67,24 @@ def sync_dir(path: str) -> None:
         os.close(fd)
 
 
-_held: dict[str, int] = {}
+_held: dict[tuple[str, int], int] = {}
 
 
 class locked:
     """An exclusive flock on `path`, held for the block: how concurrent pyc commands take turns.
-    Re-entrant within the process, so a step that takes the lock can run inside another.
-    A class, not @contextmanager: contextlib is not worth its import time on the run path."""
+    Re-entrant within a thread, so a step that takes the lock can run inside another; another
+    thread (pyc build's stages side by side) takes its turn on a descriptor of its own, as
+    another process would. A class, not @contextmanager: contextlib is not worth its import
+    time on the run path."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.key = (path, 0)
         self.owner = False
 
     def __enter__(self) -> None:
-        if self.path in _held:
+        self.key = (self.path, get_ident())
+        if self.key in _held:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -87,10 +92,10 @@ class locked:
         except BaseException:
             os.close(fd)
             raise
-        _held[self.path] = fd
+        _held[self.key] = fd
         self.owner = True
 
     def __exit__(self, *exc: object) -> None:
         if self.owner:
-            os.close(_held.pop(self.path))
+            os.close(_held.pop(self.key))
             self.owner = False
