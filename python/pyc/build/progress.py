@@ -89,11 +89,6 @@ class Tty(Plain):
         self.live = Live(self, console=self.console, refresh_per_second=8, transient=False, redirect_stdout=False, redirect_stderr=False)
         self.live.start()
 
-    def say(self, line: str) -> None:
-        with self.lock:
-            self.steps.append(Step(line))
-            self.steps[-1].took, self.steps[-1].state = 0.0, "note"
-
     def step(self, label: str) -> Step:
         s = Step(label)
         with self.lock:
@@ -138,16 +133,13 @@ class Tty(Plain):
             table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
             table.add_column(justify="right", no_wrap=True)
             for s in steps:
-                if s.state == "note":
-                    table.add_row(Text(f" => {s.label}", style="dim"), "")
-                    continue
                 tag = {"cached": "CACHED ", "error": "ERROR "}.get(s.state, "")
                 style = {"running": "bold blue", "error": "bold red", "cached": "", "done": ""}[s.state]
                 table.add_row(Text(f" => {tag}{s.label}", style=style), Text(f"{s.elapsed():.1f}s", style=style))
                 if s.state == "running":
                     for line in s.lines[-TAIL:]:
                         table.add_row(Text(f" => => {line}", style="dim"), "")
-            head = Text(f"[+] Building {time.monotonic() - self.started:.1f}s ({done}/{len([s for s in steps if s.state != 'note'])})", style="bold")
+            head = Text(f"[+] Building {time.monotonic() - self.started:.1f}s ({done}/{len(steps)})", style="bold")
         return Group(head, table)
 
     def close(self) -> None:
