@@ -11,6 +11,11 @@ cargo fmt --all -- --check
 cargo clippy -q --workspace --all-targets -- -D warnings
 .venv/bin/ruff check -q python tests benches
 .venv/bin/python -m mypy
+# What the tests may not leave on the host, whatever they do: nft tables and links (network tests
+# run in namespaces of their own; a peer run on its default network, podman's netavark, leaves
+# tables here). Compared at the end.
+host_state() { { nft list tables 2>/dev/null || true; ip -o link show 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2); print "link " $2}'; } | sort; }
+host_before=$(host_state)
 echo "== Rust unit tests"
 cargo test -q -p pyc-core -p pyc-monitor -p pyc-init -p pyc-registry -p pyc-dns
 vm=../shared/tools/cgroup2-vm
@@ -63,4 +68,10 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "== pytest as root of a user namespace of this user's: the root tier is skipped"
   unshare --map-root-user .venv/bin/python -m pytest "$@"
+fi
+left=$(comm -13 <(echo "$host_before") <(host_state))
+if [ -n "$left" ]; then
+  echo "test.sh: the tests left this on the host (remove it, and find the test that made it):" >&2
+  echo "$left" >&2
+  exit 1
 fi

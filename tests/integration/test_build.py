@@ -491,7 +491,7 @@ def test_podman_builds_the_same_tree(store: Store, podman: list[str], ctx: Path,
         mine = subprocess.run([PYC, "export", ours], capture_output=True, env=store.env, check=True).stdout
     finally:
         store.ok("rm", ours)
-    r = subprocess.run([*podman, "build", "-q", "--pull=never", str(ctx)], capture_output=True, text=True)
+    r = subprocess.run([*podman, "build", "-q", "--pull=never", "--network=none", str(ctx)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     theirs = subprocess.run([*podman, "create", r.stdout.strip().splitlines()[-1], "true"], capture_output=True, text=True, check=True).stdout.strip()
     try:

@@ -110,19 +110,15 @@ fn read_blocks(mut input: impl Read, jobs: SyncSender<Job>, pieces: SyncSender<P
     let mut dict: Vec<u8> = Vec::new();
     let mut n = 0u64;
     loop {
-        let mut block = vec![0u8; BLOCK];
-        let got = match fill(&mut input, &mut block) {
-            Ok(k) => k,
-            Err(e) => {
-                let _ = pieces.send(Piece::Failed(e));
-                return;
-            }
-        };
-        if got == 0 {
+        let mut block = Vec::with_capacity(BLOCK);
+        if let Err(e) = (&mut input).take(BLOCK as u64).read_to_end(&mut block) {
+            let _ = pieces.send(Piece::Failed(e));
+            return;
+        }
+        if block.is_empty() {
             let _ = pieces.send(Piece::End(n, crc.sum(), crc.amount() as u64));
             return;
         }
-        block.truncate(got);
         crc.update(&block);
         let next_dict = block[block.len().saturating_sub(WINDOW)..].to_vec();
         let window = if block.len() >= WINDOW { next_dict } else { [&dict[dict.len().saturating_sub(WINDOW - block.len())..], &block[..]].concat() };
@@ -131,19 +127,6 @@ fn read_blocks(mut input: impl Read, jobs: SyncSender<Job>, pieces: SyncSender<P
         }
         n += 1;
     }
-}
-
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// One block as raw deflate, primed with `dict`, ended by a sync flush (byte-aligned).
