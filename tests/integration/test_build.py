@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -802,10 +802,10 @@ COPY --from=right /right /
     assert snapshot(store)[2] == before[2]
 
 
-def _watch(store: Store, mode: str, ctx: Path, *flags: str, when: tuple[bytes, Path] | None = None) -> str:
+def _watch(store: Store, mode: str, ctx: Path, *flags: str, when: tuple[list[bytes], Callable[[subprocess.Popen[bytes]], object]] | None = None, rc: int = 0) -> str:
     """`pyc build --progress MODE` with its output on a pipe (plain) or a terminal (tty), read as
-    it comes: once it shows `when`'s text, the file `when` names is made (what the RUN waits
-    for). Its output, escape sequences taken out."""
+    it comes: once it shows each of `when`'s texts, `when`'s action is called (makes the file a
+    RUN waits for, sends a signal). Its output, escape sequences taken out; its exit code `rc`."""
     import pty
     import re
     import select
@@ -830,11 +830,10 @@ def _watch(store: Store, mode: str, ctx: Path, *flags: str, when: tuple[bytes, P
                 if not chunk:
                     break
                 seen += chunk
-            if when is not None and when[0] in seen:
-                assert b"second-line" not in seen  # the step is still waiting: its output came as it ran
-                when[1].touch()
+            if when is not None and all(text in seen for text in when[0]):
+                when[1](p)
                 when = None
-        assert p.wait(60) == 0, seen
+        assert p.wait(60) == rc, seen
     finally:
         if p.poll() is None:
             p.kill()
@@ -851,7 +850,8 @@ def test_progress_shows_each_step_with_its_time_and_run_output_live(store: Store
     cache_id = f"live-{os.urandom(4).hex()}"
     write(ctx, {"Dockerfile": f"FROM busybox\nENV K=V\nRUN --mount=type=cache,id={cache_id},target=/sync echo fir''st-line; until [ -e /sync/go ]; do sleep 0.1; done; echo sec''ond-line\n"})
     sync = store.root / "buildcache" / "mounts" / hashlib.sha256(cache_id.encode()).hexdigest()[:32]
-    out = _watch(store, mode, ctx, when=(b"first-line", sync / "go"))
+    # The RUN waits for a file made once its first line is seen: its output comes as it runs.
+    out = _watch(store, mode, ctx, when=([b"first-line"], lambda p: (sync / "go").touch()))
     again = _watch(store, mode, ctx)
     if mode == "plain":
         assert re.search(r"STEP 3/3: RUN --mount=\S+ echo fir''st-line;.*\nfirst-line\nsecond-line\n--> Done \(\d+\.\d\ds\)\n", out), out
@@ -863,3 +863,25 @@ def test_progress_shows_each_step_with_its_time_and_run_output_live(store: Store
     img = again.strip().splitlines()[-1]
     assert img.startswith("sha256:"), again
     store.ok("rmi", img)
+    # A failed step: its state, and its whole output after the display (the error on stderr).
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN echo bro''ken-output; exit 4\n"})
+    out = _watch(store, mode, ctx, rc=1)
+    assert "pyc: Dockerfile:2: \"RUN echo bro''ken-output; exit 4\" returned a non-zero code: 4\n" in out, out
+    if mode == "tty":
+        assert re.search(r"=> ERROR STEP 2/2: RUN echo bro''ken-output; exit 4 +\d+\.\ds\n", out), out
+        assert "------\n > STEP 2/2: RUN echo bro''ken-output; exit 4:\n------\nbroken-output\n" in out, out
+    else:
+        assert "STEP 2/2: RUN echo bro''ken-output; exit 4\nbroken-output\n" in out, out
+
+
+def test_ctrl_c_reaches_the_running_step_of_each_stage(store: Store, ctx: Path) -> None:
+    """Ctrl-C while two stages run side by side: each one's RUN gets it (their shells trap it and
+    say so), the build ends with 130, and no container, layer or image is left of it."""
+    import signal
+
+    run = "RUN trap 'echo in''t-{0}; exit 5' INT; echo start''ed-{0}; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+    write(ctx, {"Dockerfile": f"FROM busybox AS a\n{run.format('a')}\nFROM busybox AS b\n{run.format('b')}\nFROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"})
+    before = snapshot(store)
+    out = _watch(store, "plain", ctx, "--no-cache", when=([b"started-a", b"started-b"], lambda p: p.send_signal(signal.SIGINT)), rc=130)
+    assert "int-a\n" in out and "int-b\n" in out, out
+    assert snapshot(store) == before and _leaks(store.root) == []
