@@ -145,6 +145,7 @@ class Builder:
         self.digests: FileDigests = FileDigests(buildcache.load_files(self.store))
         self.global_env = self._global_args()
         self.downloads: set[str] = set()  # the files of ADD's URLs, in scratch()
+        self.late: dict[str, tuple[str, str]] = {}  # of those, the ones to download if their step runs: (url, checksum)
         self._scratch: str | None = None
         self._exit = contextlib.ExitStack()
 
@@ -630,6 +631,7 @@ class Builder:
         created_by = f"{ins.cmd} {' '.join(srcs)} {dest}"
 
         def lay_out(stage_dir: str) -> None:
+            self.fetch_late(groups)
             stager = copy.Stager(stage_dir, fs, owner, chmod, self.opts.epoch)
             for base, items in groups:
                 if len(items) == 1 and not stat.S_ISDIR(items[0].st.st_mode):
@@ -670,7 +672,9 @@ class Builder:
 
     def fetch(self, ins: Instruction, urls: list[str], groups: list[tuple[str, list[Any]]], nsrcs: int) -> list[tuple[str, str]]:
         """ADD's URLs downloaded into the build's scratch dir, appended to `groups` as sources
-        to copy; (url, sha256) of each, for the step's key."""
+        to copy; (url, sha256) of each, for the step's key. With --checksum the key is known
+        without the file, which is downloaded only if the step runs (`fetch_late`), as BuildKit
+        does: a cached step asks nothing of the server."""
         from pyc.build.copy import Source
 
         checksum = ins.flag("checksum")
@@ -682,10 +686,23 @@ class Builder:
         for url in urls:
             name = remote.file_name(url)
             path = os.path.join(self.scratch(), f"{len(self.downloads)}-{name}")
-            out.append((url, remote.fetch(url, path, checksum)))
             self.downloads.add(path)
+            if checksum is not None:
+                out.append((url, checksum))
+                self.late[path] = (url, checksum)
+                groups.append((name, [Source(path, "", os.stat_result((stat.S_IFREG | 0o600, 0, 0, 1, 0, 0, 0, 0, 0, 0)), False)]))
+                continue
+            out.append((url, remote.fetch(url, path, None)))
             groups.append((name, [Source(path, "", os.lstat(path), False)]))
         return out
+
+    def fetch_late(self, groups: list[tuple[str, list[Any]]]) -> None:
+        """The downloads `fetch` left for when the step runs, made; their sources' lstat now."""
+        for _, items in groups:
+            late = self.late.pop(items[0].real, None)
+            if late is not None:
+                remote.fetch(late[0], items[0].real, late[1])
+                items[0].st = os.lstat(items[0].real)
 
     def scratch(self) -> str:
         """A temp dir of the store for the build's whole run (downloads), removed at its end."""
