@@ -206,8 +206,8 @@ class Builder:
     def run_stages(self, stages: list[Stage]) -> None:
         """Each stage once those it needs are built. Stages that do not need each other run side
         by side, each in a thread (a RUN's container is waited for with the GIL released); a
-        lone ready stage runs in this thread. When one fails, the others start no new step,
-        and the first failure is the build's."""
+        lone ready stage runs in this thread. When one fails, the others start no new step and
+        their running RUNs get Ctrl-C; the first failure is the build's."""
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
         deps = {s.index: self.deps(s) for s in stages}
@@ -225,15 +225,17 @@ class Builder:
                     pool = ThreadPoolExecutor(len(stages), "pyc-stage")
                 for s in ready:
                     running[pool.submit(self.stage_thread, s)] = s
-                try:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    self.interrupt()
-                    raise
+                # A timeout: a Ctrl-C the kernel gave another thread (one of the unpacker's, say)
+                # only trips a flag; this thread must run Python code to raise it.
+                done, _ = wait(running, 0.25, FIRST_COMPLETED)
                 for f in done:
+                    if f.exception() is not None:
+                        self.interrupt()  # as BuildKit cancels the rest: the other stages' running steps get Ctrl-C
                     self.built[running.pop(f).index] = f.result()
-        except BaseException:
+        except BaseException as e:
             self.cancelled = True
+            if isinstance(e, KeyboardInterrupt):
+                self.interrupt()
             raise
         finally:
             if pool is not None:
@@ -255,8 +257,9 @@ class Builder:
                 engine.containers._db.close()
 
     def interrupt(self) -> None:
-        """Ctrl-C while stages run side by side: it came to this thread; each stage's thread
-        gets it too, which a running RUN's container is sent (as a build of one stage does)."""
+        """Ctrl-C to each stage's thread, which a running RUN's container is sent (as a build of
+        one stage does): when it came to this thread, or a stage failed (a Ctrl-C may have been
+        read by one stage's RUN only: the process's signal goes to one reader)."""
         import signal
 
         self.cancelled = True
