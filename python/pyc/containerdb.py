@@ -38,7 +38,9 @@ VOLUMES = (
 )
 
 # Version 3: networks, and the endpoints of running containers on them (one row per container
-# and network, while its holder lives: the address and MAC are UNIQUE in the network).
+# and network, while its holder lives: the address and MAC are UNIQUE in the network). The
+# endpoints table is unused since endpoints became files of the network's run directory
+# (network/store.py: a start opens no pyc.db); it stays for the schema's version.
 NETWORKS = (
     """CREATE TABLE networks (
     id      TEXT PRIMARY KEY,

@@ -842,8 +842,7 @@ class Engine:
         """The running containers on a network: (container name, endpoint)."""
         out = []
         for e in self._networks.endpoints(self._networks.get(ref)):
-            row = self.containers.db.execute("SELECT name FROM containers WHERE id = ?", (e.container,)).fetchone()
-            out.append((str(row[0]) if row else "", e))
+            out.append((self._networks.container_name(e.container), e))
         return out
 
     def container_endpoints(self, ref: str) -> list[tuple[str, Endpoint]]:

@@ -318,7 +318,7 @@ class NetworkRecord(Record):
 
 
 class Endpoint(Record):
-    """A running container's place on a network (a row of pyc.db's endpoints while it lives):
+    """A running container's place on a network (a file of the network's run directory while it lives):
     its interface, address, names and, on its first network, the ports published to it. Its
     holder (the pyc or pyc-monitor that holds the container) ending frees it."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -234,6 +235,51 @@ def test_addresses_are_not_reused_while_in_use_and_are_after(ns: Namespaces) -> 
     assert ok(ns.pyc("run", "--rm", "--network", "fixed", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")).split()[3] == "10.77.0.1/24"
     ok(ns.pyc("rm", "-f", "a", "b"))
     nothing_left(ns)
+
+
+def test_a_start_on_a_network_opens_no_pyc_db_and_sees_a_network_made_anew(ns: Namespaces, store_root: Path) -> None:
+    """An unnamed run --rm on a bridge network reads the network's record from its file and
+    takes its address in a file: sqlite3 is not even imported. A network removed and made
+    again under its name is the new one at once; a removed one is not found."""
+    ok(ns.pyc("network", "create", "--subnet", "10.88.0.0/24", "quick"))
+    ok(ns.pyc("run", "--rm", "busybox", "true"))  # the default network's record: made, then a file
+    ok(ns.pyc("run", "-d", "--name", "held", "--network", "quick", "busybox", "sleep", "60"))
+    code = (
+        "import sys\n"
+        "from pyc.cli.main import dispatch\n"
+        "rc = dispatch(['run', '--rm', '--network', sys.argv[1], 'busybox', 'ip', '-o', '-4', 'addr', 'show', 'eth0'])\n"
+        "print(rc, 'sqlite3' in sys.modules)\n"
+    )
+    for net, address in (("bridge", "10.202.0.2/16"), ("quick", "10.88.0.3/24")):
+        out = ok(subprocess.run(ns.wrap(ns.host, [sys.executable, "-c", code, net]), capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "PYC_DEFAULT_NETWORK"}))
+        assert out.split()[3] == address and out.endswith("0 False\n"), out
+    assert (store_root / "networks" / "quick").exists()
+    ok(ns.pyc("rm", "-f", "held"))
+    ok(ns.pyc("network", "rm", "quick"))
+    assert not (store_root / "networks" / "quick").exists()
+    r = ns.pyc("run", "--rm", "--network", "quick", "busybox", "true")
+    assert (r.returncode, r.stderr) == (125, "pyc: network quick not found\n")
+    ok(ns.pyc("network", "create", "--subnet", "10.89.0.0/24", "quick"))
+    assert ok(ns.pyc("run", "--rm", "--network", "quick", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")).split()[3] == "10.89.0.2/24"
+    ok(ns.pyc("network", "rm", "quick"))
+    nothing_left(ns)
+
+
+def test_starts_side_by_side_never_share_an_address(ns: Namespaces) -> None:
+    """Unnamed run --rm containers (endpoint files only) and a detached one, started at once on
+    one network: each its own address while they all run; all free again after."""
+    ok(ns.pyc("network", "create", "--subnet", "10.91.0.0/24", "crowd"))
+    env = {k: v for k, v in os.environ.items() if k != "PYC_DEFAULT_NETWORK"}
+    show = "ip -o -4 addr show eth0; sleep 8"
+    runs = [subprocess.Popen(ns.wrap(ns.host, [PYC, "run", "--rm", "--network", "crowd", "busybox", "sh", "-c", show]), stdout=subprocess.PIPE, text=True, env=env) for _ in range(6)]
+    ok(ns.pyc("run", "-d", "--name", "steady", "--network", "crowd", "busybox", "sleep", "60"))
+    outs = [p.communicate(timeout=60)[0] for p in runs]
+    assert [p.returncode for p in runs] == [0] * 6, outs
+    addresses = [out.split()[3] for out in outs] + [ok(ns.pyc("inspect", "--format", "{{.NetworkSettings.IPAddress}}", "steady")).strip() + "/24"]
+    assert len(set(addresses)) == 7, addresses
+    ok(ns.pyc("rm", "-f", "steady"))
+    nothing_left(ns)
+    assert ok(ns.pyc("run", "--rm", "--network", "crowd", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")).split()[3] == "10.91.0.2/24"
 
 
 def test_fifty_containers_leave_nothing(ns: Namespaces) -> None:

@@ -1,7 +1,7 @@
 """Networks: docker's `bridge` (the default, bridge `pyc0`) and user-defined bridge networks,
 each a bridge over an IPv4 subnet with its own nftables rules (pyc_core, rust/core/src/net/).
 
-- `store.py`: networks and endpoints in pyc.db, addresses (IPAM), what dead holders left.
+- `store.py`: networks in pyc.db, endpoints as files, addresses (IPAM), what dead holders left.
 - `ports.py`: `-p` and `-P`, the host ports bound (held) for a container's life.
 - `etc.py`: the container's /etc/hosts and /etc/resolv.conf, as docker writes them.
 - `dns.py`: the resolver of a user-defined network (pyc-dns at its gateway) and its names.

@@ -73,7 +73,7 @@ def joined_pid(containers: ContainerStore, mode: str) -> int:
 
 
 class Attachment:
-    """What one start of a container holds on the host: its endpoints (rows, resolver entries),
+    """What one start of a container holds on the host: its endpoints (files, resolver entries),
     its host ports (bound sockets) and their DNAT."""
 
     def __init__(self, store: NetworkStore, cid: str) -> None:
@@ -114,8 +114,8 @@ class Attachment:
         self.ports.close()
 
     def release(self) -> None:
-        """Undo everything: DNAT, ports, names, rows. Safe to call after a partial `attach`."""
-        from pyc.network import dns, ports
+        """Undo everything: DNAT, ports, names, endpoints. Safe to call after a partial `attach`."""
+        from pyc.network import ports
 
         first = self.first
         try:
@@ -125,6 +125,8 @@ class Attachment:
             self.ports.close()
             for net, e in self.endpoints:
                 if net.dns:
+                    from pyc.network import dns  # names: user-defined networks only
+
                     dns.remove_entry(self.store.dir(net), self.cid)
                 self.store.release(e)
             self.endpoints = []
@@ -154,8 +156,6 @@ def attach(store: NetworkStore, c: Container, exposed_ports: list[str]) -> Attac
     """Set up the container's bridge networks for a start: ports bound first (a taken one fails
     before anything else is made), then per network its host side, an address, its name at the
     resolver, then the DNAT of the ports. On any failure, all of it undone."""
-    from pyc.network import dns
-    from pyc.network.etc import host_resolv_conf, upstreams
     from pyc.network.ports import exposed, publish
     from pyc.store import atomic
 
@@ -174,10 +174,14 @@ def attach(store: NetworkStore, c: Container, exposed_ports: list[str]) -> Attac
             net = store.get(name)
             netdir = store.dir(net)
             with atomic.locked(os.path.join(netdir, "lock")):
+                store.check_live(net)
                 ensure_host_side(net)
                 e = store.allocate(net, c.id, f"eth{i}", cfg.ip, cfg.aliases, holder)
                 att.endpoints.append((net, e))
                 if net.dns:
+                    from pyc.network import dns
+                    from pyc.network.etc import host_resolv_conf, upstreams
+
                     dns.ensure_resolver(netdir, net.gateway, host_resolv_conf()[1], upstreams([]))
                     names = [c.name, *cfg.aliases, c.id[:12]]
                     dns.write_entry(netdir, c.id, holder, e.ip, names, check_dns(hc.dns))
@@ -214,6 +218,7 @@ def connect(store: NetworkStore, containers: ContainerStore, c: Container, net: 
         holder = (live[0].holder_pid, live[0].holder_start) if live else (st.monitor_pid, st.monitor_start)
         netdir = store.dir(net)
         with atomic.locked(os.path.join(netdir, "lock")):
+            store.check_live(net)
             ensure_host_side(net)
             e = store.allocate(net, c.id, f"eth{len(live)}", ip, aliases, holder)
             try:

@@ -1,11 +1,17 @@
-"""Networks and endpoints in pyc.db (containerdb.py: tables `networks`, `endpoints`).
+"""Networks (rows of pyc.db's `networks`, each a NetworkRecord) and their endpoints (files).
 
-A network row is its record (NetworkRecord). An endpoint row is a running container's place on
-a network: address and MAC (UNIQUE per network), written when the container starts, deleted
-when it ends. A row whose holder died (a kill -9 of pyc or pyc-monitor, or a detached container
-that ended) is dead: `collect` removes it and what it left outside pyc.db (its published
-ports' nftables elements, its resolver entry), when a command touches that network again.
-Addresses: the lowest free one of the subnet, so an address is reused only once free."""
+A start on a network reads and writes no pyc.db (importing sqlite3 and opening the database
+were most of what the bridge added to a `pyc run --rm`): it finds the network's record in
+$PYC_ROOT/networks/<name> (written from the row under pyc.db's write lock, removed with it
+under the same lock, so it never outlives the row), and its endpoint is a file.
+
+An endpoint is a running container's place on a network: its address and MAC, in the network's
+run directory ($PYC_RUN/net/<id>/endpoints/<container id>), written when the container starts
+and removed when it ends. Addresses are taken under the network's lock: the lowest free one of
+the subnet, so an address is reused only once free. An endpoint whose holder died (a kill -9 of
+pyc or pyc-monitor, or a detached container that ended) is dead: `collect` removes it and what
+it left (its published ports' nftables elements, its resolver entry), when a command touches
+that network again. A reboot empties the run directory with every holder gone."""
 
 from __future__ import annotations
 
@@ -76,6 +82,7 @@ class _Immediate:
 class NetworkStore:
     def __init__(self, containers: ContainerStore) -> None:
         self.containers = containers
+        self.names = os.path.join(containers.paths.root, "networks")  # name -> record
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -94,9 +101,12 @@ class NetworkStore:
         return [_decode_network(r[0]) for r in self.db.execute("SELECT record FROM networks ORDER BY created")]
 
     def get(self, ref: str) -> NetworkRecord:
-        """By name, full id or a unique id prefix."""
+        """By name (its file first: no pyc.db), full id or a unique id prefix."""
+        cached = self._cached(ref)
+        if cached is not None:
+            return cached
         if ref == DEFAULT_NETWORK:
-            return self.default()
+            return self._keep(self.default())
         rows = self.db.execute("SELECT record FROM networks WHERE name = ? OR id = ?", (ref, ref)).fetchall()
         if not rows and ref and all(c in "0123456789abcdef" for c in ref):
             rows = self.db.execute("SELECT record FROM networks WHERE id >= ? AND id < ? LIMIT 2", (ref, ref + "g")).fetchall()
@@ -104,7 +114,43 @@ class NetworkStore:
                 raise InvalidArgument(f"network id prefix {ref} is ambiguous")
         if not rows:
             raise NetworkNotFound(f"network {ref} not found")
-        return _decode_network(rows[0][0])
+        return self._keep(_decode_network(rows[0][0]))
+
+    def _cached(self, name: str) -> NetworkRecord | None:
+        if not name[:1].isalnum() or "/" in name:
+            return None
+        try:
+            with open(os.path.join(self.names, name), "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            net = NetworkRecord.from_dict(pyc_core.unpackb(data))
+        except (BadRecord, ValueError):
+            return None  # cut short by a crash: the row is still there
+        return net if net.name == name else None
+
+    def _keep(self, net: NetworkRecord) -> NetworkRecord:
+        """Write the network's file from its row, in a write transaction: `remove` deletes both
+        in one, so a file is never written for a row being removed."""
+        import sqlite3
+
+        from pyc.store import atomic
+
+        try:
+            with _Immediate(self.db):
+                if self.db.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
+                    raise NetworkNotFound(f"network {net.name} not found")
+                os.makedirs(self.names, mode=0o700, exist_ok=True)
+                atomic.write_file(os.path.join(self.names, net.name), pyc_core.packb(net.to_dict()), durable=False)
+        except (OSError, sqlite3.OperationalError):
+            pass  # a store this user may read but not write: the row serves
+        return net
+
+    def check_live(self, net: NetworkRecord) -> None:
+        """Under the network's lock: it was not removed (nor made anew) since it was read."""
+        if self.get(net.name).id != net.id:
+            raise NetworkNotFound(f"network {net.name} not found")
 
     def default(self) -> NetworkRecord:
         """The `bridge` network (bridge pyc0), made on first use with PYC_BRIDGE_SUBNET or
@@ -189,7 +235,7 @@ class NetworkStore:
         with atomic.locked(os.path.join(self.dir(net), "lock")):
             live = self.endpoints(net)
             if live:
-                names = ", ".join(sorted(self._container_name(e.container) for e in live))
+                names = ", ".join(sorted(self.container_name(e.container) for e in live))
                 raise Conflict(f"network {net.name} has active endpoints ({names})")
             users = [c.name for c in self.containers.all() if net.name in c.record.host_config.endpoints or net.id in c.record.host_config.endpoints]
             if users:
@@ -198,96 +244,145 @@ class NetworkStore:
 
             dns.stop_resolver(self.dir(net))  # with no container left, it is leaving already
             pyc_core.network_remove(net.bridge)
-            self.db.execute("DELETE FROM networks WHERE id = ?", (net.id,))
+            with _Immediate(self.db):
+                try:
+                    os.unlink(os.path.join(self.names, net.name))
+                    atomic.sync_dir(self.names)  # gone before the row: never a file without one
+                except FileNotFoundError:
+                    pass
+                self.db.execute("DELETE FROM networks WHERE id = ?", (net.id,))
         pyc_core.remove_tree(self.dir(net))
 
-    def _container_name(self, cid: str) -> str:
+    def container_name(self, cid: str) -> str:
         row = self.db.execute("SELECT name FROM containers WHERE id = ?", (cid,)).fetchone()
-        return str(row[0]) if row else cid[:12]
+        if row:
+            return str(row[0])
+        fg = self.containers.foreground.read(cid)  # an unnamed run --rm: a file, not a row
+        return fg.name if fg else cid[:12]
 
     # -- endpoints ------------------------------------------------------------------------
 
-    def _rows(self, where: str, args: tuple[str, ...]) -> list[Endpoint]:
-        return [Endpoint.from_dict(pyc_core.unpackb(r[0])) for r in self.db.execute(f"SELECT record FROM endpoints WHERE {where}", args)]
+    def _endpoints_dir(self, network_id: str) -> str:
+        return os.path.join(self.dir_of(network_id), "endpoints")
+
+    def _read(self, path: str) -> Endpoint | None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            return Endpoint.from_dict(pyc_core.unpackb(data))
+        except (BadRecord, ValueError):
+            return None  # not one of ours (a write is a rename: never half of one)
+
+    def _on(self, network_id: str) -> list[Endpoint]:
+        d = self._endpoints_dir(network_id)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return []
+        found = [self._read(os.path.join(d, n)) for n in names if not n.startswith(".")]
+        return sorted((e for e in found if e is not None), key=lambda e: parse_ip(e.ip))
+
+    def _of(self, cid: str) -> list[Endpoint]:
+        try:
+            networks = os.listdir(os.path.join(run_dir(), "net"))
+        except FileNotFoundError:
+            return []
+        found = [self._read(os.path.join(self._endpoints_dir(n), cid)) for n in networks]
+        return [e for e in found if e is not None]
 
     def endpoints(self, net: NetworkRecord) -> list[Endpoint]:
         """The network's live endpoints, what dead holders left collected first."""
         self.collect(net.id)
-        return self._rows("network = ?", (net.id,))
+        return self._on(net.id)
 
     def of_container(self, cid: str) -> list[Endpoint]:
-        """A container's live endpoints (rows of a dead holder are not shown: `collect` removes them)."""
-        return [e for e in self._rows("container = ?", (cid,)) if holder_alive(e.holder_pid, e.holder_start)]
+        """A container's live endpoints (those of a dead holder are not shown: `collect` removes them)."""
+        return [e for e in self._of(cid) if holder_alive(e.holder_pid, e.holder_start)]
 
     def collect(self, network_id: str | None = None, container: str | None = None) -> None:
         """Remove the endpoints whose holder is gone and what they left: their ports' DNAT
         (where no process holds the port now) and their names at the resolver."""
-        if container is not None:
-            rows = self._rows("container = ?", (container,))
-        elif network_id is not None:
-            rows = self._rows("network = ?", (network_id,))
-        else:
-            rows = self._rows("1", ())
+        rows = self._of(container) if container is not None else self._on(network_id) if network_id is not None else []
         dead = [e for e in rows if not holder_alive(e.holder_pid, e.holder_start)]
         if dead:
             self.forget(dead)
 
     def forget(self, endpoints: list[Endpoint]) -> None:
-        """Remove these endpoints (of a container that ended) and what they left outside pyc.db."""
+        """Remove these dead endpoints and what they left, each under its network's lock and
+        only if it is still the one read (not a new start's)."""
         from pyc.network import dns, ports
+        from pyc.store import atomic
 
         for e in endpoints:
-            ports.unpublish_stale(e)
-            dns.remove_entry(self.dir_of(e.network), e.container)
-            self.db.execute("DELETE FROM endpoints WHERE network = ? AND container = ?", (e.network, e.container))
+            path = os.path.join(self._endpoints_dir(e.network), e.container)
+            try:
+                lock = atomic.locked(os.path.join(self.dir_of(e.network), "lock"))
+                with lock:
+                    now = self._read(path)
+                    if now is None or (now.holder_pid, now.holder_start) != (e.holder_pid, e.holder_start):
+                        continue
+                    ports.unpublish_stale(e)
+                    dns.remove_entry(self.dir_of(e.network), e.container)
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass  # its network was removed meanwhile, with its run directory
 
     def dir_of(self, network_id: str) -> str:
         return os.path.join(run_dir(), "net", network_id)
 
     def allocate(self, net: NetworkRecord, cid: str, ifname: str, ip: str, aliases: list[str], holder: tuple[int, str]) -> Endpoint:
         """The container's endpoint on `net`: `ip` if given (free, in the subnet), else the lowest
-        free address; written with its holder."""
-        import sqlite3
-
+        free address; written with its holder. The caller holds the network's lock."""
         subnet = Subnet.parse(net.subnet)
         gateway = parse_ip(net.gateway)
-        self.collect(net.id)
-        with _Immediate(self.db):
-            self.db.execute("DELETE FROM endpoints WHERE network = ? AND container = ?", (net.id, cid))  # an earlier start's
-            used = {parse_ip(r[0]) for r in self.db.execute("SELECT ip FROM endpoints WHERE network = ?", (net.id,))}
-            if ip:
-                want = parse_ip(ip, "--ip")
-                if want not in subnet or want in (subnet.base, subnet.broadcast, gateway):
-                    raise InvalidArgument(f"invalid --ip {ip}: not a free host address of {net.name} ({net.subnet}, gateway {net.gateway})")
-                if want in used:
-                    raise Conflict(f"address {ip} is already in use on network {net.name}")
-            else:
-                want = next((a for a in subnet.hosts() if a != gateway and a not in used), 0)
-                if not want:
-                    raise Conflict(f"no free address left on network {net.name} ({net.subnet})")
-            e = Endpoint(
-                network=net.id,
-                container=cid,
-                ifname=ifname,
-                ip=ip_str(want),
-                prefix=subnet.prefix,
-                mac=_mac_of(want),
-                gateway="" if net.internal else net.gateway,
-                aliases=list(aliases),
-                holder_pid=holder[0],
-                holder_start=holder[1],
-            )
-            try:
-                self.db.execute("INSERT INTO endpoints VALUES (?, ?, ?, ?, ?)", (net.id, cid, e.ip, e.mac, pyc_core.packb(e.to_dict())))
-            except sqlite3.IntegrityError:
-                raise Conflict(f"address {e.ip} is already in use on network {net.name}") from None
+        found = self._on(net.id)
+        dead = [e for e in found if not holder_alive(e.holder_pid, e.holder_start)]
+        if dead:
+            self.forget(dead)
+        used = {parse_ip(e.ip) for e in found if e not in dead and e.container != cid}  # not an earlier start's
+        if ip:
+            want = parse_ip(ip, "--ip")
+            if want not in subnet or want in (subnet.base, subnet.broadcast, gateway):
+                raise InvalidArgument(f"invalid --ip {ip}: not a free host address of {net.name} ({net.subnet}, gateway {net.gateway})")
+            if want in used:
+                raise Conflict(f"address {ip} is already in use on network {net.name}")
+        else:
+            want = next((a for a in subnet.hosts() if a != gateway and a not in used), 0)
+            if not want:
+                raise Conflict(f"no free address left on network {net.name} ({net.subnet})")
+        e = Endpoint(
+            network=net.id,
+            container=cid,
+            ifname=ifname,
+            ip=ip_str(want),
+            prefix=subnet.prefix,
+            mac=_mac_of(want),
+            gateway="" if net.internal else net.gateway,
+            aliases=list(aliases),
+            holder_pid=holder[0],
+            holder_start=holder[1],
+        )
+        self.save(e)
         return e
 
     def save(self, e: Endpoint) -> None:
-        self.db.execute("UPDATE endpoints SET record = ? WHERE network = ? AND container = ?", (pyc_core.packb(e.to_dict()), e.network, e.container))
+        """Write the endpoint (in one rename: a reader sees the old or the new one)."""
+        d = self._endpoints_dir(e.network)
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        path = os.path.join(d, e.container)
+        tmp = os.path.join(d, f".tmp-{e.container}-{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(pyc_core.packb(e.to_dict()))
+        os.rename(tmp, path)
 
     def release(self, e: Endpoint) -> None:
-        self.db.execute("DELETE FROM endpoints WHERE network = ? AND container = ?", (e.network, e.container))
+        try:
+            os.unlink(os.path.join(self._endpoints_dir(e.network), e.container))
+        except FileNotFoundError:
+            pass
 
     def network_of(self, e: Endpoint) -> NetworkRecord | None:
         row = self.db.execute("SELECT record FROM networks WHERE id = ?", (e.network,)).fetchone()
