@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-from _thread import get_ident
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
@@ -67,24 +66,20 @@ def sync_dir(path: str) -> None:
         os.close(fd)
 
 
-_held: dict[tuple[str, int], int] = {}
+_held: dict[str, int] = {}
 
 
 class locked:
     """An exclusive flock on `path`, held for the block: how concurrent pyc commands take turns.
-    Re-entrant within a thread, so a step that takes the lock can run inside another; another
-    thread (pyc build's stages side by side) takes its turn on a descriptor of its own, as
-    another process would. A class, not @contextmanager: contextlib is not worth its import
-    time on the run path."""
+    Re-entrant within the process, so a step that takes the lock can run inside another.
+    A class, not @contextmanager: contextlib is not worth its import time on the run path."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.key = (path, 0)
         self.owner = False
 
     def __enter__(self) -> None:
-        self.key = (self.path, get_ident())
-        if self.key in _held:
+        if self.path in _held:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -92,10 +87,10 @@ class locked:
         except BaseException:
             os.close(fd)
             raise
-        _held[self.key] = fd
+        _held[self.path] = fd
         self.owner = True
 
     def __exit__(self, *exc: object) -> None:
         if self.owner:
-            os.close(_held.pop(self.key))
+            os.close(_held.pop(self.path))
             self.owner = False
