@@ -9,7 +9,8 @@ RUN, a COPY of the context's src/, two RUNs after it. Rows, medians of --runs bu
     one file    one copied file changed before each build: the COPY and the RUNs after it run
 
 pyc works in a temp store, podman in a temp root and runroot (busybox loaded from pyc's save);
-RUN steps on no network for both (pyc build's default; podman's would make netavark's nft tables);
+RUN steps on no network for both (--network none: the default networks would make pyc's and
+netavark's bridges and nft tables on this machine);
 everything is removed at the end, also on failure or Ctrl-C.
 
     .venv/bin/python benches/build.py [--runs N]
@@ -86,7 +87,7 @@ def main():
                 f.write(f"changed {k} {time.time_ns()}\n")
 
         def pyc_build(*flags):
-            return lambda: sh(PYC, "build", "-q", *flags, "-t", "bench:1", ctx, env=env)
+            return lambda: sh(PYC, "build", "-q", "--network", "none", *flags, "-t", "bench:1", ctx, env=env)
 
         def podman_build(*flags):
             return lambda: sh(*pod, "build", "-q", "--pull=never", "--network=none", *flags, "-t", "bench:1", ctx)

@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -626,3 +626,244 @@ RUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok | wc -c > /sec
     store.ok("rmi", img, again, third)
     store.ok("builder", "prune", "-a", "-f")  # the cache mount goes with it
     assert not (store.root / "buildcache" / "mounts").exists()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on the loopback, in a thread of the test, serving a directory of its own:
+    (its base URL, the directory)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_add_of_a_url_downloads_it(store: Store, ctx: Path, web: tuple[str, Path]) -> None:
+    """ADD URL as BuildKit: the file (0600, the server's Last-Modified as its mtime), named after
+    the URL in a directory, an archive not unpacked, --checksum checked; the step's key is the
+    content (the checksum, with --checksum: no download for a cached step): a changed file on
+    the server makes the step and those after it run again."""
+    import hashlib
+    import tarfile
+
+    url, www = web
+    (www / "data.txt").write_text("served\n")
+    os.utime(www / "data.txt", (1_600_000_000, 1_600_000_000))
+    with tarfile.open(www / "a.tar.gz", "w:gz") as t:
+        t.add(www / "data.txt", "inside")
+    good = "sha256:" + hashlib.sha256(b"served\n").hexdigest()
+    write(
+        ctx,
+        {
+            "Dockerfile": f"FROM busybox\nADD {url}/data.txt {url}/a.tar.gz /dl/\nADD --checksum={good} --chmod=644 {url}/data.txt /named\nRUN {STAMP.format('url')}\n",
+        },
+    )
+    img = store.build(ctx)
+    out = store.ok("run", "--rm", img, "sh", "-c", "stat -c '%n %a %u %Y' /dl/data.txt /dl/a.tar.gz /named; cat /named; cat /stamp-url")
+    lines = out.splitlines()
+    assert lines[0] == "/dl/data.txt 600 0 1600000000" and lines[1].startswith("/dl/a.tar.gz 600 0 ") and lines[2].startswith("/named 644 0 ") and lines[3] == "served", out
+    assert store.build(ctx) == img  # the same content: every step from the cache
+    # With --checksum the step's key is known without the file: a cached step downloads nothing.
+    write(ctx, {"Dockerfile": f"FROM busybox\nADD --checksum={good} {url}/data.txt /named\n"})
+    only = store.build(ctx)
+    (www / "data.txt").rename(www / "gone.txt")
+    assert store.build(ctx) == only
+    (www / "gone.txt").rename(www / "data.txt")
+    (www / "data.txt").write_text("changed\n")
+    before = snapshot(store)
+    r = store("build", "-q", "--no-cache", str(ctx))
+    assert r.returncode == 1 and r.stderr == (
+        f"pyc: Dockerfile:2: ADD {url}/data.txt: checksum mismatch: --checksum={good}, the download is sha256:{hashlib.sha256(b'changed' + bytes([10])).hexdigest()}\n"
+    ), r.stderr
+    assert snapshot(store) == before
+    write(ctx, {"Dockerfile": f"FROM busybox\nADD {url}/data.txt /dl/\nRUN {STAMP.format('url')}\n"})
+    first = store.build(ctx)
+    (www / "data.txt").write_text("changed again\n")
+    second = store.build(ctx)
+    assert store.file(second, "/dl/data.txt") == "changed again\n" and store.file(second, "/stamp-url") != store.file(first, "/stamp-url")
+    for src, message in [
+        (f"{url}/missing", f"Dockerfile:2: ADD {url}/missing: the server answered 404 File not found"),
+        ("http://127.0.0.1:9/x", "Dockerfile:2: ADD http://127.0.0.1:9/x: cannot download: [Errno 111] Connection refused"),
+        (f"{url}/", f"Dockerfile:2: ADD {url}/: no file name in the URL"),
+        (f"--checksum=md5:0 {url}/data.txt", "Dockerfile:2: invalid --checksum=md5:0: use sha256:<64 hex digits>"),
+        ("--checksum=sha256:0 x", "Dockerfile:2: ADD --checksum is for a URL source"),
+    ]:
+        write(ctx, {"Dockerfile": f"FROM busybox\nADD {src} /dl/\n", "x": "x"})
+        before = snapshot(store)
+        r = store("build", "-q", str(ctx))
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and message in r.stderr, (src, r.stderr)
+        assert snapshot(store) == before
+    write(ctx, {"Dockerfile": f"FROM busybox\nCOPY {url}/data.txt /\n"})
+    r = store("build", "-q", str(ctx))
+    assert r.returncode == 1 and f"Dockerfile:2: {url}/data.txt: a URL is a source for ADD only" in r.stderr, r.stderr
+    store.ok("rmi", img, only, first, second)
+
+
+def test_parser_directives_in_a_build(store: Store, ctx: Path) -> None:
+    write(ctx, {"Dockerfile": "# syntax=docker/dockerfile:1\n# escape=`\nFROM busybox\nENV DIR=C:\\dir\\sub Q=\"a`\"b\"\nRUN echo one `\n    two > /cont && echo \"$DIR $Q\" >> /cont\n"})
+    img = store.build(ctx)
+    assert store.file(img, "/cont") == 'one two\nC:\\dir\\sub a"b\n'
+    store.ok("rmi", img)
+
+
+def test_a_run_bind_of_the_context_leaves_out_what_dockerignore_does(store: Store, ctx: Path) -> None:
+    """RUN --mount=type=bind of the whole context (or of a directory of it) shows what BuildKit's
+    context holds: no ignored file, the exceptions back; the bind read-only still."""
+    write(ctx, {".dockerignore": "secret*\nsub/gen\n!sub/gen/keep\n", "secret.key": "k", "a": "a", "sub/b": "b", "sub/gen/x": "x", "sub/gen/keep": "keep"})
+    runs = ["RUN --mount=type=bind,target=/ctx find /ctx | sort > /seen && ! touch /ctx/new 2>/dev/null", "RUN --mount=type=bind,source=sub,target=/s find /s | sort > /sub"]
+    write(ctx, {"Dockerfile": "FROM busybox\n" + "\n".join(runs) + "\n"})
+    img = store.build(ctx)
+    assert store.file(img, "/seen").split() == ["/ctx", "/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/a", "/ctx/sub", "/ctx/sub/b", "/ctx/sub/gen", "/ctx/sub/gen/keep"]
+    assert store.file(img, "/sub").split() == ["/s", "/s/b", "/s/gen", "/s/gen/keep"]
+    assert (ctx / "sub" / "gen" / "x").read_text() == "x" and not (ctx / "new").exists()
+    (ctx / "secret.key").write_text("changed")  # an ignored file is in no key
+    assert store.build(ctx) == img
+    store.ok("rmi", img)
+
+
+def test_copy_link_layers_do_not_depend_on_the_image_below(store: Store, ctx: Path) -> None:
+    """COPY --link as BuildKit: its layer is laid out on nothing (parents new, 0755, root's; no
+    symlink of the image below followed) and its cache key leaves the image below out, so a
+    changed base takes the layer as it is from the cache; the steps after it run again."""
+    import tarfile
+
+    write(
+        ctx,
+        {
+            "a.txt": "a\n",
+            "Dockerfile": f"FROM busybox\nARG V=1\nRUN mkdir -m 700 /app && echo $V > /base\nCOPY --link a.txt /app/\nRUN {STAMP.format('link')}\n",
+        },
+    )
+
+    def layers(img: str) -> list[str]:
+        out: list[str] = json.loads(store.ok("image", "inspect", img))[0]["RootFS"]["Layers"]
+        return out
+
+    first = store.ok("build", "--build-arg", "V=1", str(ctx))
+    img1 = first.strip().splitlines()[-1]
+    second = store.ok("build", "--build-arg", "V=2", str(ctx))
+    img2 = second.strip().splitlines()[-1]
+    assert second.count("Using cache") == 1 and "COPY --link a.txt /app/\n--> Using cache" in second, second
+    l1, l2 = layers(img1), layers(img2)
+    assert l1[-2] == l2[-2] and l1[-3] != l2[-3] and l1[-1] != l2[-1]  # the COPY's layer reused on a new base
+    with tarfile.open(store.root / "oci" / "blobs" / "sha256" / l2[-2][7:]) as t:
+        assert [(m.name, oct(m.mode & 0o7777), m.uid) for m in t.getmembers()] == [("app", "0o755", 0), ("app/a.txt", "0o644", 0)]
+    assert store.ok("run", "--rm", img2, "sh", "-c", "cat /base /app/a.txt; stat -c %a /app") == "2\na\n755\n"
+    # without --link the same COPY takes /app's mode from the image and is keyed on it
+    (ctx / "Dockerfile").write_text((ctx / "Dockerfile").read_text().replace("--link ", ""))
+    img3 = store.build(ctx, "--build-arg", "V=2")
+    assert store.ok("run", "--rm", img3, "stat", "-c", "%a", "/app") == "700\n"
+    store.ok("rmi", img1, img2, img3)
+
+
+def test_only_the_stages_the_target_needs_are_built(store: Store, ctx: Path) -> None:
+    """A stage the target does not need is not built (it would fail)."""
+    write(
+        ctx,
+        {
+            "Dockerfile": """\
+FROM busybox AS left
+RUN echo left > /left
+FROM busybox AS unused
+RUN exit 9
+FROM busybox AS right
+RUN echo right > /right
+FROM busybox
+COPY --from=left /left /
+COPY --from=right /right /
+""",
+        },
+    )
+    out = store.ok("build", str(ctx))
+    img = out.strip().splitlines()[-1]
+    assert store.ok("run", "--rm", img, "cat", "/left", "/right") == "left\nright\n"
+    assert "exit 9" not in out and "[2/4]" not in out, out
+    store.ok("rmi", img)
+
+def _watch(store: Store, mode: str, ctx: Path, *flags: str, when: tuple[list[bytes], Callable[[subprocess.Popen[bytes]], object]] | None = None, rc: int = 0) -> str:
+    """`pyc build --progress MODE` with its output on a pipe (plain) or a terminal (tty), read as
+    it comes: once it shows each of `when`'s texts, `when`'s action is called (makes the file a
+    RUN waits for, sends a signal). Its output, escape sequences taken out; its exit code `rc`."""
+    import pty
+    import re
+    import select
+    import time
+
+    if mode == "tty":
+        master, out = pty.openpty()
+    else:
+        master, out = os.pipe()
+    p = subprocess.Popen([PYC, "build", "--progress", mode, *flags, str(ctx)], stdout=out, stderr=subprocess.STDOUT, env={**store.env, "TERM": "xterm", "COLUMNS": "200"})
+    os.close(out)
+    seen = b""
+    try:
+        end = time.monotonic() + 240
+        while True:
+            assert time.monotonic() < end, seen
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # a terminal whose other side is closed: EIO
+                    chunk = b""
+                if not chunk:
+                    break
+                seen += chunk
+            if when is not None and all(text in seen for text in when[0]):
+                when[1](p)
+                when = None
+        assert p.wait(60) == rc, seen
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", seen.decode(errors="replace"))
+
+
+@pytest.mark.parametrize("mode", ["plain", "tty"])
+def test_progress_shows_each_step_with_its_time_and_run_output_live(store: Store, ctx: Path, mode: str) -> None:
+    import hashlib
+    import re
+
+    cache_id = f"live-{os.urandom(4).hex()}"
+    write(ctx, {"Dockerfile": f"FROM busybox\nENV K=V\nRUN --mount=type=cache,id={cache_id},target=/sync echo fir''st-line; until [ -e /sync/go ]; do sleep 0.1; done; echo sec''ond-line\n"})
+    sync = store.root / "buildcache" / "mounts" / hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+    # The RUN waits for a file made once its first line is seen: its output comes as it runs.
+    out = _watch(store, mode, ctx, when=([b"first-line"], lambda p: (sync / "go").touch()))
+    again = _watch(store, mode, ctx)
+    if mode == "plain":
+        assert re.search(r"STEP 3/3: RUN --mount=\S+ echo fir''st-line;.*\nfirst-line\nsecond-line\n--> Done \(\d+\.\d\ds\)\n", out), out
+        assert re.search(r"STEP 3/3: RUN .*\n--> Using cache \(\d+\.\d\ds\)\n", again), again
+    else:
+        assert re.search(r"\[\+\] Building \d+\.\ds \(3/3\)", out) and re.search(r"=> STEP 3/3: RUN --mount=.* +\d+\.\ds\n", out), out
+        assert re.search(r"=> => first-line", out), out  # under the running step, as it came
+        assert re.search(r"=> STEP 2/3: ENV K=V +\d+\.\ds", again) and re.search(r"=> CACHED STEP 3/3: RUN .* +\d+\.\ds", again), again
+    img = again.strip().splitlines()[-1]
+    assert img.startswith("sha256:"), again
+    store.ok("rmi", img)
+    # A failed step: its state, and its whole output after the display (the error on stderr).
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN echo bro''ken-output; exit 4\n"})
+    out = _watch(store, mode, ctx, rc=1)
+    assert "pyc: Dockerfile:2: \"RUN echo bro''ken-output; exit 4\" returned a non-zero code: 4\n" in out, out
+    if mode == "tty":
+        assert re.search(r"=> ERROR STEP 2/2: RUN echo bro''ken-output; exit 4 +\d+\.\ds\n", out), out
+        assert "------\n > STEP 2/2: RUN echo bro''ken-output; exit 4:\n------\nbroken-output\n" in out, out
+    else:
+        assert "STEP 2/2: RUN echo bro''ken-output; exit 4\nbroken-output\n" in out, out
+

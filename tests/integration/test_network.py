@@ -440,3 +440,45 @@ def test_stop_and_rm_take_a_container_off_its_network_and_leave_the_others(ns: N
     ok(ns.pyc("rm", "-f", "stay"))
     until(lambda: not resolvers(ns))
     nothing_left(ns)
+
+
+def test_build_steps_on_the_build_network(ns: Namespaces, tmp_path: Path) -> None:
+    """RUN steps are on pyc run's default network unless `pyc build --network` or their own
+    `RUN --network` says otherwise; a Dockerfile's RUN --network=host needs --allow network.host."""
+    serve(ns, ns.outside, 7000, "python3", "-c", "import socket;s=socket.create_server(('0.0.0.0',7000))\nwhile 1:\n c,a=s.accept();c.sendall(a[0].encode());c.close()")
+    ok(ns.pyc("network", "create", "--subnet", "10.77.0.0/24", "buildnet"))
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM busybox\nRUN nc {OUTSIDE_ADDR} 7000 > /via; ip -o -4 addr show eth0 > /addr || true\n"
+        "RUN --network=none ls /sys/class/net > /none\nRUN --network=default ls /sys/class/net > /default\n"
+    )
+    files = "cat /via; echo; cat /addr /none /default"
+    img = ok(ns.pyc("build", "-q", str(ctx), timeout=120)).strip()
+    out = ok(ns.pyc("run", "--rm", "--network", "none", img, "sh", "-c", files))
+    assert out.startswith(HOST_ADDR + "\n") and " inet 10.202." in out and out.endswith("lo\neth0\nlo\n"), out  # the bridge, masqueraded
+    img2 = ok(ns.pyc("build", "-q", "--network", "buildnet", str(ctx), timeout=120)).strip()
+    out = ok(ns.pyc("run", "--rm", "--network", "none", img2, "sh", "-c", files))
+    assert " inet 10.77.0." in out and out.endswith("lo\neth0\nlo\n"), out  # another network: another key, the steps ran
+    img3 = ok(ns.pyc("build", "-q", "--network", "none", str(ctx), timeout=120)).strip()
+    out = ok(ns.pyc("run", "--rm", "--network", "none", img3, "sh", "-c", "cat /via /addr; cat /none /default"))
+    assert out == "lo\nlo\n", out  # no way out: nc found nothing, no eth0
+    # the host network: asked for by the build, or by the Dockerfile with the entitlement only
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN --network=host ip -o link > /links\n")
+    r = ns.pyc("build", "-q", str(ctx))
+    assert (r.returncode, r.stderr) == (1, "pyc: Dockerfile:2: RUN --network=host needs the network.host entitlement: pyc build --allow network.host\n")
+    img4 = ok(ns.pyc("build", "-q", "--allow", "network.host", str(ctx), timeout=120)).strip()
+    assert "uplink" in ok(ns.pyc("run", "--rm", img4, "cat", "/links"))
+    for args, message in [
+        (["--network", "nowhere"], "pyc: network nowhere not found\n"),
+        (["--network", "container:x"], "pyc: --network container:x: a build's steps take none, host or a network's name\n"),
+        (["--allow", "security.insecure"], "pyc: invalid --allow 'security.insecure': pyc knows network.host\n"),
+    ]:
+        r = ns.pyc("build", "-q", *args, str(ctx))
+        assert (r.returncode, r.stderr) == (1, message), args
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN --network=bridge true\n")
+    r = ns.pyc("build", "-q", str(ctx))
+    assert (r.returncode, r.stderr) == (1, "pyc: Dockerfile:2: RUN --network=bridge: use default, none or host\n")
+    ok(ns.pyc("rmi", img, img2, img3, img4))
+    ok(ns.pyc("network", "rm", "buildnet"))
+    nothing_left(ns)

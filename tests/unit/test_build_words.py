@@ -95,6 +95,10 @@ def test_context_walk_brings_back_exceptions_under_an_ignored_dir(tmp_path: Path
         ("FROM busybox\nSHELL sh -c\n", "Dockerfile:2: SHELL takes a JSON array"),
         ("FROM busybox\nONBUILD FROM x\n", "Dockerfile:2: ONBUILD FROM is not allowed"),
         ("# only a comment\n", "Dockerfile: file with no instructions"),
+        ("# syntax=example.com/frontend:1\nFROM busybox\n", "Dockerfile:1: # syntax=example.com/frontend:1: pyc builds with its own Dockerfile frontend"),
+        ("# escape=x\nFROM busybox\n", "Dockerfile:1: invalid escape 'x': use \\ or `"),
+        ("# Escape=`\n#escape = \\\nFROM busybox\n", "Dockerfile:2: only one escape parser directive can be used"),
+        ("#syntax=docker/dockerfile:1\nFROM busybox\nADD --checksum=sha256:00 a b\nBOGUS\n", "Dockerfile:4: unknown instruction: BOGUS"),
     ],
 )
 def test_parse_errors_name_the_line(text: str, message: str) -> None:
@@ -109,3 +113,17 @@ def test_parse_stages() -> None:
     assert [(s.base, s.name, len(s.instructions)) for s in df.stages] == [("busybox", "base", 1), ("base", None, 1)]
     assert df.stage("BASE") is df.stages[0] and df.stage("1") is df.stages[1]
     assert df.stages[1].instructions[0].flag("from") == "base"
+
+
+def test_parser_directives_as_buildkit_reads_them() -> None:
+    """`# escape=` changes the escape of line continuations (the parser's) and of expansion
+    (pyc's); directives end at the first line that is not one; `# syntax=` names BuildKit's
+    Dockerfile frontend, which pyc's parser is."""
+    df = parse("# syntax=docker.io/docker/dockerfile:1.7@sha256:" + "a" * 64 + "\n# escape=`\nFROM busybox\nRUN echo a `\n  b\nENV P=C:\\dir Q=a`$b\n", "Dockerfile")
+    run, env = df.stages[0].instructions
+    assert run.args == ["echo a   b"] and run.escape == "`"
+    assert [expand(w, {"b": "B"}, escape=env.escape) for w in env.args] == ["P", "C:\\dir", "Q", "a$b"]
+    # after a blank line or a comment, `# escape=` is a comment: the default escape stays
+    for text in ("\n# escape=`\nFROM busybox\n", "# a comment\n# escape=`\nFROM busybox\n", "# check=skip=all\n# escape=`\nFROM busybox\n", "FROM busybox\n# escape=`\n"):
+        assert parse(text, "Dockerfile").stages[0].line.escape == "\\"
+    assert expand('"a`"b"', {}, escape="`") == 'a"b' and expand("`$x\\", {"x": "X"}, escape="`") == "$x\\"

@@ -7,14 +7,17 @@ takes the layer it made last time and runs nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import hashlib
 import json
 import os
 import stat
 import sys
+import threading
 import time
 
+from pyc.build import progress, remote
 from pyc.build.dockerfile import BuildError, Dockerfile, Instruction, Stage
 from pyc.build.words import expand
 from pyc.errors import InvalidArgument, PycError
@@ -62,6 +65,9 @@ class BuildOptions:
         pull: bool = False,
         outputs: list[tuple[str, str]] | None = None,
         secrets: dict[str, str] | None = None,
+        network: str | None = None,
+        allow: list[str] | None = None,
+        progress: str = "plain",
     ) -> None:
         self.tags = tags or []
         self.build_args = build_args or {}
@@ -73,6 +79,9 @@ class BuildOptions:
         self.pull = pull  # FROM asks the registry for a newer image even when the store has one
         self.secrets = secrets or {}  # --secret id=ID,src=FILE: what RUN --mount=type=secret mounts
         self.outputs = outputs or []  # --output: (local or tar, where), the image's files written out
+        self.network = network  # --network: RUN steps' network (None: pyc run's default, default_network())
+        self.allow = allow or []  # --allow: BuildKit's entitlements (network.host: RUN --network=host)
+        self.progress = progress  # plain, tty, auto or quiet (pyc.build.progress)
 
 
 class State:
@@ -125,18 +134,19 @@ class Builder:
         from pyc.build.copy import FileDigests
 
         self.engine, self.df, self.ctx, self.opts = engine, df, ctx, opts
+        self._local = threading.local()  # the step under way (dispatch), for its RUN's output
         self.store = engine.images
         self.built: dict[int, State] = {}
         self.used_args: set[str] = set()
+        self.progress = progress.Plain(quiet=True)  # build() sets the one opts.progress names
         self.digests: FileDigests = FileDigests(buildcache.load_files(self.store))
         self.global_env = self._global_args()
+        self.downloads: set[str] = set()  # the files of ADD's URLs, in scratch()
+        self.late: dict[str, tuple[str, str]] = {}  # of those, the ones to download if their step runs: (url, checksum)
+        self._scratch: str | None = None
+        self._exit = contextlib.ExitStack()
 
     # -- output ---------------------------------------------------------------------------
-
-    def say(self, line: str) -> None:
-        if not self.opts.quiet:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
 
     def now(self) -> str:
         t = self.opts.epoch if self.opts.epoch is not None else time.time()
@@ -163,32 +173,53 @@ class Builder:
             raise InvalidArgument(f"{self.df.file}: no stage named {self.opts.target!r} (the target of --target)")
         return stage
 
+    def deps(self, s: Stage) -> set[int]:
+        """The earlier stages `s` is built on (FROM) or copies from (COPY --from)."""
+        out = set()
+        base = self.df.stage(_expand(s.line, s.base, self.global_env))
+        if base is not None and base.index < s.index:
+            out.add(base.index)
+        for ins in s.instructions:
+            ref = ins.flag("from")
+            if ins.cmd == "COPY" and ref is not None:
+                dep = self.df.stage(ref)
+                if dep is not None:
+                    if dep.index >= s.index:
+                        raise ins.error(f"COPY --from={ref}: a stage can only copy from an earlier one")
+                    out.add(dep.index)
+        return out
+
     def needs(self, stage: Stage) -> list[Stage]:
         """The stages `stage` depends on and itself, in the order of the file."""
         want: set[int] = set()
         todo = [stage]
         while todo:
             s = todo.pop()
-            if s.index in want:
-                continue
-            want.add(s.index)
-            base = self.df.stage(_expand(s.line, s.base, self.global_env))
-            if base is not None and base.index < s.index:
-                todo.append(base)
-            for ins in s.instructions:
-                ref = ins.flag("from")
-                if ins.cmd == "COPY" and ref is not None:
-                    dep = self.df.stage(ref)
-                    if dep is not None:
-                        if dep.index >= s.index:
-                            raise ins.error(f"COPY --from={ref}: a stage can only copy from an earlier one")
-                        todo.append(dep)
+            if s.index not in want:
+                want.add(s.index)
+                todo += [self.df.stages[i] for i in self.deps(s)]
         return [s for s in self.df.stages if s.index in want]
 
-    def build(self) -> Image:
-        target = self.target()
-        for stage in self.needs(target):
+    def run_stages(self, stages: list[Stage]) -> None:
+        """Each stage in the file's order. (Stages side by side, a thread each, hung now and then
+        on the shared test machine: not yet.)"""
+        for stage in stages:
             self.built[stage.index] = self.run_stage(stage)
+
+    def build(self) -> Image:
+        with self._exit:
+            self.progress = progress.make("quiet" if self.opts.quiet else self.opts.progress)
+            self._exit.callback(self.progress.close)
+            return self._build()
+
+    def _build(self) -> Image:
+        target = self.target()
+        net = self.opts.network
+        if net is not None and net not in ("none", "host"):
+            if net.startswith("container:"):
+                raise InvalidArgument(f"--network {net}: a build's steps take none, host or a network's name")
+            self.engine.network(net)  # a network that is not there fails before any step runs
+        self.run_stages(self.needs(target))
         if self.digests.changed:
             buildcache.save_files(self.store, self.digests.known)
         unused = sorted(set(self.opts.build_args) - self.used_args)
@@ -249,18 +280,22 @@ class Builder:
         return State(config, layers, img.id)
 
     def run_stage(self, stage: Stage) -> State:
-        st = self.base(stage)
         n = len(stage.instructions) + 1
         label = f"[{stage.index + 1}/{len(self.df.stages)}] " if len(self.df.stages) > 1 else ""
-        self.say(f"{label}STEP 1/{n}: {stage.line.text}")
+        step = self.progress.step(f"{label}STEP 1/{n}: {stage.line.text}")
+        try:
+            st = self.base(stage)
+        except BaseException:
+            self.progress.failed(step)
+            raise
+        self.progress.done(step, None)
         triggers = list(st.run.get("OnBuild") or [])
         if triggers:
             st.run["OnBuild"] = None
         for text in triggers:
             self.onbuild(st, text, stage.line)
         for k, ins in enumerate(stage.instructions, 2):
-            self.say(f"{label}STEP {k}/{n}: {ins.text.splitlines()[0] if ins.text else ins.cmd}")
-            self.dispatch(st, ins)
+            self.dispatch(st, ins, f"{label}STEP {k}/{n}: {ins.text.splitlines()[0] if ins.text else ins.cmd}")
         return st
 
     def onbuild(self, st: State, text: str, at: Instruction) -> None:
@@ -273,24 +308,24 @@ class Builder:
         for c in parsed:
             ins = _instruction(c, at.file)
             ins.line = at.line
-            self.say(f"--> ONBUILD {ins.text}")
-            self.dispatch(st, ins)
+            self.dispatch(st, ins, f"--> ONBUILD {ins.text}")
 
     # -- instructions ---------------------------------------------------------------------
 
-    def dispatch(self, st: State, ins: Instruction) -> None:
-        started = time.monotonic()
+    def dispatch(self, st: State, ins: Instruction, label: str) -> None:
+        step = self._local.step = self.progress.step(label)
         handler = getattr(self, "do_" + ins.cmd.lower())
         try:
             cached = handler(st, ins)
-        except BuildError:
-            raise
-        except InvalidArgument as e:
-            raise ins.error(str(e)) from None
-        except PycError as e:  # a RUN whose command cannot start, a missing image: where, too
+        except BaseException as e:
+            self.progress.failed(step)
+            if isinstance(e, BuildError) or not isinstance(e, PycError):
+                raise
+            if isinstance(e, InvalidArgument):
+                raise ins.error(str(e)) from None
+            # a RUN whose command cannot start, a missing image: where, too
             raise type(e)(f"{ins.file}:{ins.line}: {e}", e.kind, e.errno) from None
-        if cached is not None:
-            self.say(f"--> {'Using cache' if cached else 'Done'} ({time.monotonic() - started:.2f}s)")
+        self.progress.done(step, cached)
 
     def history(self, st: State, ins: Instruction, created_by: str, empty: bool, created: str | None = None) -> None:
         entry: dict[str, Any] = {"created": created or st.config.get("created") or self.now(), "created_by": created_by}
@@ -455,9 +490,7 @@ class Builder:
             for name, content in ins.heredocs:
                 text += f"\n{content}{name}"
             argv = [*st.shell, text]
-        network = ins.flag("network") or "none"
-        if network != "none":
-            raise ins.error(f"RUN --network={network}: only none is supported yet (steps reach no network)")
+        network = self.run_network(st, ins)
         env = st.env()
         args = {k: v for k, v in st.args.items() if v is not None and k not in env}
         self.used_args.update(args)
@@ -466,7 +499,22 @@ class Builder:
         specs = [self.words(st, ins, m) for m in ins.flags.get("mount", [])]
         mnt = mounts.resolve(specs, self.ctx, self.store, self.opts.secrets, self.digests)
         created_by = f"RUN {' '.join(argv)}"
-        return self.layer_step(st, ins, created_by, ["RUN", argv, sorted(args.items()), mnt.key], None, argv, args, mnt)
+        inputs = ["RUN", argv, sorted(args.items()), mnt.key] + ([network] if network != "none" else [])
+        return self.layer_step(st, ins, created_by, inputs, None, argv, args, mnt, network)
+
+    def run_network(self, st: State, ins: Instruction) -> str:
+        """The network a RUN step is on: its --network (BuildKit's default, none or host), the
+        build's (`pyc build --network`) for default, else pyc run's default network. A host
+        network comes from the Dockerfile only with the network.host entitlement (--allow), as
+        in BuildKit: a Dockerfile is not to put its steps on the host's network unasked."""
+        from pyc.network import default_network
+
+        wanted = self.words(st, ins, ins.flag("network") or "default")
+        if wanted not in ("default", "none", "host"):
+            raise ins.error(f"RUN --network={wanted}: use default, none or host")
+        if wanted == "host" and self.opts.network != "host" and "network.host" not in self.opts.allow:
+            raise ins.error("RUN --network=host needs the network.host entitlement: pyc build --allow network.host")
+        return wanted if wanted != "default" else self.opts.network or default_network()
 
     def do_copy(self, st: State, ins: Instruction) -> bool:
         return self.copy(st, ins, add=False)
@@ -497,79 +545,133 @@ class Builder:
             groups = copy.from_rootfs(from_fs, srcs, where)
             origin: object = ["from", ref, self.built[dep.index].key if dep is not None and dep.index in self.built else from_fs.layers]
         else:
-            groups = copy.from_context(self.ctx, srcs, where)
-            origin = "context"
-        fs = Rootfs(self.lowers(st))
-        chown = self.words(st, ins, ins.flag("chown") or "") or None
-        owner = None
-        if chown is not None:
-            from pyc.runtime.spec import parse_user
-
-            owner = parse_user(chown, fs.layers)
+            urls = [s for s in srcs if remote.is_url(s)] if add else []
+            if ins.flag("checksum") is not None and not urls:
+                raise ins.error("ADD --checksum is for a URL source")
+            groups = copy.from_context(self.ctx, [s for s in srcs if s not in urls], where) if len(urls) < len(srcs) else []
+            origin = ["context", self.fetch(ins, urls, groups, len(srcs))] if urls else "context"
+        link, fs, owner = self.copy_target(st, ins)
+        on_base = bool(st.layers) and not link  # --link reads nothing of the image below
         chmod = _chmod(ins)
         workdir = st.run.get("WorkingDir") or "/"
         into_dir = dest.endswith("/") or len(groups) > 1 or dest in (".", "")
         dest_path = os.path.normpath(os.path.join(workdir, dest)).strip("/")
         if not into_dir and len(groups) == 1 and len(groups[0][1]) == 1 and not stat.S_ISDIR(groups[0][1][0].st.st_mode):
-            found = fs.find(fs.resolve(dest_path)) if dest_path and st.layers else None
+            found = fs.find(fs.resolve(dest_path)) if dest_path and on_base else None
             into_dir = found is not None and stat.S_ISDIR(found[1].st_mode)
-        sum_ = copy.checksum(groups, self.digests)
-        inputs = [ins.cmd, origin, srcs, dest_path, into_dir, chown, chmod, sum_, add]
+        sum_ = copy.checksum([g for g in groups if g[1][0].real not in self.downloads], self.digests)
+        inputs = [ins.cmd, origin, srcs, dest_path, into_dir, ins.flag("chown"), owner, chmod, sum_, add, link]
         created_by = f"{ins.cmd} {' '.join(srcs)} {dest}"
 
         def lay_out(stage_dir: str) -> None:
+            self.fetch_late(groups)
             stager = copy.Stager(stage_dir, fs, owner, chmod, self.opts.epoch)
             for base, items in groups:
                 if len(items) == 1 and not stat.S_ISDIR(items[0].st.st_mode):
                     target = f"{dest_path}/{base}".strip("/") if into_dir else dest_path
-                    parent = fs.resolve(os.path.dirname(target)) if st.layers else os.path.dirname(target)
+                    parent = fs.resolve(os.path.dirname(target)) if on_base else os.path.dirname(target)
                     stager.parents(parent)
                     name = f"{parent}/{os.path.basename(target)}".strip("/")
-                    if add and ref is None and _is_archive(items[0].real):
+                    if add and ref is None and items[0].real not in self.downloads and _is_archive(items[0].real):
                         self.unpack_archive(items[0].real, stage_dir, parent if into_dir else name)
                         continue
                     stager.put(items[0], name)
                     continue
-                root = fs.resolve(dest_path) if st.layers else dest_path
+                root = fs.resolve(dest_path) if on_base else dest_path
                 stager.parents(root)
                 for item in items:
                     if item.rel:
                         stager.put(item, f"{root}/{item.rel}".strip("/"))
             stager.finish()
 
-        return self.layer_step(st, ins, created_by, inputs, lay_out)
+        return self.layer_step(st, ins, created_by, inputs, lay_out, link=link)
+
+    def copy_target(self, st: State, ins: Instruction) -> tuple[bool, Rootfs, tuple[int, int] | None]:
+        """Whether a COPY or ADD is --link, the image its files are laid out on (for --link an
+        empty one, as BuildKit copies onto scratch: new parents 0755, no symlink of the image
+        below followed, so the layer and its key do not depend on that image), and --chown's
+        owner (a name looked up in the image below, for --link too)."""
+        from pyc.build.rootfs import Rootfs
+
+        link = (ins.flag("link") or "false") != "false"
+        below = Rootfs(self.lowers(st))
+        chown = self.words(st, ins, ins.flag("chown") or "") or None
+        owner = None
+        if chown is not None:
+            from pyc.runtime.spec import parse_user
+
+            owner = parse_user(chown, below.layers)
+        return link, Rootfs([]) if link else below, owner
+
+    def fetch(self, ins: Instruction, urls: list[str], groups: list[tuple[str, list[Any]]], nsrcs: int) -> list[tuple[str, str]]:
+        """ADD's URLs downloaded into the build's scratch dir, appended to `groups` as sources
+        to copy; (url, sha256) of each, for the step's key. With --checksum the key is known
+        without the file, which is downloaded only if the step runs (`fetch_late`), as BuildKit
+        does: a cached step asks nothing of the server."""
+        from pyc.build.copy import Source
+
+        checksum = ins.flag("checksum")
+        if checksum is not None:
+            checksum = remote.parse_checksum(checksum)
+            if nsrcs != 1:
+                raise ins.error("ADD --checksum takes a single URL source")
+        out = []
+        for url in urls:
+            name = remote.file_name(url)
+            path = os.path.join(self.scratch(), f"{len(self.downloads)}-{name}")
+            self.downloads.add(path)
+            if checksum is not None:
+                out.append((url, checksum))
+                self.late[path] = (url, checksum)
+                groups.append((name, [Source(path, "", os.stat_result((stat.S_IFREG | 0o600, 0, 0, 1, 0, 0, 0, 0, 0, 0)), False)]))
+                continue
+            out.append((url, remote.fetch(url, path, None)))
+            groups.append((name, [Source(path, "", os.lstat(path), False)]))
+        return out
+
+    def fetch_late(self, groups: list[tuple[str, list[Any]]]) -> None:
+        """The downloads `fetch` left for when the step runs, made; their sources' lstat now."""
+        for _, items in groups:
+            late = self.late.pop(items[0].real, None)
+            if late is not None:
+                remote.fetch(late[0], items[0].real, late[1])
+                items[0].st = os.lstat(items[0].real)
+
+    def scratch(self) -> str:
+        """A temp dir of the store for the build's whole run (downloads), removed at its end."""
+        if self._scratch is None:
+            from pyc.store.ingest import temp_dir
+
+            self._scratch = self._exit.enter_context(temp_dir(self.store))
+        return self._scratch
 
     def copy_heredocs(self, st: State, ins: Instruction) -> bool:
         """`COPY <<EOF /dest` and the document: a file of that content (0644, root's or
         --chown's), named by the destination or, into a directory, by the document's name."""
         from pyc.build import copy
-        from pyc.build.rootfs import Rootfs
 
         docs = dict(ins.heredocs)
         srcs, dest = ins.args[:-1], self.words(st, ins, ins.args[-1])
         names = [s.lstrip("<-").strip("'\"") for s in srcs]
         if any(n not in docs for n in names) or ins.flag("from") is not None:
             raise ins.error(f"{ins.cmd}: give either here-documents or files as sources, not both (nor --from with them)")
-        fs = Rootfs(self.lowers(st))
-        chown = self.words(st, ins, ins.flag("chown") or "") or None
-        from pyc.runtime.spec import parse_user
-
-        owner = parse_user(chown, fs.layers) if chown is not None else None
+        link, fs, owner = self.copy_target(st, ins)
+        on_base = bool(st.layers) and not link
         chmod = _chmod(ins)
         dest_path = os.path.normpath(os.path.join(st.run.get("WorkingDir") or "/", dest)).strip("/")
         into_dir = dest.endswith("/") or len(names) > 1
-        inputs = [ins.cmd, "heredoc", [(n, docs[n]) for n in names], dest_path, into_dir, chown, chmod]
+        inputs = [ins.cmd, "heredoc", [(n, docs[n]) for n in names], dest_path, into_dir, ins.flag("chown"), owner, chmod, link]
 
         def lay_out(stage_dir: str) -> None:
             stager = copy.Stager(stage_dir, fs, owner, chmod, self.opts.epoch)
             for n in names:
                 target = f"{dest_path}/{n}".strip("/") if into_dir else dest_path
-                parent = fs.resolve(os.path.dirname(target)) if st.layers else os.path.dirname(target)
+                parent = fs.resolve(os.path.dirname(target)) if on_base else os.path.dirname(target)
                 stager.parents(parent)
                 stager.write(f"{parent}/{os.path.basename(target)}".strip("/"), docs[n].encode())
             stager.finish()
 
-        return self.layer_step(st, ins, f"{ins.cmd} {' '.join(srcs)} {dest}", inputs, lay_out)
+        return self.layer_step(st, ins, f"{ins.cmd} {' '.join(srcs)} {dest}", inputs, lay_out, link=link)
 
     def unpack_archive(self, src: str, stage_dir: str, target: str) -> None:
         """ADD of a local tar (plain, gzip or zstd): its files, owners and modes as they are,
@@ -596,22 +698,35 @@ class Builder:
         return lower_dirs(self.store, st.image()) if st.layers else []
 
     def layer_step(
-        self, st: State, ins: Instruction, created_by: str, inputs: object, lay_out: Any, argv: list[str] | None = None, args: dict[str, str] | None = None, mnt: Mounts | None = None
+        self,
+        st: State,
+        ins: Instruction,
+        created_by: str,
+        inputs: object,
+        lay_out: Any,
+        argv: list[str] | None = None,
+        args: dict[str, str] | None = None,
+        mnt: Mounts | None = None,
+        network: str = "none",
+        link: bool = False,
     ) -> bool:
         """A step that makes a layer: from the cache when its key is there (True), else made
-        (by `lay_out(stage_dir)`, or by running `argv` in a container) and cached (False)."""
-        key = _hash(st.key, inputs)
-        entry = None if self.opts.no_cache else buildcache.get(self.store, key)
+        (by `lay_out(stage_dir)`, or by running `argv` in a container) and cached (False). A
+        --link layer's key is its inputs' alone: the layer is reused on any image below."""
+        key = _hash("link", inputs) if link else _hash(st.key, inputs)
+        entry = None if self.opts.no_cache else buildcache.get(self.store, key, any_base=link)
         cached = entry is not None
         if entry is None:
-            entry = self.make_layer(st, ins, key, lay_out, argv, args, mnt)
+            entry = self.make_layer(st, ins, key, lay_out, argv, args, mnt, network)
         if entry.diff_id is not None:
             st.layers.append((entry.diff_id, entry.size))
         self.history(st, ins, created_by, entry.diff_id is None, entry.created if self.opts.epoch is None else self.now())
-        st.key = key
+        st.key = _hash(st.key, key) if link else key
         return cached
 
-    def make_layer(self, st: State, ins: Instruction, key: str, lay_out: Any, argv: list[str] | None, args: dict[str, str] | None, mnt: Mounts | None = None) -> buildcache.Entry:
+    def make_layer(
+        self, st: State, ins: Instruction, key: str, lay_out: Any, argv: list[str] | None, args: dict[str, str] | None, mnt: Mounts | None = None, network: str = "none"
+    ) -> buildcache.Entry:
         """The step's layer, made in a batch of the store's one ingest path and recorded in the
         cache in the same hold of the store lock that makes it visible."""
         import pyc_core
@@ -620,7 +735,7 @@ class Builder:
 
         with Ingest(self.store) as ingest:
             if argv is not None:
-                src = self.run_step(st, ins, argv, args or {}, ingest.tmp, mnt)
+                src = self.run_step(st, ins, argv, args or {}, ingest.tmp, mnt, network)
             else:
                 src = os.path.join(ingest.tmp, "stage")
                 os.mkdir(src)
@@ -641,12 +756,14 @@ class Builder:
                 buildcache.put(self.store, key, entry)
         return entry
 
-    def run_step(self, st: State, ins: Instruction, argv: list[str], args: dict[str, str], tmp: str, mnt: Mounts | None = None) -> str:
+    def run_step(self, st: State, ins: Instruction, argv: list[str], args: dict[str, str], tmp: str, mnt: Mounts | None = None, network: str = "none") -> str:
         """Run `argv` in a container on the state; its upper dir, moved into `tmp`."""
         from pyc.runtime.spec import RunOptions
 
         if not st.layers:
             raise ins.error("RUN on an empty image (FROM scratch with no files): there is no shell to run")
+        if mnt is not None:
+            mnt.stage(tmp)
         opts = RunOptions(
             argv,
             entrypoint="",
@@ -654,7 +771,7 @@ class Builder:
             workdir=st.run.get("WorkingDir") or None,
             user=st.run.get("User") or None,
             remove=True,
-            network="none",  # a RUN step reaches nothing outside (no --network for builds yet)
+            network=network,
             volumes=mnt.volumes if mnt else None,
             tmpfs=mnt.tmpfs if mnt else None,
         )
@@ -663,9 +780,11 @@ class Builder:
         def keep(upper_dir: str) -> None:
             os.rename(upper_dir, upper)
 
-        out = None if self.opts.quiet else sys.stdout.fileno()
-        sys.stdout.flush()
-        r = self.engine.run(st.image(), opts, None, out, out, keep_upper=keep)
+        out, finish = self.progress.output(self._local.step)
+        try:
+            r = self.engine.run(st.image(), opts, None, out, out, keep_upper=keep)
+        finally:
+            finish()
         if r.status == 0:
             from pyc.build.rootfs import Rootfs
             from pyc.runtime.spec import BASE_MOUNTS
@@ -734,7 +853,7 @@ def _clamp_times(tree: str, epoch: int) -> None:
 
 def _expand(ins: Instruction, word: str, env: dict[str, str], used: set[str] | None = None) -> str:
     try:
-        return expand(word, env, used)
+        return expand(word, env, used, ins.escape)
     except InvalidArgument as e:
         raise ins.error(str(e)) from None
 

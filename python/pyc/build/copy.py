@@ -59,7 +59,7 @@ def from_context(ctx: Context, patterns: list[str], where: Callable[[str], Inval
     out: list[tuple[str, list[Source]]] = []
     for pattern in patterns:
         if "://" in pattern:
-            raise where(f"{pattern}: ADD of a URL is not supported (this build reaches no network): download it into the context")
+            raise where(f"{pattern}: a URL is a source for ADD only, over http or https")
         matches = ctx.glob(pattern)
         if not matches:
             raise where(f"{pattern}: not found in the build context (or left out by .dockerignore)")

@@ -16,7 +16,7 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "FROM": ("platform",),
     "RUN": ("network", "mount"),
     "COPY": ("from", "chown", "chmod", "link"),
-    "ADD": ("chown", "chmod", "link"),
+    "ADD": ("chown", "chmod", "link", "checksum"),
     "HEALTHCHECK": ("interval", "timeout", "start-period", "start-interval", "retries"),
 }
 INSTRUCTIONS = ("FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "LABEL", "EXPOSE", "ENTRYPOINT", "CMD", "VOLUME", "STOPSIGNAL", "SHELL", "HEALTHCHECK", "ONBUILD", "MAINTAINER")
@@ -32,11 +32,12 @@ class Instruction:
     """One instruction: its name (upper case), flags ({name: [values]}), words (JSON form:
     `json`), heredocs ([(name, content)]), the line it starts on and its text."""
 
-    __slots__ = ("cmd", "flags", "args", "json", "heredocs", "line", "text", "file")
+    __slots__ = ("cmd", "flags", "args", "json", "heredocs", "line", "text", "file", "escape")
 
     def __init__(self, cmd: str, flags: dict[str, list[str]], args: list[str], json: bool, heredocs: list[tuple[str, str]], line: int, text: str, file: str) -> None:
         self.cmd, self.flags, self.args, self.json, self.heredocs = cmd, flags, args, json, heredocs
         self.line, self.text, self.file = line, text, file
+        self.escape = "\\"  # the file's escape character (# escape=), for expanding its words
 
     def error(self, reason: str) -> BuildError:
         return BuildError(f"{self.file}:{self.line}: {reason}")
@@ -117,11 +118,43 @@ def commands(text: str, file: str) -> list[Any]:
     return [_Command(d) for d in out]
 
 
+# The frontends a `# syntax=` may name: BuildKit's own Dockerfile frontend, which pyc's parser is.
+FRONTENDS = ("docker/dockerfile", "docker/dockerfile-upstream")
+
+
+def directives(text: str, file: str) -> dict[str, str]:
+    """The parser directives (`# syntax=`, `# escape=`) of the file's first lines, as the
+    parser reads them: up to the first line that is not one (an instruction, a blank line, any
+    other comment, `# check=` too, which this BuildKit parser does not know), keys
+    case-insensitive, each at most once. The parser honours `escape` for line continuations;
+    pyc needs it for expansion too."""
+    import re
+
+    found: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$", line.removeprefix("\ufeff") if n == 1 else line)
+        if m is None or m.group(1).lower() not in ("syntax", "escape"):
+            break
+        key, value = m.group(1).lower(), m.group(2)
+        if key in found:
+            raise BuildError(f"{file}:{n}: only one {key} parser directive can be used")
+        if key == "escape" and value not in ("\\", "`"):
+            raise BuildError(f"{file}:{n}: invalid escape {value!r}: use \\ or `")
+        if key == "syntax":
+            ref = value.removeprefix("docker.io/").split("@")[0].rsplit(":", 1)[0]
+            if ref not in FRONTENDS:
+                raise BuildError(f"{file}:{n}: # syntax={value}: pyc builds with its own Dockerfile frontend (docker/dockerfile), not another image's")
+        found[key] = value
+    return found
+
+
 def parse(text: str, file: str) -> Dockerfile:
+    escape = directives(text, file).get("escape", "\\")
     commands_ = commands(text, file)
     df = Dockerfile(file)
     for c in commands_:
         ins = _instruction(c, file)
+        ins.escape = escape
         if ins.cmd == "FROM":
             words = ins.args
             if len(words) not in (1, 3) or (len(words) == 3 and words[1].upper() != "AS"):

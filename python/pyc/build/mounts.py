@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 
 from pyc.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyc.build.context import Context
-    from pyc.build.copy import FileDigests
+    from pyc.build.copy import FileDigests, Source
     from pyc.store.images import ImageStore
 
 KEYS = {
@@ -37,6 +38,16 @@ class Mounts:
         self.tmpfs: list[str] = []
         self.targets: list[str] = []
         self.key: list[object] = []
+        self.views: list[tuple[list[Source], str]] = []  # binds of context dirs .dockerignore thins
+
+    def stage(self, tmp: str) -> None:
+        """Before the step runs (not on a cache hit): each bind of a context directory that the
+        ignore rules thin out becomes a copy in `tmp` of what they leave (hardlinks where the
+        filesystem allows: the bind is read-only), as BuildKit's context holds no ignored file."""
+        for n, (sources, target) in enumerate(self.views):
+            root = os.path.join(tmp, f"bind-{n}")
+            _view(sources, root)
+            self.volumes.append(f"{root}:{target}:ro")
 
 
 def parse(spec: str) -> dict[str, str]:
@@ -104,7 +115,10 @@ def resolve(specs: list[str], ctx: Context, store: ImageStore, secrets: dict[str
             source = f.get("source") or "."
             groups = copy.from_context(ctx, [source], InvalidArgument)
             real = groups[0][1][0].real
-            out.volumes.append(f"{real}:{target}:ro")
+            if stat.S_ISDIR(groups[0][1][0].st.st_mode) and ctx.ignore.patterns:
+                out.views.append((groups[0][1], target))
+            else:
+                out.volumes.append(f"{real}:{target}:ro")
             out.key.append(["bind", target, source, copy.checksum(groups, digests)])
         else:
             secret_id = f.get("id") or os.path.basename(f.get("target") or "")
@@ -120,3 +134,29 @@ def resolve(specs: list[str], ctx: Context, store: ImageStore, secrets: dict[str
             out.key.append(["secret", target, secret_id])  # the name, never the content
         out.targets.append(target)
     return out
+
+
+def _view(sources: list[Source], root: str) -> None:
+    """`sources` (a directory's walk, itself first) laid out under `root`: directories made,
+    files hardlinked (copied across filesystems), symlinks made again; owners and modes kept."""
+    import shutil
+
+    for src in sources:
+        path = os.path.join(root, src.rel) if src.rel else root
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # a `!` exception's parents, left out themselves
+        mode = src.st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(path)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(src.real), path)
+        elif stat.S_ISREG(mode):
+            try:
+                os.link(src.real, path, follow_symlinks=False)
+                continue  # the same inode: owner and mode are the file's
+            except OSError:
+                shutil.copyfile(src.real, path, follow_symlinks=False)
+        else:
+            continue
+        os.lchown(path, src.st.st_uid, src.st.st_gid)
+        if not stat.S_ISLNK(mode):
+            os.chmod(path, stat.S_IMODE(mode))

@@ -12,10 +12,10 @@ _NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 
 
 class _Lexer:
-    __slots__ = ("text", "pos", "env", "used")
+    __slots__ = ("text", "pos", "env", "used", "escape")
 
-    def __init__(self, text: str, env: dict[str, str], used: set[str]) -> None:
-        self.text, self.pos, self.env, self.used = text, 0, env, used
+    def __init__(self, text: str, env: dict[str, str], used: set[str], escape: str) -> None:
+        self.text, self.pos, self.env, self.used, self.escape = text, 0, env, used, escape
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -41,7 +41,7 @@ class _Lexer:
                 self.pos = end + 1
             elif ch == '"':
                 out.append(self.double_quoted())
-            elif ch == "\\":
+            elif ch == self.escape:
                 out.append(self.next())
             elif ch == "$":
                 out.append(self.variable())
@@ -57,9 +57,9 @@ class _Lexer:
             ch = self.next()
             if ch == '"':
                 return "".join(out)
-            if ch == "\\":
+            if ch == self.escape:
                 nxt = self.peek()
-                if nxt in ('"', "$", "\\") and nxt:
+                if nxt in ('"', "$", self.escape) and nxt:
                     out.append(self.next())
                 else:
                     out.append(ch)
@@ -116,7 +116,8 @@ class _Lexer:
         return value or ""
 
 
-def expand(word: str, env: dict[str, str], used: set[str] | None = None) -> str:
+def expand(word: str, env: dict[str, str], used: set[str] | None = None, escape: str = "\\") -> str:
     """`word` expanded with `env`, its quotes and escapes removed; the names looked up are
-    added to `used` (what a build step's cache key depends on)."""
-    return _Lexer(word, env, used if used is not None else set()).word()
+    added to `used` (what a build step's cache key depends on). `escape`: the Dockerfile's
+    escape character (`# escape=`), \\ or `."""
+    return _Lexer(word, env, used if used is not None else set(), escape).word()

@@ -68,6 +68,8 @@ def build(
     outputs: list[str],
     secrets: list[str],
     progress: str,
+    network: str | None,
+    allow: list[str],
 ) -> None:
     from pyc.build import output
     from pyc.build.builder import BuildOptions
@@ -79,7 +81,13 @@ def build(
     quiet = quiet or progress == "quiet"
     outs = [output.parse(o) for o in outputs]
     to_stdout = ("tar", "-") in outs  # standard output is the tar's: no steps, no ID there
+    for a in allow:
+        if a not in ("network.host",):
+            raise InvalidArgument(f"invalid --allow {a!r}: pyc knows network.host")
     opts = BuildOptions(tags, _pairs(build_args, "--build-arg", True), target, no_cache, quiet or to_stdout, _pairs(labels, "--label", False), _epoch(timestamp), pull, outs, _secrets(secrets))
+    opts.network = None if network in (None, "default") else network
+    opts.allow = allow
+    opts.progress = progress
     text = None
     if file == "-":
         if context == "-":
@@ -122,7 +130,14 @@ COMMANDS = [
             Flag(("--no-cache",), "no_cache", bool, "Run every step, whatever the cache holds."),
             Flag(("-o", "--output"), "outputs", list, "Also write the image's files: type=local,dest=DIR (or DIR), type=tar,dest=FILE (dest=-: standard output)."),
             Flag(("--secret",), "secrets", list, "A file RUN --mount=type=secret,id=ID mounts: id=ID,src=FILE (never in the image or the cache key)."),
-            Flag(("--progress",), "progress", help="auto, plain or tty: each step on a line of its own, its output as it comes; quiet: as -q.", default="auto"),
+            Flag(
+                ("--progress",),
+                "progress",
+                help="plain: each step on a line as it starts, its output as it comes, its time; tty: the steps redrawn with their state and time (auto: tty on a terminal); quiet: as -q.",
+                default="auto",
+            ),
+            Flag(("--network",), "network", help="The network of RUN steps: none, host or a network's name (default: pyc run's default, bridge)."),
+            Flag(("--allow",), "allow", list, "An entitlement: network.host (a Dockerfile's RUN --network=host)."),
             Flag(("--pull",), "pull", bool, "Ask the registry for a newer FROM image even when the store has one."),
             Flag(("-q", "--quiet"), "quiet", bool, "Print only the image ID."),
             Flag(("--iidfile",), "iidfile", help="Write the image ID to this file."),

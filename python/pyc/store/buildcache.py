@@ -30,12 +30,14 @@ def directory(store: ImageStore) -> str:
     return os.path.join(store.paths.root, "buildcache")
 
 
-def get(store: ImageStore, key: str) -> Entry | None:
-    """The entry of `key` whose layer is still in the store (blob and unpacked dir)."""
+def get(store: ImageStore, key: str, any_base: bool = False) -> Entry | None:
+    """The entry of `key` whose layer is still in the store (blob and unpacked dir; the blob
+    alone for `any_base`, a COPY --link layer, which goes on other layers than it was made on
+    and is unpacked there when first used)."""
     entry = _read(store, key.removeprefix("sha256:"))
     if entry is None:
         return None
-    if entry.diff_id is not None and (entry.chain is None or not store.has_blob(entry.diff_id) or not os.path.isdir(store.paths.layer(entry.chain))):
+    if entry.diff_id is not None and (not store.has_blob(entry.diff_id) or (not any_base and (entry.chain is None or not os.path.isdir(store.paths.layer(entry.chain))))):
         return None
     return entry
 
