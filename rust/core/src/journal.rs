@@ -4,12 +4,14 @@
 //!
 //! A batch of lines goes in with one write(2) on an O_APPEND descriptor: the kernel appends it
 //! whole, so concurrent writers never interleave. Past `max_size()` bytes the file is renamed
-//! to events.log.1 (the one before is dropped) and a new one begun. Writers and the rotation
-//! take turns through flock on the live file: writers share it, the rotation holds it alone,
-//! and a writer that finds the path naming another file than the one it opened (rotated
-//! meanwhile) opens it again. So once the rename is done nothing more is written to the
-//! rotated file, and a reader that follows the journal finishes that file and goes on in the
-//! new one without losing a line.
+//! to events.log.1 (the one before is dropped) and a new one begun. Writers take turns through
+//! an exclusive flock on the live file, so the size a writer checks is the size it writes to
+//! (with a shared lock, two writers near the bound both found room and passed it together);
+//! the writer that would pass the bound rotates, and one that finds the path naming another
+//! file than the one it opened (rotated meanwhile) opens it again. So once the rename is done
+//! nothing more is written to the rotated file, and a reader that follows the journal finishes
+//! that file and goes on in the new one without losing a line. A turn is a stat and one small
+//! write: writers do not wait on each other for long.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -110,13 +112,13 @@ pub fn append(path: &Path, events: &[Event], max_size: u64) -> Result<()> {
     for _ in 0..16 {
         let f =
             std::fs::OpenOptions::new().append(true).create(true).mode(0o600).custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW).open(path).ctx("open", path)?;
-        lock(&f, libc::LOCK_SH, path)?;
+        lock(&f, libc::LOCK_EX, path)?;
         if !is_named(&f, path)? {
             continue;
         }
         let size = f.metadata().ctx("stat", path)?.len();
         if size > 0 && size + lines.len() as u64 > max_size {
-            rotate(&f, path, lines.len() as u64, max_size)?;
+            std::fs::rename(path, rotated_path(path)).ctx("rename", path)?;
             continue;
         }
         return write_once(&f, &lines, path);
@@ -142,18 +144,6 @@ fn is_named(f: &File, path: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io("stat", path, e)),
     }
-}
-
-/// Rename the live file to `<path>.1`, alone with it (no writer holds it): the writers that
-/// wait for it then find the path naming a new file.
-fn rotate(f: &File, path: &Path, adding: u64, max_size: u64) -> Result<()> {
-    lock(f, libc::LOCK_EX, path)?;
-    // The exclusive lock was not taken atomically: another may have rotated meanwhile.
-    if is_named(f, path)? && f.metadata().ctx("stat", path)?.len() + adding > max_size {
-        let rotated = rotated_path(path);
-        std::fs::rename(path, &rotated).ctx("rename", path)?;
-    }
-    Ok(())
 }
 
 pub fn rotated_path(path: &Path) -> PathBuf {
@@ -316,8 +306,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
         append(&path, &[event("start", "before")], 1 << 20).unwrap();
-        // The test rotates by hand, holding the file alone as `rotate` does, while a writer
-        // that opened it waits for its shared lock.
+        // The test rotates by hand, holding the file's lock as a rotating writer does, while
+        // a writer that opened it waits for the lock.
         let live = File::open(&path).unwrap();
         lock(&live, libc::LOCK_EX, &path).unwrap();
         let ino = live.metadata().unwrap().ino();
