@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import pyc
+from tests.conftest import PYC, pyc
 
 
 def run_d(*args: str) -> str:
@@ -58,3 +59,24 @@ def until(check: object, what: str, seconds: float = 20) -> None:
 
 def log_files(cid: str) -> list[Path]:
     return sorted(Path(os.environ["PYC_ROOT"], "containers", cid).glob("ctr.log*"))
+
+
+class Running:
+    """A `pyc run --rm` in the foreground whose command waits; its id once it runs."""
+
+    def __init__(self, *flags: str) -> None:
+        self.proc = subprocess.Popen([PYC, "run", "--rm", *flags, "busybox", "sh", "-c", "hostname; exec sleep 60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        short = self.proc.stdout.readline().strip()
+        assert len(short) == 12, self.proc.stderr.read() if self.proc.stderr else ""
+        self.id = pyc("inspect", "--format", "{{.Id}}", short).stdout.strip()
+        self.name = pyc("inspect", "--format", "{{.Name}}", short).stdout.strip().lstrip("/")
+        assert self.id.startswith(short), self.id
+
+    def end(self) -> int:
+        """Its pyc's exit code once the container is gone."""
+        self.proc.wait(30)
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+        return self.proc.returncode

@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import PYC, leftovers, pyc
-from tests.integration.lifecycle_helpers import ps_status, until
+from tests.conftest import leftovers, pyc
+from tests.integration.lifecycle_helpers import Running, ps_status, until
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -24,27 +23,6 @@ def db_names(store_root: Path) -> set[str]:
         return {name for (name,) in db.execute("SELECT name FROM containers")}
     finally:
         db.close()
-
-
-class Running:
-    """A `pyc run --rm` in the foreground whose command waits; its id once it runs."""
-
-    def __init__(self, *flags: str) -> None:
-        self.proc = subprocess.Popen([PYC, "run", "--rm", *flags, "busybox", "sh", "-c", "hostname; exec sleep 60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        short = self.proc.stdout.readline().strip()
-        assert len(short) == 12, self.proc.stderr.read() if self.proc.stderr else ""
-        self.id = pyc("inspect", "--format", "{{.Id}}", short).stdout.strip()
-        self.name = pyc("inspect", "--format", "{{.Name}}", short).stdout.strip().lstrip("/")
-        assert self.id.startswith(short), self.id
-
-    def end(self) -> int:
-        """Its pyc's exit code once the container is gone."""
-        self.proc.wait(30)
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f:
-                f.close()
-        return self.proc.returncode
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import PYC, pyc
-from tests.integration.lifecycle_helpers import ps_status, until
+from tests.conftest import pyc
+from tests.integration.lifecycle_helpers import Running, ps_status, until
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_volumes")]
 
@@ -35,27 +34,11 @@ def db_ids(store_root: Path) -> set[str]:
         db.close()
 
 
-def start(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    """A foreground `pyc run --rm` whose command waits, and its container's id once it runs."""
-    proc = subprocess.Popen([PYC, "run", "--rm", *flags, "busybox", "sh", "-c", "hostname; exec sleep 60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    short = proc.stdout.readline().strip()
-    assert len(short) == 12, proc.stderr.read() if proc.stderr else ""
-    return proc, ok("inspect", "--format", "{{.Id}}", short).strip()
-
-
-def end(proc: subprocess.Popen[str]) -> int:
-    proc.wait(30)
-    for f in (proc.stdout, proc.stderr):
-        if f:
-            f.close()
-    return proc.returncode
-
-
 def test_a_foreground_run_records_its_volumes_in_its_file_and_they_are_in_use(store_root: Path) -> None:
     ok("volume", "create", "fgv")
     ok("volume", "create", "fgw")
-    proc, cid = start("-v", "fgv:/v", "-v", "fgw:/w:ro")
+    run = Running("-v", "fgv:/v", "-v", "fgw:/w:ro")
+    cid = run.id
     try:
         assert (store_root / "foreground" / cid).is_file() and cid not in db_ids(store_root)
         for name in ("fgv", "fgw"):
@@ -68,7 +51,7 @@ def test_a_foreground_run_records_its_volumes_in_its_file_and_they_are_in_use(st
         active = active_volumes()
     finally:
         pyc("rm", "-f", cid)
-        end(proc)
+        run.end()
     assert active - active_volumes() == 2  # system df counted them as in use
     assert {"fgv", "fgw"} <= set(ok("volume", "ls", "-q", "--filter", "dangling=true").split())
     assert ok("volume", "rm", "fgv", "fgw") == "fgv\nfgw\n"
@@ -91,19 +74,21 @@ def test_a_volume_a_run_makes_goes_through_pyc_db_and_the_next_run_does_not(stor
     ok("run", "--name", "healer", "-v", "madev:/v", "busybox", "true")
     assert (store_root / "volumes" / "madev" / "volume.msgpack").is_file()
     ok("rm", "healer")
-    proc, cid = start("-v", "madev:/v")
+    run = Running("-v", "madev:/v")
+    cid = run.id
     try:
         assert cid not in db_ids(store_root) and (store_root / "foreground" / cid).is_file()
     finally:
         pyc("rm", "-f", cid)
-        end(proc)
+        run.end()
 
 
 def test_a_killed_run_keeps_its_volumes_in_use_until_rm(store_root: Path) -> None:
     ok("volume", "create", "killedv")
-    proc, cid = start("-v", "killedv:/v")
-    os.kill(proc.pid, signal.SIGKILL)
-    assert end(proc) == -signal.SIGKILL
+    run = Running("-v", "killedv:/v")
+    cid = run.id
+    os.kill(run.proc.pid, signal.SIGKILL)
+    assert run.end() == -signal.SIGKILL
     until(lambda: ps_status(cid) == "Exited (137)", "the container shown exited")
     r = pyc("volume", "rm", "killedv")
     assert (r.returncode, r.stderr) == (1, f"pyc: remove killedv: volume is in use - [{cid}]\n")
