@@ -197,6 +197,17 @@ def test_a_docker_profile_file_that_blocks_mkdir(probes: Path, tmp_path: Path) -
     assert probe(probes, "--security-opt", f"seccomp={path}", calls=("mkdir", "mount", "clone3")) == {"mkdir": "EACCES", "mount": "ENOENT", "clone3": "EINVAL"}
 
 
+def test_a_profile_that_denies_umask_still_starts_its_container(tmp_path: Path) -> None:
+    # The setup sets the command's umask before the filter is loaded, not under it.
+    profile = json.loads((Path(__file__).parents[2] / "rust/core/src/seccomp/default.json").read_text())
+    for rule in profile["syscalls"]:
+        rule["names"] = [n for n in rule["names"] if n != "umask"]
+    path = tmp_path / "no-umask.json"
+    path.write_text(json.dumps(profile))
+    r = pyc("run", "--rm", "--security-opt", f"seccomp={path}", "busybox", "grep", "Umask", "/proc/self/status")
+    assert r.returncode == 0 and r.stdout.split() == ["Umask:", "0022"], r.stdout + r.stderr
+
+
 @pytest.mark.parametrize(
     "profile, message",
     [

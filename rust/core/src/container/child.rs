@@ -174,9 +174,10 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Res {
         let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
         Errno::result(unsafe { libc::setrlimit(resource, &limit) }).map_err(at(Step::Rlimit, i))?;
     }
+    // Before the seccomp filter: a profile may deny umask (nix would panic on its -1).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let (early, _) = Filter::when(plan.seccomp.as_ref(), plan.no_new_privs, plan.uid, plan.caps.as_ref());
     become_user(plan.uid, plan.gid, &plan.groups, plan.caps.as_ref(), early)?;
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     Ok(())
 }
 

@@ -34,7 +34,7 @@ use profile::{Context, Profile};
 pub const DEFAULT: &str = include_str!("default.json");
 
 /// Bumped when the compiled form changes for the same inputs (the ENOSYS prologue, say).
-const FORMAT: &str = "pyc-seccomp-1";
+const FORMAT: &str = "pyc-seccomp-2";
 
 fn bad(what: impl std::fmt::Display) -> Error {
     Error::InvalidConfig(format!("seccomp profile: {what}"))
@@ -161,6 +161,11 @@ pub fn compile(text: &str, caps: &[String], release: &str) -> Result<Filter> {
     let default = action(&p.default_action, p.default_errno_ret)?;
     let sys = |e: libseccomp::error::SeccompError| Error::Internal(format!("libseccomp: {e}"));
     let mut ctx = ScmpFilterContext::new(default).map_err(sys)?;
+    // A binary tree over the syscall numbers instead of libseccomp's default list: the kernel
+    // converts and JITs the filter at every start (work linear in its length) and builds its
+    // per-syscall allow cache by running it for each number. Measured here: the load takes
+    // 0.3 ms instead of 0.7, for 1,212 instructions instead of 972.
+    ctx.set_ctl_optimize(2).map_err(sys)?;
     let native = ScmpArch::native();
     let mut arches = vec![native];
     let wanted: Vec<&String> = match p.arch_map.iter().find(|m| m.architecture.parse::<ScmpArch>().ok() == Some(native)) {
