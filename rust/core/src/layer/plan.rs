@@ -221,7 +221,7 @@ impl<'a, 'r> Plan<'a, 'r> {
             return Ok(());
         }
         let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let shown = String::from_utf8_lossy(&raw); // borrowed: no copy per entry
         let path = clean(&raw).ok_or_else(|| escapes(&shown))?;
         self.count += 1;
         let mut meta = Meta::of(entry).map_err(bad)?;
@@ -290,11 +290,12 @@ impl<'a, 'r> Plan<'a, 'r> {
                 self.room(&dir, size as usize);
                 let start = self.batch.data.len();
                 let end = start + size as usize;
-                self.batch.data.reserve(size as usize);
-                let got = Read::take(&mut *entry, size).read_to_end(&mut self.batch.data).map_err(|e| entry_error(&raw, Fail::Input(e)))?;
-                if got as u64 != size {
-                    return Err(entry_error(&raw, Fail::Input(io::ErrorKind::UnexpectedEof.into())));
-                }
+                // read_exact: no read past the content to find its end, as read_to_end makes.
+                self.batch.data.resize(end, 0);
+                entry.read_exact(&mut self.batch.data[start..end]).map_err(|e| {
+                    let e = if e.kind() == io::ErrorKind::UnexpectedEof { io::ErrorKind::UnexpectedEof.into() } else { e };
+                    entry_error(&raw, Fail::Input(e))
+                })?;
                 return self.put(task(cname, Op::File(start..end, meta)), &path, Node::Other { seq: 0 });
             }
             if !self.new_name(&path) {

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::dest::{empty, flushing, syncfs};
+use super::dest::{empty, syncfs};
 use super::lower_links::LowerLink;
 use super::writers::Limits;
 use super::{plan, readahead};
@@ -76,7 +76,7 @@ fn unpack_as(input: impl Read + Send, dest: &Path, blob: Option<&Path>, workers:
     let (entries, measured) = std::thread::scope(|s| {
         let (mut chunks, side) = readahead::start(s, input, blob_file.as_ref().zip(blob), &abort);
         let workers = workers.max(1);
-        let entries = flushing(dest, || plan::unpack_entries_as(&mut chunks, dest, workers, Limits::for_workers(workers), mode));
+        let entries = plan::unpack_entries_as(&mut chunks, dest, workers, Limits::for_workers(workers), mode);
         if entries.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
