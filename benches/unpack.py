@@ -6,7 +6,8 @@ Layers (plain, uncompressed tars, cached in /var/tmp/pyc-bench-unpack/):
     100k     100 directories of 1,000 files of 100 to 900 bytes (made by this bench): 100 MB
     minbase  debootstrap --variant=minbase (benches/images.py's cached tar): 6,700 entries
 
-Work, each row timed per tool, the tools interleaved run by run (each first in turn):
+Work, each row timed per tool, the tools interleaved run by run (each first in turn), each timed
+run after a sync and a rest (--settle, 2 s: the kernel still frees what the last run removed):
 
     import   `pyc import L.tar`        `podman import L.tar`        `tar -xf L.tar -C DIR`
     load     `pyc load -i docker.tar`  `podman load -i docker.tar`  (the same tar -x as import)
@@ -36,7 +37,7 @@ at the end, also on failure, Ctrl-C or SIGTERM: mounts, loop devices, files, pod
 Run as root, from the repository, after building the venv:
 
     .venv/bin/python benches/unpack.py [--runs N] [--places tmpfs,fresh,rmi] [--layers 100k,minbase]
-        [--work import,load] [--tools pyc,tar,podman] [--pyc NAME=PATH ...]
+        [--work import,load] [--tools pyc,tar,podman] [--pyc NAME=PATH ...] [--settle SECONDS]
 """
 
 from __future__ import annotations
@@ -239,8 +240,8 @@ class Tar(Tool):
 
 
 class Bench:
-    def __init__(self, runs: int, base: str) -> None:
-        self.runs, self.base = runs, base
+    def __init__(self, runs: int, base: str, settle: float = 0.0) -> None:
+        self.runs, self.base, self.settle = runs, base, settle
         self.place = ""
         self.tmpfs = ""
         self.runroot = tempfile.mkdtemp(prefix="pycbu.", dir="/run")
@@ -277,6 +278,9 @@ class Bench:
                             run.callback(t.close, where)
                         argv = t.command(work, inputs, where)
                         os.sync()
+                        # What the last run's removal left the kernel to free runs on: a tool
+                        # timed right after it ran up to twice as long (on both cores).
+                        time.sleep(self.settle)
                         used = _children_cpu()
                         start = time.perf_counter()
                         t.run(argv, where)
@@ -369,6 +373,7 @@ def targets(medians: dict[tuple[str, str, str, str], float], pyc_names: list[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--settle", type=float, default=2.0, help="seconds of rest before each timed run (default 2)")
     ap.add_argument("--places", default=",".join(PLACES))
     ap.add_argument("--layers", default=",".join(LAYERS))
     ap.add_argument("--work", default=",".join(WORK))
@@ -391,7 +396,7 @@ def main() -> None:
         for name in layers:
             inputs[name]["docker"] = docker_archive(name, inputs[name]["tar"], env)
     base = tempfile.mkdtemp(prefix="pyc-bench-unpack.", dir="/var/tmp")
-    bench = Bench(args.runs, base)
+    bench = Bench(args.runs, base, args.settle)
     wanted = args.tools.split(",")
     tools: list[Tool] = []
     if "pyc" in wanted:
