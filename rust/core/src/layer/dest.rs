@@ -18,8 +18,9 @@ pub fn empty(dest: &Path) {
 /// One sync for the whole layer, instead of one per file, once every file is made: the kernel
 /// then writes the layer's small files back in few large writes. A thread that synced over and
 /// over while the files were made (to overlap the disk with the creates) wrote the same inode
-/// table and bitmap blocks again at each turn and took CPU from the creates: on a fresh ext4,
-/// 100,000 small files took longer with it than with this one sync.
+/// table and bitmap blocks again at each turn and took CPU from the creates: 100,000 small
+/// files on a fresh ext4 wrote 554 MB in ~2,700 writes with it, 539 MB in ~2,000 without, and
+/// were no faster for it.
 pub fn syncfs(dir: &Path) -> Result<()> {
     let f = File::open(dir).ctx("open", dir)?;
     nix::unistd::syncfs(&f).map_err(|e| Error::sys(format!("syncfs {}", dir.display()), e))
