@@ -772,29 +772,47 @@ def test_copy_link_layers_do_not_depend_on_the_image_below(store: Store, ctx: Pa
     store.ok("rmi", img1, img2, img3)
 
 
-def test_only_the_stages_the_target_needs_are_built(store: Store, ctx: Path) -> None:
-    """A stage the target does not need is not built (it would fail)."""
+@pytest.mark.timeout(300)
+def test_independent_stages_run_side_by_side_and_only_those_needed(store: Store, ctx: Path) -> None:
+    """Two stages that need nothing of each other run at once: each one's RUN waits for a file
+    the other's RUN makes in a cache mount both share, and gives up after 60 s (one after the
+    other, the first would fail). A stage the target does not need is not built (it would fail).
+    A stage that needs one of them runs once it is built; the rebuild is all cache."""
+    sync = f"sync-{os.urandom(4).hex()}"
+    wait = "touch /sync/{0}; i=0; until [ -e /sync/{1} ]; do i=$((i+1)); [ $i -lt 600 ] || exit 7; sleep 0.1; done; echo {0} > /{0}"
     write(
         ctx,
         {
-            "Dockerfile": """\
+            "Dockerfile": f"""\
 FROM busybox AS left
-RUN echo left > /left
+RUN --mount=type=cache,id={sync},target=/sync {wait.format("left", "right")}
 FROM busybox AS unused
 RUN exit 9
+FROM left AS after-left
+RUN cat /left > /after-left
 FROM busybox AS right
-RUN echo right > /right
+ARG R=right
+RUN --mount=type=cache,id={sync},target=/sync {wait.format("$R", "left")}
 FROM busybox
-COPY --from=left /left /
+COPY --from=after-left /after-left /
 COPY --from=right /right /
 """,
         },
     )
-    out = store.ok("build", str(ctx))
+    out = store.ok("build", "--build-arg", "R=right", str(ctx))
     img = out.strip().splitlines()[-1]
-    assert store.ok("run", "--rm", img, "cat", "/left", "/right") == "left\nright\n"
-    assert "exit 9" not in out and "[2/4]" not in out, out
+    assert store.ok("run", "--rm", img, "cat", "/after-left", "/right") == "left\nright\n"
+    assert "exit 9" not in out and "[2/5]" not in out, out
+    again = store.ok("build", "--build-arg", "R=right", str(ctx))
+    assert again.strip().splitlines()[-1] == img and "--> Done" not in again, again
     store.ok("rmi", img)
+    # A stage that fails: the build fails with its error, and the other stage's steps after it do not run.
+    write(ctx, {"Dockerfile": "FROM busybox AS a\nRUN exit 3\nFROM busybox AS b\nRUN sleep 1\nRUN touch /late\nFROM busybox\nCOPY --from=a / /a\nCOPY --from=b / /b\n"})
+    before = snapshot(store)
+    r = store("build", "-q", "--no-cache", "-t", "failed:1", str(ctx))
+    assert r.returncode == 1 and r.stderr == "pyc: Dockerfile:2: 'RUN exit 3' returned a non-zero code: 3\n", r.stderr
+    assert snapshot(store)[2] == before[2] and _leaks(store.root) == []
+
 
 def _watch(store: Store, mode: str, ctx: Path, *flags: str, when: tuple[list[bytes], Callable[[subprocess.Popen[bytes]], object]] | None = None, rc: int = 0) -> str:
     """`pyc build --progress MODE` with its output on a pipe (plain) or a terminal (tty), read as
@@ -867,3 +885,32 @@ def test_progress_shows_each_step_with_its_time_and_run_output_live(store: Store
     else:
         assert "STEP 2/2: RUN echo bro''ken-output; exit 4\nbroken-output\n" in out, out
 
+
+
+@pytest.mark.parametrize("mode", ["plain", "tty"])
+def test_a_failed_stage_sends_ctrl_c_to_the_running_step_of_another(store: Store, ctx: Path, mode: str) -> None:
+    """When one of two stages side by side fails, the other's running RUN gets Ctrl-C, as
+    BuildKit cancels the rest of a build (its shell traps it and says so; it would loop for a
+    minute else), the build fails with the first failure, and nothing is left of it."""
+    mount = f"--mount=type=cache,id=int-{os.urandom(4).hex()},target=/sync"
+    run = f"RUN {mount} trap 'echo in''t-a; exit 5' INT; touch /sync/a; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+    fail = f"RUN {mount} until [ -e /sync/a ]; do sleep 0.1; done; echo fai''led-b; exit 4"  # once a's RUN traps Ctrl-C
+    write(ctx, {"Dockerfile": f"FROM busybox AS a\n{run}\nFROM busybox AS b\n{fail}\nFROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"})
+    before = snapshot(store)
+    out = _watch(store, mode, ctx, "--no-cache", rc=1)
+    assert "int-a\n" in out and "failed-b\n" in out and "pyc: Dockerfile:4: " in out and "returned a non-zero code: 4\n" in out, out
+    assert snapshot(store) == before and _leaks(store.root) == []
+
+
+def test_ctrl_c_reaches_the_running_step_of_each_stage(store: Store, ctx: Path) -> None:
+    """Ctrl-C (to pyc build alone) while two stages run side by side: each one's RUN gets it once
+    (their shells trap it and say so), the build ends with 130, and no container, layer or image
+    is left of it."""
+    import signal
+
+    run = "RUN trap 'echo in''t-{0}; exit 5' INT; echo start''ed-{0}; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+    write(ctx, {"Dockerfile": f"FROM busybox AS a\n{run.format('a')}\nFROM busybox AS b\n{run.format('b')}\nFROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"})
+    before = snapshot(store)
+    out = _watch(store, "plain", ctx, "--no-cache", when=([b"started-a", b"started-b"], lambda p: p.send_signal(signal.SIGINT)), rc=130)
+    assert out.count("int-a\n") == 1 and out.count("int-b\n") == 1, out
+    assert snapshot(store) == before and _leaks(store.root) == []

@@ -1,9 +1,9 @@
-"""`pyc build`: a Dockerfile's stages run in order, only those the target needs. Each stage's
-state is an image config and its layers; an instruction changes the config (ENV, CMD, ...) or
-adds a layer (RUN: the diff of a pyc container's upper dir; COPY, ADD and WORKDIR: a layer laid
-out by pyc). Every state has a cache key, its parent's key and the instruction's inputs
-hashed; a step that adds a layer looks its key up in the build cache first and, when found,
-takes the layer it made last time and runs nothing."""
+"""`pyc build`: a Dockerfile's stages, only those the target needs, side by side where they can
+be (pyc.build.workers). Each stage's state is an image config and its layers; an instruction
+changes the config (ENV, CMD, ...) or adds a layer (RUN: the diff of a pyc container's upper
+dir; COPY, ADD and WORKDIR: a layer laid out by pyc). Every state has a cache key, its parent's
+key and the instruction's inputs hashed; a step that adds a layer looks its key up in the build
+cache first and, when found, takes the layer it made last time and runs nothing."""
 
 from __future__ import annotations
 
@@ -201,10 +201,46 @@ class Builder:
         return [s for s in self.df.stages if s.index in want]
 
     def run_stages(self, stages: list[Stage]) -> None:
-        """Each stage in the file's order. (Stages side by side, a thread each, hung now and then
-        on the shared test machine: not yet.)"""
-        for stage in stages:
-            self.built[stage.index] = self.run_stage(stage)
+        """Each stage once those it needs are built. A stage that is the only one that can run
+        runs here; stages that can run at once run side by side, each in a worker process
+        (pyc.build.workers). When one fails, the others get Ctrl-C (their running RUN, or their
+        next step); the first failure is the build's, once every worker has ended."""
+        from pyc.build import workers
+
+        deps = {s.index: self.deps(s) for s in stages}
+        pending = list(stages)
+        running: list[workers.Worker] = []
+        failure: BaseException | None = None
+        try:
+            while pending or running:
+                ready = [s for s in pending if deps[s.index] <= self.built.keys()] if failure is None else []
+                pending = [s for s in pending if s not in ready] if failure is None else []
+                if len(ready) == 1 and not running:
+                    self.built[ready[0].index] = self.run_stage(ready[0])
+                    continue
+                for s in ready:
+                    running.append(workers.start(self, s, running))
+                if not running:
+                    break
+                w, got = workers.wait(running, self.progress)
+                running.remove(w)
+                if isinstance(got, BaseException):
+                    if failure is None:
+                        failure = got
+                        workers.interrupt(running)
+                    continue
+                self.built[w.stage.index] = got
+                self.used_args.update(w.used_args)
+                if w.digests:
+                    self.digests.known.update(w.digests)
+                    self.digests.changed = True
+        except BaseException:
+            workers.interrupt(running)
+            while running:  # their containers ended and removed before the build says why it failed
+                running.remove(workers.wait(running, self.progress)[0])
+            raise
+        if failure is not None:
+            raise failure
 
     def build(self) -> Image:
         with self._exit:
