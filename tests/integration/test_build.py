@@ -628,6 +628,57 @@ RUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok | wc -c > /sec
     assert not (store.root / "buildcache" / "mounts").exists()
 
 
+def test_run_binds_from_a_stage_or_an_image_and_rw(store: Store, ctx: Path) -> None:
+    """RUN --mount=type=bind,from= binds a stage's or an image's files (owners kept, read-only;
+    their content in the key, so a changed stage re-runs the step); rw lets the step write into
+    its copy, which nothing keeps: not the layer, not the context, not the stage's files."""
+    write(
+        ctx,
+        {
+            "in/f": "ctx\n",
+            "Dockerfile": """\
+FROM busybox AS tools
+ARG V=one
+RUN mkdir /tools && echo $V > /tools/v && chown 7:8 /tools/v
+FROM busybox
+RUN --mount=type=bind,from=tools,source=/tools,target=/t stat -c '%u:%g' /t/v > /owner && cat /t/v > /v && ! touch /t/x 2>/dev/null
+RUN --mount=type=bind,from=busybox,source=/bin,target=/bb /bb/busybox echo from-image > /img
+RUN --mount=type=bind,source=in,target=/src,rw echo written >> /src/f && echo new > /src/g && cat /src/f > /rw-seen
+RUN --mount=type=bind,from=tools,source=/tools,target=/t,rw echo w > /t/v && touch /t/y && cat /t/v > /rw-tools
+RUN --mount=type=bind,from=tools,source=/tools,target=/t cat /t/v > /after && ! ls /t/y 2>/dev/null
+""",
+        },
+    )
+    img = store.build(ctx)
+    out = store.ok("run", "--rm", img, "sh", "-c", "cat /owner /v /img /rw-seen /rw-tools /after; ls /t /src /bb 2>&1 | wc -l")
+    assert out.split("\n")[:7] == ["7:8", "one", "from-image", "ctx", "written", "w", "one"], out
+    assert (ctx / "in" / "f").read_text() == "ctx\n" and not (ctx / "in" / "g").exists()
+    layers = json.loads(store.ok("image", "inspect", img))[0]["RootFS"]["Layers"][-5:]
+    import tarfile
+
+    names = []
+    for diff_id in layers:
+        with tarfile.open(store.root / "oci" / "blobs" / "sha256" / diff_id[7:]) as t:
+            names.append(sorted(t.getnames()))
+    assert names == [["owner", "v"], ["img"], ["rw-seen"], ["rw-tools"], ["after"]], names
+    assert store.build(ctx) == img  # all from the cache
+    # The bound stage changed: the steps that bind it run again.
+    other = store.build(ctx, "--build-arg", "V=two")
+    assert store.file(other, "/v") == "two\n" and store.file(other, "/after") == "two\n"
+    for spec, message in [
+        ("type=bind,from=nowhere,target=/t", "nowhere"),
+        ("type=bind,from=tools,source=/missing,target=/t", "/missing: not found"),
+        ("type=bind,target=/t,rw=maybe", "rw=maybe: true or false"),
+        ("type=bind,target=/t,rw,readonly", "readonly and rw say the opposite"),
+    ]:
+        write(ctx, {"Dockerfile": f"FROM busybox AS tools\nRUN mkdir /tools\nFROM busybox\nRUN --mount={spec} true\n"})
+        before = snapshot(store)
+        r = store("build", "-q", str(ctx))
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("pyc: Dockerfile:4: ") and message in r.stderr, (spec, r.stderr)
+        assert snapshot(store)[2] == before[2]
+    store.ok("rmi", img, other)
+
+
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTP server on the loopback, in a thread of the test, serving a directory of its own:

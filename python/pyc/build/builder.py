@@ -174,18 +174,21 @@ class Builder:
         return stage
 
     def deps(self, s: Stage) -> set[int]:
-        """The earlier stages `s` is built on (FROM) or copies from (COPY --from)."""
+        """The earlier stages `s` is built on (FROM), copies from (COPY --from) or binds
+        (RUN --mount=type=bind,from=)."""
         out = set()
         base = self.df.stage(_expand(s.line, s.base, self.global_env))
         if base is not None and base.index < s.index:
             out.add(base.index)
         for ins in s.instructions:
-            ref = ins.flag("from")
-            if ins.cmd == "COPY" and ref is not None:
-                dep = self.df.stage(ref)
+            refs = [ins.flag("from")] if ins.cmd == "COPY" else []
+            if ins.cmd == "RUN":
+                refs += [f.split("=", 1)[1] for m in ins.flags.get("mount", []) for f in m.split(",") if f.startswith("from=")]
+            for ref in refs:
+                dep = self.df.stage(ref) if ref is not None else None
                 if dep is not None:
                     if dep.index >= s.index:
-                        raise ins.error(f"COPY --from={ref}: a stage can only copy from an earlier one")
+                        raise ins.error(f"{ins.cmd} --from={ref}: a stage can only use an earlier one")
                     out.add(dep.index)
         return out
 
@@ -533,7 +536,7 @@ class Builder:
         from pyc.build import mounts
 
         specs = [self.words(st, ins, m) for m in ins.flags.get("mount", [])]
-        mnt = mounts.resolve(specs, self.ctx, self.store, self.opts.secrets, self.digests)
+        mnt = mounts.resolve(specs, self.ctx, self.store, self.opts.secrets, self.digests, self.rootfs_of)
         created_by = f"RUN {' '.join(argv)}"
         inputs = ["RUN", argv, sorted(args.items()), mnt.key] + ([network] if network != "none" else [])
         return self.layer_step(st, ins, created_by, inputs, None, argv, args, mnt, network)
@@ -560,7 +563,6 @@ class Builder:
 
     def copy(self, st: State, ins: Instruction, add: bool) -> bool:
         from pyc.build import copy
-        from pyc.build.rootfs import Rootfs
 
         if ins.heredocs:
             return self.copy_heredocs(st, ins)
@@ -570,16 +572,9 @@ class Builder:
         ref = ins.flag("from")
         if ref is not None:
             ref = self.words(st, ins, ref)
-            dep = self.df.stage(ref)
-            if dep is not None and dep.index in self.built:
-                from_fs = Rootfs(self.lowers(self.built[dep.index]))
-            else:
-                img = self.engine.image_for_run(ref)
-                from pyc.store.layers import lower_dirs
-
-                from_fs = Rootfs(lower_dirs(self.store, img))
+            from_fs, of = self.rootfs_of(ref)
             groups = copy.from_rootfs(from_fs, srcs, where)
-            origin: object = ["from", ref, self.built[dep.index].key if dep is not None and dep.index in self.built else from_fs.layers]
+            origin: object = ["from", ref, of]
         else:
             urls = [s for s in srcs if remote.is_url(s)] if add else []
             if ins.flag("checksum") is not None and not urls:
@@ -621,6 +616,19 @@ class Builder:
             stager.finish()
 
         return self.layer_step(st, ins, created_by, inputs, lay_out, link=link)
+
+    def rootfs_of(self, ref: str) -> tuple[Rootfs, object]:
+        """The files of a built stage or an image (COPY --from, RUN --mount=type=bind,from=) and
+        what stands for them in a key: the stage's key, the image's layers."""
+        from pyc.build.rootfs import Rootfs
+        from pyc.store.layers import lower_dirs
+
+        dep = self.df.stage(ref)
+        if dep is not None and dep.index in self.built:
+            st = self.built[dep.index]
+            return Rootfs(self.lowers(st)), st.key
+        fs = Rootfs(lower_dirs(self.store, self.engine.image_for_run(ref)))
+        return fs, fs.layers
 
     def copy_target(self, st: State, ins: Instruction) -> tuple[bool, Rootfs, tuple[int, int] | None]:
         """Whether a COPY or ADD is --link, the image its files are laid out on (for --link an
