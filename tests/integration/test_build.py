@@ -766,6 +766,63 @@ def test_add_of_a_url_downloads_it(store: Store, ctx: Path, web: tuple[str, Path
     store.ok("rmi", img, only, first, second)
 
 
+def test_add_of_a_url_revalidates_as_buildkit(store: Store, ctx: Path, tmp_path: Path) -> None:
+    """A second build asks the server with the ETag and Last-Modified it gave: a 304 keeps the
+    step cached (no body sent), changed content (a new ETag, a 200) runs it and those after it
+    again. The kept download serves a 304 for a step that must run (--no-cache)."""
+    import email.utils
+    import hashlib
+    import http.server
+    import threading
+
+    content = {"body": b"v1\n", "modified": email.utils.formatdate(1_600_000_000, usegmt=True)}
+    seen: list[tuple[str | None, str | None, int]] = []
+
+    class Conditional(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            etag = '"' + hashlib.sha256(content["body"]).hexdigest()[:16] + '"'  # type: ignore[arg-type]
+            inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+            code = 304 if inm == etag else 200
+            seen.append((inm, ims, code))
+            self.send_response(code)
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", str(content["modified"]))
+            if code == 200:
+                self.send_header("Content-Length", str(len(content["body"])))
+            self.end_headers()
+            if code == 200:
+                self.wfile.write(content["body"])  # type: ignore[arg-type]
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Conditional)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/file.txt"
+        write(ctx, {"Dockerfile": f"FROM busybox\nADD {url} /dl/\nRUN {STAMP.format('reval')}\n"})
+        first = store.build(ctx)
+        etag = '"' + hashlib.sha256(b"v1\n").hexdigest()[:16] + '"'
+        assert seen == [(None, None, 200)], seen
+        assert store.build(ctx) == first  # 304: the step and the RUN after it from the cache
+        assert seen[-1] == (etag, content["modified"], 304), seen
+        forced = store.build(ctx, "--no-cache")  # the step runs: the kept file, after a 304
+        assert seen[-1][2] == 304 and store.file(forced, "/dl/file.txt") == "v1\n"
+        assert store.ok("run", "--rm", forced, "stat", "-c", "%a %Y", "/dl/file.txt") == "600 1600000000\n"
+        content["body"] = b"v2\n"
+        second = store.build(ctx)
+        assert seen[-1] == (etag, content["modified"], 200), seen
+        assert store.file(second, "/dl/file.txt") == "v2\n" and store.file(second, "/stamp-reval") != store.file(first, "/stamp-reval")
+        store.ok("rmi", first, forced, second)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    store.ok("builder", "prune", "-a", "-f")  # the kept downloads go with it
+    assert not (store.root / "buildcache" / "urls").exists()
+
+
 def test_parser_directives_in_a_build(store: Store, ctx: Path) -> None:
     write(ctx, {"Dockerfile": "# syntax=docker/dockerfile:1\n# escape=`\nFROM busybox\nENV DIR=C:\\dir\\sub Q=\"a`\"b\"\nRUN echo one `\n    two > /cont && echo \"$DIR $Q\" >> /cont\n"})
     img = store.build(ctx)

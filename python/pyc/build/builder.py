@@ -669,7 +669,7 @@ class Builder:
                 self.late[path] = (url, checksum)
                 groups.append((name, [Source(path, "", os.stat_result((stat.S_IFREG | 0o600, 0, 0, 1, 0, 0, 0, 0, 0, 0)), False)]))
                 continue
-            out.append((url, remote.fetch(url, path, None)))
+            out.append((url, remote.fetch(url, path, None, os.path.join(buildcache.directory(self.store), "urls"))))
             groups.append((name, [Source(path, "", os.lstat(path), False)]))
         return out
 
