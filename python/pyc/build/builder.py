@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pyc.build.copy import FileDigests
     from pyc.build.mounts import Mounts
     from pyc.build.rootfs import Rootfs
+    from pyc.build.workers import Worker
     from pyc.engine import Engine
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -208,11 +209,9 @@ class Builder:
         runs here; stages that can run at once run side by side, each in a worker process
         (pyc.build.workers). When one fails, the others get Ctrl-C (their running RUN, or their
         next step); the first failure is the build's, once every worker has ended."""
-        from pyc.build import workers
-
         deps = {s.index: self.deps(s) for s in stages}
         pending = list(stages)
-        running: list[workers.Worker] = []
+        running: list[Worker] = []
         failure: BaseException | None = None
         try:
             while pending or running:
@@ -221,10 +220,12 @@ class Builder:
                 if len(ready) == 1 and not running:
                     self.built[ready[0].index] = self.run_stage(ready[0])
                     continue
+                if not ready and not running:
+                    break
+                from pyc.build import workers  # a build of one stage at a time needs none (socket's import)
+
                 for s in ready:
                     running.append(workers.start(self, s, running))
-                if not running:
-                    break
                 w, got = workers.wait(running, self.progress)
                 running.remove(w)
                 if isinstance(got, BaseException):
@@ -238,6 +239,10 @@ class Builder:
                     self.digests.known.update(w.digests)
                     self.digests.changed = True
         except BaseException:
+            if not running:
+                raise
+            from pyc.build import workers
+
             workers.interrupt(running)
             while running:  # their containers ended and removed before the build says why it failed
                 running.remove(workers.wait(running, self.progress)[0])

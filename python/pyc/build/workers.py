@@ -47,7 +47,7 @@ def start(builder: Builder, stage: Stage, others: list[Worker]) -> Worker:
     sys.stdout.flush()  # else the worker would write what the buffer held again
     sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - the worker: never returns
+    if pid == 0:  # the worker: never returns
         code = 1
         try:
             os.setpgid(0, 0)
