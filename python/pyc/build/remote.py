@@ -71,6 +71,8 @@ def fetch(url: str, dest: str, checksum: str | None, cache: str | None = None) -
         since = modified if _settled(modified, date) else None
         if kept is not None and (etag or since):
             kept.save(dest, {"etag": etag, "since": since, "modified": modified, "digest": digest})
+        elif known is not None and kept is not None:
+            kept.drop()  # nothing to revalidate this content with: ask for the whole file next time
     if checksum is not None and digest != checksum:
         raise InvalidArgument(f"ADD {url}: checksum mismatch: --checksum={checksum}, the download is {digest}")
     _finish(dest, modified)
@@ -143,6 +145,12 @@ class _Kept:
             shutil.copyfile(src, tmp)
             os.replace(tmp, data)
         atomic.write_file(self.meta, json.dumps({**meta, "url": self.url}).encode(), durable=False)
+
+    def drop(self) -> None:
+        try:
+            os.unlink(self.meta)
+        except FileNotFoundError:
+            pass
 
     def copy_to(self, digest: str, dest: str) -> None:
         import shutil
