@@ -495,6 +495,9 @@ class Engine:
             return RunResult(c.id, r.status, r.signal, r.stdout, r.stderr, r.oom_killed)
         except pyc_core.PycCoreError as e:
             code = pyc_core.ERROR_KINDS.get(e.kind, 125)  # what docker records: 127, 126, 125
+            # pyc_core.run removed the cgroup it made (its failed removal is this error): a
+            # second try could only fail the same way, and keep an --rm container's record.
+            ended = True
             raise from_system(e) from None
         finally:
             if net is not None:
@@ -557,7 +560,13 @@ class Engine:
         """`pyc run -d`: the container started and held by its own pyc-monitor; returns once its
         command runs (or with docker's 125/126/127 error when it cannot)."""
         c = self.create(image, opts)
-        self.start(c.id)
+        try:
+            self.start(c.id)
+        except PycError:
+            if opts.remove:
+                # docker removes an --rm container whose start failed, anonymous volumes too.
+                self.remove_container(c.id, force=True, volumes=True)
+            raise
         return c
 
     def start(self, ref: str) -> Container:

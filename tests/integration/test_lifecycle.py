@@ -225,3 +225,22 @@ def test_rename_and_prune() -> None:
     r = pyc("container", "prune", "-f")
     assert r.returncode == 0 and cid in r.stdout and running not in r.stdout
     assert leftovers(cid) == [] and state(running)["Status"] == "running"
+
+
+def test_an_rm_container_whose_start_fails_is_removed() -> None:
+    # As docker: a failed start of an --rm container removes it, with its anonymous volumes.
+    volumes = pyc("volume", "ls", "-q").stdout
+    r = pyc("run", "-d", "--rm", "-v", "/data", "busybox", "/nonexistent")
+    assert r.returncode == 127 and "executable file not found" in r.stderr, r.stderr
+    assert pyc("ps", "-aq").stdout == "" and pyc("volume", "ls", "-q").stdout == volumes
+    # Without --rm it stays, created, as docker's does.
+    r = pyc("run", "-d", "--name", "stays", "busybox", "/nonexistent")
+    stays = pyc("inspect", "-f", "{{.Id}}", "stays").stdout.strip()
+    assert r.returncode == 127 and ps_status(stays).startswith("Created"), r.stderr
+    # A foreground run that cannot even find the cgroup hierarchy (`ip netns exec` mounts a sysfs
+    # of its own on /sys): one line saying what to do, and no record left behind.
+    hide = 'mount -t tmpfs none /sys/fs/cgroup && exec "$@"'
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh", PYC, "run", "--rm", "busybox", "true"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 125 and "no cgroup v1 or v2 mount found" in r.stderr and "nsenter" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert pyc("ps", "-aq").stdout.split() == [stays[:12]]

@@ -450,8 +450,7 @@ def test_build_steps_on_the_build_network(ns: Namespaces, tmp_path: Path) -> Non
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(
-        f"FROM busybox\nRUN nc {OUTSIDE_ADDR} 7000 > /via; ip -o -4 addr show eth0 > /addr || true\n"
-        "RUN --network=none ls /sys/class/net > /none\nRUN --network=default ls /sys/class/net > /default\n"
+        f"FROM busybox\nRUN nc {OUTSIDE_ADDR} 7000 > /via; ip -o -4 addr show eth0 > /addr || true\nRUN --network=none ls /sys/class/net > /none\nRUN --network=default ls /sys/class/net > /default\n"
     )
     files = "cat /via; echo; cat /addr /none /default"
     img = ok(ns.pyc("build", "-q", str(ctx), timeout=120)).strip()
@@ -482,3 +481,37 @@ def test_build_steps_on_the_build_network(ns: Namespaces, tmp_path: Path) -> Non
     ok(ns.pyc("rmi", img, img2, img3, img4))
     ok(ns.pyc("network", "rm", "buildnet"))
     nothing_left(ns)
+
+
+MOVER = """
+import ctypes, os, sys
+import pyc_core
+libc = ctypes.CDLL(None, use_errno=True)
+for ns, bridge in zip(sys.argv[1::2], sys.argv[2::2]):
+    fd = os.open(ns, os.O_RDONLY)
+    assert libc.setns(fd, 0x40000000) == 0, ctypes.get_errno()  # CLONE_NEWNET
+    os.close(fd)
+    config = {"bridge": bridge, "subnet": "10.251.0.0", "prefix": 24, "gateway": "10.251.0.1", "mac": "02:42:0a:fb:00:01", "internal": True}
+    pyc_core.network_ensure(pyc_core.packb(config))
+"""
+
+
+def test_one_process_that_moves_between_namespaces_writes_rules_where_it_is(ns: Namespaces) -> None:
+    # pyc keeps its nftables socket open for the life of the process (closing one waits for
+    # the kernel); a process that entered another network namespace must not write into the
+    # one it left.
+    host, outside = f"/run/netns/{ns.host}", f"/run/netns/{ns.outside}"
+    r = subprocess.run([sys.executable, "-c", MOVER, host, "pyct-mv-a", outside, "pyct-mv-b"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    try:
+        here = ns.nft("list", "table", "ip", "pyc")
+        there = sh_in(ns.outside, "nft", "list", "table", "ip", "pyc")
+        assert "pyct-mv-a" in here and "pyct-mv-b" not in here, here
+        assert "pyct-mv-b" in there and "pyct-mv-a" not in there, there
+    finally:
+        for where, bridge in ((ns.host, "pyct-mv-a"), (ns.outside, "pyct-mv-b")):
+            subprocess.run(["nsenter", f"--net=/run/netns/{where}", sys.executable, "-c", f"import pyc_core; pyc_core.network_remove({bridge!r})"], capture_output=True)
+
+
+def sh_in(where: str, *argv: str) -> str:
+    return subprocess.run(["nsenter", f"--net=/run/netns/{where}", *argv], capture_output=True, text=True, check=True).stdout

@@ -56,7 +56,7 @@ impl Layout {
             }
         }
         if hierarchies.is_empty() {
-            return Err(Error::Cgroup { path: root.to_path_buf(), message: "no cgroup v1 or v2 mount found".into() });
+            return Err(Error::Cgroup { path: root.to_path_buf(), message: "no cgroup v1 or v2 mount found (under `ip netns exec`, whose own sysfs on /sys hides them, enter the namespace with `nsenter --net=` instead)".into() });
         }
         hierarchies.sort();
         Ok(Layout::V1 { hierarchies, freezer })

@@ -86,8 +86,7 @@ fn sysctl(path: &str, value: &str) -> Result<()> {
 pub fn ensure_network(n: &Network) -> Result<()> {
     let subnet = ipv4("subnet", &n.subnet)?;
     let gateway = ipv4("gateway", &n.gateway)?;
-    let mut nft = nft::Nft::open()?;
-    nft.set_network(&NetworkRules { bridge: &n.bridge, subnet, prefix: n.prefix, internal: n.internal })?;
+    nft::with(|nft| nft.set_network(&NetworkRules { bridge: &n.bridge, subnet, prefix: n.prefix, internal: n.internal }))?;
     let mut rt = Rtnl::open()?;
     let index = rt.add_bridge(&n.bridge, mac(&n.mac)?)?;
     rt.set_address(index, gateway, n.prefix)?;
@@ -107,7 +106,7 @@ pub fn bridge_exists(bridge: &str) -> bool {
 
 /// The network's bridge and rules, gone.
 pub fn remove_network(bridge: &str) -> Result<()> {
-    nft::Nft::open()?.remove_network(bridge)?;
+    nft::with(|nft| nft.remove_network(bridge))?;
     Rtnl::open()?.delete_link(bridge)
 }
 
@@ -171,10 +170,12 @@ fn port_keys(ports: &[Port]) -> Result<Vec<PortKey>> {
 
 /// DNAT the published `ports` to their container. The caller holds each host port bound.
 pub fn publish(ports: &[Port]) -> Result<()> {
-    nft::Nft::open()?.publish(&port_keys(ports)?)
+    let keys = port_keys(ports)?;
+    nft::with(|nft| nft.publish(&keys))
 }
 
 /// Undo `publish`; a port not published is no error.
 pub fn unpublish(ports: &[Port]) -> Result<()> {
-    nft::Nft::open()?.unpublish(&port_keys(ports)?)
+    let keys = port_keys(ports)?;
+    nft::with(|nft| nft.unpublish(&keys))
 }

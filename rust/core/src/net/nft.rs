@@ -298,6 +298,34 @@ pub struct NetworkRules<'a> {
 pub struct Nft {
     socket: Socket,
     seq: u32,
+    /// The network namespace the socket speaks to (its inode): a process that moved to
+    /// another one gets a new socket.
+    netns: u64,
+}
+
+/// Run `f` on this process's nftables socket, opened on first use and then kept.
+///
+/// Why kept: closing a NETLINK_NETFILTER socket makes the kernel finish the destruction of the
+/// last transactions first, which waits for an RCU grace period (`nft_rcv_nl_event`, some
+/// 10 ms here). Kept open, the socket is closed at exit, by when that has passed.
+pub fn with<T>(f: impl FnOnce(&mut Nft) -> Result<T>) -> Result<T> {
+    static KEPT: std::sync::Mutex<Option<Nft>> = std::sync::Mutex::new(None);
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    let netns = netns_inode();
+    if kept.as_ref().is_none_or(|n| n.netns != netns) {
+        *kept = Some(Nft::open()?);
+    }
+    let result = f(kept.as_mut().expect("opened above"));
+    if result.is_err() {
+        // After an error the socket may hold answers nobody read: start afresh next time.
+        *kept = None;
+    }
+    result
+}
+
+fn netns_inode() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net").map_or(0, |m| m.ino())
 }
 
 /// One message of a batch.
@@ -313,7 +341,7 @@ impl Nft {
         socket.bind_auto().map_err(|e| io_sys("nftables bind", e))?;
         socket.connect(&SocketAddr::new(0, 0)).map_err(|e| io_sys("nftables connect", e))?;
         unsafe { libc::fcntl(socket.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-        Ok(Nft { socket, seq: (std::process::id() << 12) ^ 1 })
+        Ok(Nft { socket, seq: (std::process::id() << 12) ^ 1, netns: netns_inode() })
     }
 
     fn header(&mut self, buf: &mut Vec<u8>, ty: u16, flags: u16, res_id: u16, attrs: &[u8]) -> u32 {
