@@ -10,7 +10,11 @@ hits both tools alike), every store on the same disk (/var/tmp):
                 no unpack: the floor), the dir removed after each run
     re-pull     `pyc pull` of the image it has (one manifest round trip) vs `podman pull` of its own
     push        `pyc push` vs `podman push` of the image (pulled from REG) to an empty registry
-                (a new one, on a port of its own, for every run), gzip at level 6 for both
+                (a new one, on a port of its own, for every run), gzip at level 6 for both (podman's
+                default; podman 4.3 has no --compression-level). Neither tool keeps the registry's
+                compressed blobs: both compress the layer again. The layer blob each one sent is
+                printed after the table (pyc's libdeflate and podman's Go gzip at the same level
+                do not make the same size)
 
 The registry is Debian's docker-registry on loopback, plain HTTP (`--tls-verify=false` for every
 tool), its storage on the same disk. The rootfs is made once with debootstrap (benches/images.py's
@@ -67,6 +71,11 @@ class Registry:
                     raise RuntimeError("docker-registry did not start") from None
                 time.sleep(0.05)
 
+    def largest_blob(self) -> int:
+        """The size of the largest blob stored (an image's one big layer)."""
+        sizes = [os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(self.dir, "storage")) for f in fs if f == "data"]
+        return max(sizes, default=0)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -89,6 +98,7 @@ class Bench:
         self.podman = ["podman", "--root", os.path.join(base, "podman"), "--runroot", os.path.join(self.runroot, "p"), "--tmpdir", os.path.join(self.runroot, "t"), "--storage-driver", "overlay"]
         self.registries: list[Registry] = []
         self.rows: list[tuple[str, float, str, float, list[float], list[float]]] = []
+        self.sizes: dict[str, int] = {}  # the layer blob each tool pushed, in bytes
 
     def registry(self, name: str) -> Registry:
         r = Registry(self.base, name)
@@ -154,6 +164,7 @@ class Bench:
                     if tool == "podman":
                         argv = [*self.podman, "push", "-q", "--tls-verify=false", "--compression-format", "gzip", name, f"{dest.host}/bench/debian:1"]
                     out.append(self.time(argv, None))
+                    self.sizes[tool] = dest.largest_blob()
                     dest.stop()
             self.rows.append(("push", statistics.median(a), "podman push", statistics.median(b), a, b))
             print(f"  push      pyc {statistics.median(a):7.3f} s   podman push {statistics.median(b):7.3f} s", file=sys.stderr)
@@ -190,6 +201,8 @@ def main() -> None:
     print("| work | pyc | peer | peer time | ratio | pyc runs | peer runs |\n| --- | --- | --- | --- | --- | --- | --- |")
     for case, a, peer, b, ra, rb in bench.rows:
         print(f"| {case} | {a:.3f} s | {peer} | {b:.3f} s | {b / a:.2f}x | {' '.join(f'{x:.3f}' for x in ra)} | {' '.join(f'{x:.3f}' for x in rb)} |")
+    if bench.sizes:
+        print("\npushed layer blob (gzip, level 6): " + ", ".join(f"{tool} {size / 1e6:.1f} MB" for tool, size in bench.sizes.items()))
 
 
 if __name__ == "__main__":

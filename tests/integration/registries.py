@@ -17,6 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 USER, PASSWORD = "pyc-user", "s3cret-pass"
@@ -288,6 +289,7 @@ class Faulty:
                         self.unavailable -= 1
                     blob = line.startswith("GET ") and "/blobs/" in line
                 if fail:
+                    fc.read(int(headers.get("content-length", "0")))  # a PUT's manifest
                     c.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
                     continue
                 if self.refuse_streams and line.startswith("PATCH ") and headers.get("transfer-encoding") == "chunked":
@@ -296,7 +298,7 @@ class Faulty:
                     fc.readline()
                     c.sendall(b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n\r\n")
                     continue
-                body = fc.read(int(headers.get("content-length", "0")))
+                body = _chunked(fc) if headers.get("transfer-encoding") == "chunked" else fc.read(int(headers.get("content-length", "0")))
                 u.sendall(head + body)
                 rhead = _read_head(fu)
                 status = rhead.split(b" ", 2)[1]
@@ -344,6 +346,17 @@ def _read_head(f: object) -> bytes:
         lines.append(line)
         if line in (b"\r\n", b"\n"):
             return b"".join(lines)
+
+
+def _chunked(f: BinaryIO) -> bytes:
+    """A chunked body as it came (a streamed PATCH), its chunks and the last empty one."""
+    raw = b""
+    while True:
+        line = f.readline()
+        size = int(line.split(b";")[0], 16)
+        raw += line + f.read(size + 2)
+        if size == 0:
+            return raw
 
 
 def _headers(head: bytes) -> dict[str, str]:

@@ -628,6 +628,57 @@ RUN --mount=type=secret,id=tok,required=true cat /run/secrets/tok | wc -c > /sec
     assert not (store.root / "buildcache" / "mounts").exists()
 
 
+def test_run_binds_from_a_stage_or_an_image_and_rw(store: Store, ctx: Path) -> None:
+    """RUN --mount=type=bind,from= binds a stage's or an image's files (owners kept, read-only;
+    their content in the key, so a changed stage re-runs the step); rw lets the step write into
+    its copy, which nothing keeps: not the layer, not the context, not the stage's files."""
+    write(
+        ctx,
+        {
+            "in/f": "ctx\n",
+            "Dockerfile": """\
+FROM busybox AS tools
+ARG V=one
+RUN mkdir /tools && echo $V > /tools/v && chown 7:8 /tools/v
+FROM busybox
+RUN --mount=type=bind,from=tools,source=/tools,target=/t stat -c '%u:%g' /t/v > /owner && cat /t/v > /v && ! touch /t/x 2>/dev/null
+RUN --mount=type=bind,from=busybox,source=/bin,target=/bb /bb/busybox echo from-image > /img
+RUN --mount=type=bind,source=in,target=/src,rw echo written >> /src/f && echo new > /src/g && cat /src/f > /rw-seen
+RUN --mount=type=bind,from=tools,source=/tools,target=/t,rw echo w > /t/v && touch /t/y && cat /t/v > /rw-tools
+RUN --mount=type=bind,from=tools,source=/tools,target=/t cat /t/v > /after && ! ls /t/y 2>/dev/null
+""",
+        },
+    )
+    img = store.build(ctx)
+    out = store.ok("run", "--rm", img, "sh", "-c", "cat /owner /v /img /rw-seen /rw-tools /after; ls /t /src /bb 2>&1 | wc -l")
+    assert out.split("\n")[:7] == ["7:8", "one", "from-image", "ctx", "written", "w", "one"], out
+    assert (ctx / "in" / "f").read_text() == "ctx\n" and not (ctx / "in" / "g").exists()
+    layers = json.loads(store.ok("image", "inspect", img))[0]["RootFS"]["Layers"][-5:]
+    import tarfile
+
+    names = []
+    for diff_id in layers:
+        with tarfile.open(store.root / "oci" / "blobs" / "sha256" / diff_id[7:]) as t:
+            names.append(sorted(t.getnames()))
+    assert names == [["owner", "v"], ["img"], ["rw-seen"], ["rw-tools"], ["after"]], names
+    assert store.build(ctx) == img  # all from the cache
+    # The bound stage changed: the steps that bind it run again.
+    other = store.build(ctx, "--build-arg", "V=two")
+    assert store.file(other, "/v") == "two\n" and store.file(other, "/after") == "two\n"
+    for spec, message in [
+        ("type=bind,from=nowhere,target=/t", "nowhere"),
+        ("type=bind,from=tools,source=/missing,target=/t", "/missing: not found"),
+        ("type=bind,target=/t,rw=maybe", "rw=maybe: true or false"),
+        ("type=bind,target=/t,rw,readonly", "readonly and rw say the opposite"),
+    ]:
+        write(ctx, {"Dockerfile": f"FROM busybox AS tools\nRUN mkdir /tools\nFROM busybox\nRUN --mount={spec} true\n"})
+        before = snapshot(store)
+        r = store("build", "-q", str(ctx))
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("pyc: Dockerfile:4: ") and message in r.stderr, (spec, r.stderr)
+        assert snapshot(store)[2] == before[2]
+    store.ok("rmi", img, other)
+
+
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTP server on the loopback, in a thread of the test, serving a directory of its own:
@@ -715,6 +766,63 @@ def test_add_of_a_url_downloads_it(store: Store, ctx: Path, web: tuple[str, Path
     store.ok("rmi", img, only, first, second)
 
 
+def test_add_of_a_url_revalidates_as_buildkit(store: Store, ctx: Path, tmp_path: Path) -> None:
+    """A second build asks the server with the ETag and Last-Modified it gave: a 304 keeps the
+    step cached (no body sent), changed content (a new ETag, a 200) runs it and those after it
+    again. The kept download serves a 304 for a step that must run (--no-cache)."""
+    import email.utils
+    import hashlib
+    import http.server
+    import threading
+
+    content = {"body": b"v1\n", "modified": email.utils.formatdate(1_600_000_000, usegmt=True)}
+    seen: list[tuple[str | None, str | None, int]] = []
+
+    class Conditional(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            etag = '"' + hashlib.sha256(content["body"]).hexdigest()[:16] + '"'  # type: ignore[arg-type]
+            inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+            code = 304 if inm == etag else 200
+            seen.append((inm, ims, code))
+            self.send_response(code)
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", str(content["modified"]))
+            if code == 200:
+                self.send_header("Content-Length", str(len(content["body"])))
+            self.end_headers()
+            if code == 200:
+                self.wfile.write(content["body"])  # type: ignore[arg-type]
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Conditional)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/file.txt"
+        write(ctx, {"Dockerfile": f"FROM busybox\nADD {url} /dl/\nRUN {STAMP.format('reval')}\n"})
+        first = store.build(ctx)
+        etag = '"' + hashlib.sha256(b"v1\n").hexdigest()[:16] + '"'
+        assert seen == [(None, None, 200)], seen
+        assert store.build(ctx) == first  # 304: the step and the RUN after it from the cache
+        assert seen[-1] == (etag, content["modified"], 304), seen
+        forced = store.build(ctx, "--no-cache")  # the step runs: the kept file, after a 304
+        assert seen[-1][2] == 304 and store.file(forced, "/dl/file.txt") == "v1\n"
+        assert store.ok("run", "--rm", forced, "stat", "-c", "%a %Y", "/dl/file.txt") == "600 1600000000\n"
+        content["body"] = b"v2\n"
+        second = store.build(ctx)
+        assert seen[-1] == (etag, content["modified"], 200), seen
+        assert store.file(second, "/dl/file.txt") == "v2\n" and store.file(second, "/stamp-reval") != store.file(first, "/stamp-reval")
+        store.ok("rmi", first, forced, second)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    store.ok("builder", "prune", "-a", "-f")  # the kept downloads go with it
+    assert not (store.root / "buildcache" / "urls").exists()
+
+
 def test_parser_directives_in_a_build(store: Store, ctx: Path) -> None:
     write(ctx, {"Dockerfile": "# syntax=docker/dockerfile:1\n# escape=`\nFROM busybox\nENV DIR=C:\\dir\\sub Q=\"a`\"b\"\nRUN echo one `\n    two > /cont && echo \"$DIR $Q\" >> /cont\n"})
     img = store.build(ctx)
@@ -772,29 +880,47 @@ def test_copy_link_layers_do_not_depend_on_the_image_below(store: Store, ctx: Pa
     store.ok("rmi", img1, img2, img3)
 
 
-def test_only_the_stages_the_target_needs_are_built(store: Store, ctx: Path) -> None:
-    """A stage the target does not need is not built (it would fail)."""
+@pytest.mark.timeout(300)
+def test_independent_stages_run_side_by_side_and_only_those_needed(store: Store, ctx: Path) -> None:
+    """Two stages that need nothing of each other run at once: each one's RUN waits for a file
+    the other's RUN makes in a cache mount both share, and gives up after 60 s (one after the
+    other, the first would fail). A stage the target does not need is not built (it would fail).
+    A stage that needs one of them runs once it is built; the rebuild is all cache."""
+    sync = f"sync-{os.urandom(4).hex()}"
+    wait = "touch /sync/{0}; i=0; until [ -e /sync/{1} ]; do i=$((i+1)); [ $i -lt 600 ] || exit 7; sleep 0.1; done; echo {0} > /{0}"
     write(
         ctx,
         {
-            "Dockerfile": """\
+            "Dockerfile": f"""\
 FROM busybox AS left
-RUN echo left > /left
+RUN --mount=type=cache,id={sync},target=/sync {wait.format("left", "right")}
 FROM busybox AS unused
 RUN exit 9
+FROM left AS after-left
+RUN cat /left > /after-left
 FROM busybox AS right
-RUN echo right > /right
+ARG R=right
+RUN --mount=type=cache,id={sync},target=/sync {wait.format("$R", "left")}
 FROM busybox
-COPY --from=left /left /
+COPY --from=after-left /after-left /
 COPY --from=right /right /
 """,
         },
     )
-    out = store.ok("build", str(ctx))
+    out = store.ok("build", "--build-arg", "R=right", str(ctx))
     img = out.strip().splitlines()[-1]
-    assert store.ok("run", "--rm", img, "cat", "/left", "/right") == "left\nright\n"
-    assert "exit 9" not in out and "[2/4]" not in out, out
+    assert store.ok("run", "--rm", img, "cat", "/after-left", "/right") == "left\nright\n"
+    assert "exit 9" not in out and "[2/5]" not in out, out
+    again = store.ok("build", "--build-arg", "R=right", str(ctx))
+    assert again.strip().splitlines()[-1] == img and "--> Done" not in again, again
     store.ok("rmi", img)
+    # A stage that fails: the build fails with its error, and the other stage's steps after it do not run.
+    write(ctx, {"Dockerfile": "FROM busybox AS a\nRUN exit 3\nFROM busybox AS b\nRUN sleep 1\nRUN touch /late\nFROM busybox\nCOPY --from=a / /a\nCOPY --from=b / /b\n"})
+    before = snapshot(store)
+    r = store("build", "-q", "--no-cache", "-t", "failed:1", str(ctx))
+    assert r.returncode == 1 and r.stderr == "pyc: Dockerfile:2: 'RUN exit 3' returned a non-zero code: 3\n", r.stderr
+    assert snapshot(store)[2] == before[2] and _leaks(store.root) == []
+
 
 def _watch(store: Store, mode: str, ctx: Path, *flags: str, when: tuple[list[bytes], Callable[[subprocess.Popen[bytes]], object]] | None = None, rc: int = 0) -> str:
     """`pyc build --progress MODE` with its output on a pipe (plain) or a terminal (tty), read as
@@ -867,3 +993,32 @@ def test_progress_shows_each_step_with_its_time_and_run_output_live(store: Store
     else:
         assert "STEP 2/2: RUN echo bro''ken-output; exit 4\nbroken-output\n" in out, out
 
+
+
+@pytest.mark.parametrize("mode", ["plain", "tty"])
+def test_a_failed_stage_sends_ctrl_c_to_the_running_step_of_another(store: Store, ctx: Path, mode: str) -> None:
+    """When one of two stages side by side fails, the other's running RUN gets Ctrl-C, as
+    BuildKit cancels the rest of a build (its shell traps it and says so; it would loop for a
+    minute else), the build fails with the first failure, and nothing is left of it."""
+    mount = f"--mount=type=cache,id=int-{os.urandom(4).hex()},target=/sync"
+    run = f"RUN {mount} trap 'echo in''t-a; exit 5' INT; touch /sync/a; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+    fail = f"RUN {mount} until [ -e /sync/a ]; do sleep 0.1; done; echo fai''led-b; exit 4"  # once a's RUN traps Ctrl-C
+    write(ctx, {"Dockerfile": f"FROM busybox AS a\n{run}\nFROM busybox AS b\n{fail}\nFROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"})
+    before = snapshot(store)
+    out = _watch(store, mode, ctx, "--no-cache", rc=1)
+    assert "int-a\n" in out and "failed-b\n" in out and "pyc: Dockerfile:4: " in out and "returned a non-zero code: 4\n" in out, out
+    assert snapshot(store) == before and _leaks(store.root) == []
+
+
+def test_ctrl_c_reaches_the_running_step_of_each_stage(store: Store, ctx: Path) -> None:
+    """Ctrl-C (to pyc build alone) while two stages run side by side: each one's RUN gets it once
+    (their shells trap it and say so), the build ends with 130, and no container, layer or image
+    is left of it."""
+    import signal
+
+    run = "RUN trap 'echo in''t-{0}; exit 5' INT; echo start''ed-{0}; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+    write(ctx, {"Dockerfile": f"FROM busybox AS a\n{run.format('a')}\nFROM busybox AS b\n{run.format('b')}\nFROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"})
+    before = snapshot(store)
+    out = _watch(store, "plain", ctx, "--no-cache", when=([b"started-a", b"started-b"], lambda p: p.send_signal(signal.SIGINT)), rc=130)
+    assert out.count("int-a\n") == 1 and out.count("int-b\n") == 1, out
+    assert snapshot(store) == before and _leaks(store.root) == []

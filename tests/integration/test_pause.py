@@ -6,6 +6,8 @@ paused container behave as docker's (the signal, then a thaw so it takes effect)
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +15,8 @@ from pathlib import Path
 import pytest
 from tests.conftest import PYC, cgroup_dirs, leftovers, pyc
 from tests.integration.lifecycle_helpers import ps_status, run_d, state, until
+
+import pyc_core
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("busybox", "clean_containers")]
 
@@ -100,6 +104,15 @@ def test_stop_kill_and_rm_of_a_paused_container_are_dockers() -> None:
     d = run_d("busybox", "sh", "-c", COUNTER)
     assert pyc("pause", d).returncode == 0
     assert pyc("rm", "-f", d).returncode == 0
+    # A paused container whose process died meanwhile (on v2 a frozen process still dies of
+    # SIGKILL, and its cgroup goes with it): rm -f removes it.
+    e = run_d("busybox", "sh", "-c", COUNTER)
+    assert pyc("pause", e).returncode == 0
+    os.kill(int(state(e)["Pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+    if pyc_core.cgroup_version(os.environ.get("PYC_CGROUP_ROOT") or "/sys/fs/cgroup") == 2:  # (on v1 it dies once thawed)
+        until(lambda: cgroup_dirs(e) == [], "the cgroup gone with the process")
+    r = pyc("rm", "-f", e)
+    assert r.returncode == 0 and leftovers(e) == [], r.stderr
     for cid in (a, b, c):
         assert pyc("rm", cid).returncode == 0
         assert leftovers(cid) == []
@@ -144,3 +157,13 @@ def test_only_a_running_container_pauses() -> None:
     r = pyc("pause", "no-such-container")
     assert r.returncode == 1 and "no such container" in r.stderr
     assert pyc("rm", cid).returncode == 0
+
+
+def test_a_thaw_of_a_cgroup_already_gone_is_nothing() -> None:
+    # rm -f of a paused container: SIGKILL, then a thaw; on v2 the frozen process dies of the
+    # signal, and its monitor may remove the cgroup before the thaw comes.
+    roots = [r for r in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified") if os.path.exists(f"{r}/cgroup.controllers")]
+    if not roots:
+        pytest.skip("this host mounts no cgroup2 hierarchy")
+    for root in roots:
+        pyc_core.thaw_cgroup(f"pyc-test/gone-{os.getpid()}", root)

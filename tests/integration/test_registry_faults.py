@@ -186,3 +186,17 @@ def test_a_registry_that_refuses_streamed_uploads_gets_the_blob_whole(faulty: Fa
     ok = pyc("pull", f"{faulty.host}/whole/busybox:1", env=reg_env)
     assert ok.returncode == 0, ok.stderr
     assert pyc("run", "--rm", f"{faulty.host}/whole/busybox:1", "true", env=reg_env).returncode == 0
+
+
+def test_a_push_refused_at_its_manifest_keeps_the_layers_it_sent(faulty: Faulty, conf: Path, reg_env: dict[str, str], store_root: Path) -> None:
+    # The layer goes up, the manifest never does: the next push asks for the layer (HEAD)
+    # instead of compressing and sending it again.
+    insecure(conf, faulty.host)
+    env = {**reg_env, "PYC_ROOT": str(store_root)}
+    faulty.unavailable = 1000
+    p = pyc("push", "busybox", f"{faulty.host}/half/busybox:1", env=env)
+    assert p.returncode != 0 and "503" in p.stderr, p.stderr
+    assert any(line.startswith("PATCH ") and "/half/" in line for line, _ in faulty.seen)
+    faulty.unavailable = 0
+    again = pyc("push", "busybox", f"{faulty.host}/half/busybox:1", env=env)
+    assert again.returncode == 0 and "(0 layers sent, 1 already there)" in again.stdout, again.stderr

@@ -7,6 +7,8 @@ import json
 import shutil
 import subprocess
 import tempfile
+import urllib.request
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,23 +41,43 @@ def podman(reg_env: dict[str, str]) -> Iterator[tuple[list[str], dict[str, str]]
         shutil.rmtree(run, ignore_errors=True)
 
 
+def _gzip_members(r: Registry, repo: str, tag: str) -> int:
+    """How many gzip members the image's last layer is made of, on the registry."""
+    req = urllib.request.Request(f"http://{r.host}/v2/{repo}/manifests/{tag}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        layer = json.loads(resp.read())["layers"][-1]["digest"]
+    with urllib.request.urlopen(f"http://{r.host}/v2/{repo}/blobs/{layer}", timeout=10) as resp:
+        data = resp.read()
+    members = 0
+    while data:
+        d = zlib.decompressobj(31)
+        d.decompress(data)
+        assert d.eof, "a gzip member ends short"
+        data, members = d.unused_data, members + 1
+    return members
+
+
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_podman_runs_what_pyc_pushed(plain_registry: Registry, conf: Path, reg_env: dict[str, str], podman: tuple[list[str], dict[str, str]], compression: str) -> None:
     r = plain_registry
     insecure(conf, r.host)
     cmd, env = podman
-    assert pyc("run", "--name", "to-podman", "busybox", "sh", "-c", "echo from pyc > /msg", env=reg_env).returncode == 0
+    # 3 MiB of noise: the layer is several of pyc's gzip members (one per MiB), read as one stream.
+    made = pyc("run", "--name", "to-podman", "busybox", "sh", "-c", "echo from pyc > /msg && head -c 3145728 /dev/urandom > /big && sha256sum /big > /big.sum", env=reg_env)
+    assert made.returncode == 0, made.stderr
     try:
-        assert pyc("commit", "-c", "CMD cat /msg", "to-podman", f"{r.host}/interop/pyc:{compression}", env=reg_env).returncode == 0
+        assert pyc("commit", "-c", "CMD cat /msg && sha256sum -c /big.sum", "to-podman", f"{r.host}/interop/pyc:{compression}", env=reg_env).returncode == 0
     finally:
         pyc("rm", "-f", "to-podman", env=reg_env)
     p = pyc("push", "--compression-format", compression, f"{r.host}/interop/pyc:{compression}", env=reg_env)
     assert p.returncode == 0, p.stderr
     digest = p.stdout.split("digest: ")[1].split()[0]
+    if compression == "gzip":
+        assert _gzip_members(r, "interop/pyc", compression) > 3
     pulled = subprocess.run([*cmd, "pull", "-q", "--tls-verify=false", f"{r.host}/interop/pyc:{compression}"], env=env, capture_output=True, text=True)
     assert pulled.returncode == 0, pulled.stderr
     run = subprocess.run([*cmd, "run", "--rm", "--network", "none", f"{r.host}/interop/pyc:{compression}"], env=env, capture_output=True, text=True)
-    assert (run.returncode, run.stdout) == (0, "from pyc\n"), run.stderr
+    assert (run.returncode, run.stdout) == (0, "from pyc\n/big: OK\n"), run.stderr
     seen = json.loads(subprocess.run([*cmd, "image", "inspect", f"{r.host}/interop/pyc:{compression}"], env=env, capture_output=True, text=True, check=True).stdout)[0]
     assert f"{r.host}/interop/pyc@{digest}" in seen["RepoDigests"]
 

@@ -1,9 +1,9 @@
-"""`pyc build`: a Dockerfile's stages run in order, only those the target needs. Each stage's
-state is an image config and its layers; an instruction changes the config (ENV, CMD, ...) or
-adds a layer (RUN: the diff of a pyc container's upper dir; COPY, ADD and WORKDIR: a layer laid
-out by pyc). Every state has a cache key, its parent's key and the instruction's inputs
-hashed; a step that adds a layer looks its key up in the build cache first and, when found,
-takes the layer it made last time and runs nothing."""
+"""`pyc build`: a Dockerfile's stages, only those the target needs, side by side where they can
+be (pyc.build.workers). Each stage's state is an image config and its layers; an instruction
+changes the config (ENV, CMD, ...) or adds a layer (RUN: the diff of a pyc container's upper
+dir; COPY, ADD and WORKDIR: a layer laid out by pyc). Every state has a cache key, its parent's
+key and the instruction's inputs hashed; a step that adds a layer looks its key up in the build
+cache first and, when found, takes the layer it made last time and runs nothing."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pyc.build.copy import FileDigests
     from pyc.build.mounts import Mounts
     from pyc.build.rootfs import Rootfs
+    from pyc.build.workers import Worker
     from pyc.engine import Engine
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -174,18 +175,21 @@ class Builder:
         return stage
 
     def deps(self, s: Stage) -> set[int]:
-        """The earlier stages `s` is built on (FROM) or copies from (COPY --from)."""
+        """The earlier stages `s` is built on (FROM), copies from (COPY --from) or binds
+        (RUN --mount=type=bind,from=)."""
         out = set()
         base = self.df.stage(_expand(s.line, s.base, self.global_env))
         if base is not None and base.index < s.index:
             out.add(base.index)
         for ins in s.instructions:
-            ref = ins.flag("from")
-            if ins.cmd == "COPY" and ref is not None:
-                dep = self.df.stage(ref)
+            refs = [ins.flag("from")] if ins.cmd == "COPY" else []
+            if ins.cmd == "RUN":
+                refs += [f.split("=", 1)[1] for m in ins.flags.get("mount", []) for f in m.split(",") if f.startswith("from=")]
+            for ref in refs:
+                dep = self.df.stage(ref) if ref is not None else None
                 if dep is not None:
                     if dep.index >= s.index:
-                        raise ins.error(f"COPY --from={ref}: a stage can only copy from an earlier one")
+                        raise ins.error(f"{ins.cmd} --from={ref}: a stage can only use an earlier one")
                     out.add(dep.index)
         return out
 
@@ -201,10 +205,50 @@ class Builder:
         return [s for s in self.df.stages if s.index in want]
 
     def run_stages(self, stages: list[Stage]) -> None:
-        """Each stage in the file's order. (Stages side by side, a thread each, hung now and then
-        on the shared test machine: not yet.)"""
-        for stage in stages:
-            self.built[stage.index] = self.run_stage(stage)
+        """Each stage once those it needs are built. A stage that is the only one that can run
+        runs here; stages that can run at once run side by side, each in a worker process
+        (pyc.build.workers). When one fails, the others get Ctrl-C (their running RUN, or their
+        next step); the first failure is the build's, once every worker has ended."""
+        deps = {s.index: self.deps(s) for s in stages}
+        pending = list(stages)
+        running: list[Worker] = []
+        failure: BaseException | None = None
+        try:
+            while pending or running:
+                ready = [s for s in pending if deps[s.index] <= self.built.keys()] if failure is None else []
+                pending = [s for s in pending if s not in ready] if failure is None else []
+                if len(ready) == 1 and not running:
+                    self.built[ready[0].index] = self.run_stage(ready[0])
+                    continue
+                if not ready and not running:
+                    break
+                from pyc.build import workers  # a build of one stage at a time needs none (socket's import)
+
+                for s in ready:
+                    running.append(workers.start(self, s, running))
+                w, got = workers.wait(running, self.progress)
+                running.remove(w)
+                if isinstance(got, BaseException):
+                    if failure is None:
+                        failure = got
+                        workers.interrupt(running)
+                    continue
+                self.built[w.stage.index] = got
+                self.used_args.update(w.used_args)
+                if w.digests:
+                    self.digests.known.update(w.digests)
+                    self.digests.changed = True
+        except BaseException:
+            if not running:
+                raise
+            from pyc.build import workers
+
+            workers.interrupt(running)
+            while running:  # their containers ended and removed before the build says why it failed
+                running.remove(workers.wait(running, self.progress)[0])
+            raise
+        if failure is not None:
+            raise failure
 
     def build(self) -> Image:
         with self._exit:
@@ -497,7 +541,7 @@ class Builder:
         from pyc.build import mounts
 
         specs = [self.words(st, ins, m) for m in ins.flags.get("mount", [])]
-        mnt = mounts.resolve(specs, self.ctx, self.store, self.opts.secrets, self.digests)
+        mnt = mounts.resolve(specs, self.ctx, self.store, self.opts.secrets, self.digests, self.rootfs_of)
         created_by = f"RUN {' '.join(argv)}"
         inputs = ["RUN", argv, sorted(args.items()), mnt.key] + ([network] if network != "none" else [])
         return self.layer_step(st, ins, created_by, inputs, None, argv, args, mnt, network)
@@ -524,7 +568,6 @@ class Builder:
 
     def copy(self, st: State, ins: Instruction, add: bool) -> bool:
         from pyc.build import copy
-        from pyc.build.rootfs import Rootfs
 
         if ins.heredocs:
             return self.copy_heredocs(st, ins)
@@ -534,16 +577,9 @@ class Builder:
         ref = ins.flag("from")
         if ref is not None:
             ref = self.words(st, ins, ref)
-            dep = self.df.stage(ref)
-            if dep is not None and dep.index in self.built:
-                from_fs = Rootfs(self.lowers(self.built[dep.index]))
-            else:
-                img = self.engine.image_for_run(ref)
-                from pyc.store.layers import lower_dirs
-
-                from_fs = Rootfs(lower_dirs(self.store, img))
+            from_fs, of = self.rootfs_of(ref)
             groups = copy.from_rootfs(from_fs, srcs, where)
-            origin: object = ["from", ref, self.built[dep.index].key if dep is not None and dep.index in self.built else from_fs.layers]
+            origin: object = ["from", ref, of]
         else:
             urls = [s for s in srcs if remote.is_url(s)] if add else []
             if ins.flag("checksum") is not None and not urls:
@@ -586,6 +622,19 @@ class Builder:
 
         return self.layer_step(st, ins, created_by, inputs, lay_out, link=link)
 
+    def rootfs_of(self, ref: str) -> tuple[Rootfs, object]:
+        """The files of a built stage or an image (COPY --from, RUN --mount=type=bind,from=) and
+        what stands for them in a key: the stage's key, the image's layers."""
+        from pyc.build.rootfs import Rootfs
+        from pyc.store.layers import lower_dirs
+
+        dep = self.df.stage(ref)
+        if dep is not None and dep.index in self.built:
+            st = self.built[dep.index]
+            return Rootfs(self.lowers(st)), st.key
+        fs = Rootfs(lower_dirs(self.store, self.engine.image_for_run(ref)))
+        return fs, fs.layers
+
     def copy_target(self, st: State, ins: Instruction) -> tuple[bool, Rootfs, tuple[int, int] | None]:
         """Whether a COPY or ADD is --link, the image its files are laid out on (for --link an
         empty one, as BuildKit copies onto scratch: new parents 0755, no symlink of the image
@@ -625,7 +674,7 @@ class Builder:
                 self.late[path] = (url, checksum)
                 groups.append((name, [Source(path, "", os.stat_result((stat.S_IFREG | 0o600, 0, 0, 1, 0, 0, 0, 0, 0, 0)), False)]))
                 continue
-            out.append((url, remote.fetch(url, path, None)))
+            out.append((url, remote.fetch(url, path, None, os.path.join(buildcache.directory(self.store), "urls"))))
             groups.append((name, [Source(path, "", os.lstat(path), False)]))
         return out
 

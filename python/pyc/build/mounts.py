@@ -2,10 +2,14 @@
 
     type=cache,target=DIR[,id=ID,mode=0755,uid=0,gid=0]  a directory kept across builds (by id)
     type=tmpfs,target=DIR[,size=64m]                      an empty tmpfs
-    type=bind,target=DIR[,source=PATH]                    the build context's PATH, read-only
+    type=bind,target=DIR[,source=PATH,from=STAGE|IMAGE,rw]  the build context's PATH (or the
+                                                          stage's or image's), read-only; rw: a
+                                                          copy the step may write, thrown away
     type=secret,id=ID[,target=FILE,required=true]         --secret id=ID,src=FILE, read-only
 
-A bind's files are in the step's cache key (their checksum); a secret's never are."""
+A bind's files are in the step's cache key (their checksum); a secret's never are. A bind of a
+stage or an image, or a rw one, is staged before the step runs (a read-only one as hardlinks of
+the layers' files, a rw one as a copy: the step's writes reach neither the context nor the store)."""
 
 from __future__ import annotations
 
@@ -17,14 +21,17 @@ from pyc.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyc.build.context import Context
     from pyc.build.copy import FileDigests, Source
+    from pyc.build.rootfs import Rootfs
     from pyc.store.images import ImageStore
 
 KEYS = {
     "cache": ("type", "target", "id", "mode", "uid", "gid", "sharing", "readonly", "ro"),
     "tmpfs": ("type", "target", "size"),
-    "bind": ("type", "target", "source", "readonly", "ro"),
+    "bind": ("type", "target", "source", "from", "readonly", "ro", "rw", "readwrite"),
     "secret": ("type", "target", "id", "required", "mode", "uid", "gid"),
 }
 
@@ -38,16 +45,18 @@ class Mounts:
         self.tmpfs: list[str] = []
         self.targets: list[str] = []
         self.key: list[object] = []
-        self.views: list[tuple[list[Source], str]] = []  # binds of context dirs .dockerignore thins
+        # Binds laid out before the step runs: (sources, target, rw)
+        self.views: list[tuple[list[Source], str, bool]] = []
 
     def stage(self, tmp: str) -> None:
-        """Before the step runs (not on a cache hit): each bind of a context directory that the
-        ignore rules thin out becomes a copy in `tmp` of what they leave (hardlinks where the
-        filesystem allows: the bind is read-only), as BuildKit's context holds no ignored file."""
-        for n, (sources, target) in enumerate(self.views):
+        """Before the step runs (not on a cache hit): each bind that is not a context path as it
+        is becomes a tree in `tmp`: a context directory that the ignore rules thin out (what they
+        leave, as BuildKit's context holds no ignored file), a stage's or an image's path, and any
+        rw bind. Read-only, hardlinks where the filesystem allows; rw, a copy."""
+        for n, (sources, target, rw) in enumerate(self.views):
             root = os.path.join(tmp, f"bind-{n}")
-            _view(sources, root)
-            self.volumes.append(f"{root}:{target}:ro")
+            _view(sources, root, rw)
+            self.volumes.append(f"{root}:{target}:{'rw' if rw else 'ro'}")
 
 
 def parse(spec: str) -> dict[str, str]:
@@ -82,7 +91,20 @@ def _int(fields: dict[str, str], key: str, default: int, base: int = 10) -> int:
         raise InvalidArgument(f"RUN --mount {key}={value}: not a number") from None
 
 
-def resolve(specs: list[str], ctx: Context, store: ImageStore, secrets: dict[str, str], digests: FileDigests) -> Mounts:
+def _flag(fields: dict[str, str], *keys: str) -> bool | None:
+    """A boolean option (`rw`, `readonly=false`, ...): None when none of `keys` is given."""
+    for key in keys:
+        value = fields.get(key)
+        if value is not None:
+            if value not in ("true", "false"):
+                raise InvalidArgument(f"RUN --mount {key}={value}: true or false")
+            return value == "true"
+    return None
+
+
+def resolve(specs: list[str], ctx: Context, store: ImageStore, secrets: dict[str, str], digests: FileDigests, rootfs_of: Callable[[str], tuple[Rootfs, object]]) -> Mounts:
+    """The mounts of `specs`; `rootfs_of(ref)` is a stage's or an image's files (for from=) and
+    what stands for them in a key."""
     from pyc.build import copy
     from pyc.store import buildcache
 
@@ -110,16 +132,26 @@ def resolve(specs: list[str], ctx: Context, store: ImageStore, secrets: dict[str
             out.key.append(["cache", target, cache_id, ro])
         elif kind == "bind":
             target = _target(f)
-            if f.get("readonly", f.get("ro", "true")) != "true":
-                raise InvalidArgument("RUN --mount type=bind,rw is not supported yet: binds are read-only")
+            readonly, writes = _flag(f, "readonly", "ro"), _flag(f, "rw", "readwrite")
+            if readonly is not None and writes is not None and readonly == writes:
+                raise InvalidArgument("RUN --mount type=bind: readonly and rw say the opposite")
+            rw = bool(writes) or readonly is False
             source = f.get("source") or "."
-            groups = copy.from_context(ctx, [source], InvalidArgument)
-            real = groups[0][1][0].real
-            if stat.S_ISDIR(groups[0][1][0].st.st_mode) and ctx.ignore.patterns:
-                out.views.append((groups[0][1], target))
+            ref = f.get("from")
+            if ref is not None:
+                if not ref:
+                    raise InvalidArgument("RUN --mount type=bind,from= needs a stage or an image")
+                fs, origin = rootfs_of(ref)
+                groups = copy.from_rootfs(fs, [source], InvalidArgument)
             else:
-                out.volumes.append(f"{real}:{target}:ro")
-            out.key.append(["bind", target, source, copy.checksum(groups, digests)])
+                origin = "context"
+                groups = copy.from_context(ctx, [source], InvalidArgument)
+            first = groups[0][1][0]
+            if ref is None and not rw and not (stat.S_ISDIR(first.st.st_mode) and ctx.ignore.patterns):
+                out.volumes.append(f"{first.real}:{target}:ro")
+            else:
+                out.views.append((groups[0][1], target, rw))
+            out.key.append(["bind", target, source, copy.checksum(groups, digests)] + ([origin] if ref is not None else []) + (["rw"] if rw else []))
         else:
             secret_id = f.get("id") or os.path.basename(f.get("target") or "")
             if not secret_id:
@@ -136,9 +168,10 @@ def resolve(specs: list[str], ctx: Context, store: ImageStore, secrets: dict[str
     return out
 
 
-def _view(sources: list[Source], root: str) -> None:
+def _view(sources: list[Source], root: str, copies: bool = False) -> None:
     """`sources` (a directory's walk, itself first) laid out under `root`: directories made,
-    files hardlinked (copied across filesystems), symlinks made again; owners and modes kept."""
+    files hardlinked (copied across filesystems, or `copies`), symlinks made again; owners and
+    modes kept."""
     import shutil
 
     for src in sources:
@@ -150,11 +183,13 @@ def _view(sources: list[Source], root: str) -> None:
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(src.real), path)
         elif stat.S_ISREG(mode):
-            try:
-                os.link(src.real, path, follow_symlinks=False)
-                continue  # the same inode: owner and mode are the file's
-            except OSError:
-                shutil.copyfile(src.real, path, follow_symlinks=False)
+            if not copies:
+                try:
+                    os.link(src.real, path, follow_symlinks=False)
+                    continue  # the same inode: owner and mode are the file's
+                except OSError:
+                    pass
+            shutil.copyfile(src.real, path, follow_symlinks=False)
         else:
             continue
         os.lchown(path, src.st.st_uid, src.st.st_gid)

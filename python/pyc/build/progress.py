@@ -7,7 +7,8 @@
   lines of a running RUN's output under it; when a step fails, its whole output after.
 - `quiet` (-q): nothing; a failed RUN's output goes into the error's line.
 
-Stages built side by side report from their own threads."""
+Stages built side by side report from their worker processes (pyc.build.workers), through the
+build's process for the terminal display."""
 
 from __future__ import annotations
 
@@ -101,14 +102,19 @@ class Tty(Plain):
 
     def output(self, step: Step) -> tuple[int | None, Any]:
         r, w = os.pipe()
-        reader = threading.Thread(target=self._read, args=(step, r), daemon=True)
-        reader.start()
+        reader = self.follow(step, r)
 
         def finish() -> None:
             os.close(w)
             reader.join()
 
         return w, finish
+
+    def follow(self, step: Step, fd: int) -> threading.Thread:
+        """A thread that reads `fd` to its end into the step's lines (and closes it)."""
+        reader = threading.Thread(target=self._read, args=(step, fd), daemon=True)
+        reader.start()
+        return reader
 
     def _read(self, step: Step, fd: int) -> None:
         with open(fd, "rb", buffering=0) as f:

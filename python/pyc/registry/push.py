@@ -74,22 +74,31 @@ class _Push:
         self.compression, self.level = compression, level
         self.host = s.host
         self.sent = self.skipped = self.bytes = 0
+        self.forms: dict[str, dict[str, Any]] = {}  # diff id: its descriptor on this registry
 
     def run(self) -> PushResult:
         from pyc.store import distribution
 
         self.s.open()
-        pulled = self._as_pulled()
-        if pulled is not None:
-            data, media_type = pulled
-        else:
-            layers = self._layers()
-            config = self._config()
-            doc = {"schemaVersion": 2, "mediaType": manifests.OCI_MANIFEST, "config": config, "layers": layers}
-            data, media_type = json.dumps(doc, separators=(",", ":")).encode(), manifests.OCI_MANIFEST
-        digest = self._put_manifest(data, media_type)
-        with self.store.lock():
-            distribution.add_image_manifest(self.store, self.img.id, data, media_type, self.ref.name)
+        digest = None
+        try:
+            pulled = self._as_pulled()
+            if pulled is not None:
+                data, media_type = pulled
+            else:
+                config, layers = self._config_beside(self._layers)
+                doc = {"schemaVersion": 2, "mediaType": manifests.OCI_MANIFEST, "config": config, "layers": layers}
+                data, media_type = json.dumps(doc, separators=(",", ":")).encode(), manifests.OCI_MANIFEST
+            digest = self._put_manifest(data, media_type)
+        finally:
+            # What the registry now holds, in one take of the lock (also when the push failed
+            # after some layers went up: a push again asks for them instead of sending them).
+            if self.forms or digest:
+                with self.store.lock():
+                    for diff_id, d in self.forms.items():
+                        distribution.add_layer_form(self.store, diff_id, d["digest"], d["mediaType"], d["size"], self.ref.name)
+                    if digest:
+                        distribution.add_image_manifest(self.store, self.img.id, data, media_type, self.ref.name)
         return PushResult(name=str(self.ref), digest=digest, layers_sent=self.sent, layers_skipped=self.skipped, bytes=self.bytes)
 
     # -- an unchanged pulled image ----------------------------------------------------------
@@ -139,7 +148,6 @@ class _Push:
         else one uploaded now, several at once."""
         from pyc.store import distribution
 
-        media = COMPRESSIONS[self.compression][3]
         out: dict[str, dict[str, Any]] = {}
         todo: list[str] = []
         for diff_id in dict.fromkeys(self.img.diff_ids):
@@ -151,20 +159,41 @@ class _Push:
                     break
             else:
                 todo.append(diff_id)
-        for diff_id, (digest, size) in self._upload_all(todo).items():
-            out[diff_id] = {"mediaType": media, "digest": digest, "size": size}
-        with self.store.lock():
-            for diff_id, d in out.items():
-                distribution.add_layer_form(self.store, diff_id, d["digest"], d["mediaType"], d["size"], self.ref.name)
-        return [out[d] for d in self.img.diff_ids]
+        self.forms.update(out)
+        self._upload_all(todo)
+        return [self.forms[d] for d in self.img.diff_ids]
 
-    def _upload_all(self, diff_ids: list[str]) -> dict[str, tuple[str, int]]:
+    def _config_beside(self, layers: Callable[[], list[dict[str, Any]]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The config sent on a thread of its own while `layers` runs: its round trips are
+        not added to the layers' time."""
+        got: list[dict[str, Any]] = []
+        failed: list[BaseException] = []
+
+        def config() -> None:
+            try:
+                got.append(self._config())
+            except BaseException as e:
+                failed.append(e)
+
+        t = threading.Thread(target=config, daemon=True)
+        t.start()
+        try:
+            descs = layers()
+        finally:
+            t.join()
+        if failed:
+            raise failed[0]
+        return got[0], descs
+
+    def _upload_all(self, diff_ids: list[str]) -> None:
+        """Compress and send the layers `diff_ids`, several at once; each one sent goes into
+        `forms` as soon as the registry has it."""
         import pyc_core
         from pyc import progress
         from pyc.paths import digest_hex
         from pyc.store.ingest import temp_dir
 
-        done: dict[str, tuple[str, int]] = {}
+        media = COMPRESSIONS[self.compression][3]
         errors: list[BaseException] = []
         lock = threading.Lock()
         queue = list(diff_ids)
@@ -186,7 +215,7 @@ class _Push:
                             errors.append(e)
                         return
                     with lock:
-                        done[diff_id] = got
+                        self.forms[diff_id] = {"mediaType": media, "digest": got[0], "size": got[1]}
                         self.sent += 1
                         self.bytes += got[1]
 
@@ -197,7 +226,6 @@ class _Push:
                 t.join()
         if errors:
             raise errors[0]
-        return done
 
     def _config(self) -> dict[str, Any]:
         data = self.store.read_blob(self.img.config_digest)

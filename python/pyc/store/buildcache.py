@@ -96,8 +96,8 @@ def usage(store: ImageStore, in_images: set[str]) -> tuple[int, int]:
 
 
 def drop_all(store: ImageStore) -> list[str]:
-    """Remove every entry, the file digests and the cache mounts (under the store lock); the
-    entries' keys."""
+    """Remove every entry, the file digests, the cache mounts and ADD's kept downloads (under
+    the store lock); the entries' keys."""
     names = _names(store)
     for name in names:
         try:
@@ -108,11 +108,12 @@ def drop_all(store: ImageStore) -> list[str]:
         os.unlink(os.path.join(directory(store), FILES))
     except FileNotFoundError:
         pass
-    mounts = os.path.join(directory(store), "mounts")  # RUN --mount=type=cache's directories
-    if os.path.isdir(mounts):
-        import pyc_core
+    for sub in ("mounts", "urls"):  # RUN --mount=type=cache's directories, ADD's downloads
+        path = os.path.join(directory(store), sub)
+        if os.path.isdir(path):
+            import pyc_core
 
-        pyc_core.remove_tree(mounts)
+            pyc_core.remove_tree(path)
     return names
 
 

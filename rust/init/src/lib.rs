@@ -17,6 +17,7 @@ pub mod fds;
 pub mod process;
 pub mod reaper;
 pub mod report;
+pub mod retry;
 pub mod seccomp;
 pub mod tty;
 pub mod user;

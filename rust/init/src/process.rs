@@ -47,9 +47,11 @@ pub fn chdir_in_root(cwd: &CStr) -> Result<(), Errno> {
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    let dir = unsafe { libc::syscall(libc::SYS_openat2, root, cwd.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
+    let dir = crate::retry::eagain(|| {
+        Errno::result(unsafe { libc::syscall(libc::SYS_openat2, root, cwd.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) })
+    });
     unsafe { libc::close(root) };
-    let dir = Errno::result(dir)? as RawFd;
+    let dir = dir? as RawFd;
     let res = Errno::result(unsafe { libc::fchdir(dir) });
     unsafe { libc::close(dir) };
     res.map(drop)

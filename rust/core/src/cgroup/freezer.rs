@@ -50,8 +50,13 @@ pub fn freeze(cg: &Cgroup) -> Result<()> {
 
 pub fn thaw(cg: &Cgroup) -> Result<()> {
     if cg.is_v2() {
-        let dir = cg.dirs().next().filter(|d| d.is_dir()).ok_or_else(|| not_running(cg.dirs().next().unwrap_or(Path::new(""))))?;
-        return write(dir, "cgroup.freeze", "0");
+        // Gone (or going): the container ended, as a frozen process still dies of SIGKILL on v2
+        // (`rm -f` kills, then thaws); nothing is left frozen. As v1 below.
+        let Some(dir) = cg.dirs().next().filter(|d| d.is_dir()) else { return Ok(()) };
+        return match write(dir, "cgroup.freeze", "0") {
+            Err(_) if !dir.is_dir() => Ok(()),
+            other => other,
+        };
     }
     match cg.freezer.as_deref().filter(|d| d.is_dir()) {
         Some(dir) => write(dir, "freezer.state", "THAWED"),

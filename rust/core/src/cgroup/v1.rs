@@ -4,16 +4,25 @@ use super::{mkdir_all, write, Cgroup, Limits};
 use crate::error::{Error, IoContext, Result};
 
 /// Create `path` in one v1 hierarchy. A new cpuset cgroup starts with no CPUs and no memory
-/// nodes, so nobody could join it: copy them down from the parent, level by level.
+/// nodes, so nobody could join it: copy them down from the parent, level by level. Every level
+/// that is still empty, not only the ones made here: another process may have made a parent a
+/// moment ago and not filled it in yet (two containers started at once, a build's stages side
+/// by side), and a child filled from it would stay empty (joining it: ENOSPC).
 pub fn create(hierarchy: &Path, path: &str) -> Result<PathBuf> {
     let dir = hierarchy.join(path);
-    let made = mkdir_all(&dir)?;
+    mkdir_all(&dir)?;
     if hierarchy.join("cpuset.cpus").exists() {
-        for d in made {
+        let mut d = hierarchy.to_path_buf();
+        for part in Path::new(path).components() {
+            d.push(part);
             for file in ["cpuset.cpus", "cpuset.mems"] {
+                let own = d.join(file);
+                if !std::fs::read_to_string(&own).ctx("read", &own)?.trim().is_empty() {
+                    continue;
+                }
                 let parent = d.parent().expect("below the hierarchy").join(file);
                 let value = std::fs::read_to_string(&parent).ctx("read", &parent)?;
-                std::fs::write(d.join(file), value.trim()).ctx("write", d.join(file))?;
+                std::fs::write(&own, value.trim()).ctx("write", &own)?;
             }
         }
     }

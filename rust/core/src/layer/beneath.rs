@@ -79,7 +79,7 @@ impl Root {
             return nix::unistd::dup(&self.fd);
         }
         let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
-        openat2(self.fd.as_fd(), c.as_c_str(), OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(HOW))
+        pyc_init::retry::eagain(|| openat2(self.fd.as_fd(), c.as_c_str(), OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(HOW)))
     }
 
     /// The directory `path` (clean, relative; empty for the root), made (0755, like tar's

@@ -161,7 +161,7 @@ pub fn look(root: &Root, path: &[u8]) -> Result<Look, Errno> {
 
 /// Open `name` in `dir` (O_NOFOLLOW, beneath, no symlinks).
 pub fn open_at(dir: &OwnedFd, name: &CStr, flags: OFlag) -> Result<OwnedFd, Errno> {
-    openat2(dir.as_fd(), name, OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(HOW))
+    pyc_init::retry::eagain(|| openat2(dir.as_fd(), name, OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(HOW)))
 }
 
 /// `path` looked up through `layers`, top-most first, as overlayfs resolves it: the first
