@@ -307,7 +307,9 @@ pub struct Nft {
 ///
 /// Why kept: closing a NETLINK_NETFILTER socket makes the kernel finish the destruction of the
 /// last transactions first, which waits for an RCU grace period (`nft_rcv_nl_event`, some
-/// 10 ms here). Kept open, the socket is closed at exit, by when that has passed.
+/// 10 ms here). Kept open, it is closed at exit, usually after that has passed (a start goes
+/// on for a while after its change; a `run --rm -p` that removes its ports just before it
+/// exits still waits).
 pub fn with<T>(f: impl FnOnce(&mut Nft) -> Result<T>) -> Result<T> {
     static KEPT: std::sync::Mutex<Option<Nft>> = std::sync::Mutex::new(None);
     let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
