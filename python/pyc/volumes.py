@@ -119,18 +119,13 @@ def publish(paths: Paths, rows: list[tuple[str, bytes]]) -> None:
     record beside its files, in one rename (a reader sees all of it or none). Never synced: a
     missing copy sends a run to pyc.db, whose next writer of the volume's users writes it again.
     A volume removed meanwhile has no directory, and gets no copy."""
+    from pyc.store import atomic
+
     for name, record in rows:
-        path = os.path.join(paths.volume(name), RECORD)
-        tmp = f"{path}.tmp-{os.getpid()}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            atomic.write_file(os.path.join(paths.volume(name), RECORD), record, durable=False, mode=0o600)
         except FileNotFoundError:
             continue
-        try:
-            os.write(fd, record)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
 
 
 def cached(paths: Paths, name: str) -> VolumeRecord | None:

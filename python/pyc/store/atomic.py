@@ -13,11 +13,11 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 
-def write_file(path: str, data: bytes, durable: bool = True) -> None:
+def write_file(path: str, data: bytes, durable: bool = True, mode: int = 0o644) -> None:
     """Readers see the old or the new content, never a mix. `durable=False` skips the syncs, for
     state that a reboot makes moot anyway (a container's run state)."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
