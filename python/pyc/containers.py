@@ -217,12 +217,9 @@ class ContainerStore:
         except BaseException:
             self._forget(c)
             raise
-        if made:
-            from pyc.events import container_attributes, volume_event
+        from pyc.events import container_attributes, volume_event
 
-            self.journal.log_all([volume_event("create", name) for name in made] + [("container", "create", c.id, container_attributes(c))])
-        else:
-            self.journal.container(c, "create")
+        self.journal.log_all([volume_event("create", name) for name in made] + [("container", "create", c.id, container_attributes(c))])
 
     def save(self, c: Container) -> None:
         """Write the record, with the monitor's last word on its state folded in (the only
