@@ -83,28 +83,29 @@ def _settled(modified: str | None, date: str | None) -> bool:
     """Whether a Last-Modified can revalidate: a second or more before the response's Date (or
     this machine's clock). A file changed again within the second it was fetched in would keep
     its Last-Modified, and If-Modified-Since would take the old content for it."""
-    import email.utils
     import time
 
-    try:
-        when = email.utils.parsedate_to_datetime(modified).timestamp() if modified else None
-        now = email.utils.parsedate_to_datetime(date).timestamp() if date else time.time()
-    except (TypeError, ValueError):
-        return False
-    return when is not None and when + 1 <= now
+    when = _timestamp(modified)
+    now = _timestamp(date) if date else time.time()
+    return when is not None and now is not None and when + 1 <= now
 
 
 def _finish(dest: str, modified: str | None) -> None:
     """BuildKit's file: 0600, the Last-Modified header's mtime (else the download's)."""
-    import email.utils
-
     os.chmod(dest, 0o600)
-    try:
-        when = email.utils.parsedate_to_datetime(modified).timestamp() if modified else None
-    except (TypeError, ValueError):
-        when = None  # a header that is no date: the download's own time
+    when = _timestamp(modified)
     if when is not None:
         os.utime(dest, (when, when))
+
+
+def _timestamp(header: str | None) -> float | None:
+    """An HTTP date header's time; None without one, or for one that is no date."""
+    import email.utils
+
+    try:
+        return email.utils.parsedate_to_datetime(header).timestamp() if header else None
+    except (TypeError, ValueError):
+        return None
 
 
 class _Kept:
