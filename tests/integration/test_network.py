@@ -175,6 +175,9 @@ def test_published_ports_from_every_side(ns: Namespaces, netprobe: str) -> None:
     # another container, and the container itself, through the host side's address
     assert ok(ns.pyc("run", "--rm", "busybox", "nc", HOST_ADDR, "8080")).strip() == "hello"
     assert ok(ns.pyc("exec", "pub", "nc", HOST_ADDR, "8080")).strip() == "hello"
+    # pyc's own descriptors, the nftables socket it keeps open while a -p run lasts among them,
+    # are not the container's: ls sees its stdio and the directory it lists
+    assert ok(ns.pyc("run", "--rm", "-p", "8081:80", "busybox", "ls", "/proc/self/fd")).split() == ["0", "1", "2", "3"]
     # what pyc says of them
     assert ok(ns.pyc("port", "pub")).splitlines() == ["53/udp -> 127.0.0.1:5353", "53/udp -> 0.0.0.0:5354", "80/tcp -> 0.0.0.0:8080"]
     assert ok(ns.pyc("port", "pub", "80")).strip() == "0.0.0.0:8080"
