@@ -5,7 +5,7 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
@@ -188,9 +188,16 @@ pub fn file(dir: RawFd, name: &CStr, meta: &Meta, d: &Defaults, write: impl FnOn
     )?;
     let mut f = File::from(owned(fd).map_err(|e| Fail::Sys("create", e))?);
     write(&mut f)?;
+    // The offset is the size written (the file is new).
+    if unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_CUR) } >= WRITEBACK_FROM {
+        crate::sys::start_writeback(f.as_fd(), 0, 0);
+    }
     finish_fd(f.as_raw_fd(), meta, d, created)?;
     Ok(removed_dir)
 }
+
+/// A file this big starts its writeback once written: the layer's final sync waits for less.
+const WRITEBACK_FROM: i64 = 256 << 10;
 
 /// Write all of `data` to `f`.
 pub fn write_all(f: &mut File, data: &[u8]) -> Res {
