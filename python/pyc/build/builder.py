@@ -280,8 +280,12 @@ class Builder:
         config["created"] = history[-1]["created"] if history and history[-1].get("created") else self.now()
         tags: list[str | None] = [*self.opts.tags] or [None]
         img: Image | None = None
+        from pyc.store import kept
+
+        # A base layer the store keeps only as pulled is named by that blob (kept.py).
+        layers = [kept.find(self.store, d) or (d, s) for d, s in st.layers]
         for tag in tags:
-            img = self.store.add(config, st.layers, tag)
+            img = self.store.add(config, layers, tag)
         assert img is not None
         from pyc.build import output
 
@@ -312,13 +316,17 @@ class Builder:
         diff_ids = img.diff_ids
         if len(diff_ids) != len(img.layers):
             raise stage.line.error(f"image {name} has {len(img.layers)} layers but {len(diff_ids)} diff ids")
+        from pyc.store import kept
+
         layers = []
-        for layer, diff_id in zip(img.layers, diff_ids, strict=True):
-            # The new image names its layers' plain tars, which the store keeps by diff id; an
-            # image another tool wrote into the layout may have compressed blobs only.
-            if not self.store.has_blob(diff_id):
+        for diff_id in diff_ids:
+            # The new image names its base's layers as the store keeps them: their tars, or
+            # the blobs kept as pulled (kept.py). An image another tool wrote into the layout
+            # may have compressed blobs pyc knows nothing of.
+            found = kept.find(self.store, diff_id)
+            if found is None:
                 raise stage.line.error(f"image {name}: its layer {diff_id[7:19]} is stored compressed only (written by another tool): pyc save | pyc load it first")
-            layers.append((diff_id, int(layer["size"]) if layer["digest"] == diff_id else os.path.getsize(self.store.paths.blob(diff_id))))
+            layers.append((diff_id, found[1] if isinstance(found, tuple) else kept.tar_size(found)))
         config = _copy.deepcopy(img.config)
         config.setdefault("history", [])
         return State(config, layers, img.id)

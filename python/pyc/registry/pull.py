@@ -111,7 +111,7 @@ def _fetch(store: ImageStore, ref: Reference, s: Session, top: Manifest, image: 
     import json
 
     from pyc.paths import digest_hex
-    from pyc.store import distribution
+    from pyc.store import distribution, kept
     from pyc.store.ingest import Ingest, Layer
 
     cfg = image.config(what)
@@ -134,19 +134,23 @@ def _fetch(store: ImageStore, ref: Reference, s: Session, top: Manifest, image: 
     chains = chain_ids(diff_ids)
     fetched, sent = 0, 0
     with Ingest(store) as ingest:
-        layers: list[Layer | tuple[str, int]] = []
+        layers: list[Layer | tuple[str, int] | dict[str, Any]] = []
         for n, (desc, diff_id, chain) in enumerate(zip(layer_descs, diff_ids, chains, strict=True)):
             below = chains[n - 1 :: -1] if n else []
             digest, short = str(desc["digest"]), digest_hex(str(desc["digest"]))[:12]
-            if ingest.has_layer(chain) and ingest.has_blob(diff_id):
-                layers.append(ingest.stored(diff_id))
+            if ingest.has_layer(chain):
+                have = ingest.kept(diff_id)
+                if have is not None:
+                    layers.append(have)
+                    continue
+            found = kept.find(store, diff_id)
+            if found is not None:  # the same layer on other layers: unpacked from the store's blob
+                ingest.add(kept.path(store, found), short, diff_id=diff_id, below=below, keep=False).label = f"{short}: Unpacking"
+                layers.append(found)
                 continue
-            if store.has_blob(diff_id):  # the same layer on other layers: unpacked from the store's blob
-                ingest.add(store.paths.blob(diff_id), short, diff_id=diff_id, below=below, keep=False).label = f"{short}: Unpacking"
-                layers.append(ingest.stored(diff_id))
-                continue
+            # Kept as it comes, compressed: not the tar too (kept.py).
             blob = s.blob(digest, int(desc["size"]))
-            new = ingest.add(blob, short, diff_id=diff_id, digest=digest, below=below)
+            new = ingest.add(blob, short, diff_id=diff_id, digest=digest, below=below, keep=False, sent=kept.oci_type(str(desc.get("mediaType", ""))))
             new.label, new.total, new.poll = f"{short}: Downloading", int(desc["size"]), _received(blob)
             layers.append(new)
             fetched, sent = fetched + 1, sent + int(desc["size"])
@@ -156,7 +160,7 @@ def _fetch(store: ImageStore, ref: Reference, s: Session, top: Manifest, image: 
             # The compressed form of each layer downloaded (and so checked): what push can skip.
             for desc, layer in zip(layer_descs, layers, strict=True):
                 if isinstance(layer, Layer) and layer.want_digest is not None:
-                    distribution.add_layer_form(store, layer.diff_id, str(desc["digest"]), str(desc.get("mediaType", manifests.LAYERS[1])), int(desc["size"]), ref.name)
+                    distribution.add_layer_form(store, layer.diff_id, str(desc["digest"]), str(desc.get("mediaType", manifests.LAYERS[1])), int(desc["size"]), ref.name, layer.size)
             distribution.add_image_manifest(store, str(cfg["digest"]), image.data, image.media_type, ref.name)
             ingest.commit([(config_bytes, layers, names)])
     return PullResult(name=ref.pinned(), image_id=str(cfg["digest"]), digest=top.digest, downloaded=True, layers=fetched, bytes=sent)

@@ -4,7 +4,9 @@ A layer pyc has seen in compressed form on this registry (pulled from it, or pus
 before: store/distribution.py) is asked for first (HEAD) in the destination repository, and
 mounted from the other repository that holds it when the destination lacks it; the others are
 compressed on the fly (gzip at level 6 by default, as podman does; or zstd) and streamed to the
-registry, several at once. An image pulled from this registry and unchanged goes back as the
+registry, several at once. A layer the store keeps compressed as it was pulled (kept.py) is
+sent as it is when it is of the format asked and no level was asked: compressing the same tar
+again would give the same kind of blob, at the cost of most of a push's time. An image pulled from this registry and unchanged goes back as the
 very manifest it came as: no layer sent, the same digest."""
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import os
 import threading
 
-from pyc.errors import InvalidArgument, Kind
+from pyc.errors import BadImage, InvalidArgument, Kind
 from pyc.registry import manifests
 from pyc.registry.session import Options, RegistryError, Session
 from pyc.results import PushResult
@@ -54,7 +56,9 @@ def push(store: ImageStore, src: str, dest: str | None, opts: Options, compressi
     img = store.lookup(src)
     conf = config.load(opts.env)
     endpoint = conf.endpoints(ref, pull=False)[-1]
-    return _Push(store, img, ref, Session(endpoint, opts, "pull,push", _mount_sources(store, img, endpoint.host)), compression, default if level is None else level).run()
+    push = _Push(store, img, ref, Session(endpoint, opts, "pull,push", _mount_sources(store, img, endpoint.host)), compression, default if level is None else level)
+    push.as_kept = level is None
+    return push.run()
 
 
 def _mount_sources(store: ImageStore, img: Image, host: str) -> list[str]:
@@ -72,6 +76,7 @@ class _Push:
     def __init__(self, store: ImageStore, img: Image, ref: Reference, s: Session, compression: str, level: int) -> None:
         self.store, self.img, self.ref, self.s = store, img, ref, s
         self.compression, self.level = compression, level
+        self.as_kept = False  # a layer kept compressed in this format is sent as it is
         self.host = s.host
         self.sent = self.skipped = self.bytes = 0
         self.forms: dict[str, dict[str, Any]] = {}  # diff id: its descriptor on this registry
@@ -205,11 +210,13 @@ class _Push:
                         if not queue or errors:
                             return
                         diff_id = queue.pop(0)
-                    path = self.store.paths.blob(diff_id)
                     counter = pyc_core.RemoteProgress()
                     try:
+                        path, compression, want = self._source(diff_id)
                         with progress.task(f"{digest_hex(diff_id)[:12]}: Pushing", os.path.getsize(path), _value(counter)):
-                            got = self.s.upload(path, self.compression, self.level, os.path.join(tmp, digest_hex(diff_id)), counter)
+                            got = self.s.upload(path, compression, self.level, os.path.join(tmp, digest_hex(diff_id)), counter)
+                        if want is not None and got[0] != want:
+                            raise BadImage(f"layer {diff_id[7:19]}: its blob in the store does not match its digest {want} (got {got[0]})")
                     except BaseException as e:
                         with lock:
                             errors.append(e)
@@ -226,6 +233,23 @@ class _Push:
                 t.join()
         if errors:
             raise errors[0]
+
+    def _source(self, diff_id: str) -> tuple[str, str, str | None]:
+        """What to send of the layer `diff_id`: (file, compression, the digest the blob must
+        have when it goes as it is, else None). A blob kept as pulled goes as it is if of the
+        format asked; else the tar, or that blob decompressed, is compressed on the way."""
+        from pyc.store import kept
+
+        forms = kept.compressed(self.store, diff_id)
+        if self.as_kept:
+            for form in forms:
+                if str(form["mediaType"]).endswith(self.compression):
+                    return self.store.paths.blob(str(form["digest"])), "as-is", str(form["digest"])
+        if self.store.has_blob(diff_id):
+            return self.store.paths.blob(diff_id), self.compression, None
+        if forms:
+            return self.store.paths.blob(str(forms[0]["digest"])), self.compression, None
+        raise BadImage(f"layer {diff_id[7:19]} is not in the store")
 
     def _config(self) -> dict[str, Any]:
         data = self.store.read_blob(self.img.config_digest)

@@ -8,10 +8,13 @@ layer the bundle draws on is here (one line naming what is missing, nothing writ
 each carried layer tar into the one ingest path (checked against its diff id before it enters the
 store), reads the trailer (the bundle's digest over all its bytes), and only then commits: the
 images get the same manifest and config bytes, so the same image ID and manifest digest as on
-the machine that made the bundle."""
+the machine that made the bundle. Bundles carry tars: an image whose layers are kept compressed
+as pulled (kept.py) travels with a manifest naming its tars (the same config, so the same ID),
+and the tars the bundle reads on either side are made from such blobs."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from pyc import progress
@@ -25,7 +28,7 @@ from pyc.store.refs import with_tag
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import ParamSpec, TypeVar
+    from typing import Any, ParamSpec, TypeVar
 
     P = ParamSpec("P")
     T = TypeVar("T")
@@ -43,29 +46,50 @@ def _names(ref: str, img: Image) -> list[str]:
     return [with_tag(ref)] if with_tag(ref) in img.refs else list(img.refs)
 
 
-def _tar_layers(img: Image, what: str) -> list[str]:
-    """The image's diff ids, checked to be kept as tars (a blob digest that is its diff id)."""
-    diff_ids = img.diff_ids
-    if [str(layer["digest"]) for layer in img.layers] != diff_ids:
-        raise InvalidArgument(f"{what}: its layers are kept compressed (written by another tool): a delta bundle needs them as tars; `pyc save` and `pyc load` it first")
-    return diff_ids
+def _layers(img: Image) -> list[tuple[str, dict[str, Any] | None]]:
+    """The image's layers: (diff id, the descriptor it names it by)."""
+    if len(img.diff_ids) != len(img.layers):
+        raise BadImage(f"image {img.id[7:19]} has {len(img.layers)} layers but {len(img.diff_ids)} diff ids")
+    return list(zip(img.diff_ids, img.layers, strict=True))
+
+
+def _manifest(store: ImageStore, img: Image, tars: dict[str, str]) -> tuple[str, str]:
+    """The manifest the image gets where the bundle is loaded, and its digest: the image's own,
+    if it names its layers by their tars; else (layers kept as pulled, kept.py) one that does,
+    as the loading store keeps them (the same config, so the same image ID)."""
+    from pyc.store.images import tar_manifest
+
+    if [str(layer["digest"]) for layer in img.layers] == img.diff_ids:
+        return store.read_blob(img.manifest_digest).decode(), img.manifest_digest
+    data = tar_manifest(store.read_blob(img.config_digest), [(d, os.path.getsize(tars[d])) for d in img.diff_ids])
+    return data.decode(), "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def create(store: ImageStore, refs: list[str], olds: list[str], out: str | int) -> BundleContent:
     """Write a bundle of the images `refs` for a machine that has the images `olds`."""
-    import pyc_core
-
     if not olds:
         raise InvalidArgument("a delta bundle needs at least one --delta-from image")
+    from pyc.store import kept
+    from pyc.store.ingest import temp_dir
+
     news = [(ref, store.lookup(ref)) for ref in refs]
     old_images = [(ref, store.lookup(ref)) for ref in olds]
+    every = [layer for _, img in [*news, *old_images] for layer in _layers(img)]
+    # Create reads tars: those of layers kept compressed as pulled are made for it.
+    with temp_dir(store) as scratch, kept.tars(store, every, scratch) as tars:
+        return _create(store, news, old_images, tars, out)
+
+
+def _create(store: ImageStore, news: list[tuple[str, Image]], old_images: list[tuple[str, Image]], tars: dict[str, str], out: str | int) -> BundleContent:
+    import pyc_core
+
     images = []
     layers: list[tuple[str, str]] = []
     for ref, img in news:
-        diff_ids = _tar_layers(img, ref)
-        images.append((_names(ref, img), img.manifest_digest, store.read_blob(img.manifest_digest).decode(), store.read_blob(img.config_digest).decode(), diff_ids))
-        layers += [(d, store.paths.blob(d)) for d in diff_ids]
-    old_layers = [(d, store.paths.blob(d)) for ref, img in old_images for d in _tar_layers(img, ref)]
+        manifest, manifest_digest = _manifest(store, img, tars)
+        images.append((_names(ref, img), manifest_digest, manifest, store.read_blob(img.config_digest).decode(), img.diff_ids))
+        layers += [(d, tars[d]) for d in img.diff_ids]
+    old_layers = [(d, tars[d]) for _, img in old_images for d in img.diff_ids]
     done = pyc_core.Counter()
     old_ids = {d for d, _ in old_layers}
     total = sum(os.path.getsize(path) for d, path in dict(layers).items() if d not in old_ids)
@@ -148,42 +172,66 @@ def apply(store: ImageStore, source: str | int, head: bytes = b"") -> list[str]:
     req = header["requires"]
     have = {img.id for img in store.all()}
     missing = [f"{n} ({i[7:19]})" for i, n in zip(req["images"], req["names"], strict=True) if i not in have]
-    missing_layers = [d[7:19] for d in req["layers"] if not store.has_blob(d)]
+    from pyc.store import kept
+
+    missing_layers = [d[7:19] for d in req["layers"] if kept.find(store, d) is None]
     if missing or missing_layers:
         what = f"image {', '.join(missing)}" if missing else f"layer {', '.join(missing_layers)}"
         raise BadImage(f"this bundle applies to a store that has {what}, which this one lacks (it was made with --delta-from {', '.join(req['names'])})")
-    reader.set_sources([store.paths.blob(d) for d in req["layers"]])
+    with Ingest(store) as ingest, kept.tars(store, [(d, None) for d in req["layers"]], ingest.tmp) as tars:
+        # The old layers are read as tars: those kept compressed as pulled are made for it.
+        reader.set_sources([tars[d] for d in req["layers"]])
+        return _apply(store, reader, header, ingest, tars)
+
+
+def _apply(store: ImageStore, reader: Any, header: dict[str, Any], ingest: Ingest, tars: dict[str, str]) -> list[str]:
+    from pyc.store import kept
+
     carried = {entry["diff_id"] for entry in header["layers"] if entry["carried"]}
     sizes = {entry["diff_id"]: entry["size"] for entry in header["layers"]}
     read: set[str] = set()  # carried layers taken from the bundle so far
-    with Ingest(store) as ingest:
-        made: dict[str, Layer] = {}  # diff id -> the batch's layer that keeps its blob
-        for img in header["images"]:
-            below: list[str] = []
-            for diff_id in img["diff_ids"]:
-                chain = _chain(below[0] if below else None, diff_id)
-                name = diff_id[7:19]
-                if diff_id in carried and diff_id not in read:
-                    read.add(diff_id)
-                    got = _bad_bundle(reader.next_layer)
-                    if got is None or got[0] != diff_id:
-                        raise BadImage(f"bundle: its layers are not the ones its header says (at {name})")
-                    if ingest.has_layer(chain) and ingest.has_blob(diff_id):
-                        # Here already (a bundle applied twice): read through, for the digests.
-                        if _bad_bundle(reader.digest_layer, got[1]) != diff_id:
-                            raise BadImage(f"bundle: layer {name} does not match its diff id")
-                    else:
-                        layer = ingest.add(got[1], name, diff_id=diff_id, below=below)
-                        made[diff_id] = layer
-                        layer.label, layer.total = f"{name}: Rebuilding", sizes[diff_id]
-                        # One carried layer at a time: they follow each other in one stream.
-                        _run_carried(ingest)
-                elif not ingest.has_layer(chain):
-                    kept = made.get(diff_id)
-                    ingest.add(kept.blob if kept is not None else store.paths.blob(diff_id), name, diff_id=diff_id, below=below, keep=False)
-                below.insert(0, chain)
-        ingest.run()
-        _bad_bundle(reader.finish)
-        exact = [(img["manifest"].encode(), img["config"].encode(), img["names"]) for img in header["images"]]
-        added = ingest.commit(exact=exact)
+    made: dict[str, Layer] = {}  # diff id -> the batch's layer that keeps its blob
+    for img in header["images"]:
+        below: list[str] = []
+        for diff_id in img["diff_ids"]:
+            chain = _chain(below[0] if below else None, diff_id)
+            name = diff_id[7:19]
+            if diff_id in carried and diff_id not in read:
+                read.add(diff_id)
+                got = _bad_bundle(reader.next_layer)
+                if got is None or got[0] != diff_id:
+                    raise BadImage(f"bundle: its layers are not the ones its header says (at {name})")
+                if ingest.has_layer(chain) and ingest.has_blob(diff_id):
+                    # Here already (a bundle applied twice): read through, for the digests.
+                    if _bad_bundle(reader.digest_layer, got[1]) != diff_id:
+                        raise BadImage(f"bundle: layer {name} does not match its diff id")
+                else:
+                    layer = ingest.add(got[1], name, diff_id=diff_id, below=below)
+                    made[diff_id] = layer
+                    layer.label, layer.total = f"{name}: Rebuilding", sizes[diff_id]
+                    # One carried layer at a time: they follow each other in one stream.
+                    _run_carried(ingest)
+            elif not ingest.has_layer(chain):
+                mine = made.get(diff_id)
+                ingest.add(mine.blob if mine is not None else kept.path(store, _found(store, diff_id)), name, diff_id=diff_id, below=below, keep=False)
+            below.insert(0, chain)
+    ingest.run()
+    _bad_bundle(reader.finish)
+    # The manifests name their layers by their tars: a layer this store keeps only as
+    # pulled gets its tar too.
+    for d in dict.fromkeys(d for img in header["images"] for d in img["diff_ids"]):
+        if not ingest.has_blob(d):
+            ingest.add_tar(d, tars[d] if d in tars else kept.make_tar(store, d, None, ingest.tmp))
+    exact = [(img["manifest"].encode(), img["config"].encode(), img["names"]) for img in header["images"]]
+    added = ingest.commit(exact=exact)
     return [img.refs[0] if img.refs else img.id for img in added]
+
+
+def _found(store: ImageStore, diff_id: str) -> tuple[str, int] | dict[str, Any]:
+    """The store's blob of the layer `diff_id`, which the bundle draws on."""
+    from pyc.store import kept
+
+    found = kept.find(store, diff_id)
+    if found is None:
+        raise BadImage(f"bundle: layer {diff_id[7:19]} is neither in the bundle nor in this store")
+    return found

@@ -11,7 +11,8 @@ from pyc.paths import digest_hex
 from pyc.results import HistoryEntry
 from pyc.store.changes import apply_changes
 from pyc.store.images import Image, ImageStore
-from pyc.store.ingest import Ingest
+from pyc.store.ingest import Ingest, Layer
+from pyc.store.kept import tar_size
 from pyc.store.refs import normalize
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
@@ -54,7 +55,8 @@ def commit_upper(store: ImageStore, image: Image, upper: str, ref: str | None, c
             entry["comment"] = comment
         config["history"] = [*config.get("history", []), entry]
         config["created"] = now
-        layers = [(str(layer["digest"]), int(layer["size"])) for layer in image.layers] + [(diff_id, size)]
+        # The image's layers named as it names them (a blob kept as pulled stays so: kept.py).
+        layers: list[dict[str, Any] | tuple[str, int] | Layer] = [*image.layers, (diff_id, size)]
         return ingest.commit([(config, layers, [ref])])[0]
 
 
@@ -66,11 +68,11 @@ def history(image: Image) -> list[HistoryEntry]:
     n = 0
     for h in image.config.get("history") or []:
         empty = bool(h.get("empty_layer"))
-        size = None if empty or n >= len(layers) else int(layers[n]["size"])
+        size = None if empty or n >= len(layers) else tar_size(layers[n])
         n += 0 if empty else 1
         created = h.get("created")
         rows.append(HistoryEntry(created=str(created) if created else None, created_by=str(h.get("created_by", "")), size=size, comment=str(h.get("comment", "")), empty_layer=empty))
-    rows += [HistoryEntry(size=int(layer["size"])) for layer in layers[n:]]
+    rows += [HistoryEntry(size=tar_size(layer)) for layer in layers[n:]]
     rows.reverse()
     if rows:
         rows[0].id = image.id

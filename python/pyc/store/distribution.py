@@ -2,9 +2,10 @@
 layers (whose blobs are named by their diff id):
 
 - `distribution/layers/<diff id hex>`: the compressed forms of that layer seen in registries,
-  each `{"digest", "mediaType", "size", "repositories"}` (the repositories known to hold it);
-  what lets a push skip a layer a registry has (HEAD) or mount it from another repository of
-  the same registry, instead of compressing and sending it again.
+  each `{"digest", "mediaType", "size", "repositories"}` (the repositories known to hold it),
+  and `tarSize` for a form pulled (whose blob the store may keep: kept.py); what lets a push
+  skip a layer a registry has (HEAD) or mount it from another repository of the same
+  registry, instead of compressing and sending it again.
 - `distribution/images/<image id hex>`: the manifests the image was pulled as,
   `{"digest", "mediaType", "repository"}`, their bytes kept in blobs/: pushing an unchanged
   pulled image back sends the very manifest it came as (same digest), and no layer.
@@ -50,9 +51,10 @@ def layer_forms(store: ImageStore, diff_id: str) -> list[dict[str, Any]]:
     return _read(os.path.join(_dir(store, "layers"), digest_hex(diff_id)))
 
 
-def add_layer_form(store: ImageStore, diff_id: str, digest: str, media_type: str, size: int, repository: str | None) -> None:
-    """Remember that `digest` (compressed as `media_type`, `size` bytes) is the layer `diff_id`,
-    held by `repository` (`host/path`) when given. Under the store lock."""
+def add_layer_form(store: ImageStore, diff_id: str, digest: str, media_type: str, size: int, repository: str | None, tar_size: int | None = None) -> None:
+    """Remember that `digest` (compressed as `media_type`, `size` bytes; a tar of `tar_size`
+    when known) is the layer `diff_id`, held by `repository` (`host/path`) when given. Under
+    the store lock."""
     path = os.path.join(_dir(store, "layers"), digest_hex(diff_id))
     entries = _read(path)
     entry = next((e for e in entries if e.get("digest") == digest), None)
@@ -64,6 +66,8 @@ def add_layer_form(store: ImageStore, diff_id: str, digest: str, media_type: str
     if repository and repository not in repos:
         repos.insert(0, repository)
     entry["repositories"] = repos
+    if tar_size is not None:
+        entry["tarSize"] = tar_size
     new = [entry, *entries]
     if new != _read(path):
         _write(path, new)

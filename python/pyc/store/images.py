@@ -13,7 +13,7 @@ from pyc.store.refs import normalize, with_tag
 
 TYPE_CHECKING = False  # typing costs milliseconds at import; the run path skips it
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import Any
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -57,12 +57,30 @@ class Image:
 
     @property
     def size(self) -> int:
-        return sum(int(layer.get("size", 0)) for layer in self.layers)
+        """The size of the layers' tars (docker's image size), however they are kept."""
+        from pyc.store.kept import tar_size
+
+        return sum(tar_size(layer) for layer in self.layers)
 
     @property
     def run_config(self) -> dict[str, Any]:
         """The `config` part of the image config: Env, Cmd, Entrypoint, WorkingDir, User."""
         return dict(self.config.get("config") or {})
+
+
+def tar_manifest(config: bytes, layers: Sequence[tuple[str, int] | dict[str, Any]]) -> bytes:
+    """The manifest pyc writes for an image: its layers named by their tars (digest, size) or
+    by the descriptors given."""
+    import hashlib
+    import json
+
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {"mediaType": CONFIG, "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
+        "layers": [layer if isinstance(layer, dict) else {"mediaType": LAYER_TAR, "digest": layer[0], "size": layer[1]} for layer in layers],
+    }
+    return json.dumps(manifest, separators=(",", ":")).encode()
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -204,21 +222,15 @@ class ImageStore:
                 seen.add(e["digest"])
                 yield self._load(e["digest"], entries)
 
-    def add(self, config: dict[str, Any] | bytes, layers: list[tuple[str, int]], ref: str | None) -> Image:
-        """Write config and manifest for layers already in the store (digest, size), and name it.
+    def add(self, config: dict[str, Any] | bytes, layers: Sequence[tuple[str, int] | dict[str, Any]], ref: str | None) -> Image:
+        """Write config and manifest for layers already in the store (their tar's digest and
+        size, or a descriptor of a blob kept as pulled: kept.py), and name it.
         A config given as bytes is kept byte for byte (a pulled image keeps its ID). Under the
         store lock, so a concurrent collection never sees blobs without their index."""
-        import hashlib
         import json
 
         config_bytes = config if isinstance(config, bytes) else json.dumps(config, separators=(",", ":")).encode()
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {"mediaType": CONFIG, "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(), "size": len(config_bytes)},
-            "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": s} for d, s in layers],
-        }
-        return self.add_manifest(json.dumps(manifest, separators=(",", ":")).encode(), config_bytes, ref)
+        return self.add_manifest(tar_manifest(config_bytes, layers), config_bytes, ref)
 
     def add_manifest(self, manifest: bytes, config: bytes, ref: str | None) -> Image:
         """Write a manifest and its config as they are (their digests are the image's identity:

@@ -8,7 +8,9 @@ layers are unpacked side by side through pyc_core.unpack_layers (the shared unpa
 is read once, decompressed, hashed and written as it streams in, from a file, a pipe or a
 registry), each checked against the digests it must have: as it came (an archive's or a
 registry's blob digest, compressed or not) and as a tar (its diff id). The uncompressed tar is
-kept as the layer's blob, named by its diff id. Nothing is visible before `commit`, which moves
+kept as the layer's blob, named by its diff id; but a pulled layer is kept as the registry sent
+it, named by the registry's digest (store/kept.py): less to write than the tar, and what a push
+can send again without compressing it anew. Nothing is visible before `commit`, which moves
 the blobs and layer dirs into place and names the images under the store lock: a layer dir that
 exists is complete, and a batch that fails leaves nothing."""
 
@@ -60,10 +62,14 @@ class temp_dir:
 class Layer:
     """One layer of a batch. Given: what to read (`source`), the name errors and bars use, the
     digests it must have (None: whatever it has), the chain ids of the layers under it (top-most
-    first), whether its blob is to be kept. Known once unpacked: `diff_id`, `size` (of the tar),
-    `digest` (of the source as it came), `chain`."""
+    first), whether its blob is to be kept, and how (`sent`: as it came, of `media_type`,
+    rather than the tar). Known once unpacked: `diff_id`, `size` (of the tar), `digest` (of the
+    source as it came), `chain`."""
 
-    __slots__ = ("source", "name", "what", "want_diff_id", "want_digest", "below", "written", "label", "total", "poll", "dir", "blob", "diff_id", "size", "digest", "chain")
+    __slots__ = (
+        *("source", "name", "what", "want_diff_id", "want_digest", "below", "written", "sent", "media_type", "sent_size"),
+        *("label", "total", "poll", "dir", "blob", "diff_id", "size", "digest", "chain"),
+    )
 
     def __init__(self, source: Source, name: str, want_diff_id: str | None, want_digest: str | None, below: Sequence[str]) -> None:
         self.source, self.name = source, name
@@ -71,6 +77,9 @@ class Layer:
         self.want_diff_id, self.want_digest = want_diff_id, want_digest
         self.below = list(below)
         self.written = False  # the blob is already written (by the caller: `tar`), not by the unpack
+        self.sent = False
+        self.media_type = ""
+        self.sent_size = 0
         self.label = name
         self.total: int | None = None
         self.poll: Callable[[], int | None] | None = None
@@ -83,6 +92,14 @@ class Layer:
             raise BadImage(f"layer {self.name} does not match its digest {self.want_digest}")
         if self.want_diff_id is not None and self.diff_id != self.want_diff_id:
             raise BadImage(f"layer {self.name} does not match its diff id {self.want_diff_id} (got {self.diff_id})")
+
+    def entry(self) -> tuple[str, int] | dict[str, Any]:
+        """How an image names this layer: by its tar, or by its blob as it came."""
+        if not self.sent or self.digest == self.diff_id:
+            return (self.diff_id, self.size)
+        from pyc.store import kept
+
+        return kept.descriptor(self.media_type, self.digest, self.sent_size, self.size)
 
 
 class Ingest:
@@ -97,6 +114,8 @@ class Ingest:
         self.layers: list[Layer] = []
         self._chains: dict[str, Layer] = {}  # chain id -> the layer of this batch that makes it
         self._blobs: dict[str, Layer] = {}  # diff id -> the layer of this batch that keeps it
+        self._sent: dict[str, Layer] = {}  # digest -> the layer of this batch that keeps it as it came
+        self._tars: dict[str, str] = {}  # diff id -> a tar made in this batch's temp dir (add_tar)
         self._pending: list[Layer] = []
 
     def __enter__(self) -> Ingest:
@@ -117,7 +136,8 @@ class Ingest:
         return chain in self._chains or os.path.isdir(self.store.paths.layer(chain))
 
     def has_blob(self, diff_id: str) -> bool:
-        return diff_id in self._blobs or self.store.has_blob(diff_id)
+        """Whether the tar of the layer `diff_id` is in the store or kept by this batch."""
+        return diff_id in self._blobs or diff_id in self._tars or self.store.has_blob(diff_id)
 
     def layer_dir(self, chain: str) -> str:
         """The dir of the layer `chain`: this batch's (unpacked or not yet) or the store's."""
@@ -130,28 +150,43 @@ class Ingest:
         made = self._blobs.get(diff_id)
         return made if made is not None else (diff_id, os.path.getsize(self.store.paths.blob(diff_id)))
 
+    def kept(self, diff_id: str) -> Layer | tuple[str, int] | dict[str, Any] | None:
+        """How an image names the layer `diff_id`: this batch's layer, the store's tar, or the
+        store's blob of it as pulled (kept.py); None if none of them has it."""
+        from pyc.store import kept
+
+        made = self._blobs.get(diff_id) or next((x for x in self.layers if x.sent and (x.want_diff_id or x.diff_id) == diff_id), None)
+        return made if made is not None else kept.find(self.store, diff_id)
+
     # -- adding -----------------------------------------------------------------------------
 
-    def add(self, source: Source, name: str, *, diff_id: str | None = None, digest: str | None = None, below: Sequence[str] = (), keep: bool = True, tar: str = "") -> Layer:
+    def add(self, source: Source, name: str, *, diff_id: str | None = None, digest: str | None = None, below: Sequence[str] = (), keep: bool = True, tar: str = "", sent: str = "") -> Layer:
         """Queue a layer for the next `run`. `below`: the chain ids of the layers under it,
         top-most first; those of layers added before it in this batch too. With `diff_id` known
         in advance the layer's chain id is too, and a later layer may name it in its `below`.
         `keep`: keep the tar as the layer's blob; `tar`: the source is a plain tar already
-        written in this batch's temp dir (`self.tmp`), kept as it is rather than copied."""
+        written in this batch's temp dir (`self.tmp`), kept as it is rather than copied;
+        `sent`: keep the source as it came instead (a pulled layer), of that media type."""
         n = len(self.layers)
         layer = Layer(source, name, diff_id, digest, below)
         layer.dir = os.path.join(self.tmp, f"layer-{n}")
-        layer.blob = tar or (os.path.join(self.tmp, f"blob-{n}") if keep else "")
+        layer.blob = tar or (os.path.join(self.tmp, f"blob-{n}") if keep or sent else "")
         layer.written = bool(tar)
+        layer.sent, layer.media_type = bool(sent), sent
         os.mkdir(layer.dir)
         if diff_id is not None:
             layer.chain = _chain(below[0] if below else None, diff_id)
             self._chains.setdefault(layer.chain, layer)
-            if layer.blob:
+            if layer.blob and not layer.sent:
                 self._blobs.setdefault(diff_id, layer)
         self.layers.append(layer)
         self._pending.append(layer)
         return layer
+
+    def add_tar(self, diff_id: str, path: str) -> None:
+        """Keep `path`, a tar in this batch's temp dir already checked to be the layer `diff_id`
+        (made from a blob kept as pulled: kept.py), as the layer's blob."""
+        self._tars.setdefault(diff_id, path)
 
     def add_empty(self, tar: str, diff_id: str, size: int, below: Sequence[str] = ()) -> Layer:
         """A layer whose tar (written in `self.tmp`) holds no files: docker's empty layer of a
@@ -178,7 +213,7 @@ class Ingest:
                 bars.enter_context(progress.task(layer.label, layer.total, poll))
             # Jobs keep the order they were added in, so a layer's lowers come before it (Rust
             # makes the hardlinks to their files in that order, after the batch).
-            jobs = [(layer.source, layer.dir, None if layer.written else layer.blob or None, [self.layer_dir(c) for c in layer.below]) for layer in batch]
+            jobs = [(layer.source, layer.dir, None if layer.written else layer.blob or None, [self.layer_dir(c) for c in layer.below], layer.sent) for layer in batch]
             results = pyc_core.unpack_layers(jobs)
         for layer, r in zip(batch, results, strict=True):
             if isinstance(r, pyc_core.ArchiveError):
@@ -192,14 +227,17 @@ class Ingest:
             if not layer.chain:
                 layer.chain = _chain(layer.below[0] if layer.below else None, layer.diff_id)
                 self._chains.setdefault(layer.chain, layer)
-            if layer.blob:
+            if layer.sent:
+                layer.sent_size = os.path.getsize(layer.blob)
+                self._sent.setdefault(layer.digest, layer)
+            elif layer.blob:
                 self._blobs.setdefault(layer.diff_id, layer)
 
     # -- making it visible ------------------------------------------------------------------
 
     def commit(
         self,
-        images: Sequence[tuple[dict[str, Any] | bytes, Sequence[Layer | tuple[str, int]], Sequence[str | None]]] = (),
+        images: Sequence[tuple[dict[str, Any] | bytes, Sequence[Layer | tuple[str, int] | dict[str, Any]], Sequence[str | None]]] = (),
         exact: Sequence[tuple[bytes, bytes, Sequence[str | None]]] = (),
     ) -> list[Image]:
         """Unpack what is left, move this batch's blobs and layer dirs into the store and add
@@ -214,13 +252,19 @@ class Ingest:
             for diff_id, layer in self._blobs.items():
                 if not store.has_blob(diff_id):
                     os.rename(layer.blob, store.paths.blob(diff_id))
+            for digest, layer in self._sent.items():
+                if not store.has_blob(digest):
+                    os.rename(layer.blob, store.paths.blob(digest))
+            for diff_id, path in self._tars.items():
+                if not store.has_blob(diff_id):
+                    os.rename(path, store.paths.blob(diff_id))
             for chain, layer in self._chains.items():
                 commit_layer(store, layer.dir, chain)
             # The renames are durable before any name points at them.
             atomic.sync_dir(store.paths.blobs)
             atomic.sync_dir(store.paths.layers)
             for config, layers, names in images:
-                sizes = [(x.diff_id, x.size) if isinstance(x, Layer) else x for x in layers]
+                sizes = [x.entry() if isinstance(x, Layer) else x for x in layers]
                 for name in names or [None]:
                     added.append(store.add(config, sizes, name))
             for manifest, config_bytes, exact_names in exact:

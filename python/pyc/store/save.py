@@ -118,16 +118,27 @@ def _written_since(fd: int, start: int) -> Callable[[], int | None]:
 
 
 def _write_docker(store: ImageStore, images: list[tuple[str, Image]], tar: _TarOut) -> None:
+    from pyc.store import kept
+    from pyc.store.ingest import temp_dir
+
+    # A docker archive holds tars: a layer kept compressed as pulled is one once more here.
+    with temp_dir(store) as scratch, kept.tars(store, [(d, desc) for _, img in images for d, desc in zip(img.diff_ids, img.layers, strict=False)], scratch) as tars:
+        _write_docker_tars(store, images, tar, tars)
+
+
+def _write_docker_tars(store: ImageStore, images: list[tuple[str, Image]], tar: _TarOut, tars: dict[str, str]) -> None:
     manifest: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
     written: set[str] = set()
     for ref, img in images:
-        hexes = [d.removeprefix("sha256:") for d in (layer["digest"] for layer in img.layers)]
-        for h in hexes:  # pyc's layer blobs are uncompressed: blob digest == diff_id
+        if len(img.diff_ids) != len(img.layers):
+            raise BadImage(f"image {img.id[7:19]} has {len(img.layers)} layers but {len(img.diff_ids)} diff ids")
+        hexes = [d.removeprefix("sha256:") for d in img.diff_ids]
+        for h in hexes:
             if h not in written:
                 written.add(h)
                 tar.add_dir(h)
-                tar.add_file(f"{h}/layer.tar", store.paths.blob("sha256:" + h))
+                tar.add_file(f"{h}/layer.tar", tars["sha256:" + h])
         cfg = img.config_digest.removeprefix("sha256:")
         if cfg + ".json" not in written:
             written.add(cfg + ".json")

@@ -96,7 +96,7 @@ pub(crate) fn open_source(source: &Bound<'_, PyAny>) -> PyResult<File> {
 #[pyfunction]
 #[pyo3(signature = (source, dest, blob=None, lowers=Vec::new()))]
 fn unpack_layer(py: Python<'_>, source: &Bound<'_, PyAny>, dest: PathBuf, blob: Option<PathBuf>, lowers: Vec<PathBuf>) -> PyResult<(String, u64)> {
-    let job = layer::Job { input: Box::new(open_source(source)?), dest, blob, lowers };
+    let job = layer::Job { input: Box::new(open_source(source)?), dest, blob: blob.map(layer::Keep::Tar), lowers };
     // A batch of one: unpack_all also makes the hardlinks into the layers below.
     let u = blocking(py, || layer::unpack_all(vec![job]).pop().expect("one job, one result"))?;
     Ok((u.diff_id, u.size))
@@ -121,17 +121,22 @@ fn job_input(source: &Bound<'_, PyAny>) -> PyResult<Box<dyn std::io::Read + Send
     Ok(Box::new(open_source(source)?))
 }
 
-/// (source, dest, blob, lowers), as Python passes one unpack job.
-type JobArgs<'py> = (Bound<'py, PyAny>, PathBuf, Option<PathBuf>, Vec<PathBuf>);
+/// (source, dest, blob, lowers, keep_input), as Python passes one unpack job.
+type JobArgs<'py> = (Bound<'py, PyAny>, PathBuf, Option<PathBuf>, Vec<PathBuf>, bool);
 
 /// Unpack several layers at once, on threads, the GIL released. `jobs` are (source, dest,
-/// blob, lowers) as for unpack_layer; a source may also be (path, offset, length), and lowers
-/// may name the dests of earlier jobs. Returns, per job, (diff_id, size, digest of the source
+/// blob, lowers, keep_input) as for unpack_layer, but that `blob` keeps the source as it came
+/// (compressed or not) rather than the tar when `keep_input`; a source may also be (path,
+/// offset, length), and lowers may name the dests of earlier jobs. Returns, per job, (diff_id, size, digest of the source
 /// bytes as they came), or the exception it raised.
 #[pyfunction]
 fn unpack_layers(py: Python<'_>, jobs: Vec<JobArgs<'_>>) -> PyResult<Vec<Py<PyAny>>> {
-    let jobs =
-        jobs.into_iter().map(|(source, dest, blob, lowers)| Ok(layer::Job { input: job_input(&source)?, dest, blob, lowers })).collect::<PyResult<Vec<_>>>()?;
+    let jobs = jobs
+        .into_iter()
+        .map(|(source, dest, blob, lowers, keep_input)| {
+            Ok(layer::Job { input: job_input(&source)?, dest, blob: blob.map(if keep_input { layer::Keep::Input } else { layer::Keep::Tar }), lowers })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
     let results = py.detach(|| layer::unpack_all(jobs));
     results
         .into_iter()
@@ -241,6 +246,13 @@ fn untar_into(py: Python<'_>, source: &Bound<'_, PyAny>, dir: PathBuf) -> PyResu
 #[pyfunction]
 fn sha256_file(py: Python<'_>, path: PathBuf) -> PyResult<(String, u64)> {
     blocking(py, || layer::sha256_file(&path))
+}
+
+/// Write the tar of the layer file `src` (gzip, zstd or plain) to `dst`, synced: (its digest,
+/// size), for the caller to check against the layer's diff id.
+#[pyfunction]
+fn decompress_layer(py: Python<'_>, src: PathBuf, dst: PathBuf) -> PyResult<(String, u64)> {
+    blocking(py, || layer::decompress_file(&src, &dst))
 }
 
 /// Append the file `src` to the open file or pipe `out` (at its offset), in the kernel.
@@ -438,6 +450,7 @@ fn _pyc_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tar_directory, m)?)?;
     m.add_function(wrap_pyfunction!(export_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(sha256_file, m)?)?;
+    m.add_function(wrap_pyfunction!(decompress_layer, m)?)?;
     m.add_function(wrap_pyfunction!(copy_file_to, m)?)?;
     m.add_function(wrap_pyfunction!(cgroup_version, m)?)?;
     m.add_function(wrap_pyfunction!(remove_cgroup, m)?)?;

@@ -78,10 +78,11 @@ impl RegistryClient {
         Ok((reply.status, reply.headers, PyBytes::new(py, &reply.body)))
     }
 
-    /// Upload the tar at `path` compressed ("gzip" or "zstd" at `level`) through an upload
+    /// Upload the layer at `path` (a tar, or a compressed one, decompressed on the way)
+    /// compressed ("gzip" or "zstd" at `level`), or as it is ("as-is"), through an upload
     /// session started at `start`; `scratch` is a file path for a registry that wants the blob
-    /// whole. Returns (digest, size) of the compressed blob. `progress` (a RemoteProgress)
-    /// counts the tar's bytes read.
+    /// whole. Returns (digest, size) of the blob sent. `progress` (a RemoteProgress) counts the
+    /// file's bytes read.
     #[pyo3(signature = (start, headers, path, compression, level, scratch, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn upload(
@@ -98,7 +99,8 @@ impl RegistryClient {
         let c = match compression {
             "gzip" => Compression::Gzip(level.clamp(0, 9) as u32),
             "zstd" => Compression::Zstd(level),
-            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown compression {other:?}: gzip or zstd"))),
+            "as-is" => Compression::AsIs,
+            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown compression {other:?}: gzip, zstd or as-is"))),
         };
         let counter = progress.map(|p| p.0.clone()).unwrap_or_default();
         let client = self.inner.clone();

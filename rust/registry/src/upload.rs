@@ -3,9 +3,11 @@
 //! streamed PATCH (chunked transfer), then the upload is closed with a PUT naming the digest
 //! that came out. A registry that refuses a streamed PATCH gets the blob whole in one PUT,
 //! compressed into a scratch file first (its digest must be known before it is sent).
+//! A layer the store keeps compressed (as pulled) is decompressed on the way, or sent as it
+//! is (`Compression::AsIs`).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -21,6 +23,8 @@ use crate::pgzip::ParallelGzip;
 pub enum Compression {
     Gzip(u32),
     Zstd(i32),
+    /// The file is sent as it is: a layer kept compressed as it was pulled.
+    AsIs,
 }
 
 /// The blob as the registry now has it.
@@ -29,7 +33,7 @@ pub struct Uploaded {
     pub size: u64,
 }
 
-/// Upload the tar at `path` compressed, starting an upload session with a POST to `start`
+/// Upload the layer at `path` (a tar, or a compressed tar) compressed, starting an upload session with a POST to `start`
 /// (the repository's `/blobs/uploads/` URL). `scratch` is where a registry that wants the blob
 /// whole gets it compressed first. `progress` counts the tar's bytes read.
 pub fn upload(
@@ -65,7 +69,7 @@ fn begin(client: &Client, start: &str, headers: &[(String, String)]) -> Result<S
 
 fn streamed(client: &Client, location: &str, headers: &[(String, String)], path: &Path, compression: Compression, progress: &Progress) -> Result<Uploaded> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut body = Hashing::new(compressed(Counting { inner: file, progress: progress.clone() }, compression)?);
+    let mut body = Hashing::new(compressed(Counting { inner: file, progress: progress.clone() }, compression, path)?);
     let mut req = ureq::http::Request::builder().method("PATCH").uri(location).header("content-type", "application/octet-stream");
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
@@ -93,7 +97,7 @@ fn whole(
     progress: &Progress,
 ) -> Result<Uploaded> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut input = Hashing::new(compressed(Counting { inner: file, progress: progress.clone() }, compression)?);
+    let mut input = Hashing::new(compressed(Counting { inner: file, progress: progress.clone() }, compression, path)?);
     let mut out = File::create(scratch).map_err(|e| Error::io("create", scratch, e))?;
     io::copy(&mut input, &mut out).map_err(|e| Error::io("write", scratch, e))?;
     out.flush().map_err(|e| Error::io("write", scratch, e))?;
@@ -147,9 +151,14 @@ pub(crate) fn resolve(base: &str, location: &str) -> String {
 }
 
 /// The compressed stream, made on every core (a layer is compressed as fast as it is sent).
-fn compressed(input: impl Read + Send + 'static, c: Compression) -> Result<Box<dyn Read + Send>> {
+fn compressed(input: impl Read + Send + 'static, c: Compression, path: &Path) -> Result<Box<dyn Read + Send>> {
+    if let Compression::AsIs = c {
+        return Ok(Box::new(input));
+    }
+    let input = tar_of(input, path)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(match c {
+        Compression::AsIs => unreachable!("sent as it is above"),
         Compression::Gzip(level) => Box::new(ParallelGzip::new(input, level.min(9), cores)),
         Compression::Zstd(level) => {
             let bad = |e: io::Error| Error::Config(format!("zstd level {level}: {e}"));
@@ -157,6 +166,17 @@ fn compressed(input: impl Read + Send + 'static, c: Compression) -> Result<Box<d
             z.multithread(cores as u32).map_err(bad)?;
             Box::new(z)
         }
+    })
+}
+
+/// The tar of a layer file: the file itself, or decompressed if it is gzip or zstd.
+fn tar_of(input: impl Read + Send + 'static, path: &Path) -> Result<Box<dyn Read + Send>> {
+    let mut input = BufReader::with_capacity(1 << 20, input);
+    let head = input.fill_buf().map_err(|e| Error::io("read", path, e))?;
+    Ok(match head {
+        [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(|e| Error::io("read", path, e))?),
+        _ => Box::new(input),
     })
 }
 

@@ -23,8 +23,8 @@ mod unpack_props;
 mod writers;
 
 pub use diff::{changes, upper_to_layer, Change};
-pub use digest::{sha256_file, HashingReader, HashingWriter};
+pub use digest::{decompress_file, sha256_file, HashingReader, HashingWriter};
 pub use export::{export_overlay, tar_directory};
 pub use lower_links::LowerLink;
-pub use parallel::{unpack_all, Job};
+pub use parallel::{unpack_all, Job, Keep};
 pub use unpack::{default_workers, unpack, unpack_plain, unpack_with, Mode, Unpacked};

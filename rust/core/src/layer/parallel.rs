@@ -7,16 +7,25 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::lower_links::link_from_lowers;
-use super::unpack::{unpack, Unpacked};
+use super::unpack::{unpack_keeping, Unpacked};
 use crate::error::Result;
 
 pub struct Job {
     pub input: Box<dyn Read + Send>,
     pub dest: PathBuf,
-    pub blob: Option<PathBuf>,
+    pub blob: Option<Keep>,
     /// The directories of the layers below, top-most first; those of other jobs included,
     /// which come earlier in the batch.
     pub lowers: Vec<PathBuf>,
+}
+
+/// What an unpack keeps of its input, beside the files.
+pub enum Keep {
+    /// The uncompressed tar: a layer's blob, named by its diff id.
+    Tar(PathBuf),
+    /// The input as it came (compressed or not): a pulled layer's blob, named by the digest
+    /// the registry gave it, so that it can be sent on again as it is.
+    Input(PathBuf),
 }
 
 /// Each job's result, in the jobs' order; a failed job does not stop the others (the caller
@@ -32,7 +41,7 @@ pub fn unpack_all(jobs: Vec<Job>) -> Vec<Result<Unpacked>> {
             s.spawn(|| loop {
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                 let Some((i, job)) = next else { break };
-                let r = unpack(job.input, &job.dest, job.blob.as_deref());
+                let r = unpack_keeping(job.input, &job.dest, job.blob.as_ref());
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
             });
         }

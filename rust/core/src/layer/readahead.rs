@@ -12,10 +12,12 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use sha2::{Digest, Sha256};
 
-use super::digest::HashingReader;
 use crate::error::{Error, IoContext, Result};
 
 const CHUNK: usize = 1 << 20;
+/// A compressed input is handed to the decompressor in pieces this big: small enough that it
+/// starts at once, large enough that the hand-over costs nothing.
+const FETCH: usize = 256 << 10;
 /// Chunks in flight between two threads: enough to ride over a slow file creation.
 const AHEAD: usize = 4;
 /// Writeback of the blob starts every this many bytes, so the final sync waits for little.
@@ -44,6 +46,7 @@ impl Read for Chunks {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos == self.cur.len() {
             let done = std::mem::take(&mut self.cur);
+            self.pos = 0;
             if done.capacity() > 0 {
                 let _ = self.empty.try_send(done); // recycled: no 1 MiB allocation per chunk
             }
@@ -51,7 +54,6 @@ impl Read for Chunks {
                 Ok(chunk) => self.cur = chunk?,
                 Err(_) => return Ok(0), // the input ended (the join tells whether well)
             }
-            self.pos = 0;
         }
         let n = buf.len().min(self.cur.len() - self.pos);
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
@@ -93,33 +95,47 @@ fn panicked() -> Error {
     Error::BadArchive("a reading thread panicked".into())
 }
 
+/// What the input side keeps, beside handing the tar on.
+pub enum Kept<'a> {
+    /// The uncompressed tar.
+    Tar(Blob<'a>),
+    /// The input as it came (for a plain tar input, the same bytes).
+    Input(Blob<'a>),
+}
+
+pub type Blob<'a> = (&'a File, &'a Path);
+
 /// Start reading `input` (tar, gzip or zstd, told by its first bytes) on threads of `scope`,
-/// writing the uncompressed tar to `blob` too. They read to the end even after the reader of
+/// writing what `kept` says to its file too. They read to the end even after the reader of
 /// the chunks stops (the digests cover the whole input), unless `abort` is set.
-pub fn start<'s, 'e, R: Read + Send + 's>(
-    scope: &'s Scope<'s, 'e>,
-    input: R,
-    blob: Option<(&'s File, &'s Path)>,
-    abort: &'s AtomicBool,
-) -> (Chunks, Sides<'s>) {
+pub fn start<'s, 'e, R: Read + Send + 's>(scope: &'s Scope<'s, 'e>, input: R, kept: Option<Kept<'s>>, abort: &'s AtomicBool) -> (Chunks, Sides<'s>) {
     let (raw_tx, raw_rx) = sync_channel(AHEAD);
     let (full_tx, full) = sync_channel(AHEAD);
     let (empty, empty_rx) = sync_channel(3 * AHEAD);
-    let reader = Reader { out: Some(raw_tx), empty: empty_rx, abort };
-    let keeper = Keeper { from: raw_rx, to: Some(full_tx), empty: empty.clone(), blob, abort, written: 0, synced: 0 };
-    let sides = Sides { input: scope.spawn(move || reader.run(input)), tar: scope.spawn(move || keeper.run()) };
+    let (tar_blob, input_blob) = match kept {
+        Some(Kept::Tar(b)) => (Some(b), None),
+        Some(Kept::Input(b)) => (None, Some(b)),
+        None => (None, None),
+    };
+    let reader = Reader { out: Some(raw_tx), empty: empty_rx, abort, keep: input_blob.map(BlobWriter::new) };
+    let keeper = Keeper { from: raw_rx, to: Some(full_tx), empty: empty.clone(), blob: tar_blob.map(BlobWriter::new), abort };
+    let sides = Sides { input: scope.spawn(move || reader.run(scope, input)), tar: scope.spawn(move || keeper.run()) };
     (Chunks { full, empty, cur: Vec::new(), pos: 0 }, sides)
 }
 
-/// Reads the input and decompresses it into chunks of tar.
+/// Reads the input and decompresses it into chunks of tar. A compressed input is fetched by a
+/// thread of its own (`Fetcher`), so that the decompression, the slowest step of a pull or a
+/// load, does nothing else.
 struct Reader<'a> {
     out: Option<SyncSender<Chunk>>,
     empty: Receiver<Vec<u8>>,
     abort: &'a AtomicBool,
+    /// Where the input is kept as it came, if asked.
+    keep: Option<BlobWriter<'a>>,
 }
 
-impl Reader<'_> {
-    fn run(mut self, input: impl Read) -> Result<Input> {
+impl<'a> Reader<'a> {
+    fn run<'e, R: Read + Send + 'a>(mut self, scope: &'a Scope<'a, 'e>, input: R) -> Result<Input> {
         let mut input = BufReader::with_capacity(CHUNK, input);
         let mut head = [0u8; 4];
         let peek = input.fill_buf().map_err(|e| self.fail("read archive", e))?;
@@ -128,8 +144,12 @@ impl Reader<'_> {
             // The tar is the input: the other thread's hash names it both ways.
             return Ok(if self.pump(&mut input, "archive")? { Input::Plain } else { Input::Stopped });
         }
-        // The peeked bytes stay in the buffer: they pass through the hasher like the rest.
-        let mut raw = HashingReader::new(input);
+        // The peeked bytes stay in the buffer: they pass through the fetcher like the rest.
+        let (raw_tx, raw_rx) = sync_channel(AHEAD);
+        let (back, back_rx) = sync_channel(3 * AHEAD);
+        let fetcher = Fetcher { out: raw_tx, empty: back_rx, keep: self.keep.take(), abort: self.abort };
+        let fetched = scope.spawn(move || fetcher.run(input));
+        let mut raw = Chunks { full: raw_rx, empty: back, cur: Vec::new(), pos: 0 };
         let done = if head[0] == 0x1f {
             self.pump(&mut flate2::read::MultiGzDecoder::new(&mut raw), "gzip")?
         } else {
@@ -141,7 +161,11 @@ impl Reader<'_> {
         }
         // What the decompressor left unread belongs to the input's digest too.
         io::copy(&mut raw, &mut io::sink()).map_err(|e| self.fail("read archive", e))?;
-        Ok(Input::Compressed(raw.finish().1))
+        drop(raw);
+        Ok(match fetched.join().unwrap_or_else(|_| Err(panicked()))? {
+            Some(digest) => Input::Compressed(digest),
+            None => Input::Stopped,
+        })
     }
 
     /// Send the tar stream on in chunks; false if told to stop.
@@ -159,6 +183,9 @@ impl Reader<'_> {
                 return Ok(true);
             }
             buf.truncate(n);
+            if let Some(keep) = &mut self.keep {
+                keep.write(&buf)?; // a plain input, kept as it came: the tar itself
+            }
             if out.send(Ok(buf)).is_err() {
                 return Ok(false); // the other side stopped (its error is its own)
             }
@@ -175,15 +202,84 @@ impl Reader<'_> {
     }
 }
 
+/// Reads a compressed input as it comes, hashes it (the digest a manifest names it by), keeps
+/// it when asked, and hands it on to the decompressing thread in chunks.
+struct Fetcher<'a> {
+    out: SyncSender<Chunk>,
+    empty: Receiver<Vec<u8>>,
+    keep: Option<BlobWriter<'a>>,
+    abort: &'a AtomicBool,
+}
+
+impl Fetcher<'_> {
+    /// The input's digest; None if told to stop before its end. A read error goes on to the
+    /// decompressor, whose error names it.
+    fn run(mut self, mut input: impl Read) -> Result<Option<String>> {
+        let mut hasher = Sha256::new();
+        loop {
+            if self.abort.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let mut buf = self.empty.try_recv().unwrap_or_default();
+            buf.resize(FETCH, 0);
+            let n = match fill(&mut input, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = self.out.send(Err(e));
+                    return Ok(None);
+                }
+            };
+            if n == 0 {
+                return Ok(Some(format!("sha256:{}", hex::encode(hasher.finalize()))));
+            }
+            buf.truncate(n);
+            hasher.update(&buf);
+            if let Some(keep) = &mut self.keep {
+                if let Err(e) = keep.write(&buf) {
+                    let _ = self.out.send(Err(io::Error::other(e.to_string())));
+                    return Err(e);
+                }
+            }
+            if self.out.send(Ok(buf)).is_err() {
+                return Ok(None); // the decompressor stopped (its error is its own)
+            }
+        }
+    }
+}
+
+/// A blob written as it comes, its writeback started every few MiB so that the final sync
+/// waits for little.
+struct BlobWriter<'a> {
+    file: &'a File,
+    path: &'a Path,
+    written: u64,
+    synced: u64,
+}
+
+impl<'a> BlobWriter<'a> {
+    fn new((file, path): Blob<'a>) -> Self {
+        BlobWriter { file, path, written: 0, synced: 0 }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        let mut f = self.file;
+        f.write_all(data).ctx("write", self.path)?;
+        self.written += data.len() as u64;
+        if self.written - self.synced >= WRITEBACK {
+            crate::sys::start_writeback(f.as_fd(), self.synced, self.written - self.synced);
+            self.synced = self.written;
+        }
+        Ok(())
+    }
+}
+
 /// Hashes the tar (the diff id), keeps it as the blob, hands it on to the unpack.
 struct Keeper<'a> {
     from: Receiver<Chunk>,
     to: Option<SyncSender<Chunk>>,
     empty: SyncSender<Vec<u8>>,
-    blob: Option<(&'a File, &'a Path)>,
+    blob: Option<BlobWriter<'a>>,
     abort: &'a AtomicBool,
-    written: u64,
-    synced: u64,
 }
 
 impl Keeper<'_> {
@@ -204,7 +300,9 @@ impl Keeper<'_> {
             };
             hasher.update(&buf);
             size += buf.len() as u64;
-            self.keep(&buf)?;
+            if let Some(blob) = &mut self.blob {
+                blob.write(&buf)?;
+            }
             self.hand_on(Ok(buf));
         }
         if self.abort.load(Ordering::Relaxed) {
@@ -227,17 +325,6 @@ impl Keeper<'_> {
             }
         }
     }
-
-    fn keep(&mut self, data: &[u8]) -> Result<()> {
-        let Some((mut f, path)) = self.blob else { return Ok(()) };
-        f.write_all(data).ctx("write", path)?;
-        self.written += data.len() as u64;
-        if self.written - self.synced >= WRITEBACK {
-            crate::sys::start_writeback(f.as_fd(), self.synced, self.written - self.synced);
-            self.synced = self.written;
-        }
-        Ok(())
-    }
 }
 
 /// Read until `buf` is full or the input ends (decompressors return short reads).
@@ -256,8 +343,9 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::parallel::Keep;
     use super::super::testtar::{raw_tar, tar_of};
-    use super::super::unpack::unpack;
+    use super::super::unpack::{unpack, unpack_keeping};
     use crate::error::Error;
     use sha2::{Digest, Sha256};
     use std::io::Write;
@@ -290,6 +378,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let got = unpack(&gz[..], dir.path(), None).unwrap();
         assert_eq!((got.diff_id, got.digest), (sha(&data), sha(&gz)));
+    }
+
+    #[test]
+    fn a_compressed_input_can_be_kept_as_it_came() {
+        let data = tar_of(&[("x", &vec![1u8; 3 << 20]), ("y", b"why")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (dest, blob) = (dir.path().join("root"), dir.path().join("blob"));
+        std::fs::create_dir(&dest).unwrap();
+        let got = unpack_keeping(&gz[..], &dest, Some(&Keep::Input(blob.clone()))).unwrap();
+        assert_eq!((got.diff_id, got.digest), (sha(&data), sha(&gz)));
+        assert_eq!(std::fs::read(&blob).unwrap(), gz);
+        assert_eq!(std::fs::read(dest.join("y")).unwrap(), b"why");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::dest::{empty, syncfs};
 use super::lower_links::LowerLink;
+use super::parallel::Keep;
 use super::writers::Limits;
 use super::{plan, readahead};
 use crate::error::{Error, IoContext, Result};
@@ -32,6 +33,15 @@ pub fn unpack(input: impl Read + Send, dest: &Path, blob: Option<&Path>) -> Resu
     unpack_with(input, dest, blob, default_workers())
 }
 
+/// `unpack`, keeping the uncompressed tar or the input as it came (`Keep`).
+pub fn unpack_keeping(input: impl Read + Send, dest: &Path, keep: Option<&Keep>) -> Result<Unpacked> {
+    match keep {
+        Some(Keep::Input(p)) => unpack_as(input, dest, Some(p), true, default_workers(), Mode::Layer).map(|(u, _)| u),
+        Some(Keep::Tar(p)) => unpack(input, dest, Some(p)),
+        None => unpack(input, dest, None),
+    }
+}
+
 /// The workers of one unpack: one per core (unpack_all's layers at once share them).
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS)
@@ -42,7 +52,7 @@ const MAX_WORKERS: usize = 4;
 
 /// `unpack` with `workers` threads writing files; the result is the same for any number.
 pub fn unpack_with(input: impl Read + Send, dest: &Path, blob: Option<&Path>, workers: usize) -> Result<Unpacked> {
-    unpack_as(input, dest, blob, workers, Mode::Layer).map(|(u, _)| u)
+    unpack_as(input, dest, blob, false, workers, Mode::Layer).map(|(u, _)| u)
 }
 
 /// How the entries of a tar are read: as an image layer's, or as plain files.
@@ -61,7 +71,7 @@ pub enum Mode {
 /// workers as a layer's; on failure `dest` is left empty. Returns whether the tar had an entry
 /// for its root (`./`), whose owner, mode and times `dest` then took.
 pub fn unpack_plain(input: impl Read + Send, dest: &Path, owner: Option<(u32, u32)>, tame: bool) -> Result<bool> {
-    let (u, root) = unpack_as(input, dest, None, default_workers(), Mode::Plain { owner, tame })?;
+    let (u, root) = unpack_as(input, dest, None, false, default_workers(), Mode::Plain { owner, tame })?;
     if let Some(l) = u.lower_links.first() {
         empty(dest);
         let (path, target) = (String::from_utf8_lossy(&l.path), String::from_utf8_lossy(&l.target));
@@ -70,11 +80,13 @@ pub fn unpack_plain(input: impl Read + Send, dest: &Path, owner: Option<(u32, u3
     Ok(root)
 }
 
-fn unpack_as(input: impl Read + Send, dest: &Path, blob: Option<&Path>, workers: usize, mode: Mode) -> Result<(Unpacked, bool)> {
+/// `blob`: where the tar is kept, or the input as it came if `as_input`.
+fn unpack_as(input: impl Read + Send, dest: &Path, blob: Option<&Path>, as_input: bool, workers: usize, mode: Mode) -> Result<(Unpacked, bool)> {
     let blob_file = blob.map(|p| File::create(p).ctx("create", p)).transpose()?;
     let abort = AtomicBool::new(false);
     let (entries, measured) = std::thread::scope(|s| {
-        let (mut chunks, side) = readahead::start(s, input, blob_file.as_ref().zip(blob), &abort);
+        let kept = blob_file.as_ref().zip(blob).map(|b| if as_input { readahead::Kept::Input(b) } else { readahead::Kept::Tar(b) });
+        let (mut chunks, side) = readahead::start(s, input, kept, &abort);
         let workers = workers.max(1);
         let entries = plan::unpack_entries_as(&mut chunks, dest, workers, Limits::for_workers(workers), mode);
         if entries.is_err() {

@@ -17,7 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use super::testtar::{scratch, xattrs};
-use super::{unpack_all, Job};
+use super::{unpack_all, Job, Keep};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
@@ -446,8 +446,12 @@ fn check(fx: &Fixture, data: Vec<u8>, gzip: bool) -> Result<(), TestCaseError> {
     } else {
         data
     };
-    let job =
-        Job { input: Box::new(std::io::Cursor::new(input)), dest: fx.layer(), blob: Some(fx.blobs.path().join("blob")), lowers: vec![fx.parent.join("lower")] };
+    let job = Job {
+        input: Box::new(std::io::Cursor::new(input)),
+        dest: fx.layer(),
+        blob: Some(Keep::Tar(fx.blobs.path().join("blob"))),
+        lowers: vec![fx.parent.join("lower")],
+    };
     // A panic would fail the case here; a refusal must be an error.
     let got = unpack_all(vec![job]).pop().unwrap();
     let after = fx.snapshot();
