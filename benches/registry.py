@@ -10,11 +10,14 @@ hits both tools alike), every store on the same disk (/var/tmp):
                 no unpack: the floor), the dir removed after each run
     re-pull     `pyc pull` of the image it has (one manifest round trip) vs `podman pull` of its own
     push        `pyc push` vs `podman push` of the image (pulled from REG) to an empty registry
-                (a new one, on a port of its own, for every run), gzip at level 6 for both (podman's
-                default; podman 4.3 has no --compression-level). Neither tool keeps the registry's
-                compressed blobs: both compress the layer again. The layer blob each one sent is
-                printed after the table (pyc's libdeflate and podman's Go gzip at the same level
-                do not make the same size)
+                (a new one, on a port of its own, for every run), gzip for both. pyc keeps a
+                pulled layer as the registry sent it (gzip, made by skopeo at its default level,
+                6) and sends that blob as it is; podman keeps the tar only and compresses it
+                again, at level 6 (its default; podman 4.3 has no --compression-level)
+    push-new    the same, of an image each tool imported from the rootfs tar (no compressed
+                form known): both compress the layer at level 6 on the way, pyc with libdeflate
+                on every core, podman with its Go gzip. The layer blob each one sent is printed
+                after the table (the two gzips at the same level do not make the same size)
 
 The registry is Debian's docker-registry on loopback, plain HTTP (`--tls-verify=false` for every
 tool), its storage on the same disk. The rootfs is made once with debootstrap (benches/images.py's
@@ -43,7 +46,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from images import CONTAINERS_CONF, PYC, rootfs_tar  # noqa: E402
 
-CASES = ("pull", "download", "re-pull", "push")
+CASES = ("pull", "download", "re-pull", "push", "push-new")
 
 
 def free_port() -> int:
@@ -155,19 +158,31 @@ class Bench:
         if "push" in cases:
             self.sh(*pyc_pull)
             self.sh(*podman_pull)
-            a: list[float] = []
-            b: list[float] = []
-            for n in range(self.runs):
-                for tool, out in (("pyc", a), ("podman", b)):
-                    dest = self.registry(f"push-{tool}-{n}")
-                    argv = [PYC, "push", "-q", "--tls-verify=false", name, f"{dest.host}/bench/debian:1"]
-                    if tool == "podman":
-                        argv = [*self.podman, "push", "-q", "--tls-verify=false", "--compression-format", "gzip", name, f"{dest.host}/bench/debian:1"]
-                    out.append(self.time(argv, None))
-                    self.sizes[tool] = dest.largest_blob()
-                    dest.stop()
-            self.rows.append(("push", statistics.median(a), "podman push", statistics.median(b), a, b))
-            print(f"  push      pyc {statistics.median(a):7.3f} s   podman push {statistics.median(b):7.3f} s", file=sys.stderr)
+            self.push("push", name)
+        if "push-new" in cases:
+            # pyc in a store of its own: the pulled image's store knows a compressed form of
+            # the very same layer (the tar is the one the registry's image was made from).
+            env = dict(self.env, PYC_ROOT=os.path.join(self.base, "pyc-new"))
+            self.sh(PYC, "import", tar, "bench/new:1", env=env)
+            self.sh(*self.podman, "import", "-q", tar, "bench/new:1")
+            self.push("push-new", "bench/new:1", "localhost/bench/new:1", env)
+
+    def push(self, case: str, name: str, podman_name: str = "", env: dict[str, str] | None = None) -> None:
+        """`case`: each tool pushes its image `name` (podman's `podman_name`) to a registry of
+        its own, new for every run, pyc with `env`; the sizes of the layer blobs sent are kept."""
+        a: list[float] = []
+        b: list[float] = []
+        for n in range(self.runs):
+            for tool, out in (("pyc", a), ("podman", b)):
+                dest = self.registry(f"{case}-{tool}-{n}")
+                argv = [PYC, "push", "-q", "--tls-verify=false", name, f"{dest.host}/bench/debian:1"]
+                if tool == "podman":
+                    argv = [*self.podman, "push", "-q", "--tls-verify=false", "--compression-format", "gzip", podman_name or name, f"{dest.host}/bench/debian:1"]
+                out.append(self.time(argv, None, env if tool == "pyc" else None))
+                self.sizes[f"{case}: {tool}"] = dest.largest_blob()
+                dest.stop()
+        self.rows.append((case, statistics.median(a), "podman push", statistics.median(b), a, b))
+        print(f"  {case:<9} pyc {statistics.median(a):7.3f} s   podman push {statistics.median(b):7.3f} s", file=sys.stderr)
 
     def cleanup(self) -> None:
         for r in self.registries:
@@ -202,7 +217,7 @@ def main() -> None:
     for case, a, peer, b, ra, rb in bench.rows:
         print(f"| {case} | {a:.3f} s | {peer} | {b:.3f} s | {b / a:.2f}x | {' '.join(f'{x:.3f}' for x in ra)} | {' '.join(f'{x:.3f}' for x in rb)} |")
     if bench.sizes:
-        print("\npushed layer blob (gzip, level 6): " + ", ".join(f"{tool} {size / 1e6:.1f} MB" for tool, size in bench.sizes.items()))
+        print("\npushed layer blob (gzip, level 6): " + ", ".join(f"{what} {size / 1e6:.1f} MB" for what, size in bench.sizes.items()))
 
 
 if __name__ == "__main__":
