@@ -177,7 +177,12 @@ impl<'a> Reader<'a> {
             }
             let mut buf = self.empty.try_recv().unwrap_or_default();
             buf.resize(CHUNK, 0);
-            let n = fill(tar, &mut buf).map_err(|e| self.fail(&format!("read {what}"), e))?;
+            let n = match fill(tar, &mut buf) {
+                Ok(n) => n,
+                // Told to stop, the fetcher ended the input midway: not an error of the input.
+                Err(_) if self.abort.load(Ordering::Relaxed) => return Ok(false),
+                Err(e) => return Err(self.fail(&format!("read {what}"), e)),
+            };
             if n == 0 {
                 self.out = None; // the end, for the threads after this one
                 return Ok(true);
@@ -421,6 +426,31 @@ mod tests {
         data.resize(data.len() + (64 << 20), 0);
         let dir = tempfile::tempdir().unwrap();
         match unpack(&data[..], dir.path(), None) {
+            Err(Error::BadArchive(m)) => assert!(m.contains("leads outside the layer"), "{m}"),
+            other => panic!("{:?}", other.map(|u| u.diff_id)),
+        }
+    }
+
+    #[test]
+    fn a_refused_entry_in_a_compressed_input_is_what_is_reported() {
+        // As above, gzip'ed, with bytes that do not compress after it: the fetcher is still
+        // reading when it is told to stop, and the input it cuts short is no error of its own.
+        let mut data = tar_of(&[("ok", &[0u8; 10])]);
+        data.truncate(data.len() - 1024);
+        data.extend_from_slice(&raw_tar("../out"));
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        data.extend((0..(8 << 20)).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        }));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let blob = tempfile::tempdir().unwrap();
+        match unpack_keeping(&gz[..], dir.path(), Some(&Keep::Input(blob.path().join("blob")))) {
             Err(Error::BadArchive(m)) => assert!(m.contains("leads outside the layer"), "{m}"),
             other => panic!("{:?}", other.map(|u| u.diff_id)),
         }
