@@ -6,8 +6,9 @@ mounted from the other repository that holds it when the destination lacks it; t
 compressed on the fly (gzip at level 6 by default, as podman does; or zstd) and streamed to the
 registry, several at once. A layer the store keeps compressed as it was pulled (kept.py) is
 sent as it is when it is of the format asked and no level was asked: compressing the same tar
-again would give the same kind of blob, at the cost of most of a push's time. An image pulled from this registry and unchanged goes back as the
-very manifest it came as: no layer sent, the same digest."""
+again would give the same kind of blob, at the cost of most of a push's time. An image pulled
+from this registry and unchanged goes back as the very manifest it came as: no layer sent, the
+same digest."""
 
 from __future__ import annotations
 
@@ -56,9 +57,8 @@ def push(store: ImageStore, src: str, dest: str | None, opts: Options, compressi
     img = store.lookup(src)
     conf = config.load(opts.env)
     endpoint = conf.endpoints(ref, pull=False)[-1]
-    push = _Push(store, img, ref, Session(endpoint, opts, "pull,push", _mount_sources(store, img, endpoint.host)), compression, default if level is None else level)
-    push.as_kept = level is None
-    return push.run()
+    session = Session(endpoint, opts, "pull,push", _mount_sources(store, img, endpoint.host))
+    return _Push(store, img, ref, session, compression, default if level is None else level, as_kept=level is None).run()
 
 
 def _mount_sources(store: ImageStore, img: Image, host: str) -> list[str]:
@@ -73,10 +73,10 @@ def _mount_sources(store: ImageStore, img: Image, host: str) -> list[str]:
 
 
 class _Push:
-    def __init__(self, store: ImageStore, img: Image, ref: Reference, s: Session, compression: str, level: int) -> None:
+    def __init__(self, store: ImageStore, img: Image, ref: Reference, s: Session, compression: str, level: int, as_kept: bool) -> None:
         self.store, self.img, self.ref, self.s = store, img, ref, s
         self.compression, self.level = compression, level
-        self.as_kept = False  # a layer kept compressed in this format is sent as it is
+        self.as_kept = as_kept  # a layer kept compressed in this format is sent as it is
         self.host = s.host
         self.sent = self.skipped = self.bytes = 0
         self.forms: dict[str, dict[str, Any]] = {}  # diff id: its descriptor on this registry

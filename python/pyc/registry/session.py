@@ -223,7 +223,9 @@ class Session:
         return pyc_core.RemoteBlob(self._client(), self.url(f"blobs/{digest}"), headers, size)
 
     def upload(self, path: str, compression: str, level: int, scratch: str, progress: pyc_core.RemoteProgress | None = None) -> tuple[str, int]:
-        """Push the tar at `path` as a new blob, compressed on the fly: (digest, size)."""
+        """Push the layer at `path` as a new blob, compressed on the fly (`compression`: gzip
+        or zstd; a compressed file is decompressed first), or sent as it is (`as-is`): (digest,
+        size)."""
         import pyc_core
 
         self.open()

@@ -78,10 +78,13 @@ def tars(store: ImageStore, layers: Iterable[tuple[str, dict[str, Any] | None]],
     try:
         out: dict[str, str] = {}
         for diff_id, desc in layers:
-            if diff_id not in out:
-                out[diff_id] = store.paths.blob(diff_id) if store.has_blob(diff_id) else make_tar(store, diff_id, desc, scratch)
-                if not out[diff_id].startswith(store.paths.blobs):
-                    made.append(out[diff_id])
+            if diff_id in out:
+                continue
+            if store.has_blob(diff_id):
+                out[diff_id] = store.paths.blob(diff_id)
+            else:
+                out[diff_id] = make_tar(store, diff_id, desc, scratch)
+                made.append(out[diff_id])
         yield out
     finally:
         for f in made:

@@ -33,9 +33,10 @@ pub struct Uploaded {
     pub size: u64,
 }
 
-/// Upload the layer at `path` (a tar, or a compressed tar) compressed, starting an upload session with a POST to `start`
-/// (the repository's `/blobs/uploads/` URL). `scratch` is where a registry that wants the blob
-/// whole gets it compressed first. `progress` counts the tar's bytes read.
+/// Upload the layer at `path` (a tar, or a compressed one) compressed as `compression` says,
+/// starting an upload session with a POST to `start` (the repository's `/blobs/uploads/` URL).
+/// `scratch` is where a registry that wants the blob whole gets it compressed first.
+/// `progress` counts the file's bytes read.
 pub fn upload(
     client: &Client,
     start: &str,
@@ -152,17 +153,13 @@ pub(crate) fn resolve(base: &str, location: &str) -> String {
 
 /// The compressed stream, made on every core (a layer is compressed as fast as it is sent).
 fn compressed(input: impl Read + Send + 'static, c: Compression, path: &Path) -> Result<Box<dyn Read + Send>> {
-    if let Compression::AsIs = c {
-        return Ok(Box::new(input));
-    }
-    let input = tar_of(input, path)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(match c {
-        Compression::AsIs => unreachable!("sent as it is above"),
-        Compression::Gzip(level) => Box::new(ParallelGzip::new(input, level.min(9), cores)),
+        Compression::AsIs => Box::new(input),
+        Compression::Gzip(level) => Box::new(ParallelGzip::new(tar_of(input, path)?, level.min(9), cores)),
         Compression::Zstd(level) => {
             let bad = |e: io::Error| Error::Config(format!("zstd level {level}: {e}"));
-            let mut z = zstd::stream::read::Encoder::new(BufReader::with_capacity(1 << 20, input), level).map_err(bad)?;
+            let mut z = zstd::stream::read::Encoder::new(BufReader::with_capacity(1 << 20, tar_of(input, path)?), level).map_err(bad)?;
             z.multithread(cores as u32).map_err(bad)?;
             Box::new(z)
         }
