@@ -38,6 +38,11 @@ class Step:
     def elapsed(self) -> float:
         return self.took if self.took is not None else time.monotonic() - self.start
 
+    def end(self, state: str) -> float:
+        """The step ended (`done`, `cached` or `error`); how long it took."""
+        self.took, self.state = time.monotonic() - self.start, state
+        return self.took
+
 
 class Plain:
     """Lines on standard output; a RUN writes to it directly."""
@@ -55,13 +60,12 @@ class Plain:
         return Step(label)
 
     def done(self, step: Step, cached: bool | None) -> None:
-        step.took = time.monotonic() - step.start
-        step.state = "cached" if cached else "done"
+        took = step.end("cached" if cached else "done")
         if cached is not None:
-            self.say(f"--> {'Using cache' if cached else 'Done'} ({step.took:.2f}s)")
+            self.say(f"--> {'Using cache' if cached else 'Done'} ({took:.2f}s)")
 
     def failed(self, step: Step) -> None:
-        step.took, step.state = time.monotonic() - step.start, "error"
+        step.end("error")
 
     def output(self, step: Step) -> tuple[int | None, Any]:
         """The fd a RUN's stdout and stderr go to (None: captured, for -q's error line), and
@@ -97,8 +101,7 @@ class Tty(Plain):
         return s
 
     def done(self, step: Step, cached: bool | None) -> None:
-        step.took = time.monotonic() - step.start
-        step.state = "cached" if cached else "done"
+        step.end("cached" if cached else "done")  # the live display shows it
 
     def output(self, step: Step) -> tuple[int | None, Any]:
         r, w = os.pipe()
