@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import pyc
 from tests.integration.conftest import insecure
-from tests.integration.registries import Registry, Servers
+from tests.integration.registries import Registry, Servers, put_blob, put_manifest
 
 pytestmark = pytest.mark.root
 
@@ -144,3 +144,24 @@ def test_a_kept_blob_that_changed_is_refused(plain_registry: Registry, servers: 
     s = pyc("save", "-o", str(tmp_path / "x.tar"), name, env=reg_env)
     assert s.returncode == 1 and "does not match the diff id" in s.stderr, s.stderr
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_a_layer_is_named_by_what_it_is_not_by_its_label(plain_registry: Registry, conf: Path, reg_env: dict[str, str]) -> None:
+    # A registry's manifest that calls a gzip layer a plain tar: the store's manifest says what
+    # the bytes are, so that skopeo, umoci and pyc's own push read them right.
+    r = plain_registry
+    insecure(conf, r.host)
+    doc = _registry_manifest(r, "test/busybox", "1")
+    config, layers = doc["config"], doc["layers"]
+    assert isinstance(config, dict) and isinstance(layers, list)
+    for d in (config, layers[0]):
+        with urllib.request.urlopen(f"http://{r.host}/v2/test/busybox/blobs/{d['digest']}", timeout=10) as resp:
+            assert put_blob(r.host, "test/mislabeled", resp.read()) == d["digest"]
+    layers[0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
+    put_manifest(r.host, "test/mislabeled", "1", {**doc, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
+    name = f"{r.host}/test/mislabeled:1"
+    p = pyc("pull", "-q", name, env=reg_env)
+    assert p.returncode == 0, p.stderr
+    layer = _store_manifest(Path(reg_env["PYC_ROOT"]), name)["layers"][0]  # type: ignore[index]
+    assert (layer["digest"], layer["mediaType"]) == (layers[0]["digest"], "application/vnd.oci.image.layer.v1.tar+gzip")
+    assert pyc("run", "--rm", name, "true", env=reg_env).returncode == 0

@@ -150,7 +150,7 @@ def _fetch(store: ImageStore, ref: Reference, s: Session, top: Manifest, image: 
                 continue
             # Kept as it comes, compressed: not the tar too (kept.py).
             blob = s.blob(digest, int(desc["size"]))
-            new = ingest.add(blob, short, diff_id=diff_id, digest=digest, below=below, keep=False, sent=kept.oci_type(str(desc.get("mediaType", ""))))
+            new = ingest.add(blob, short, diff_id=diff_id, digest=digest, below=below, keep=False, sent=True)
             new.label, new.total, new.poll = f"{short}: Downloading", int(desc["size"]), _received(blob)
             layers.append(new)
             fetched, sent = fetched + 1, sent + int(desc["size"])

@@ -62,9 +62,9 @@ class temp_dir:
 class Layer:
     """One layer of a batch. Given: what to read (`source`), the name errors and bars use, the
     digests it must have (None: whatever it has), the chain ids of the layers under it (top-most
-    first), whether its blob is to be kept, and how (`sent`: as it came, of `media_type`,
-    rather than the tar). Known once unpacked: `diff_id`, `size` (of the tar), `digest` (of the
-    source as it came), `chain`."""
+    first), whether its blob is to be kept, and how (`sent`: as it came rather than the tar).
+    Known once unpacked: `diff_id`, `size` (of the tar), `digest` (of the source as it came),
+    `chain`; and of a blob kept as it came, its `media_type` and `sent_size`."""
 
     __slots__ = (
         *("source", "name", "what", "want_diff_id", "want_digest", "below", "written", "sent", "media_type", "sent_size"),
@@ -160,19 +160,19 @@ class Ingest:
 
     # -- adding -----------------------------------------------------------------------------
 
-    def add(self, source: Source, name: str, *, diff_id: str | None = None, digest: str | None = None, below: Sequence[str] = (), keep: bool = True, tar: str = "", sent: str = "") -> Layer:
+    def add(self, source: Source, name: str, *, diff_id: str | None = None, digest: str | None = None, below: Sequence[str] = (), keep: bool = True, tar: str = "", sent: bool = False) -> Layer:
         """Queue a layer for the next `run`. `below`: the chain ids of the layers under it,
         top-most first; those of layers added before it in this batch too. With `diff_id` known
         in advance the layer's chain id is too, and a later layer may name it in its `below`.
         `keep`: keep the tar as the layer's blob; `tar`: the source is a plain tar already
         written in this batch's temp dir (`self.tmp`), kept as it is rather than copied;
-        `sent`: keep the source as it came instead (a pulled layer), of that media type."""
+        `sent`: keep the source as it came instead (a pulled layer)."""
         n = len(self.layers)
         layer = Layer(source, name, diff_id, digest, below)
         layer.dir = os.path.join(self.tmp, f"layer-{n}")
         layer.blob = tar or (os.path.join(self.tmp, f"blob-{n}") if keep or sent else "")
         layer.written = bool(tar)
-        layer.sent, layer.media_type = bool(sent), sent
+        layer.sent = sent
         os.mkdir(layer.dir)
         if diff_id is not None:
             layer.chain = _chain(below[0] if below else None, diff_id)
@@ -228,7 +228,9 @@ class Ingest:
                 layer.chain = _chain(layer.below[0] if layer.below else None, layer.diff_id)
                 self._chains.setdefault(layer.chain, layer)
             if layer.sent:
-                layer.sent_size = os.path.getsize(layer.blob)
+                from pyc.store import kept
+
+                layer.media_type, layer.sent_size = kept.media_type(layer.blob), os.path.getsize(layer.blob)
                 self._sent.setdefault(layer.digest, layer)
             elif layer.blob:
                 self._blobs.setdefault(layer.diff_id, layer)

@@ -24,12 +24,15 @@ TAR_SIZE = "io.pyc.layer.tar.size"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
-def oci_type(media_type: str) -> str:
-    """The OCI media type of a layer pulled as `media_type` (docker's or OCI's): the store's
-    manifests are OCI's, which skopeo and umoci read."""
-    for kind in ("gzip", "zstd"):
-        if media_type.endswith(kind):
-            return f"{LAYER_TAR}+{kind}"
+def media_type(path: str) -> str:
+    """The OCI media type of the layer file `path`, told by its first bytes, not by what a
+    registry called it: the store's manifests are OCI's, which skopeo and umoci read."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"\x1f\x8b":
+        return f"{LAYER_TAR}+gzip"
+    if head == b"\x28\xb5\x2f\xfd":
+        return f"{LAYER_TAR}+zstd"
     return LAYER_TAR
 
 
@@ -49,8 +52,9 @@ def compressed(store: ImageStore, diff_id: str) -> list[dict[str, Any]]:
     """The blobs the store keeps of the layer `diff_id` as pulled, as an image names them."""
     out = []
     for form in distribution.layer_forms(store, diff_id):
-        if isinstance(form.get("tarSize"), int) and store.has_blob(str(form["digest"])):
-            out.append(descriptor(oci_type(str(form["mediaType"])), str(form["digest"]), int(form["size"]), int(form["tarSize"])))
+        digest = str(form["digest"])
+        if isinstance(form.get("tarSize"), int) and store.has_blob(digest):
+            out.append(descriptor(media_type(store.paths.blob(digest)), digest, int(form["size"]), int(form["tarSize"])))
     return out
 
 
