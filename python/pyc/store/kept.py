@@ -53,8 +53,13 @@ def compressed(store: ImageStore, diff_id: str) -> list[dict[str, Any]]:
     out = []
     for form in distribution.layer_forms(store, diff_id):
         digest = str(form["digest"])
-        if isinstance(form.get("tarSize"), int) and store.has_blob(digest):
-            out.append(descriptor(media_type(store.paths.blob(digest)), digest, int(form["size"]), int(form["tarSize"])))
+        if not isinstance(form.get("tarSize"), int):
+            continue
+        try:
+            kind = media_type(store.paths.blob(digest))
+        except FileNotFoundError:  # not kept (pushed, or the blob collected since)
+            continue
+        out.append(descriptor(kind, digest, int(form["size"]), int(form["tarSize"])))
     return out
 
 
