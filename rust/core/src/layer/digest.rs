@@ -4,6 +4,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::codec::Codec;
 use crate::error::{IoContext, Result};
 
 /// Hashes and counts what passes through a reader.
@@ -68,13 +69,12 @@ impl<W: Write> Write for HashingWriter<W> {
 pub fn decompress_file(src: &Path, dst: &Path) -> Result<(String, u64)> {
     use std::io::{BufRead, BufReader};
     let mut input = BufReader::with_capacity(1 << 20, File::open(src).ctx("open", src)?);
-    let head = input.fill_buf().ctx("read", src)?.to_vec();
+    let codec = Codec::of(input.fill_buf().ctx("read", src)?);
     let mut out = HashingWriter::new(File::create(dst).ctx("create", dst)?);
     let bad = |e: io::Error| crate::error::Error::BadArchive(format!("{}: {e}", src.display()));
-    match head.as_slice() {
-        [0x1f, 0x8b, ..] => io::copy(&mut flate2::bufread::MultiGzDecoder::new(input), &mut out).map_err(bad)?,
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => io::copy(&mut zstd::stream::read::Decoder::with_buffer(input).map_err(bad)?, &mut out).map_err(bad)?,
-        _ => io::copy(&mut input, &mut out).ctx("copy", src)?,
+    match codec {
+        Some(codec) => io::copy(&mut codec.decoder(input).map_err(bad)?, &mut out).map_err(bad)?,
+        None => io::copy(&mut input, &mut out).ctx("copy", src)?,
     };
     let (f, digest, size) = out.finish();
     f.sync_all().ctx("sync", dst)?;

@@ -3,6 +3,7 @@
 #[cfg(test)]
 mod any_workers;
 mod beneath;
+mod codec;
 mod dest;
 mod diff;
 mod digest;

@@ -12,6 +12,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use sha2::{Digest, Sha256};
 
+use super::codec::Codec;
 use crate::error::{Error, IoContext, Result};
 
 const CHUNK: usize = 1 << 20;
@@ -140,22 +141,19 @@ impl<'a> Reader<'a> {
         let mut head = [0u8; 4];
         let peek = input.fill_buf().map_err(|e| self.fail("read archive", e))?;
         head[..peek.len().min(4)].copy_from_slice(&peek[..peek.len().min(4)]);
-        if !matches!(head, [0x1f, 0x8b, _, _] | [0x28, 0xb5, 0x2f, 0xfd]) {
+        let Some(codec) = Codec::of(&head) else {
             // The tar is the input: the other thread's hash names it both ways.
             return Ok(if self.pump(&mut input, "archive")? { Input::Plain } else { Input::Stopped });
-        }
+        };
         // The peeked bytes stay in the buffer: they pass through the fetcher like the rest.
         let (raw_tx, raw_rx) = sync_channel(AHEAD);
         let (back, back_rx) = sync_channel(3 * AHEAD);
         let fetcher = Fetcher { out: raw_tx, empty: back_rx, keep: self.keep.take(), abort: self.abort };
         let fetched = scope.spawn(move || fetcher.run(input));
         let mut raw = Chunks { full: raw_rx, empty: back, cur: Vec::new(), pos: 0 };
-        let done = if head[0] == 0x1f {
-            self.pump(&mut flate2::read::MultiGzDecoder::new(&mut raw), "gzip")?
-        } else {
-            let mut zst = zstd::Decoder::new(&mut raw).map_err(|e| self.fail("zstd", e))?;
-            self.pump(&mut zst, "zstd")?
-        };
+        let mut tar = codec.decoder(&mut raw).map_err(|e| self.fail(codec.name(), e))?;
+        let done = self.pump(&mut tar, codec.name())?;
+        drop(tar);
         if !done {
             return Ok(Input::Stopped);
         }
