@@ -12,6 +12,7 @@ import os
 
 from pyc.errors import BadImage
 from pyc.store import distribution
+from pyc.store.images import LAYER_TAR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from pyc.store.images import ImageStore
 
 TAR_SIZE = "io.pyc.layer.tar.size"
-LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
 def media_type(path: str) -> str:
