@@ -181,12 +181,11 @@ def apply(store: ImageStore, source: str | int, head: bytes = b"") -> list[str]:
     with Ingest(store) as ingest, kept.tars(store, [(d, None) for d in req["layers"]], ingest.tmp) as tars:
         # The old layers are read as tars: those kept compressed as pulled are made for it.
         reader.set_sources([tars[d] for d in req["layers"]])
-        return _apply(store, reader, header, ingest, tars)
+        return _apply(reader, header, ingest, tars)
 
 
-def _apply(store: ImageStore, reader: Any, header: dict[str, Any], ingest: Ingest, tars: dict[str, str]) -> list[str]:
-    from pyc.store import kept
-
+def _apply(reader: Any, header: dict[str, Any], ingest: Ingest, tars: dict[str, str]) -> list[str]:
+    """`apply` once the layers the bundle requires are here; `tars`: their tar files."""
     carried = {entry["diff_id"] for entry in header["layers"] if entry["carried"]}
     sizes = {entry["diff_id"]: entry["size"] for entry in header["layers"]}
     read: set[str] = set()  # carried layers taken from the bundle so far
@@ -213,25 +212,22 @@ def _apply(store: ImageStore, reader: Any, header: dict[str, Any], ingest: Inges
                     _run_carried(ingest)
             elif not ingest.has_layer(chain):
                 mine = made.get(diff_id)
-                ingest.add(mine.blob if mine is not None else kept.path(store, _found(store, diff_id)), name, diff_id=diff_id, below=below, keep=False)
+                ingest.add(mine.blob if mine is not None else _required(tars, diff_id), name, diff_id=diff_id, below=below, keep=False)
             below.insert(0, chain)
     ingest.run()
     _bad_bundle(reader.finish)
     # The manifests name their layers by their tars: a layer this store keeps only as
-    # pulled gets its tar too.
+    # pulled gets the tar made of it for the bundle.
     for d in dict.fromkeys(d for img in header["images"] for d in img["diff_ids"]):
         if not ingest.has_blob(d):
-            ingest.add_tar(d, tars[d] if d in tars else kept.make_tar(store, d, None, ingest.tmp))
+            ingest.add_tar(d, _required(tars, d))
     exact = [(img["manifest"].encode(), img["config"].encode(), img["names"]) for img in header["images"]]
     added = ingest.commit(exact=exact)
     return [img.refs[0] if img.refs else img.id for img in added]
 
 
-def _found(store: ImageStore, diff_id: str) -> tuple[str, int] | dict[str, Any]:
-    """The store's blob of the layer `diff_id`, which the bundle draws on."""
-    from pyc.store import kept
-
-    found = kept.find(store, diff_id)
-    if found is None:
-        raise BadImage(f"bundle: layer {diff_id[7:19]} is neither in the bundle nor in this store")
-    return found
+def _required(tars: dict[str, str], diff_id: str) -> str:
+    """The tar of a layer the bundle draws on (not carried: one of the layers it requires)."""
+    if diff_id not in tars:
+        raise BadImage(f"bundle: layer {diff_id[7:19]} is neither in the bundle nor among the layers it requires")
+    return tars[diff_id]
